@@ -1,0 +1,159 @@
+/* slua — models and sessions: loading Hugging Face checkpoints, the forward pass with a KV cache,
+ * per-layer outputs (hidden states, early-exit and logit-lens logits) and layer-skip masks.
+ *
+ * Layer numbers follow HF `hidden_states`: 0 = embedding output, 1..N-1 = residual stream after
+ * decoder block l (no final norm), N = output of the last block after the final norm.
+ * Block numbers (skip masks) are 0-based decoder-layer indices as in `model.layers[i]`:
+ * skipping block i makes hidden_states[i+1] equal hidden_states[i]. */
+#ifndef SLUA_SL_MODEL_H
+#define SLUA_SL_MODEL_H
+
+#include <stdbool.h>
+
+#include "slua/sl_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sl_model sl_model;
+typedef struct sl_session sl_session;
+
+typedef enum sl_dtype { SL_DTYPE_F32 = 0, SL_DTYPE_F16 = 1, SL_DTYPE_BF16 = 2 } sl_dtype;
+
+typedef enum sl_rope_type {
+    SL_ROPE_DEFAULT = 0,
+    SL_ROPE_LINEAR = 1, /* inv_freq / factor */
+    SL_ROPE_LLAMA3 = 2  /* Llama 3.1 frequency-band rescaling */
+} sl_rope_type;
+
+#define SL_MAX_EOS 8
+
+/* Everything read from config.json (and generation_config.json for extra EOS ids). */
+typedef struct sl_model_config {
+    char architecture[48];  /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
+    int32_t n_layer;        /* num_hidden_layers */
+    int32_t n_embd;         /* hidden_size */
+    int32_t n_ff;           /* intermediate_size */
+    int32_t n_head;         /* num_attention_heads */
+    int32_t n_head_kv;      /* num_key_value_heads */
+    int32_t head_dim;       /* head_dim, or hidden_size / num_attention_heads */
+    int32_t n_vocab;        /* vocab_size (rows of the LM head) */
+    int32_t max_position;   /* max_position_embeddings */
+    int32_t sliding_window; /* 0 = full attention */
+    float rms_eps;
+    float rope_theta;
+    sl_rope_type rope_type;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int32_t rope_original_max_position;
+    bool tie_word_embeddings;
+    bool qkv_bias;  /* q/k/v projections carry a bias (Qwen2, attention_bias) */
+    bool o_bias;    /* o_proj carries a bias (attention_bias) */
+    bool mlp_bias;  /* gate/up/down carry biases (mlp_bias) */
+    sl_token bos;   /* -1 if none */
+    int32_t n_eos;
+    sl_token eos[SL_MAX_EOS];
+    sl_dtype dtype; /* storage type of the token embedding */
+} sl_model_config;
+
+/* ------------------------------------------------------------------ Model */
+
+/* Load a model directory (config.json + model.safetensors or a sharded
+ * model.safetensors.index.json). Weights are memory-mapped and kept in their stored type.
+ * Returns an owned handle (free with sl_model_free) or NULL with err filled. */
+SL_API sl_model *sl_model_load(const char *dir, sl_error *err);
+
+/* Models are reference-counted: sessions retain their model, so any free order is safe. */
+SL_API sl_model *sl_model_retain(sl_model *model);
+SL_API void sl_model_free(sl_model *model);
+
+/* Borrowed; valid while the model lives. */
+SL_API const sl_model_config *sl_model_get_config(const sl_model *model);
+SL_API const char *sl_model_path(const sl_model *model);
+SL_API int32_t sl_model_n_layer(const sl_model *model);
+SL_API int32_t sl_model_n_vocab(const sl_model *model);
+SL_API int32_t sl_model_n_embd(const sl_model *model);
+/* True if tok is one of the config's EOS ids. */
+SL_API bool sl_model_is_eos(const sl_model *model, sl_token tok);
+/* Bytes of weights mapped from the checkpoint files. */
+SL_API size_t sl_model_weight_bytes(const sl_model *model);
+
+/* ------------------------------------------------------------------ Sessions */
+
+typedef struct sl_session_params {
+    int32_t n_ctx;   /* longest sequence; 0 = max_position_embeddings (the KV cache grows on demand) */
+    int32_t n_batch; /* prefill chunk size; 0 = 256 */
+} sl_session_params;
+
+SL_API sl_session_params sl_session_default_params(void);
+
+/* A new session (own KV cache and position) on a model, which it retains. Owned; free with
+ * sl_session_free. */
+SL_API sl_session *sl_session_init(sl_model *model, const sl_session_params *params, sl_error *err);
+SL_API void sl_session_free(sl_session *s);
+
+/* Fork an "amateur" of parent that bypasses the given blocks (0-based decoder-layer indices)
+ * at every position. Let b be the first block where the two skip masks differ: the fork reads
+ * the parent's KV cache for blocks below b and, once forked, takes the residual stream at b
+ * from the parent instead of recomputing it, so it pays only for blocks >= b. The fork
+ * evaluates the same tokens as its parent, after it (E_STATE otherwise). Owned; the fork
+ * retains its parent. A fork cannot be forked again. */
+SL_API sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip,
+                                   sl_error *err);
+
+/* Set the blocks this session bypasses (replacing any previous mask). Only at position 0 and
+ * for sessions that are neither forks nor forked from (E_STATE). */
+SL_API sl_status sl_session_set_skip(sl_session *s, const int32_t *blocks, int32_t n, sl_error *err);
+/* Number of skipped blocks; if out is not NULL, fills out[0..n_layer) with 0/1. */
+SL_API int32_t sl_session_get_skip(const sl_session *s, uint8_t *out);
+
+/* What to keep for each requested layer at the last evaluated position. */
+enum {
+    SL_LAYER_HIDDEN = 1u << 0, /* the hidden state hidden_states[l] */
+    SL_LAYER_RAW = 1u << 1,    /* lm_head(hidden_states[l]): early exit as HF DoLa uses it */
+    SL_LAYER_NORM = 1u << 2    /* lm_head(final_norm(hidden_states[l])): the logit lens */
+};
+
+/* Request per-layer outputs for the following evaluations. layers are HF numbers in [0, N]
+ * (duplicates ignored); n = 0 clears the request. For l = N both kinds of logits equal the
+ * final logits. The LM head runs once, as one matrix product, for all requested layers. */
+SL_API sl_status sl_session_set_layers(sl_session *s, const int32_t *layers, int32_t n,
+                                       unsigned what, sl_error *err);
+
+/* Flags for sl_session_eval. */
+enum {
+    SL_EVAL_ALL_LOGITS = 1u << 0 /* keep final logits for every evaluated position */
+};
+
+/* Append n tokens (a prompt or one generated token) and run the model over them.
+ * On error the session is unchanged (position and tokens as before the call). */
+SL_API sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags,
+                                 sl_error *err);
+
+/* Final logits at the last evaluated position, [n_vocab]. Borrowed: valid until the next
+ * eval, reset or rewind; NULL before the first eval. */
+SL_API const float *sl_session_logits(const sl_session *s);
+/* Final logits of every position of the last eval when SL_EVAL_ALL_LOGITS was given:
+ * [*n_rows][n_vocab], row i = position (pos - n_rows + i). NULL otherwise. */
+SL_API const float *sl_session_logits_all(const sl_session *s, int32_t *n_rows);
+/* Requested per-layer outputs at the last position, or NULL if not requested. */
+SL_API const float *sl_session_layer_hidden(const sl_session *s, int32_t layer);
+SL_API const float *sl_session_layer_logits(const sl_session *s, int32_t layer, bool norm);
+
+/* Position = number of tokens evaluated so far. */
+SL_API int32_t sl_session_pos(const sl_session *s);
+/* The evaluated tokens, [*n]. Borrowed: valid until the next eval. */
+SL_API const sl_token *sl_session_tokens(const sl_session *s, int32_t *n);
+SL_API sl_model *sl_session_model(const sl_session *s);
+
+/* Forget everything (position 0). */
+SL_API void sl_session_reset(sl_session *s);
+/* Truncate to the first pos tokens (0 <= pos <= current position); the next eval continues
+ * from there. Logits are cleared. */
+SL_API sl_status sl_session_rewind(sl_session *s, int32_t pos, sl_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages slua needs to build and test, if any are missing.
+#   liblua5.4-dev    the Lua 5.4 host and module
+#   libopenblas-dev  GEMM for prefill and the batched LM head
+#   libjson-c-dev    config.json, safetensors headers, tokenizer.json
+#   libpcre2-dev     tokenizer pre-tokenizer regexes (\p{L}, look-ahead, case-insensitive groups)
+#   libutf8proc-dev  Unicode NFC/NFKC normalization and script classes for tokenizers
+#   libcriterion-dev the C test framework
+set -euo pipefail
+packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libopenblas-dev libjson-c-dev
+          libpcre2-dev libutf8proc-dev libcriterion-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
