@@ -1,0 +1,261 @@
+/* The forward pass of Llama-family decoders, mirroring HF's float32 operation order:
+ * RMSNorm → q/k/v (+bias) → RoPE (rotate-half) → causal GQA attention → o_proj → residual,
+ * RMSNorm → SwiGLU MLP → residual; final RMSNorm → LM head. */
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "internal.h"
+
+static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t pos0, const float *inv_freq,
+                      float *cs)
+{
+    int32_t half = hd / 2;
+    for (int32_t i = 0; i < n; i++) {
+        /* HF: angle = float(pos) * inv_freq in float32, then cos/sin of it. */
+        for (int32_t k = 0; k < half; k++) {
+            float angle = (float)(pos0 + i) * inv_freq[k];
+            cs[k] = cosf(angle);
+            cs[half + k] = sinf(angle);
+        }
+        float *row = x + (int64_t)i * n_heads * hd;
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *v = row + (int64_t)h * hd;
+            for (int32_t k = 0; k < half; k++) {
+                float a = v[k], b = v[k + half], c = cs[k], s = cs[half + k];
+                v[k] = a * c - b * s;
+                v[k + half] = b * c + a * s;
+            }
+        }
+    }
+}
+
+static void softmax_inplace(float *x, int32_t n)
+{
+    float m = -INFINITY;
+    for (int32_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
+    float sum = 0.0f;
+    for (int32_t j = 0; j < n; j++) {
+        x[j] = expf(x[j] - m);
+        sum += x[j];
+    }
+    float inv = 1.0f / sum;
+    for (int32_t j = 0; j < n; j++)
+        x[j] *= inv;
+}
+
+/* One query row against keys [j0, j1) of a KV head: out = softmax(q·K / sqrt(hd)) · V. */
+static void attend_one(float *out, const float *q, const float *K, const float *V, int64_t kvd, int32_t hd,
+                       int32_t j0, int32_t j1, float *sc)
+{
+    float denom = sqrtf((float)hd);
+    for (int32_t j = j0; j < j1; j++) {
+        const float *kj = K + (int64_t)j * kvd;
+        float d = 0.0f;
+        for (int32_t c = 0; c < hd; c++)
+            d += q[c] * kj[c];
+        sc[j - j0] = d / denom;
+    }
+    softmax_inplace(sc, j1 - j0);
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int32_t j = j0; j < j1; j++) {
+        const float *vj = V + (int64_t)j * kvd;
+        float p = sc[j - j0];
+        for (int32_t c = 0; c < hd; c++)
+            out[c] += p * vj[c];
+    }
+}
+
+/* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). */
+static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
+{
+    const sl_model_config *c = &s->model->cfg;
+    int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
+    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
+    const float *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    int32_t window = c->sliding_window;
+    if (n == 1) {
+        int32_t j1 = p + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
+        int nt = sl_threads();
+        int64_t stride = s->cap;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)j1 * nh * hd > 32768)
+        for (int32_t h = 0; h < nh; h++) {
+            int64_t g = h / group;
+            attend_one(s->att + (int64_t)h * hd, s->q + (int64_t)h * hd, K + g * hd, V + g * hd, kvd, hd, j0, j1,
+                       s->scores + h * stride);
+        }
+        return;
+    }
+    int32_t L = p + n;
+    float denom = sqrtf((float)hd);
+    for (int32_t h = 0; h < nh; h++) {
+        int64_t g = h / group;
+        float *S = s->scores; /* [n][L] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, 1.0f, s->q + (int64_t)h * hd, (int)qd,
+                    K + g * hd, (int)kvd, 0.0f, S, L);
+        for (int32_t i = 0; i < n; i++) {
+            float *row = S + (int64_t)i * L;
+            int32_t qpos = p + i, j0 = window > 0 && qpos + 1 > window ? qpos + 1 - window : 0;
+            for (int32_t j = 0; j < L; j++)
+                row[j] = (j >= j0 && j <= qpos) ? row[j] / denom : -INFINITY;
+            softmax_inplace(row, L);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, V + g * hd, (int)kvd, 0.0f,
+                    s->att + (int64_t)h * hd, (int)qd);
+    }
+}
+
+static void add_rows(float *x, const float *y, int64_t count)
+{
+    for (int64_t i = 0; i < count; i++)
+        x[i] += y[i];
+}
+
+/* One decoder block over n rows of s->x at positions [p, p+n). Below a fork's branch the
+ * K/V rows already sit in the parent's cache, so they are not written. */
+static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
+{
+    const sl_model *m = s->model;
+    const sl_model_config *c = &m->cfg;
+    const sl_block *b = &m->blocks[l];
+    int32_t D = c->n_embd, F = c->n_ff, hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
+
+    sl_rmsnorm(s->xn, s->x, b->attn_norm, n, D, c->rms_eps);
+    sl_matmul(s->q, qd, s->xn, n, &b->wq, b->bq);
+    sl_matmul(s->k, kvd, s->xn, n, &b->wk, b->bk);
+    sl_matmul(s->v, kvd, s->xn, n, &b->wv, b->bv);
+    rope_rows(s->q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
+    rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+    if (!s->parent || l >= s->branch) {
+        memcpy(s->k_cache[l] + (int64_t)p * kvd, s->k, (size_t)n * (size_t)kvd * sizeof(float));
+        memcpy(s->v_cache[l] + (int64_t)p * kvd, s->v, (size_t)n * (size_t)kvd * sizeof(float));
+    }
+    attention(s, l, n, p);
+    sl_matmul(s->xn, D, s->att, n, &b->wo, b->bo);
+    add_rows(s->x, s->xn, (int64_t)n * D);
+
+    sl_rmsnorm(s->xn, s->x, b->ffn_norm, n, D, c->rms_eps);
+    sl_matmul(s->ff_gate, F, s->xn, n, &b->w_gate, b->b_gate);
+    sl_matmul(s->ff_up, F, s->xn, n, &b->w_up, b->b_up);
+    int64_t nf = (int64_t)n * F;
+    for (int64_t i = 0; i < nf; i++) {
+        float g = s->ff_gate[i];
+        s->ff_gate[i] = (g / (1.0f + expf(-g))) * s->ff_up[i];
+    }
+    sl_matmul(s->xn, D, s->ff_gate, n, &b->w_down, b->b_down);
+    add_rows(s->x, s->xn, (int64_t)n * D);
+}
+
+static int32_t request_slot(const sl_session *s, int32_t layer)
+{
+    for (int32_t i = 0; i < s->n_req; i++)
+        if (s->req_layers[i] == layer)
+            return i;
+    return -1;
+}
+
+/* Record the residual stream entering decoder layer l (l = N: after the last block): into
+ * this session's taps for its forks, and into the requested hidden states. */
+static void capture(sl_session *s, int32_t l, int32_t n, int32_t p, bool last_chunk)
+{
+    int32_t D = s->model->cfg.n_embd;
+    sl_tap *t = sl_session_find_tap(s, l);
+    if (t)
+        memcpy(t->data + (int64_t)p * D, s->x, (size_t)n * (size_t)D * sizeof(float));
+    int32_t slot = l < s->model->cfg.n_layer ? request_slot(s, l) : -1;
+    if (last_chunk && slot >= 0)
+        memcpy(s->layer_hidden + (int64_t)slot * D, s->x + (int64_t)(n - 1) * D, (size_t)D * sizeof(float));
+}
+
+/* A fork can start at its branch when the parent recorded every layer it needs for these
+ * positions; otherwise it recomputes the shared blocks against the parent's KV cache. */
+static bool fork_can_use_taps(const sl_session *s, int32_t p)
+{
+    const sl_tap *t = sl_session_find_tap(s->parent, s->branch);
+    if (!t || t->start > p)
+        return false;
+    for (int32_t i = 0; i < s->n_req; i++) {
+        if (s->req_layers[i] >= s->branch)
+            continue;
+        const sl_tap *u = sl_session_find_tap(s->parent, s->req_layers[i]);
+        if (!u || u->start > p)
+            return false;
+    }
+    return true;
+}
+
+/* The LM head over the final position and every requested layer, as one product. */
+static void output_head(sl_session *s, int32_t n)
+{
+    const sl_model *m = s->model;
+    const sl_model_config *c = &m->cfg;
+    int32_t D = c->n_embd, N = c->n_layer;
+    float *rows = s->head_rows;
+    sl_rmsnorm(rows, s->x + (int64_t)(n - 1) * D, m->final_norm, 1, D, c->rms_eps);
+    int32_t nrows = 1;
+    for (int32_t i = 0; i < s->n_req; i++) {
+        int32_t l = s->req_layers[i];
+        float *hid = s->layer_hidden + (int64_t)i * D;
+        if (l == N)
+            memcpy(hid, rows, (size_t)D * sizeof(float));
+        if (s->req_what & SL_LAYER_RAW)
+            memcpy(rows + (int64_t)nrows++ * D, hid, (size_t)D * sizeof(float));
+    }
+    if (s->req_what & SL_LAYER_NORM) {
+        for (int32_t i = 0; i < s->n_req; i++) {
+            const float *hid = s->layer_hidden + (int64_t)i * D;
+            float *dst = rows + (int64_t)nrows++ * D;
+            if (s->req_layers[i] == N) /* already normed: hidden_states[N] */
+                memcpy(dst, hid, (size_t)D * sizeof(float));
+            else
+                sl_rmsnorm(dst, hid, m->final_norm, 1, D, c->rms_eps);
+        }
+    }
+    sl_matmul(s->logits, c->n_vocab, rows, nrows, &m->lm_head, NULL);
+}
+
+sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
+                           int32_t all_offset, sl_error *err)
+{
+    (void)err;
+    const sl_model *m = s->model;
+    const sl_model_config *c = &m->cfg;
+    int32_t D = c->n_embd, N = c->n_layer, p = s->pos;
+    int32_t first = 0;
+
+    if (s->parent && fork_can_use_taps(s, p)) {
+        const sl_tap *t = sl_session_find_tap(s->parent, s->branch);
+        memcpy(s->x, t->data + (int64_t)p * D, (size_t)n * (size_t)D * sizeof(float));
+        for (int32_t i = 0; i < s->n_req && last_chunk; i++) {
+            if (s->req_layers[i] >= s->branch)
+                continue;
+            const sl_tap *u = sl_session_find_tap(s->parent, s->req_layers[i]);
+            memcpy(s->layer_hidden + (int64_t)i * D, u->data + (int64_t)(p + n - 1) * D, (size_t)D * sizeof(float));
+        }
+        first = s->branch;
+    } else {
+        for (int32_t i = 0; i < n; i++)
+            sl_weight_row(s->x + (int64_t)i * D, &m->embed, tokens[i]);
+    }
+    for (int32_t l = first; l < N; l++) {
+        capture(s, l, n, p, last_chunk);
+        if (!s->skip[l])
+            block_forward(s, l, n, p);
+    }
+    capture(s, N, n, p, last_chunk);
+
+    if (all_logits) {
+        sl_rmsnorm(s->xn, s->x, m->final_norm, n, D, c->rms_eps);
+        sl_matmul(s->logits_all + (int64_t)all_offset * c->n_vocab, c->n_vocab, s->xn, n, &m->lm_head, NULL);
+    }
+    if (last_chunk) {
+        output_head(s, n);
+        if (all_logits) /* same inputs, same kernel: keep the rows bit-identical */
+            memcpy(s->logits, s->logits_all + (int64_t)(all_offset + n - 1) * c->n_vocab,
+                   (size_t)c->n_vocab * sizeof(float));
+    }
+    return SL_STATUS_OK;
+}

@@ -1,0 +1,98 @@
+/* Private structures of models and sessions. */
+#ifndef SLUA_CORE_INTERNAL_H
+#define SLUA_CORE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "kernels.h"
+#include "safetensors.h"
+#include "slua/sl_model.h"
+
+typedef struct sl_block {
+    sl_weight wq;     /* (n_head * head_dim, n_embd) */
+    sl_weight wk, wv; /* (n_head_kv * head_dim, n_embd) */
+    sl_weight wo;     /* (n_embd, n_head * head_dim) */
+    sl_weight w_gate; /* (n_ff, n_embd) */
+    sl_weight w_up;   /* (n_ff, n_embd) */
+    sl_weight w_down; /* (n_embd, n_ff) */
+    /* Small vectors are converted to float32 once at load. NULL when absent. */
+    float *attn_norm, *ffn_norm; /* (n_embd) */
+    float *bq, *bk, *bv, *bo;
+    float *b_gate, *b_up, *b_down;
+} sl_block;
+
+struct sl_model {
+    atomic_int refs;
+    char *path;
+    sl_model_config cfg;
+    sl_st_set *st;
+    sl_weight embed;   /* (n_vocab, n_embd) */
+    sl_weight lm_head; /* (n_vocab, n_embd); the embedding when tied */
+    float *final_norm; /* (n_embd) */
+    sl_block *blocks;  /* [n_layer] */
+    float *inv_freq;   /* RoPE inverse frequencies (head_dim / 2), scaling applied */
+    float **owned;     /* every small float32 vector, freed with the model */
+    int32_t n_owned;
+};
+
+/* Residual-stream snapshots at one layer input, recorded by a parent for its forks. */
+typedef struct sl_tap {
+    int32_t layer;  /* residual at the input of decoder layer `layer` (N = after the last block) */
+    int32_t users;  /* forks relying on it */
+    int32_t start;  /* first position recorded */
+    float *data;    /* [cap][n_embd]; rows [start, parent pos) are valid */
+} sl_tap;
+
+struct sl_session {
+    atomic_int refs; /* the owner plus each fork */
+    sl_model *model;
+    sl_session_params params;
+    int32_t n_ctx;   /* hard limit on positions */
+    int32_t cap;     /* positions allocated in the caches */
+    int32_t pos;
+    sl_token *tokens; /* [cap] */
+    float **k_cache, **v_cache; /* [n_layer] -> [cap][n_head_kv * head_dim]; NULL where not owned */
+    uint8_t *skip;   /* [n_layer] */
+    int32_t n_forks;
+
+    /* fork state */
+    sl_session *parent;
+    int32_t branch;  /* first block whose mask differs from the parent's */
+
+    sl_tap *taps;
+    int32_t n_taps;
+
+    /* per-layer request */
+    int32_t *req_layers; /* sorted, unique, in [0, N] */
+    int32_t n_req;
+    unsigned req_what;
+    float *layer_hidden; /* [n_req][n_embd] */
+    float *layer_raw;    /* [n_req][n_vocab] */
+    float *layer_norm;   /* [n_req][n_vocab] */
+
+    /* outputs */
+    bool has_logits;
+    bool has_layers;    /* per-layer outputs match the current request */
+    float *logits;      /* [n_vocab] */
+    float *logits_all;  /* [cap_all][n_vocab] */
+    int32_t n_all, cap_all;
+
+    /* scratch for one chunk of n_batch tokens */
+    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;
+    float *rope_cs;      /* [head_dim]: cos then sin of one position */
+    int32_t scores_cap;  /* floats in `scores` */
+};
+
+/* Forward one chunk of n tokens at positions [s->pos, s->pos + n); fills per-layer outputs
+ * when last_chunk. Implemented in forward.c. */
+sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
+                           int32_t all_offset, sl_error *err);
+/* Make room for `need` positions in the KV caches, taps and token list. */
+sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
+/* K/V cache pointer for a layer: the session's own or, below a fork's branch, its parent's. */
+float *sl_session_kv(const sl_session *s, int32_t layer, bool value);
+/* Tap of a session at a layer, or NULL. */
+sl_tap *sl_session_find_tap(const sl_session *s, int32_t layer);
+
+#endif

@@ -1,0 +1,37 @@
+/* Numerical kernels of the forward pass. All compute is float32; weights may be stored as
+ * F32, F16 or BF16 and are converted on the fly inside the kernels. */
+#ifndef SLUA_CORE_KERNELS_H
+#define SLUA_CORE_KERNELS_H
+
+#include <stdint.h>
+
+#include "slua/sl_model.h"
+
+/* A row-major [rows][cols] matrix (or a vector with rows = 1) inside the mapped checkpoint. */
+typedef struct sl_weight {
+    const void *data;
+    sl_dtype dtype;
+    int64_t rows, cols;
+} sl_weight;
+
+/* out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]) for i < n; out has row stride ldo.
+ * Small n reads w once with the project's kernels; larger n goes through OpenBLAS sgemm. */
+void sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias);
+
+/* Row `row` of w as float32. */
+void sl_weight_row(float *out, const sl_weight *w, int64_t row);
+/* All of a vector-shaped weight as float32 (n = rows * cols values). */
+void sl_weight_to_f32(float *out, const sl_weight *w);
+
+/* HF LlamaRMSNorm over n rows of dim values: out = weight * x / sqrt(mean(x^2) + eps). */
+void sl_rmsnorm(float *out, const float *x, const float *weight, int32_t n, int32_t dim, float eps);
+
+float sl_bf16_to_f32(uint16_t h);
+float sl_f16_to_f32(uint16_t h);
+uint16_t sl_f32_to_bf16(float f);
+uint16_t sl_f32_to_f16(float f);
+
+/* Threads for the project's kernels (set through sl_set_num_threads). */
+int sl_threads(void);
+
+#endif

@@ -1,0 +1,239 @@
+/* Loading a Hugging Face checkpoint directory into an sl_model. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "error.h"
+#include "internal.h"
+#include "json_util.h"
+
+static sl_status own_vector(sl_model *m, float **out, int64_t n, const char *what, sl_error *err)
+{
+    float **grown = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *grown);
+    if (!grown)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for %s", m->path, what);
+    m->owned = grown;
+    *out = malloc((size_t)n * sizeof **out);
+    if (!*out)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for %s", m->path, what);
+    m->owned[m->n_owned++] = *out;
+    return SL_STATUS_OK;
+}
+
+static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_t cols, sl_weight *w,
+                             sl_error *err)
+{
+    const sl_st_tensor *t = sl_st_find(m->st, name);
+    if (!t)
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: missing tensor '%s' (required by config.json)",
+                            sl_st_label(m->st), name);
+    bool vector = rows == 1;
+    bool shape_ok = vector ? (t->ndim == 1 && t->shape[0] == cols)
+                           : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
+    if (!shape_ok) {
+        char got[128] = "[";
+        for (int32_t i = 0; i < t->ndim; i++) {
+            size_t len = strlen(got);
+            snprintf(got + len, sizeof got - len, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        }
+        strncat(got, "]", sizeof got - strlen(got) - 1);
+        if (vector)
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: tensor '%s' has shape %s, expected [%lld]", t->file,
+                                name, got, (long long)cols);
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: tensor '%s' has shape %s, expected [%lld, %lld]", t->file,
+                            name, got, (long long)rows, (long long)cols);
+    }
+    switch (t->dtype) {
+    case SL_ST_F32: w->dtype = SL_DTYPE_F32; break;
+    case SL_ST_F16: w->dtype = SL_DTYPE_F16; break;
+    case SL_ST_BF16: w->dtype = SL_DTYPE_BF16; break;
+    default:
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: tensor '%s' has unsupported dtype %s (F32, F16, BF16)",
+                            t->file, name, sl_st_dtype_name(t->dtype));
+    }
+    w->data = t->data;
+    w->rows = rows;
+    w->cols = cols;
+    return SL_STATUS_OK;
+}
+
+/* A vector weight converted to float32; absent optional vectors leave *out NULL. */
+static sl_status bind_vector(sl_model *m, const char *name, int64_t n, bool required, float **out, sl_error *err)
+{
+    *out = NULL;
+    if (!required && !sl_st_find(m->st, name))
+        return SL_STATUS_OK;
+    sl_weight w;
+    sl_status rc = bind_weight(m, name, 1, n, &w, err);
+    if (rc == SL_STATUS_OK)
+        rc = own_vector(m, out, n, name, err);
+    if (rc == SL_STATUS_OK)
+        sl_weight_to_f32(*out, &w);
+    return rc;
+}
+
+static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
+{
+    const sl_model_config *c = &m->cfg;
+    sl_block *b = &m->blocks[i];
+    int64_t D = c->n_embd, F = c->n_ff, QD = (int64_t)c->n_head * c->head_dim,
+            KVD = (int64_t)c->n_head_kv * c->head_dim;
+    char name[160];
+    sl_status rc;
+#define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", i, suffix), name)
+    if ((rc = bind_weight(m, NAME("self_attn.q_proj.weight"), QD, D, &b->wq, err)) ||
+        (rc = bind_weight(m, NAME("self_attn.k_proj.weight"), KVD, D, &b->wk, err)) ||
+        (rc = bind_weight(m, NAME("self_attn.v_proj.weight"), KVD, D, &b->wv, err)) ||
+        (rc = bind_weight(m, NAME("self_attn.o_proj.weight"), D, QD, &b->wo, err)) ||
+        (rc = bind_weight(m, NAME("mlp.gate_proj.weight"), F, D, &b->w_gate, err)) ||
+        (rc = bind_weight(m, NAME("mlp.up_proj.weight"), F, D, &b->w_up, err)) ||
+        (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err)) ||
+        (rc = bind_vector(m, NAME("input_layernorm.weight"), D, true, &b->attn_norm, err)) ||
+        (rc = bind_vector(m, NAME("post_attention_layernorm.weight"), D, true, &b->ffn_norm, err)))
+        return rc;
+    if (c->qkv_bias &&
+        ((rc = bind_vector(m, NAME("self_attn.q_proj.bias"), QD, true, &b->bq, err)) ||
+         (rc = bind_vector(m, NAME("self_attn.k_proj.bias"), KVD, true, &b->bk, err)) ||
+         (rc = bind_vector(m, NAME("self_attn.v_proj.bias"), KVD, true, &b->bv, err))))
+        return rc;
+    if (c->o_bias && (rc = bind_vector(m, NAME("self_attn.o_proj.bias"), D, true, &b->bo, err)))
+        return rc;
+    if (c->mlp_bias &&
+        ((rc = bind_vector(m, NAME("mlp.gate_proj.bias"), F, true, &b->b_gate, err)) ||
+         (rc = bind_vector(m, NAME("mlp.up_proj.bias"), F, true, &b->b_up, err)) ||
+         (rc = bind_vector(m, NAME("mlp.down_proj.bias"), D, true, &b->b_down, err))))
+        return rc;
+#undef NAME
+    return SL_STATUS_OK;
+}
+
+/* RoPE inverse frequencies exactly as HF computes them in float32, including the
+ * linear and llama3 rescalings. */
+static void compute_inv_freq(sl_model *m)
+{
+    const sl_model_config *c = &m->cfg;
+    int32_t half = c->head_dim / 2;
+    for (int32_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)c->head_dim;
+        float inv = 1.0f / (float)pow((double)c->rope_theta, (double)e);
+        if (c->rope_type == SL_ROPE_LINEAR) {
+            inv = inv / c->rope_factor;
+        } else if (c->rope_type == SL_ROPE_LLAMA3) {
+            float old_ctx = (float)c->rope_original_max_position;
+            float low_wavelen = old_ctx / c->rope_low_freq_factor;
+            float high_wavelen = old_ctx / c->rope_high_freq_factor;
+            float wavelen = (float)(2.0 * 3.14159265358979323846) / inv;
+            float scaled = wavelen > low_wavelen ? inv / c->rope_factor : inv;
+            if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
+                float smooth = (old_ctx / wavelen - c->rope_low_freq_factor) /
+                               (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                scaled = (1.0f - smooth) * scaled / c->rope_factor + smooth * scaled;
+            }
+            inv = scaled;
+        }
+        m->inv_freq[i] = inv;
+    }
+}
+
+static sl_status load_config(sl_model *m, sl_error *err)
+{
+    char path[4096];
+    json_object *root = NULL;
+    snprintf(path, sizeof path, "%s/config.json", m->path);
+    sl_status rc = sl_json_load_file(path, &root, err);
+    if (rc == SL_STATUS_OK)
+        rc = sl_config_parse(path, root, &m->cfg, err);
+    json_object_put(root);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    snprintf(path, sizeof path, "%s/generation_config.json", m->path);
+    if (access(path, F_OK) != 0)
+        return SL_STATUS_OK;
+    root = NULL;
+    rc = sl_json_load_file(path, &root, err);
+    if (rc == SL_STATUS_OK)
+        rc = sl_config_add_generation_eos(path, root, &m->cfg, err);
+    json_object_put(root);
+    return rc;
+}
+
+sl_model *sl_model_load(const char *dir, sl_error *err)
+{
+    sl_error_clear(err);
+    if (!dir || !*dir) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load: empty model directory");
+        return NULL;
+    }
+    sl_model *m = calloc(1, sizeof *m);
+    if (!m || !(m->path = strdup(dir))) {
+        free(m);
+        sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", dir);
+        return NULL;
+    }
+    atomic_init(&m->refs, 1);
+    const sl_model_config *c = &m->cfg;
+    sl_status rc = load_config(m, err);
+    if (rc != SL_STATUS_OK)
+        goto fail;
+    if (!(m->st = sl_st_open_dir(dir, err)))
+        goto fail;
+    m->blocks = calloc((size_t)c->n_layer, sizeof *m->blocks);
+    if (!m->blocks || own_vector(m, &m->inv_freq, c->head_dim / 2, "rope", err) != SL_STATUS_OK) {
+        sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", dir);
+        goto fail;
+    }
+    if ((rc = bind_weight(m, "model.embed_tokens.weight", c->n_vocab, c->n_embd, &m->embed, err)) ||
+        (rc = bind_vector(m, "model.norm.weight", c->n_embd, true, &m->final_norm, err)))
+        goto fail;
+    if (c->tie_word_embeddings)
+        m->lm_head = m->embed;
+    else if ((rc = bind_weight(m, "lm_head.weight", c->n_vocab, c->n_embd, &m->lm_head, err)))
+        goto fail;
+    for (int32_t i = 0; i < c->n_layer; i++)
+        if ((rc = bind_block(m, i, err)))
+            goto fail;
+    m->cfg.dtype = m->embed.dtype;
+    compute_inv_freq(m);
+    return m;
+fail:
+    sl_model_free(m);
+    return NULL;
+}
+
+sl_model *sl_model_retain(sl_model *m)
+{
+    if (m)
+        atomic_fetch_add(&m->refs, 1);
+    return m;
+}
+
+void sl_model_free(sl_model *m)
+{
+    if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
+        return;
+    for (int32_t i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    free(m->owned);
+    free(m->blocks);
+    sl_st_close(m->st);
+    free(m->path);
+    free(m);
+}
+
+const sl_model_config *sl_model_get_config(const sl_model *m) { return &m->cfg; }
+const char *sl_model_path(const sl_model *m) { return m->path; }
+int32_t sl_model_n_layer(const sl_model *m) { return m->cfg.n_layer; }
+int32_t sl_model_n_vocab(const sl_model *m) { return m->cfg.n_vocab; }
+int32_t sl_model_n_embd(const sl_model *m) { return m->cfg.n_embd; }
+size_t sl_model_weight_bytes(const sl_model *m) { return (size_t)sl_st_mapped_bytes(m->st); }
+
+bool sl_model_is_eos(const sl_model *m, sl_token tok)
+{
+    for (int32_t i = 0; i < m->cfg.n_eos; i++)
+        if (m->cfg.eos[i] == tok)
+            return true;
+    return false;
+}

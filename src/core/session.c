@@ -1,0 +1,510 @@
+/* Sessions: KV caches, skip masks, forks, per-layer requests and the eval entry point. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "internal.h"
+
+#define DEFAULT_N_BATCH 256
+
+sl_session_params sl_session_default_params(void)
+{
+    sl_session_params p = {0, DEFAULT_N_BATCH};
+    return p;
+}
+
+static int32_t kv_dim(const sl_model *m) { return m->cfg.n_head_kv * m->cfg.head_dim; }
+
+static bool owns_layer(const sl_session *s, int32_t l) { return !s->parent || l >= s->branch; }
+
+float *sl_session_kv(const sl_session *s, int32_t layer, bool value)
+{
+    while (!owns_layer(s, layer))
+        s = s->parent;
+    return value ? s->v_cache[layer] : s->k_cache[layer];
+}
+
+sl_tap *sl_session_find_tap(const sl_session *s, int32_t layer)
+{
+    for (int32_t i = 0; i < s->n_taps; i++)
+        if (s->taps[i].layer == layer)
+            return &s->taps[i];
+    return NULL;
+}
+
+static void *grow(void *p, size_t bytes, bool *ok)
+{
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) {
+        *ok = false;
+        return p;
+    }
+    return q;
+}
+
+/* Allocate the caches this session needs (own, non-skipped layers) at the current capacity. */
+static bool ensure_caches(sl_session *s)
+{
+    const sl_model_config *c = &s->model->cfg;
+    size_t bytes = (size_t)s->cap * (size_t)kv_dim(s->model) * sizeof(float);
+    bool ok = true;
+    for (int32_t l = 0; l < c->n_layer; l++) {
+        bool needed = owns_layer(s, l) && !s->skip[l];
+        if (!needed) {
+            free(s->k_cache[l]);
+            free(s->v_cache[l]);
+            s->k_cache[l] = s->v_cache[l] = NULL;
+        } else if (s->cap > 0 && !s->k_cache[l]) {
+            s->k_cache[l] = malloc(bytes);
+            s->v_cache[l] = malloc(bytes);
+            ok &= s->k_cache[l] && s->v_cache[l];
+        }
+    }
+    return ok;
+}
+
+sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
+{
+    if (need <= s->cap)
+        return SL_STATUS_OK;
+    const sl_model_config *c = &s->model->cfg;
+    int32_t cap = s->cap ? s->cap : 64;
+    while (cap < need)
+        cap = cap > s->n_ctx / 2 ? s->n_ctx : cap * 2;
+    if (cap < need)
+        cap = need;
+    bool ok = true;
+    size_t kv_bytes = (size_t)cap * (size_t)kv_dim(s->model) * sizeof(float);
+    s->tokens = grow(s->tokens, (size_t)cap * sizeof *s->tokens, &ok);
+    for (int32_t l = 0; l < c->n_layer && ok; l++) {
+        if (!s->k_cache[l])
+            continue;
+        s->k_cache[l] = grow(s->k_cache[l], kv_bytes, &ok);
+        s->v_cache[l] = grow(s->v_cache[l], kv_bytes, &ok);
+    }
+    for (int32_t i = 0; i < s->n_taps && ok; i++)
+        s->taps[i].data = grow(s->taps[i].data, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
+    /* Attention scores: a chunk's rows over the whole context, or one row per head in decode. */
+    int32_t rows = s->params.n_batch > c->n_head ? s->params.n_batch : c->n_head;
+    size_t score_floats = (size_t)rows * (size_t)cap;
+    if (ok && score_floats > (size_t)s->scores_cap) {
+        s->scores = grow(s->scores, score_floats * sizeof(float), &ok);
+        if (ok)
+            s->scores_cap = (int32_t)(score_floats > INT32_MAX ? INT32_MAX : score_floats);
+    }
+    if (!ok)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a context of %d tokens",
+                            s->model->path, need);
+    int32_t old = s->cap;
+    s->cap = cap;
+    if (old == 0 && !ensure_caches(s)) {
+        s->cap = 0;
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the KV cache", s->model->path);
+    }
+    return SL_STATUS_OK;
+}
+
+static void free_buffers(sl_session *s)
+{
+    if (s->k_cache)
+        for (int32_t l = 0; l < s->model->cfg.n_layer; l++) {
+            free(s->k_cache[l]);
+            free(s->v_cache[l]);
+        }
+    for (int32_t i = 0; i < s->n_taps; i++)
+        free(s->taps[i].data);
+    free(s->taps);
+    free(s->k_cache);
+    free(s->v_cache);
+    free(s->tokens);
+    free(s->skip);
+    free(s->req_layers);
+    free(s->layer_hidden);
+    free(s->logits); /* also holds the per-layer logits */
+    free(s->logits_all);
+    free(s->x);
+    free(s->xn);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->ff_gate);
+    free(s->ff_up);
+    free(s->scores);
+    free(s->head_rows);
+    free(s->rope_cs);
+}
+
+/* The stacked LM-head input and output: row 0 is the final position, then n_req raw rows
+ * (if requested), then n_req logit-lens rows (if requested), so one product fills all. */
+static bool alloc_head(sl_session *s, int32_t n_req, unsigned what)
+{
+    const sl_model_config *c = &s->model->cfg;
+    size_t n_raw = (what & SL_LAYER_RAW) ? (size_t)n_req : 0, n_norm = (what & SL_LAYER_NORM) ? (size_t)n_req : 0;
+    size_t rows = 1 + n_raw + n_norm;
+    float *out = calloc(rows * (size_t)c->n_vocab, sizeof *out);
+    float *in = malloc(rows * (size_t)c->n_embd * sizeof *in);
+    float *hid = n_req ? malloc((size_t)n_req * (size_t)c->n_embd * sizeof *hid) : NULL;
+    if (!out || !in || (n_req && !hid)) {
+        free(out);
+        free(in);
+        free(hid);
+        return false;
+    }
+    if (s->logits)
+        memcpy(out, s->logits, (size_t)c->n_vocab * sizeof *out);
+    free(s->logits);
+    free(s->head_rows);
+    free(s->layer_hidden);
+    s->logits = out;
+    s->head_rows = in;
+    s->layer_hidden = hid;
+    s->layer_raw = out + c->n_vocab;
+    s->layer_norm = out + (1 + n_raw) * (size_t)c->n_vocab;
+    return true;
+}
+
+static sl_session *session_new(sl_model *model, const sl_session_params *params, sl_error *err)
+{
+    const sl_model_config *c = &model->cfg;
+    sl_session *s = calloc(1, sizeof *s);
+    if (!s) {
+        sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a session", model->path);
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->model = sl_model_retain(model);
+    s->params = params ? *params : sl_session_default_params();
+    if (s->params.n_batch <= 0)
+        s->params.n_batch = DEFAULT_N_BATCH;
+    s->n_ctx = s->params.n_ctx > 0 ? s->params.n_ctx : c->max_position;
+    size_t nb = (size_t)s->params.n_batch;
+    size_t qd = (size_t)c->n_head * (size_t)c->head_dim, kvd = (size_t)kv_dim(model);
+    s->k_cache = calloc((size_t)c->n_layer, sizeof *s->k_cache);
+    s->v_cache = calloc((size_t)c->n_layer, sizeof *s->v_cache);
+    s->skip = calloc((size_t)c->n_layer, 1);
+    s->x = malloc(nb * (size_t)c->n_embd * sizeof(float));
+    s->xn = malloc(nb * (size_t)c->n_embd * sizeof(float));
+    s->q = malloc(nb * qd * sizeof(float));
+    s->att = malloc(nb * qd * sizeof(float));
+    s->k = malloc(nb * kvd * sizeof(float));
+    s->v = malloc(nb * kvd * sizeof(float));
+    s->ff_gate = malloc(nb * (size_t)c->n_ff * sizeof(float));
+    s->ff_up = malloc(nb * (size_t)c->n_ff * sizeof(float));
+    s->rope_cs = malloc((size_t)c->head_dim * sizeof(float));
+    if (!s->k_cache || !s->v_cache || !s->skip || !s->x || !s->xn || !s->q || !s->att || !s->k || !s->v ||
+        !s->ff_gate || !s->ff_up || !s->rope_cs || !alloc_head(s, 0, 0)) {
+        sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a session", model->path);
+        sl_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+sl_session *sl_session_init(sl_model *model, const sl_session_params *params, sl_error *err)
+{
+    sl_error_clear(err);
+    if (!model) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_session_init: model is NULL");
+        return NULL;
+    }
+    return session_new(model, params, err);
+}
+
+static sl_status check_blocks(const sl_session *s, const int32_t *blocks, int32_t n, sl_error *err)
+{
+    int32_t N = s->model->cfg.n_layer;
+    if (n < 0 || (n > 0 && !blocks))
+        return sl_error_set(err, SL_STATUS_E_ARG, "skip mask: invalid block list");
+    for (int32_t i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= N)
+            return sl_error_set(err, SL_STATUS_E_RANGE, "skip mask: block %d out of range [0, %d]", blocks[i],
+                                N - 1);
+    return SL_STATUS_OK;
+}
+
+sl_status sl_session_set_skip(sl_session *s, const int32_t *blocks, int32_t n, sl_error *err)
+{
+    sl_status rc = check_blocks(s, blocks, n, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    if (s->parent || s->n_forks > 0)
+        return sl_error_set(err, SL_STATUS_E_STATE, "skip mask: cannot change the mask of a %s",
+                            s->parent ? "forked session" : "session that has forks");
+    if (s->pos != 0)
+        return sl_error_set(err, SL_STATUS_E_STATE, "skip mask: set it at position 0 (session is at %d)", s->pos);
+    memset(s->skip, 0, (size_t)s->model->cfg.n_layer);
+    for (int32_t i = 0; i < n; i++)
+        s->skip[blocks[i]] = 1;
+    if (!ensure_caches(s))
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the KV cache", s->model->path);
+    return SL_STATUS_OK;
+}
+
+int32_t sl_session_get_skip(const sl_session *s, uint8_t *out)
+{
+    int32_t n = 0;
+    for (int32_t l = 0; l < s->model->cfg.n_layer; l++) {
+        n += s->skip[l];
+        if (out)
+            out[l] = s->skip[l];
+    }
+    return n;
+}
+
+/* Taps live on the parent and are shared by every fork that needs that layer. */
+static sl_status tap_acquire(sl_session *parent, int32_t layer, sl_error *err)
+{
+    sl_tap *t = sl_session_find_tap(parent, layer);
+    if (t) {
+        t->users++;
+        return SL_STATUS_OK;
+    }
+    sl_tap *grown = realloc(parent->taps, (size_t)(parent->n_taps + 1) * sizeof *grown);
+    if (!grown)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a fork", parent->model->path);
+    parent->taps = grown;
+    t = &parent->taps[parent->n_taps];
+    t->layer = layer;
+    t->users = 1;
+    t->start = parent->pos;
+    t->data = parent->cap ? malloc((size_t)parent->cap * (size_t)parent->model->cfg.n_embd * sizeof(float)) : NULL;
+    if (parent->cap && !t->data)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a fork", parent->model->path);
+    parent->n_taps++;
+    return SL_STATUS_OK;
+}
+
+static void tap_release(sl_session *parent, int32_t layer)
+{
+    for (int32_t i = 0; i < parent->n_taps; i++) {
+        if (parent->taps[i].layer != layer || --parent->taps[i].users > 0)
+            continue;
+        free(parent->taps[i].data);
+        parent->taps[i] = parent->taps[--parent->n_taps];
+        return;
+    }
+}
+
+/* Layers a fork reads from its parent's taps: its branch plus requested layers below it. */
+static void fork_release_taps(sl_session *s)
+{
+    tap_release(s->parent, s->branch);
+    for (int32_t i = 0; i < s->n_req; i++)
+        if (s->req_layers[i] < s->branch)
+            tap_release(s->parent, s->req_layers[i]);
+}
+
+sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip, sl_error *err)
+{
+    sl_error_clear(err);
+    if (!parent) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_session_fork: parent is NULL");
+        return NULL;
+    }
+    if (parent->parent) {
+        sl_error_set(err, SL_STATUS_E_STATE, "sl_session_fork: cannot fork a forked session");
+        return NULL;
+    }
+    if (check_blocks(parent, skip_blocks, n_skip, err) != SL_STATUS_OK)
+        return NULL;
+    sl_session *s = session_new(parent->model, &parent->params, err);
+    if (!s)
+        return NULL;
+    int32_t N = parent->model->cfg.n_layer;
+    for (int32_t i = 0; i < n_skip; i++)
+        s->skip[skip_blocks[i]] = 1;
+    s->branch = N;
+    for (int32_t l = 0; l < N; l++)
+        if (s->skip[l] != parent->skip[l]) {
+            s->branch = l;
+            break;
+        }
+    if (tap_acquire(parent, s->branch, err) != SL_STATUS_OK) {
+        sl_session_free(s);
+        return NULL;
+    }
+    s->parent = parent;
+    atomic_fetch_add(&parent->refs, 1);
+    parent->n_forks++;
+    return s;
+}
+
+void sl_session_free(sl_session *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    sl_session *parent = s->parent;
+    if (parent) {
+        fork_release_taps(s);
+        parent->n_forks--;
+    }
+    free_buffers(s);
+    sl_model_free(s->model);
+    free(s);
+    sl_session_free(parent);
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+sl_status sl_session_set_layers(sl_session *s, const int32_t *layers, int32_t n, unsigned what, sl_error *err)
+{
+    int32_t N = s->model->cfg.n_layer;
+    if (n < 0 || (n > 0 && !layers))
+        return sl_error_set(err, SL_STATUS_E_ARG, "layers: invalid layer list");
+    for (int32_t i = 0; i < n; i++)
+        if (layers[i] < 0 || layers[i] > N)
+            return sl_error_set(err, SL_STATUS_E_RANGE, "layers: layer %d out of range [0, %d]", layers[i], N);
+    int32_t *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    if (!sorted)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "layers: out of memory");
+    memcpy(sorted, layers, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_i32);
+    int32_t u = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (u == 0 || sorted[u - 1] != sorted[i])
+            sorted[u++] = sorted[i];
+    if (s->parent) {
+        for (int32_t i = 0; i < u; i++) {
+            if (sorted[i] >= s->branch)
+                continue;
+            sl_status rc = tap_acquire(s->parent, sorted[i], err);
+            if (rc != SL_STATUS_OK) {
+                while (i-- > 0)
+                    if (sorted[i] < s->branch)
+                        tap_release(s->parent, sorted[i]);
+                free(sorted);
+                return rc;
+            }
+        }
+    }
+    if (!alloc_head(s, u, what)) {
+        if (s->parent)
+            for (int32_t i = 0; i < u; i++)
+                if (sorted[i] < s->branch)
+                    tap_release(s->parent, sorted[i]);
+        free(sorted);
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "layers: out of memory for %d layers", u);
+    }
+    if (s->parent)
+        for (int32_t i = 0; i < s->n_req; i++)
+            if (s->req_layers[i] < s->branch)
+                tap_release(s->parent, s->req_layers[i]);
+    free(s->req_layers);
+    s->has_layers = false;
+    s->req_layers = sorted;
+    s->n_req = u;
+    s->req_what = what;
+    return SL_STATUS_OK;
+}
+
+sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags, sl_error *err)
+{
+    const sl_model_config *c = &s->model->cfg;
+    if (n <= 0 || !tokens)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval: no tokens");
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_RANGE, "eval: token id %d out of range [0, %d]", tokens[i],
+                                c->n_vocab - 1);
+    if (n > s->n_ctx - s->pos)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "eval: context full (%d + %d tokens > n_ctx %d)", s->pos, n,
+                            s->n_ctx);
+    if (s->parent) {
+        const sl_session *p = s->parent;
+        if (p->pos < s->pos + n)
+            return sl_error_set(err, SL_STATUS_E_STATE,
+                                "eval: a fork must follow its parent (parent at position %d, fork needs %d)", p->pos,
+                                s->pos + n);
+        if (memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0 ||
+            memcmp(p->tokens + s->pos, tokens, (size_t)n * sizeof *tokens) != 0)
+            return sl_error_set(err, SL_STATUS_E_STATE, "eval: fork tokens differ from its parent's");
+    }
+    sl_status rc = sl_session_reserve(s, s->pos + n, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    bool all = (flags & SL_EVAL_ALL_LOGITS) != 0;
+    if (all && n > s->cap_all) {
+        float *grown = realloc(s->logits_all, (size_t)n * (size_t)c->n_vocab * sizeof *grown);
+        if (!grown)
+            return sl_error_set(err, SL_STATUS_E_NOMEM, "eval: out of memory for %d rows of logits", n);
+        s->logits_all = grown;
+        s->cap_all = n;
+    }
+    /* Nothing below can fail: the session only changes from here on. */
+    int32_t nb = s->params.n_batch;
+    for (int32_t done = 0; done < n; done += nb) {
+        int32_t chunk = n - done < nb ? n - done : nb;
+        sl_forward_chunk(s, tokens + done, chunk, done + chunk == n, all, done, err);
+        memcpy(s->tokens + s->pos, tokens + done, (size_t)chunk * sizeof *tokens);
+        s->pos += chunk;
+    }
+    s->n_all = all ? n : 0;
+    s->has_logits = true;
+    s->has_layers = true;
+    return SL_STATUS_OK;
+}
+
+const float *sl_session_logits(const sl_session *s) { return s->has_logits ? s->logits : NULL; }
+
+const float *sl_session_logits_all(const sl_session *s, int32_t *n_rows)
+{
+    if (n_rows)
+        *n_rows = s->has_logits ? s->n_all : 0;
+    return s->has_logits && s->n_all > 0 ? s->logits_all : NULL;
+}
+
+static int32_t request_index(const sl_session *s, int32_t layer)
+{
+    for (int32_t i = 0; i < s->n_req; i++)
+        if (s->req_layers[i] == layer)
+            return i;
+    return -1;
+}
+
+const float *sl_session_layer_hidden(const sl_session *s, int32_t layer)
+{
+    int32_t i = request_index(s, layer);
+    if (!s->has_layers || i < 0 || !(s->req_what & SL_LAYER_HIDDEN))
+        return NULL;
+    return s->layer_hidden + (size_t)i * s->model->cfg.n_embd;
+}
+
+const float *sl_session_layer_logits(const sl_session *s, int32_t layer, bool norm)
+{
+    int32_t i = request_index(s, layer);
+    if (!s->has_layers || i < 0 || !(s->req_what & (norm ? SL_LAYER_NORM : SL_LAYER_RAW)))
+        return NULL;
+    return (norm ? s->layer_norm : s->layer_raw) + (size_t)i * s->model->cfg.n_vocab;
+}
+
+int32_t sl_session_pos(const sl_session *s) { return s->pos; }
+
+const sl_token *sl_session_tokens(const sl_session *s, int32_t *n)
+{
+    if (n)
+        *n = s->pos;
+    return s->tokens;
+}
+
+sl_model *sl_session_model(const sl_session *s) { return s->model; }
+
+sl_status sl_session_rewind(sl_session *s, int32_t pos, sl_error *err)
+{
+    if (pos < 0 || pos > s->pos)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "rewind: position %d out of range [0, %d]", pos, s->pos);
+    s->pos = pos;
+    s->has_logits = false;
+    s->has_layers = false;
+    s->n_all = 0;
+    for (int32_t i = 0; i < s->n_taps; i++)
+        if (s->taps[i].start > pos)
+            s->taps[i].start = pos;
+    return SL_STATUS_OK;
+}
+
+void sl_session_reset(sl_session *s) { sl_session_rewind(s, 0, NULL); }
