@@ -420,7 +420,7 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
             return sl_error_set(err, SL_STATUS_E_STATE,
                                 "eval: a fork must follow its parent (parent at position %d, fork needs %d)", p->pos,
                                 s->pos + n);
-        if (memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0 ||
+        if ((s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0) ||
             memcmp(p->tokens + s->pos, tokens, (size_t)n * sizeof *tokens) != 0)
             return sl_error_set(err, SL_STATUS_E_STATE, "eval: fork tokens differ from its parent's");
     }

@@ -10,11 +10,11 @@
 #include "test_util.h"
 
 #define TOL 1e-4
-/* Raw early-exit logits reach |x| ~ 80 on these random models. There HF's own float32 result
- * is up to 1.03e-4 from a float64 evaluation of the same weights (tiny-qwen2, layer 7), more
- * than twice our distance from it (5.4e-5), so the absolute bound gets a float32-relative
- * term: |d| <= 1e-4 + 2e-6 |x|, numpy's allclose form. */
-#define RAW_RTOL 2e-6
+/* Raw early-exit logits lm_head(h_l) sum terms of |h_l| up to 55 on these random models. There
+ * HF's own float32 values are up to 1.03e-4 away from a float64 evaluation of the same weights
+ * (tiny-qwen2, layer 7; scripts/reference_forward.py), while ours are within 5.4e-5 of it, so
+ * the comparison with HF allows 2e-4 for raw logits; everything else is held to 1e-4. */
+#define RAW_TOL 2e-4
 
 static const char *tiny_models[] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
 
@@ -30,22 +30,6 @@ static const char *golden(const char *name, const char *file)
     static char buf[512];
     snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s/golden/%s", name, file);
     return tu_src(buf);
-}
-
-/* max over i of |e - a| - RAW_RTOL |e|: <= TOL means allclose(atol=TOL, rtol=RAW_RTOL). */
-static double compare_row_rel(json_object *expected, const float *actual, int32_t n, double *abs_max)
-{
-    size_t len;
-    float *e = tu_floats(expected, &len);
-    cr_assert_eq((int32_t)len, n);
-    double worst = -INFINITY;
-    for (size_t i = 0; i < len; i++) {
-        double d = fabs((double)e[i] - actual[i]);
-        *abs_max = fmax(*abs_max, d);
-        worst = fmax(worst, d - RAW_RTOL * fabs(e[i]));
-    }
-    free(e);
-    return worst;
 }
 
 static double compare_row(json_object *expected, const float *actual, int32_t n)
@@ -82,24 +66,23 @@ static void check_logit_lens(const char *name)
     const float *all = sl_session_logits_all(s, &rows);
     cr_assert_eq(rows, (int32_t)n_prompt);
     json_object *final_rows = tu_get(g, "final_logits_all_positions");
-    double d_final = 0, d_raw = 0, d_raw_rel = -INFINITY, d_norm = 0, d_hidden = 0;
+    double d_final = 0, d_raw = 0, d_norm = 0, d_hidden = 0;
     for (int32_t i = 0; i < rows; i++)
         d_final = fmax(d_final, compare_row(json_object_array_get_idx(final_rows, (size_t)i), all + (size_t)i * V, V));
     for (int32_t l = 0; l <= N; l++) {
         d_norm = fmax(d_norm, compare_row(json_object_array_get_idx(tu_get(g, "per_layer_last_pos_logits_final_norm"),
                                                                     (size_t)l),
                                           sl_session_layer_logits(s, l, true), V));
-        d_raw_rel = fmax(d_raw_rel,
-                         compare_row_rel(json_object_array_get_idx(
-                                             tu_get(g, "per_layer_last_pos_logits_no_norm_as_used_by_hf_dola"), (size_t)l),
-                                         sl_session_layer_logits(s, l, false), V, &d_raw));
+        d_raw = fmax(d_raw, compare_row(json_object_array_get_idx(
+                                            tu_get(g, "per_layer_last_pos_logits_no_norm_as_used_by_hf_dola"), (size_t)l),
+                                        sl_session_layer_logits(s, l, false), V));
         d_hidden = fmax(d_hidden, compare_row(json_object_array_get_idx(tu_get(g, "per_layer_last_pos_hidden_state"),
                                                                         (size_t)l),
                                               sl_session_layer_hidden(s, l), D));
     }
     cr_log_info("%s: max|d| final %.2e raw %.2e norm %.2e hidden %.2e", name, d_final, d_raw, d_norm, d_hidden);
     cr_expect_leq(d_final, TOL, "%s final logits max|d| %g", name, d_final);
-    cr_expect_leq(d_raw_rel, TOL, "%s raw layer logits max|d| %g (beyond allclose %g)", name, d_raw, d_raw_rel);
+    cr_expect_leq(d_raw, RAW_TOL, "%s raw layer logits max|d| %g", name, d_raw);
     cr_expect_leq(d_norm, TOL, "%s normed layer logits max|d| %g", name, d_norm);
     cr_expect_leq(d_hidden, TOL, "%s hidden states max|d| %g", name, d_hidden);
     /* The last row of the all-positions output is the ordinary last-position output. */

@@ -323,6 +323,8 @@ static void check_stored_dtype(const char *dtype)
     }
     free(t16);
     free(t32);
+    free((char *)dir16);
+    free((char *)dir32);
     tu_st_release(&w);
 }
 
