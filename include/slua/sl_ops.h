@@ -1,0 +1,100 @@
+/* slua — vector primitives over logits/scores, HF logits processors, and seeded sampling.
+ *
+ * Every function works on a float array of n entries indexed by token id. "Masked" means set
+ * to -INFINITY. Functions that modify scores do so in place. Semantics follow HF transformers'
+ * LogitsProcessor classes exactly (see the README's "Processors" section for the default order:
+ * repetition penalty → no-repeat n-gram → logit bias → EOS length reward → custom processors →
+ * temperature → top-k → top-p → min-p). */
+#ifndef SLUA_SL_OPS_H
+#define SLUA_SL_OPS_H
+
+#include <stdbool.h>
+
+#include "slua/sl_base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ reductions */
+
+/* Index of the largest value; the lowest id wins ties; NaN entries are skipped. -1 if n <= 0
+ * or every entry is NaN (all -INFINITY gives 0). */
+SL_API sl_token sl_ops_argmax(const float *x, int32_t n);
+/* log(sum(exp(x))), stable; -INFINITY if every entry is -INFINITY. */
+SL_API double sl_ops_logsumexp(const float *x, int32_t n);
+/* out = softmax(x) / log_softmax(x); out may alias x. Masked entries give 0 / -INFINITY. */
+SL_API void sl_ops_softmax(float *out, const float *x, int32_t n);
+SL_API void sl_ops_log_softmax(float *out, const float *x, int32_t n);
+/* Shannon entropy (nats) of softmax(logits). */
+SL_API double sl_ops_entropy(const float *logits, int32_t n);
+/* KL(P || Q) in nats with P = softmax(p_logits), Q = softmax(q_logits). Terms with P = 0 are 0;
+ * +INFINITY if P > 0 where Q = 0. */
+SL_API double sl_ops_kl(const float *p_logits, const float *q_logits, int32_t n);
+/* Textbook Jensen-Shannon divergence: ½ KL(P‖M) + ½ KL(Q‖M), M = (P + Q) / 2, nats. */
+SL_API double sl_ops_js(const float *p_logits, const float *q_logits, int32_t n);
+/* The k largest entries, in descending order of value, ties by ascending id. Writes
+ * min(k, n) ids (and values if vals != NULL); returns that count. */
+SL_API int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float *vals);
+
+/* DoLa's layer divergence exactly as HF computes it (_dola_select_contrast): with
+ * P = softmax(final), Q = softmax(premature), M = (P + Q) / 2, returns
+ * ½ [KL(M‖P) + KL(M‖Q)] / n, using log_softmax for log P and log Q and 0 for M = 0 terms. */
+SL_API double sl_ops_dola_divergence(const float *final_logits, const float *premature_logits, int32_t n);
+/* Relative-top (adaptive plausibility) filter of HF's _relative_top_filter on log-probs:
+ * thr = min(max + (float)ln(alpha), min_keep-th largest) in float32; keep[i] = !(logprobs[i] < thr).
+ * Returns the number kept. */
+SL_API int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep,
+                                        uint8_t *keep);
+
+/* ------------------------------------------------------------------ HF logits processors */
+
+/* RepetitionPenaltyLogitsProcessor: for each DISTINCT id in ids[0..n_ids) (ids outside [0, n)
+ * are ignored) that is not in exempt[0..n_exempt): s = s < 0 ? s * penalty : s / penalty,
+ * applied once per id. penalty > 0. */
+SL_API void sl_proc_repetition_penalty(float *scores, int32_t n, const sl_token *ids, int32_t n_ids, float penalty,
+                                       const sl_token *exempt, int32_t n_exempt);
+/* NoRepeatNGramLogitsProcessor: ban every token that would complete an n-gram (size ngram)
+ * already present in ids (HF: only when n_ids + 1 >= ngram). */
+SL_API void sl_proc_no_repeat_ngram(float *scores, int32_t n, const sl_token *ids, int32_t n_ids, int32_t ngram);
+/* ExponentialDecayLengthPenalty: cur_len = prompt + generated so far (before the token being
+ * chosen), regulation_start = start_index + prompt_len. If cur_len > regulation_start, for each
+ * EOS id: s += |s| * (factor^(cur_len - regulation_start) - 1). */
+SL_API void sl_proc_exp_decay_length(float *scores, int32_t n, const sl_token *eos, int32_t n_eos, int32_t cur_len,
+                                     int32_t regulation_start, float factor);
+/* TemperatureLogitsWarper: s /= t (t > 0). */
+SL_API void sl_proc_temperature(float *scores, int32_t n, float t);
+/* TopKLogitsWarper: k' = min(max(k, min_keep), n); mask every s < (k'-th largest value);
+ * ties with it are kept. */
+SL_API void sl_proc_top_k(float *scores, int32_t n, int32_t k, int32_t min_keep);
+/* TopPLogitsWarper: keep the smallest set of highest-probability tokens whose softmax mass
+ * reaches >= p (the crossing token kept; HF's ascending-cumsum rule `cumsum <= 1 - p` removed,
+ * never removing the top min_keep). Ties in value are ordered as a stable ascending sort. */
+SL_API void sl_proc_top_p(float *scores, int32_t n, float p, int32_t min_keep);
+/* MinPLogitsWarper: P = softmax(s); mask tokens with P < min_p * max(P); the top min_keep by
+ * score are always kept. */
+SL_API void sl_proc_min_p(float *scores, int32_t n, float min_p, int32_t min_keep);
+
+/* ------------------------------------------------------------------ sampling */
+
+/* Random numbers: xoshiro256** seeded through splitmix64 from a 64-bit seed. Uniform doubles
+ * take the top 53 bits. The same seed gives the same sequence on every machine and thread
+ * count (sampling is single-threaded). */
+typedef struct sl_rng {
+    uint64_t s[4];
+} sl_rng;
+
+SL_API void sl_rng_seed(sl_rng *rng, uint64_t seed);
+SL_API uint64_t sl_rng_next(sl_rng *rng);
+/* Uniform in [0, 1). */
+SL_API double sl_rng_uniform(sl_rng *rng);
+
+/* Draw from softmax(scores): one uniform u, then the first id (ascending) whose cumulative
+ * probability exceeds u * total (masked tokens never drawn). -1 if every score is masked. */
+SL_API sl_token sl_sample(const float *scores, int32_t n, sl_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
