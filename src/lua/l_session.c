@@ -1,0 +1,356 @@
+/* slua.Session and slua.Output: evaluation, per-layer requests, skip masks, forks. */
+#include <string.h>
+
+#include "l_util.h"
+
+static unsigned parse_what(lua_State *L, int opts)
+{
+    unsigned what = 0;
+    if (l_optfield_boolean(L, opts, "raw", 1))
+        what |= SL_LAYER_RAW;
+    if (l_optfield_boolean(L, opts, "norm", 0))
+        what |= SL_LAYER_NORM;
+    if (l_optfield_boolean(L, opts, "hidden", 1))
+        what |= SL_LAYER_HIDDEN;
+    return what;
+}
+
+/* Reads opts.layers / opts.skip (if present) into int arrays left on the stack. */
+static int32_t *opt_ints(lua_State *L, int opts, const char *key, int32_t *n)
+{
+    *n = 0;
+    if (lua_isnoneornil(L, opts))
+        return NULL;
+    if (lua_getfield(L, opts, key) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    int32_t *v = l_checkintarray(L, -1, n, key);
+    lua_remove(L, -2);
+    return v;
+}
+
+static void apply_or_raise(lua_State *L, sl_status rc, const sl_error *err)
+{
+    if (rc != SL_STATUS_OK)
+        l_raise(L, err);
+}
+
+/* Common tail of session creation and fork: layers and mask options. */
+static void configure(lua_State *L, sl_session *s, int opts, const int32_t *layers, int32_t n_layers,
+                      const int32_t *skip, int32_t n_skip, unsigned what)
+{
+    sl_error err;
+    if (skip && n_skip > 0)
+        apply_or_raise(L, sl_session_set_skip(s, skip, n_skip, &err), &err);
+    if (layers)
+        apply_or_raise(L, sl_session_set_layers(s, layers, n_layers, what, &err), &err);
+    (void)opts;
+}
+
+/* model:session{n_ctx=, n_batch=, layers={...}, raw=, norm=, hidden=, skip={...}} */
+int l_session_new(lua_State *L)
+{
+    sl_model *m = l_checkopen(L, 1, L_MODEL);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    sl_session_params p = sl_session_default_params();
+    p.n_ctx = (int32_t)l_optfield_integer(L, 2, "n_ctx", 0);
+    p.n_batch = (int32_t)l_optfield_integer(L, 2, "n_batch", p.n_batch);
+    unsigned what = parse_what(L, 2);
+    int32_t n_layers, n_skip;
+    int32_t *layers = opt_ints(L, 2, "layers", &n_layers);
+    int32_t *skip = opt_ints(L, 2, "skip", &n_skip);
+    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    b->s = NULL;
+    b->generation = 0;
+    luaL_setmetatable(L, L_SESSION);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1); /* keep the model reachable */
+    sl_error err;
+    b->s = sl_session_init(m, &p, &err);
+    if (!b->s)
+        return l_raise(L, &err);
+    configure(L, b->s, 2, layers, n_layers, skip, n_skip, what);
+    return 1;
+}
+
+/* session:fork{skip={...}, layers=..., raw=, norm=, hidden=} */
+static int l_session_fork(lua_State *L)
+{
+    l_session_box *parent = l_checksession(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    unsigned what = parse_what(L, 2);
+    int32_t n_layers, n_skip;
+    int32_t *layers = opt_ints(L, 2, "layers", &n_layers);
+    int32_t *skip = opt_ints(L, 2, "skip", &n_skip);
+    if (!skip)
+        luaL_argerror(L, 2, "fork needs a 'skip' list");
+    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    b->s = NULL;
+    b->generation = 0;
+    luaL_setmetatable(L, L_SESSION);
+    lua_getiuservalue(L, 1, 1);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 2); /* keep the parent reachable */
+    sl_error err;
+    b->s = sl_session_fork(parent->s, skip, n_skip, &err);
+    if (!b->s)
+        return l_raise(L, &err);
+    configure(L, b->s, 2, layers, n_layers, NULL, 0, what);
+    return 1;
+}
+
+static int l_session_release(lua_State *L)
+{
+    l_session_box *b = luaL_checkudata(L, 1, L_SESSION);
+    if (b->s) {
+        sl_session_free(b->s);
+        b->s = NULL;
+    }
+    return 0;
+}
+
+static void copy_to_logits(lua_State *L, const float *src, int32_t n)
+{
+    l_logits *x = l_newlogits(L, n);
+    memcpy(x->v, src, (size_t)n * sizeof(float));
+}
+
+/* Output table: { logits = Logits, pos = int, [1] = session, [2] = generation } */
+static void push_output(lua_State *L, int sidx, l_session_box *b)
+{
+    sl_model *m = sl_session_model(b->s);
+    lua_createtable(L, 2, 2);
+    luaL_setmetatable(L, L_OUTPUT);
+    copy_to_logits(L, sl_session_logits(b->s), sl_model_n_vocab(m));
+    lua_setfield(L, -2, "logits");
+    lua_pushinteger(L, sl_session_pos(b->s));
+    lua_setfield(L, -2, "pos");
+    lua_pushvalue(L, sidx);
+    lua_rawseti(L, -2, 1);
+    lua_pushinteger(L, b->generation);
+    lua_rawseti(L, -2, 2);
+}
+
+static int eval_common(lua_State *L, const int32_t *ids, int32_t n, unsigned flags)
+{
+    l_session_box *b = l_checksession(L, 1);
+    sl_error err;
+    if (sl_session_eval(b->s, ids, n, flags, &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
+    b->generation++;
+    push_output(L, 1, b);
+    return 1;
+}
+
+/* session:prefill({ids...} [, {all_logits = bool}]) -> Output */
+static int l_session_prefill(lua_State *L)
+{
+    l_checksession(L, 1);
+    int32_t n;
+    int32_t *ids = l_checkintarray(L, 2, &n, "ids");
+    if (n == 0)
+        luaL_argerror(L, 2, "no tokens");
+    unsigned flags = l_optfield_boolean(L, 3, "all_logits", 0) ? SL_EVAL_ALL_LOGITS : 0;
+    return eval_common(L, ids, n, flags);
+}
+
+/* session:step(id) -> Output */
+static int l_session_step(lua_State *L)
+{
+    l_checksession(L, 1);
+    int32_t id = (int32_t)luaL_checkinteger(L, 2);
+    return eval_common(L, &id, 1, 0);
+}
+
+static int l_session_set_layers(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    int32_t n;
+    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    unsigned what = parse_what(L, 3);
+    sl_error err;
+    apply_or_raise(L, sl_session_set_layers(b->s, layers, n, what, &err), &err);
+    b->generation++;
+    return 0;
+}
+
+static int l_session_set_skip(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    int32_t n;
+    int32_t *blocks = l_checkintarray(L, 2, &n, "blocks");
+    sl_error err;
+    apply_or_raise(L, sl_session_set_skip(b->s, blocks, n, &err), &err);
+    return 0;
+}
+
+static int l_session_skip(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    int32_t N = sl_model_n_layer(sl_session_model(b->s));
+    uint8_t mask[4096];
+    if (N > 4096)
+        return luaL_error(L, "too many layers");
+    sl_session_get_skip(b->s, mask);
+    lua_newtable(L);
+    int k = 1;
+    for (int32_t i = 0; i < N; i++)
+        if (mask[i]) {
+            lua_pushinteger(L, i);
+            lua_rawseti(L, -2, k++);
+        }
+    return 1;
+}
+
+static int l_session_rewind(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    lua_Integer pos = luaL_checkinteger(L, 2);
+    sl_error err;
+    if (pos < 0 || pos > sl_session_pos(b->s))
+        return luaL_argerror(L, 2, lua_pushfstring(L, "position %d out of range [0, %d]", (int)pos,
+                                                   (int)sl_session_pos(b->s)));
+    apply_or_raise(L, sl_session_rewind(b->s, (int32_t)pos, &err), &err);
+    b->generation++;
+    return 0;
+}
+
+static int l_session_reset(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    sl_session_reset(b->s);
+    b->generation++;
+    return 0;
+}
+
+static int l_session_pos(lua_State *L)
+{
+    lua_pushinteger(L, sl_session_pos(l_checksession(L, 1)->s));
+    return 1;
+}
+
+static int l_session_tokens(lua_State *L)
+{
+    int32_t n;
+    const sl_token *t = sl_session_tokens(l_checksession(L, 1)->s, &n);
+    l_pushintarray(L, t, n);
+    return 1;
+}
+
+static int l_session_model(lua_State *L)
+{
+    l_checksession(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int l_session_tostring(lua_State *L)
+{
+    l_session_box *b = luaL_checkudata(L, 1, L_SESSION);
+    if (!b->s)
+        lua_pushstring(L, "slua.Session(closed)");
+    else
+        lua_pushfstring(L, "slua.Session(pos %d, %d skipped blocks)", (int)sl_session_pos(b->s),
+                        (int)sl_session_get_skip(b->s, NULL));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ Output */
+
+/* The session behind an output, refusing stale outputs. */
+static l_session_box *output_session(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_rawgeti(L, 1, 1);
+    l_session_box *b = luaL_testudata(L, -1, L_SESSION);
+    lua_rawgeti(L, 1, 2);
+    lua_Integer gen = lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (!b)
+        luaL_argerror(L, 1, "not a slua.Output");
+    if (!b->s)
+        luaL_error(L, "attempt to use a closed %s", L_SESSION);
+    if (b->generation != gen)
+        luaL_error(L, "stale slua.Output: its session has moved on since this step");
+    return b;
+}
+
+static int32_t check_layer(lua_State *L, int idx, sl_session *s)
+{
+    int32_t N = sl_model_n_layer(sl_session_model(s));
+    lua_Integer l = luaL_checkinteger(L, idx);
+    if (l < 0 || l > N)
+        luaL_argerror(L, idx, lua_pushfstring(L, "layer %d out of range [0, %d]", (int)l, (int)N));
+    return (int32_t)l;
+}
+
+/* out:layer_logits(l [, "raw"|"norm"]) -> Logits */
+static int l_output_layer_logits(lua_State *L)
+{
+    l_session_box *b = output_session(L);
+    int32_t l = check_layer(L, 2, b->s);
+    static const char *kinds[] = {"raw", "norm", NULL};
+    bool norm = luaL_checkoption(L, 3, "raw", kinds) == 1;
+    const float *z = sl_session_layer_logits(b->s, l, norm);
+    if (!z)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits", (int)l,
+                                                   norm ? "norm" : "raw"));
+    copy_to_logits(L, z, sl_model_n_vocab(sl_session_model(b->s)));
+    return 1;
+}
+
+/* out:hidden(l) -> Logits holding the n_embd values of hidden_states[l] */
+static int l_output_hidden(lua_State *L)
+{
+    l_session_box *b = output_session(L);
+    int32_t l = check_layer(L, 2, b->s);
+    const float *h = sl_session_layer_hidden(b->s, l);
+    if (!h)
+        return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with hidden states", (int)l));
+    copy_to_logits(L, h, sl_model_n_embd(sl_session_model(b->s)));
+    return 1;
+}
+
+/* out:all_logits() -> { Logits per evaluated position } (needs prefill{all_logits=true}) */
+static int l_output_all_logits(lua_State *L)
+{
+    l_session_box *b = output_session(L);
+    int32_t rows, V = sl_model_n_vocab(sl_session_model(b->s));
+    const float *all = sl_session_logits_all(b->s, &rows);
+    if (!all)
+        return luaL_error(L, "all_logits: evaluate with prefill(ids, {all_logits = true})");
+    lua_createtable(L, rows, 0);
+    for (int32_t i = 0; i < rows; i++) {
+        copy_to_logits(L, all + (size_t)i * V, V);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+void sl_lua_open_session(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"prefill", l_session_prefill},
+                                       {"step", l_session_step},
+                                       {"fork", l_session_fork},
+                                       {"set_layers", l_session_set_layers},
+                                       {"set_skip", l_session_set_skip},
+                                       {"skip", l_session_skip},
+                                       {"rewind", l_session_rewind},
+                                       {"reset", l_session_reset},
+                                       {"pos", l_session_pos},
+                                       {"tokens", l_session_tokens},
+                                       {"model", l_session_model},
+                                       {"close", l_session_release},
+                                       {NULL, NULL}};
+    static const luaL_Reg meta[] = {
+        {"__gc", l_session_release}, {"__close", l_session_release}, {"__tostring", l_session_tostring}, {NULL, NULL}};
+    l_newclass(L, L_SESSION, methods, meta);
+    static const luaL_Reg out_methods[] = {{"layer_logits", l_output_layer_logits},
+                                           {"hidden", l_output_hidden},
+                                           {"all_logits", l_output_all_logits},
+                                           {NULL, NULL}};
+    l_newclass(L, L_OUTPUT, out_methods, NULL);
+}

@@ -1,0 +1,227 @@
+/* slua — the host: runs a Lua 5.4 recipe with `require "slua"` available.
+ *
+ *   slua SCRIPT [--flag value ...]   run a script (a path, or a recipe name such as `greedy`)
+ *   slua --list                      the bundled recipes with their one-line descriptions
+ *   slua --help | --version
+ *
+ * Modelled on lua.c: the script runs under lua_pcall with a message handler; errors print
+ * `slua: <message>` (plus a traceback for programming errors) and exit 1; Ctrl-C stops the
+ * script at the next Lua instruction and exits 130. */
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "slua/sl.h"
+#include "slua/sl_lua.h"
+
+static lua_State *global_L; /* only for the signal handler, as in lua.c */
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    lua_sethook(L, NULL, 0, 0);
+    luaL_error(L, "interrupted");
+}
+
+static void on_sigint(int sig)
+{
+    signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    lua_sethook(global_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* Clean failures (sl.fail: tables with a `message`) print as they are; anything else gets a
+ * traceback. */
+static int msghandler(lua_State *L)
+{
+    if (lua_istable(L, 1) && lua_getfield(L, 1, "message") == LUA_TSTRING)
+        return 1;
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            return 1;
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    if (strstr(msg, "interrupted") && strlen(msg) < 64) {
+        lua_pushstring(L, "interrupted");
+        return 1;
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int dir_exists(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d)
+        closedir(d);
+    return d != NULL;
+}
+
+/* Where lua/ and recipes/ live: $SLUA_PATH, the source tree the binary was built from, or
+ * <prefix>/share/slua next to an installed binary. */
+static void find_root(char *root, size_t size)
+{
+    const char *env = getenv("SLUA_PATH");
+    if (env && *env) {
+        snprintf(root, size, "%s", env);
+        return;
+    }
+    char probe[PATH_MAX + 16];
+    snprintf(probe, sizeof probe, "%s/lua/slua", SL_SOURCE_ROOT);
+    if (dir_exists(probe)) {
+        snprintf(root, size, "%s", SL_SOURCE_ROOT);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(root, size, "%s/../share/slua", exe);
+        return;
+    }
+    snprintf(root, size, ".");
+}
+
+static void set_paths(lua_State *L, const char *root)
+{
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    luaL_getsubtable(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_slua_core);
+    lua_setfield(L, -2, "slua.core");
+    lua_pop(L, 2);
+    lua_pushstring(L, root);
+    lua_setglobal(L, "SLUA_ROOT");
+}
+
+static void list_recipes(const char *root)
+{
+    char dir[PATH_MAX + 16];
+    snprintf(dir, sizeof dir, "%s/recipes", root);
+    struct dirent **entries;
+    int n = scandir(dir, &entries, NULL, alphasort);
+    if (n < 0) {
+        fprintf(stderr, "slua: %s: cannot list recipes\n", dir);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = entries[i]->d_name;
+        size_t len = strlen(name);
+        if (len > 4 && strcmp(name + len - 4, ".lua") == 0) {
+            char path[PATH_MAX * 2], line[512] = "";
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            FILE *f = fopen(path, "r");
+            if (f) {
+                if (!fgets(line, sizeof line, f))
+                    line[0] = '\0';
+                fclose(f);
+            }
+            line[strcspn(line, "\n")] = '\0';
+            const char *desc = strncmp(line, "-- ", 3) == 0 ? line + 3 : "";
+            printf("  %-24.*s %s\n", (int)(len - 4), name, desc);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: slua SCRIPT [--flag value ...]\n"
+                 "       slua --list        list the bundled recipes\n"
+                 "       slua --version\n\n"
+                 "SCRIPT is a Lua file or the name of a bundled recipe (slua greedy --prompt \"Hi\").\n"
+                 "Every generation recipe takes --model DIR, --prompt TEXT | --prompt-ids 1,2,3,\n"
+                 "--max-new-tokens N, --seed N, --threads N, --format text|json; see --help of a recipe.\n");
+}
+
+/* A path to an existing file, or recipes/<name>.lua under root. */
+static const char *resolve_script(const char *arg, const char *root, char *buf, size_t size)
+{
+    if (access(arg, R_OK) == 0)
+        return arg;
+    snprintf(buf, size, "%s/recipes/%s%s", root, arg, strstr(arg, ".lua") ? "" : ".lua");
+    if (!strchr(arg, '/') && access(buf, R_OK) == 0)
+        return buf;
+    return arg;
+}
+
+int main(int argc, char **argv)
+{
+    char root[PATH_MAX];
+    find_root(root, sizeof root);
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("slua %s (%s)\n", sl_version(), LUA_RELEASE);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--list")) {
+        list_recipes(root);
+        return 0;
+    }
+    if (argv[1][0] == '-') {
+        fprintf(stderr, "slua: unknown option '%s'\n", argv[1]);
+        usage(stderr);
+        return 2;
+    }
+    char script_buf[PATH_MAX * 2];
+    const char *script = resolve_script(argv[1], root, script_buf, sizeof script_buf);
+
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "slua: cannot create the Lua state (out of memory)\n");
+        return 1;
+    }
+    luaL_openlibs(L);
+    set_paths(L, root);
+    lua_createtable(L, argc - 2, 1); /* arg, as lua.c builds it */
+    lua_pushstring(L, script);
+    lua_rawseti(L, -2, 0);
+    for (int i = 2; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i - 1);
+    }
+    lua_setglobal(L, "arg");
+
+    int status;
+    lua_pushcfunction(L, msghandler);
+    int base = lua_gettop(L);
+    status = luaL_loadfile(L, script);
+    if (status == LUA_OK) {
+        global_L = L;
+        signal(SIGINT, on_sigint);
+        status = lua_pcall(L, 0, 0, base);
+        signal(SIGINT, SIG_DFL);
+    }
+    int code = 0;
+    if (status != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        fflush(stdout);
+        if (msg && !strcmp(msg, "interrupted")) {
+            fprintf(stderr, "\nslua: interrupted\n");
+            code = 130;
+        } else {
+            fprintf(stderr, "slua: %s\n", msg ? msg : "(error object is not a string)");
+            code = 1;
+        }
+    }
+    lua_close(L);
+    return code;
+}
