@@ -5,5 +5,6 @@
 
 #include "slua/sl_base.h"
 #include "slua/sl_model.h"
+#include "slua/sl_tokenizer.h"
 
 #endif
