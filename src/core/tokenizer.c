@@ -56,8 +56,9 @@ static sl_status read_json(const char *path, json_object **out, sl_error *err)
     sl_status st = SL_STATUS_OK;
     if (!o || je != json_tokener_success || end != len) {
         st = sl_error_set(err, SL_STATUS_E_FORMAT, "%s: not valid JSON (%s at byte %zu)", path,
-                          !o || je != json_tokener_success ? json_tokener_error_desc(je)
-                                                          : "trailing data",
+                          je == json_tokener_continue       ? "unexpected end of input"
+                          : !o || je != json_tokener_success ? json_tokener_error_desc(je)
+                                                             : "trailing data",
                           end);
         json_object_put(o);
         o = NULL;
