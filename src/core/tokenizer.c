@@ -463,6 +463,30 @@ done:
     return st;
 }
 
+/* Without a pre-tokenizer (SentencePiece-style vocabularies) the whole text is one BPE word, which
+ * is slow and defeats the word cache. If no vocabulary piece holds U+2581 after another character,
+ * no merge can cross the point before a U+2581 that follows another character, so splitting there
+ * gives the same ids. */
+static void check_meta_split(sl_tokenizer *tok)
+{
+    static const char meta[] = "\xe2\x96\x81";
+    tok->meta_split = false;
+    if (tok->has_pretok || tok->ignore_merges || sl_vocab_lookup(tok, meta, 3) < 0)
+        return;
+    for (size_t id = 0; id < tok->n_ids; id++) {
+        if (tok->piece_off[id] == SIZE_MAX)
+            continue;
+        const char *p = tok->arena + tok->piece_off[id];
+        size_t n = tok->piece_len[id], i = 0;
+        while (i + 3 <= n && !memcmp(p + i, meta, 3))
+            i += 3;
+        for (; i + 3 <= n; i++)
+            if (!memcmp(p + i, meta, 3))
+                return;
+    }
+    tok->meta_split = true;
+}
+
 static sl_status load_model(sl_tokenizer *tok, json_object *root, const char *file, sl_error *err)
 {
     json_object *model, *vocab, *merges, *added = NULL, *v;
@@ -542,6 +566,7 @@ static sl_status load_model(sl_tokenizer *tok, json_object *root, const char *fi
         return st;
     if (tok->n_tmpl_pre)
         tok->bos = tok->tmpl_pre[0];
+    check_meta_split(tok);
     return SL_STATUS_OK;
 }
 
@@ -711,6 +736,16 @@ static sl_status encode_text(sl_tokenizer *tok, const char *s, size_t n, bool fi
     sl_strlist_push(pieces, s, n, first);
     if (tok->has_pretok)
         sl_pretok_apply(&tok->pretok, pieces, &tok->s_tmp);
+    else if (tok->meta_split) {
+        sl_strlist_clear(pieces);
+        size_t a = 0;
+        for (size_t i = 1; i + 3 <= n; i++)
+            if (!memcmp(s + i, "\xe2\x96\x81", 3) && memcmp(s + i - 3 * (i >= 3), "\xe2\x96\x81", 3)) {
+                sl_strlist_push(pieces, s + a, i - a, false);
+                a = i;
+            }
+        sl_strlist_push(pieces, s + a, n - a, false);
+    }
     if (pieces->oom) {
         pieces->oom = false;
         tok->s_tmp.oom = false;

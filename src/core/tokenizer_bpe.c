@@ -399,6 +399,7 @@ sl_status sl_bpe_word(sl_tokenizer *tok, const char *s, size_t n, sl_token **out
     memcpy(e->key, s, n);
     e->key_len = n;
     e->n = *n_out - start;
-    memcpy(e->ids, *out + start, e->n * sizeof *e->ids);
+    if (e->n)
+        memcpy(e->ids, *out + start, e->n * sizeof *e->ids);
     return SL_STATUS_OK;
 }

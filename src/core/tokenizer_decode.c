@@ -444,7 +444,7 @@ static bool set_buf(char **buf, size_t *cap, const char *src, size_t n)
 static sl_status emit_tail(sl_tokenizer_stream *s, const char **text, size_t *len, sl_error *err)
 {
     const sl_strlist *f = &s->a;
-    if (f->len < s->prefix_len || memcmp(f->buf, s->prefix, s->prefix_len))
+    if (f->len < s->prefix_len || (s->prefix_len && memcmp(f->buf, s->prefix, s->prefix_len)))
         return sl_error_set(err, SL_STATUS_E_STATE, "%s: streaming decode lost its prefix", s->tok->path);
     if (!set_buf(&s->out, &s->out_cap, f->buf + s->prefix_len, f->len - s->prefix_len))
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", s->tok->path);

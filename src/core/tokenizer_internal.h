@@ -191,6 +191,7 @@ struct sl_tokenizer {
     sl_merge_map merges;
     sl_token byte_tok[256]; /* "<0xNN>" ids for byte fallback, -1 if missing */
     bool byte_fallback, ignore_merges, fuse_unk;
+    bool meta_split; /* no piece has U+2581 after another character: words may split before it */
     sl_token model_unk;
     char *cont_prefix, *eow_suffix;
     size_t cont_prefix_len, eow_suffix_len;
