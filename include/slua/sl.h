@@ -7,5 +7,6 @@
 #include "slua/sl_base.h"
 #include "slua/sl_model.h"
 #include "slua/sl_ops.h"
+#include "slua/sl_tokenizer.h"
 
 #endif
