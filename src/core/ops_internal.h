@@ -46,7 +46,7 @@ double sl_ops_max(const float *x, int32_t n);
  * of entries with a smaller key. */
 uint32_t sl_select_ascending(const float *x, int32_t n, int32_t rank, int32_t *n_below);
 
-/* The k-th largest value of x (1 <= k <= n). */
+/* The k-th largest value of x (1 <= k <= n); NaN entries are ignored for k = 1 only. */
 float sl_kth_largest(const float *x, int32_t n, int32_t k);
 
 #endif
