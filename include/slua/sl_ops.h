@@ -21,29 +21,35 @@ extern "C" {
 /* Index of the largest value; the lowest id wins ties; NaN entries are skipped. -1 if n <= 0
  * or every entry is NaN (all -INFINITY gives 0). */
 SL_API sl_token sl_ops_argmax(const float *x, int32_t n);
-/* log(sum(exp(x))), stable; -INFINITY if every entry is -INFINITY. */
+/* log(sum(exp(x))), stable; -INFINITY if every entry is -INFINITY (or n <= 0). */
 SL_API double sl_ops_logsumexp(const float *x, int32_t n);
-/* out = softmax(x) / log_softmax(x); out may alias x. Masked entries give 0 / -INFINITY. */
+/* out = softmax(x) / log_softmax(x); out may alias x. Masked entries give 0 / -INFINITY.
+ * Every entry masked gives all 0 / all -INFINITY (no NaN). +INFINITY entries share all the mass.
+ * log_softmax is computed in float32 as PyTorch does: (x - max) - (float)log(sum). */
 SL_API void sl_ops_softmax(float *out, const float *x, int32_t n);
 SL_API void sl_ops_log_softmax(float *out, const float *x, int32_t n);
-/* Shannon entropy (nats) of softmax(logits). */
+/* Shannon entropy (nats) of softmax(logits); 0 if every entry is masked. */
 SL_API double sl_ops_entropy(const float *logits, int32_t n);
 /* KL(P || Q) in nats with P = softmax(p_logits), Q = softmax(q_logits). Terms with P = 0 are 0;
  * +INFINITY if P > 0 where Q = 0. */
 SL_API double sl_ops_kl(const float *p_logits, const float *q_logits, int32_t n);
-/* Textbook Jensen-Shannon divergence: ½ KL(P‖M) + ½ KL(Q‖M), M = (P + Q) / 2, nats. */
+/* Textbook Jensen-Shannon divergence: ½ KL(P‖M) + ½ KL(Q‖M), M = (P + Q) / 2, nats. Not what
+ * DoLa computes (see sl_ops_dola_divergence). */
 SL_API double sl_ops_js(const float *p_logits, const float *q_logits, int32_t n);
-/* The k largest entries, in descending order of value, ties by ascending id. Writes
- * min(k, n) ids (and values if vals != NULL); returns that count. */
+/* The k largest entries, in descending order of value, ties by ascending id; NaN ranks below
+ * every number. Writes min(k, n) ids (and values if vals != NULL); returns that count (0 for
+ * k <= 0). O(n log k), no allocation. */
 SL_API int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float *vals);
 
 /* DoLa's layer divergence exactly as HF computes it (_dola_select_contrast): with
  * P = softmax(final), Q = softmax(premature), M = (P + Q) / 2, returns
- * ½ [KL(M‖P) + KL(M‖Q)] / n, using log_softmax for log P and log Q and 0 for M = 0 terms. */
+ * ½ [KL(M‖P) + KL(M‖Q)] / n, using log_softmax for log P and log Q and 0 for M = 0 terms.
+ * P, Q, M and the log-softmaxes are float32 like HF's tensors; the sums are double. Identical
+ * rows give 0 up to float32 rounding (~1e-8). NaN if either row is entirely masked. */
 SL_API double sl_ops_dola_divergence(const float *final_logits, const float *premature_logits, int32_t n);
 /* Relative-top (adaptive plausibility) filter of HF's _relative_top_filter on log-probs:
  * thr = min(max + (float)ln(alpha), min_keep-th largest) in float32; keep[i] = !(logprobs[i] < thr).
- * Returns the number kept. */
+ * min_keep is clamped to [1, n]. Returns the number kept. */
 SL_API int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep,
                                         uint8_t *keep);
 
@@ -59,20 +65,25 @@ SL_API void sl_proc_repetition_penalty(float *scores, int32_t n, const sl_token 
 SL_API void sl_proc_no_repeat_ngram(float *scores, int32_t n, const sl_token *ids, int32_t n_ids, int32_t ngram);
 /* ExponentialDecayLengthPenalty: cur_len = prompt + generated so far (before the token being
  * chosen), regulation_start = start_index + prompt_len. If cur_len > regulation_start, for each
- * EOS id: s += |s| * (factor^(cur_len - regulation_start) - 1). */
+ * EOS id: s += |s| * (factor^(cur_len - regulation_start) - 1), the power taken in double and the
+ * growth term rounded to float once (HF uses Python floats there). A repeated EOS id counts once
+ * (HF assigns the penalty from the original scores); ids outside [0, n) are ignored. */
 SL_API void sl_proc_exp_decay_length(float *scores, int32_t n, const sl_token *eos, int32_t n_eos, int32_t cur_len,
                                      int32_t regulation_start, float factor);
 /* TemperatureLogitsWarper: s /= t (t > 0). */
 SL_API void sl_proc_temperature(float *scores, int32_t n, float t);
 /* TopKLogitsWarper: k' = min(max(k, min_keep), n); mask every s < (k'-th largest value);
- * ties with it are kept. */
+ * ties with it are kept. Nothing is masked when k' <= 0. O(n), no allocation. */
 SL_API void sl_proc_top_k(float *scores, int32_t n, int32_t k, int32_t min_keep);
 /* TopPLogitsWarper: keep the smallest set of highest-probability tokens whose softmax mass
  * reaches >= p (the crossing token kept; HF's ascending-cumsum rule `cumsum <= 1 - p` removed,
- * never removing the top min_keep). Ties in value are ordered as a stable ascending sort. */
+ * never removing the top min_keep). Ties in value are ordered as a stable ascending sort, so
+ * among equal values the higher ids survive. The cumulative sum is in double, against
+ * 1 - (double)p. p >= 1 masks nothing (HF builds no warper then); min_keep < 1 counts as 1.
+ * O(n), no allocation. */
 SL_API void sl_proc_top_p(float *scores, int32_t n, float p, int32_t min_keep);
 /* MinPLogitsWarper: P = softmax(s); mask tokens with P < min_p * max(P); the top min_keep by
- * score are always kept. */
+ * score are always kept (equal scores: lowest ids first; min_keep clamped to [1, n]). */
 SL_API void sl_proc_min_p(float *scores, int32_t n, float min_p, int32_t min_keep);
 
 /* ------------------------------------------------------------------ sampling */
@@ -90,7 +101,10 @@ SL_API uint64_t sl_rng_next(sl_rng *rng);
 SL_API double sl_rng_uniform(sl_rng *rng);
 
 /* Draw from softmax(scores): one uniform u, then the first id (ascending) whose cumulative
- * probability exceeds u * total (masked tokens never drawn). -1 if every score is masked. */
+ * probability exceeds u * total (masked tokens never drawn; weights summed in double). Should
+ * rounding leave the sum at or below u * total, the last unmasked id is returned. -1 if every
+ * score is masked. Every call consumes exactly one draw, so a masked step does not shift later
+ * draws. */
 SL_API sl_token sl_sample(const float *scores, int32_t n, sl_rng *rng);
 
 #ifdef __cplusplus
