@@ -80,7 +80,7 @@ static void find_root(char *root, size_t size)
         snprintf(root, size, "%s", SL_SOURCE_ROOT);
         return;
     }
-    char exe[PATH_MAX];
+    char exe[PATH_MAX - 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = '\0';

@@ -276,6 +276,7 @@ static const sl_token *history(lua_State *L, int idx, int32_t *n)
  * keeps only the last n. */
 static int l_logits_repetition_penalty(lua_State *L)
 {
+    lua_settop(L, 4); /* options sit at fixed indices below anything pushed later */
     l_logits *x = l_checklogits(L, 1);
     lua_Number penalty = luaL_checknumber(L, 2);
     luaL_argcheck(L, penalty > 0, 2, "penalty must be > 0");
@@ -299,6 +300,7 @@ static int l_logits_repetition_penalty(lua_State *L)
 /* x:no_repeat_ngram(size, history) */
 static int l_logits_no_repeat_ngram(lua_State *L)
 {
+    lua_settop(L, 3);
     l_logits *x = l_checklogits(L, 1);
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 1, 2, "n-gram size must be >= 1");
@@ -312,6 +314,7 @@ static int l_logits_no_repeat_ngram(lua_State *L)
 /* x:exp_decay_length(eos_ids, cur_len, regulation_start, factor): HF ExponentialDecayLengthPenalty */
 static int l_logits_exp_decay_length(lua_State *L)
 {
+    lua_settop(L, 5);
     l_logits *x = l_checklogits(L, 1);
     int32_t n_eos;
     const int32_t *eos = l_checkintarray(L, 2, &n_eos, "eos");

@@ -51,6 +51,7 @@ static void configure(lua_State *L, sl_session *s, int opts, const int32_t *laye
 /* model:session{n_ctx=, n_batch=, layers={...}, raw=, norm=, hidden=, skip={...}} */
 int l_session_new(lua_State *L)
 {
+    lua_settop(L, 2); /* options sit at fixed indices below anything pushed later */
     sl_model *m = l_checkopen(L, 1, L_MODEL);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
@@ -78,6 +79,7 @@ int l_session_new(lua_State *L)
 /* session:fork{skip={...}, layers=..., raw=, norm=, hidden=} */
 static int l_session_fork(lua_State *L)
 {
+    lua_settop(L, 2);
     l_session_box *parent = l_checksession(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
     unsigned what = parse_what(L, 2);
@@ -148,6 +150,7 @@ static int eval_common(lua_State *L, const int32_t *ids, int32_t n, unsigned fla
 /* session:prefill({ids...} [, {all_logits = bool}]) -> Output */
 static int l_session_prefill(lua_State *L)
 {
+    lua_settop(L, 3);
     l_checksession(L, 1);
     int32_t n;
     int32_t *ids = l_checkintarray(L, 2, &n, "ids");
@@ -167,6 +170,7 @@ static int l_session_step(lua_State *L)
 
 static int l_session_set_layers(lua_State *L)
 {
+    lua_settop(L, 3);
     l_session_box *b = l_checksession(L, 1);
     int32_t n;
     int32_t *layers = l_checkintarray(L, 2, &n, "layers");

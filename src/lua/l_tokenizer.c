@@ -35,6 +35,7 @@ static int l_load_tokenizer(lua_State *L)
 /* tok:encode(text [, {special = false, parse_special = true}]) -> {ids} */
 static int l_tokenizer_encode(lua_State *L)
 {
+    lua_settop(L, 3);
     sl_tokenizer *tok = l_checkopen(L, 1, L_TOKENIZER);
     size_t len;
     const char *text = luaL_checklstring(L, 2, &len);
@@ -57,6 +58,7 @@ static int l_tokenizer_encode(lua_State *L)
 /* tok:decode(ids [, {skip_special = false}]) -> string */
 static int l_tokenizer_decode(lua_State *L)
 {
+    lua_settop(L, 3);
     sl_tokenizer *tok = l_checkopen(L, 1, L_TOKENIZER);
     int32_t n;
     const int32_t *ids;

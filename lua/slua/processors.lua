@@ -1,0 +1,103 @@
+-- slua.processors: logits processors with HF transformers' semantics (generation/logits_process.py).
+--
+-- Each constructor returns { name = ..., fn = function(ctx, scores) } for sl.chain. They work in
+-- place on a slua.Logits through C methods, so no loop over the vocabulary runs in Lua.
+-- ctx carries: session (token history = prompt + generated), prompt_len, step (tokens generated
+-- so far), max_new_tokens, model, out (this step's outputs, incl. requested layers).
+--
+-- HF's order (and the order to build chains in): repetition_penalty → no_repeat_ngram →
+-- logit_bias → exp_decay_length / eos_linear → your own processors → temperature → top_k →
+-- top_p → min_p. Sampling warpers (the last four) only matter when sampling.
+local P = {}
+
+local function proc(name, fn) return { name = name, fn = fn } end
+
+-- CTRL-style penalty on every distinct token of the history (prompt included unless
+-- include_prompt = false): positive scores divided by penalty, negative multiplied.
+-- opts.window = n: only the last n tokens; opts.exempt = {ids} never penalised.
+function P.repetition_penalty(penalty, opts)
+  opts = opts or {}
+  assert(type(penalty) == "number" and penalty > 0, "repetition_penalty: penalty must be a number > 0")
+  local include_prompt = opts.include_prompt ~= false
+  return proc("repetition_penalty", function(ctx, scores)
+    scores:repetition_penalty(penalty, ctx.session,
+      { window = opts.window, exempt = opts.exempt, skip = include_prompt and 0 or ctx.prompt_len })
+  end)
+end
+
+-- Ban tokens that would repeat an n-gram of the history (HF NoRepeatNGramLogitsProcessor).
+function P.no_repeat_ngram(size)
+  assert(math.type(size) == "integer" and size >= 1, "no_repeat_ngram: size must be an integer >= 1")
+  return proc("no_repeat_ngram", function(ctx, scores) scores:no_repeat_ngram(size, ctx.session) end)
+end
+
+-- Add bias[id] to each listed token (HF SequenceBias for single tokens).
+function P.logit_bias(bias)
+  return proc("logit_bias", function(_, scores) scores:bias(bias) end)
+end
+
+-- HF ExponentialDecayLengthPenalty((start_index, factor), eos, prompt_len): once the sequence is
+-- longer than prompt_len + start_index, each EOS score s += |s| * (factor^(len - that) - 1).
+function P.exp_decay_length(start_index, factor, eos)
+  return proc("exp_decay_length", function(ctx, scores)
+    scores:exp_decay_length(eos or ctx.model.eos, ctx.session:pos(), start_index + ctx.prompt_len, factor)
+  end)
+end
+
+-- A linear EOS reward: bonus * max(0, g - start) / (max_new_tokens - start) added to every EOS
+-- score, where g = tokens generated so far.
+function P.eos_linear(bonus, start)
+  start = start or 0
+  return proc("eos_linear", function(ctx, scores)
+    local span = ctx.max_new_tokens - start
+    local g = ctx.step - start
+    if g <= 0 or span <= 0 then return end
+    local add = bonus * g / span
+    local b = {}
+    for _, id in ipairs(ctx.model.eos) do b[id] = add end
+    scores:bias(b)
+  end)
+end
+
+function P.temperature(t)
+  assert(type(t) == "number" and t > 0, "temperature must be > 0")
+  return proc("temperature", function(_, scores) scores:temperature(t) end)
+end
+
+function P.top_k(k, min_keep)
+  return proc("top_k", function(_, scores) scores:keep_top_k(k, min_keep) end)
+end
+
+function P.top_p(p, min_keep)
+  return proc("top_p", function(_, scores) scores:keep_top_p(p, min_keep) end)
+end
+
+function P.min_p(p, min_keep)
+  return proc("min_p", function(_, scores) scores:keep_min_p(p, min_keep) end)
+end
+
+-- Wrap a plain function(ctx, scores) with a name (plain functions work in chains too).
+function P.fn(name, f) return proc(name, f) end
+
+-- The standard chain from common options (zeros/ones/nils leave a processor out), in HF order.
+-- opt fields: repetition_penalty, no_repeat_ngram_size, temperature, top_k, top_p, min_p,
+-- do_sample; custom = { processors } inserted where HF puts user processors.
+function P.standard(opt, custom)
+  local list = {}
+  if opt.repetition_penalty and opt.repetition_penalty ~= 1 then
+    list[#list + 1] = P.repetition_penalty(opt.repetition_penalty)
+  end
+  if opt.no_repeat_ngram_size and opt.no_repeat_ngram_size > 0 then
+    list[#list + 1] = P.no_repeat_ngram(opt.no_repeat_ngram_size)
+  end
+  for _, p in ipairs(custom or {}) do list[#list + 1] = p end
+  if opt.do_sample then
+    if opt.temperature and opt.temperature ~= 1 then list[#list + 1] = P.temperature(opt.temperature) end
+    if opt.top_k and opt.top_k > 0 then list[#list + 1] = P.top_k(opt.top_k) end
+    if opt.top_p and opt.top_p < 1 then list[#list + 1] = P.top_p(opt.top_p) end
+    if opt.min_p and opt.min_p > 0 then list[#list + 1] = P.min_p(opt.min_p) end
+  end
+  return list
+end
+
+return P
