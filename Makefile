@@ -1,6 +1,6 @@
 # Thin wrappers over CMake; every target installs missing Debian build deps first.
 #   make          release build in build/
-#   make demo     build, then greedily continue a prompt with the bundled stories260K model
+#   make demo     build, then stream a greedy continuation from the bundled stories260K model
 #   make test     release suite, then the same suite under ASan+UBSan (build-asan/)
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
@@ -19,7 +19,7 @@ build: deps
 	cmake --build build -j $(JOBS)
 
 demo: build
-	./build/example_greedy models/stories260K "Once upon a time" 64
+	./build/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
 
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)

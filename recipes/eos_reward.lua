@@ -1,0 +1,22 @@
+-- Greedy decoding with an EOS reward that grows as generation nears its budget, so answers end.
+--
+-- Usage: slua recipes/eos_reward.lua [--mode exp|linear] [--start 32] [--factor 1.05]
+--        [--bonus 5.0] [--repetition-penalty 1.0] plus the common flags
+-- exp:    HF ExponentialDecayLengthPenalty((start, factor)): once prompt + generated exceeds
+--         prompt_len + start tokens, each EOS score s gets s + |s| * (factor^excess - 1).
+-- linear: bonus * max(0, g - start) / (max_new_tokens - start) added to each EOS score, with g
+--         the tokens generated so far.
+-- Runs after the repetition penalty and before any sampling warper, as a user processor in HF.
+local sl = require "slua"
+local P = sl.processors
+
+local opt = sl.run_options(arg, { mode = "exp", start = 32, factor = 1.05, bonus = 5.0, repetition_penalty = 1.0 })
+local reward
+if opt.mode == "exp" then
+  reward = P.exp_decay_length(opt.start, opt.factor)
+elseif opt.mode == "linear" then
+  reward = P.eos_linear(opt.bonus, opt.start)
+else
+  sl.fail(("option --mode must be exp or linear (got '%s')"):format(opt.mode))
+end
+sl.generate{ recipe = "eos_reward", opt = opt, chain = sl.chain(P.standard(opt, { reward })) }

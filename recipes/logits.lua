@@ -1,0 +1,39 @@
+-- Dump the final logits (every prompt position) and per-layer logits of the last position.
+--
+-- Usage: slua recipes/logits.lua [--layers 0,2,8] [--top 5] [--format text|json]
+--        [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3]
+-- Layers use HF hidden_states numbering (0 = embeddings, N = final after the norm). For each
+-- layer: raw = lm_head(h_l) (early exit, as HF DoLa), norm = lm_head(final_norm(h_l)) (logit
+-- lens), hidden = h_l. JSON prints full vectors: {"final": [[...per position...]],
+-- "layers": {"2": {"raw": [...], "norm": [...], "hidden": [...]}}}; text prints top tokens.
+local sl = require "slua"
+
+local opt = sl.run_options(arg, { layers = "", top = 5 })
+sl.set_threads(opt.threads)
+local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+local layers = sl.parse_ints(opt.layers, "layers")
+local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = true }
+local out = s:prefill(sl.prompt_ids(model, opt), { all_logits = true })
+
+local result = { final = out:all_logits(), layers = {} }
+for _, l in ipairs(layers) do
+  result.layers[tostring(l)] = { raw = out:layer_logits(l, "raw"), norm = out:layer_logits(l, "norm"), hidden = out:hidden(l) }
+end
+if opt.format == "json" then
+  io.write(sl.json.encode(result), "\n")
+  return
+end
+local tok = model.tokenizer
+local function show(name, z)
+  local parts = {}
+  for _, pair in ipairs(z:top(opt.top)) do
+    local piece = tok and tok:decode(pair[1]) or tostring(pair[1])
+    parts[#parts + 1] = ("%q %.3f"):format(piece, pair[2])
+  end
+  print(("%-10s %s"):format(name, table.concat(parts, "  ")))
+end
+show("final", out.logits)
+for _, l in ipairs(layers) do
+  show(("L%d raw"):format(l), out:layer_logits(l, "raw"))
+  show(("L%d norm"):format(l), out:layer_logits(l, "norm"))
+end

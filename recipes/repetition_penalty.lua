@@ -1,0 +1,17 @@
+-- Greedy decoding with the CTRL repetition penalty (Keskar et al. 2019; HF RepetitionPenaltyLogitsProcessor).
+--
+-- Usage: slua recipes/repetition_penalty.lua [--repetition-penalty 1.2] [--window 0]
+--        [--exclude-prompt] [--exempt 13,29889] plus the common flags
+-- Every distinct token of prompt + generated text is penalised once per step: positive scores
+-- are divided by the penalty, negative ones multiplied. --window N looks at the last N tokens
+-- only, --exclude-prompt ignores the prompt, --exempt lists ids never penalised (e.g. newline).
+local sl = require "slua"
+local P = sl.processors
+
+local opt = sl.run_options(arg, { repetition_penalty = 1.2, window = 0, exclude_prompt = false, exempt = "" })
+local penalty = P.repetition_penalty(opt.repetition_penalty, {
+  window = opt.window > 0 and opt.window or nil,
+  include_prompt = not opt.exclude_prompt,
+  exempt = sl.parse_ints(opt.exempt, "exempt"),
+})
+sl.generate{ recipe = "repetition_penalty", opt = opt, chain = sl.chain{ penalty } }
