@@ -53,6 +53,19 @@ SL_API double sl_ops_dola_divergence(const float *final_logits, const float *pre
 SL_API int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep,
                                         uint8_t *keep);
 
+/* ------------------------------------------------------------------ layer contrast */
+
+typedef enum sl_dola_spec { SL_DOLA_LOW = 0, SL_DOLA_HIGH = 1, SL_DOLA_LIST = 2 } sl_dola_spec;
+
+/* DoLa candidate ("premature") layers exactly as HF resolves dola_layers for a model with
+ * n_layer blocks: "low"/"high" follow HF's rule (start 2 for tied embeddings when N > 2, 1 when
+ * N == 2; windows of 20 layers when N > 40; "high" ignores start); a list is kept in order.
+ * Unlike HF, list entries outside [0, N-1] and empty results are errors (HF drops N silently,
+ * lets negatives index from the end, and crashes on an empty set). Writes at most cap layers to
+ * out and returns the count through *n_out. */
+SL_API sl_status sl_dola_candidates(int32_t n_layer, bool tied, sl_dola_spec spec, const int32_t *list,
+                                    int32_t n_list, int32_t *out, int32_t cap, int32_t *n_out, sl_error *err);
+
 /* ------------------------------------------------------------------ HF logits processors */
 
 /* RepetitionPenaltyLogitsProcessor: for each DISTINCT id in ids[0..n_ids) (ids outside [0, n)
