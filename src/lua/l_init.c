@@ -14,6 +14,30 @@ static int l_threads(lua_State *L)
     return 1;
 }
 
+/* core.dola_layers(spec, n_layer, tied) -> {layers}: spec "low" | "high" | {l1, l2, ...} */
+static int l_dola_layers(lua_State *L)
+{
+    lua_settop(L, 3);
+    int32_t N = (int32_t)luaL_checkinteger(L, 2);
+    bool tied = lua_toboolean(L, 3);
+    sl_dola_spec spec = SL_DOLA_LIST;
+    int32_t n_list = 0;
+    const int32_t *list = NULL;
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        static const char *names[] = {"low", "high", NULL};
+        spec = (sl_dola_spec)luaL_checkoption(L, 1, NULL, names);
+    } else {
+        list = l_checkintarray(L, 1, &n_list, "layers");
+    }
+    int32_t *out = lua_newuserdatauv(L, (size_t)(N + n_list + 1) * sizeof *out, 0);
+    int32_t got;
+    sl_error err;
+    if (sl_dola_candidates(N, tied, spec, list, n_list, out, N + n_list + 1, &got, &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
+    l_pushintarray(L, out, got);
+    return 1;
+}
+
 int luaopen_slua_core(lua_State *L)
 {
     sl_lua_open_model(L);
@@ -30,6 +54,8 @@ int luaopen_slua_core(lua_State *L)
     lua_setfield(L, -2, "set_threads");
     lua_pushcfunction(L, l_threads);
     lua_setfield(L, -2, "threads");
+    lua_pushcfunction(L, l_dola_layers);
+    lua_setfield(L, -2, "dola_layers");
     lua_pushstring(L, sl_version());
     lua_setfield(L, -2, "version");
     return 1;

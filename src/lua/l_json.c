@@ -185,6 +185,13 @@ static void encode(lua_State *L, jbuf *b, int idx, int depth)
         break;
     }
     case LUA_TTABLE: encode_table(L, b, idx, depth); break;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) { /* core.null */
+            jb_str(b, "null");
+            break;
+        }
+        luaL_error(L, "json_encode: cannot encode a light userdata");
+        break;
     case LUA_TUSERDATA: {
         l_logits *x = luaL_testudata(L, idx, L_LOGITS);
         if (x) {
@@ -195,10 +202,6 @@ static void encode(lua_State *L, jbuf *b, int idx, int depth)
                 put_float32(b, x->v[i]);
             }
             jb_char(b, ']');
-            break;
-        }
-        if (lua_touserdata(L, idx) == NULL) {
-            jb_str(b, "null");
             break;
         }
     } /* fall through */

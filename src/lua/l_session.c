@@ -334,6 +334,27 @@ static int l_output_all_logits(lua_State *L)
     return 1;
 }
 
+/* out:dola_divergences({layers}) -> {d...}: HF's DoLa divergence of each layer's raw logits
+ * against the final logits, computed on the session's buffers without copies. */
+static int l_output_dola_divergences(lua_State *L)
+{
+    lua_settop(L, 2);
+    l_session_box *b = output_session(L);
+    int32_t n;
+    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
+    const float *final = sl_session_logits(b->s);
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        const float *z = sl_session_layer_logits(b->s, layers[i], false);
+        if (!z)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with raw logits", (int)layers[i]));
+        lua_pushnumber(L, sl_ops_dola_divergence(final, z, V));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 void sl_lua_open_session(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"prefill", l_session_prefill},
@@ -355,6 +376,7 @@ void sl_lua_open_session(lua_State *L)
     static const luaL_Reg out_methods[] = {{"layer_logits", l_output_layer_logits},
                                            {"hidden", l_output_hidden},
                                            {"all_logits", l_output_all_logits},
+                                           {"dola_divergences", l_output_dola_divergences},
                                            {NULL, NULL}};
     l_newclass(L, L_OUTPUT, out_methods, NULL);
 }

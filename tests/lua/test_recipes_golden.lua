@@ -15,8 +15,10 @@ local function run_json(recipe, model, args)
   return assert(sl.json.decode(out))
 end
 
--- Every result of a golden file reproduced token for token, with the processed top-8 scores.
-local function check_generation(model, golden_file, recipe, args)
+-- Every result of a golden file reproduced token for token, with the processed top-8 scores
+-- (and, for DoLa, the candidate layers, divergences, premature layer and kept count per step).
+local function check_generation(model, golden_file, recipe, args, tol)
+  tol = tol or TOL
   local g = T.json_file(data .. model .. "/golden/" .. golden_file)
   local max_new = g.generate_kwargs.max_new_tokens
   for r, res in ipairs(g.results) do
@@ -28,8 +30,23 @@ local function check_generation(model, golden_file, recipe, args)
       T.eq(got.stop_reason == "eos", res.stopped_on_eos, "stopped on eos")
       for i, step in ipairs(res.steps) do
         for k, pair in ipairs(step.top_scores) do
-          T.eq(got.steps[i].top[k][1], pair[1], ("step %d top %d id"):format(i, k))
-          T.near(got.steps[i].top[k][2], pair[2], TOL, ("step %d top %d score"):format(i, k))
+          if pair[2] == "-inf" or pair[2] == -math.huge then -- filtered: HF's order among -inf ties is arbitrary
+            T.eq(got.steps[i].top[k][2], -math.huge, ("step %d top %d score"):format(i, k))
+          else
+            T.eq(got.steps[i].top[k][1], pair[1], ("step %d top %d id"):format(i, k))
+            T.near(got.steps[i].top[k][2], pair[2], tol, ("step %d top %d score"):format(i, k))
+          end
+        end
+        local d, mine = step.dola, got.steps[i]
+        if d then
+          T.eq(mine.premature_layer, d.premature_layer, ("step %d premature layer"):format(i))
+          T.eq(table.concat(mine.candidate_layers, ","), table.concat(d.candidate_layers, ","), "candidates")
+          T.eq(mine.relative_top_kept, d.relative_top_kept, ("step %d relative-top kept"):format(i))
+          if d.js_divs ~= sl.json.null then
+            for k, v in ipairs(d.js_divs) do T.near(mine.js_divs[k], v, 1e-5, ("step %d js_divs[%d]"):format(i, k)) end
+          else
+            T.eq(mine.js_divs, sl.json.null, "js_divs of static DoLa")
+          end
         end
       end
     end)
@@ -45,6 +62,16 @@ end
 for _, m in ipairs(models) do
   check_generation(m, "greedy.json", "greedy.lua", "")
   check_generation(m, "rep_penalty_1.2.json", "repetition_penalty.lua", "--repetition-penalty 1.2")
+  for _, file in ipairs{ "dola_high_rep_1.2.json", "dola_low.json", "dola_layers_2_4.json" } do
+    local kw = T.json_file(data .. m .. "/golden/" .. file).generate_kwargs
+    local layers = type(kw.dola_layers) == "table" and table.concat(kw.dola_layers, ",") or kw.dola_layers
+    -- DoLa scores subtract log-softmaxed raw early-exit logits, which carry HF's own float32
+    -- rounding of up to ~1e-4 (tests/unit/test_forward.c), and the penalty scales negative
+    -- scores by 1.2, so scores are held to 3e-4. Tokens, premature layers, kept counts are
+    -- exact and divergences within 1e-5.
+    check_generation(m, file, "dola.lua",
+      ("--dola-layers %s --repetition-penalty %s"):format(layers, kw.repetition_penalty or 1.0), 3e-4)
+  end
   T.case("logits.lua " .. m, function()
     local g = T.json_file(data .. m .. "/golden/logit_lens.json")
     local N = g.num_hidden_layers

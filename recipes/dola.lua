@@ -1,0 +1,32 @@
+-- DoLa: Decoding by Contrasting Layers (Chuang et al., ICLR 2024, arXiv 2309.03883), HF-exact.
+--
+-- Usage: slua recipes/dola.lua [--dola-layers high|low|L1,L2,...] [--repetition-penalty 1.2]
+--        [--relative-top 0.1] [--mature-layer -1] [--do-sample] [--temperature 1.0] [--top-k 50]
+--        [--top-p 1.0] plus the common flags
+-- Each step contrasts the final layer with the candidate layer whose early-exit distribution
+-- (lm_head without the final norm) diverges most from it: log p_N - log p_m on tokens with
+-- p_N >= relative_top * max p_N, -inf elsewhere. One listed layer = static DoLa. The
+-- processors (repetition penalty 1.2 as the paper recommends), then any sampling warpers, run
+-- on the contrast. Original-repository variants: --relative-top 0 takes the raw logit
+-- difference; --mature-layer L (static DoLa only) contrasts against layer L instead of the final.
+local sl = require "slua"
+local dola = require "slua.dola"
+
+local opt = sl.run_options(arg, {
+  dola_layers = "high", repetition_penalty = 1.2, relative_top = 0.1, mature_layer = -1,
+  do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
+})
+local mature = opt.mature_layer >= 0 and opt.mature_layer or nil
+local candidates
+
+sl.generate{
+  recipe = "dola", opt = opt,
+  session = function(model)
+    candidates = dola.layers(opt.dola_layers, model)
+    if opt.format == "text" then io.stderr:write("dola: candidate layers ", table.concat(candidates, ","), "\n") end
+    return dola.session_layers(candidates, mature)
+  end,
+  scores = function(ctx)
+    return dola.contrast(ctx.out, candidates, { relative_top = opt.relative_top, mature = mature })
+  end,
+}
