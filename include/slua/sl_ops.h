@@ -66,6 +66,47 @@ typedef enum sl_dola_spec { SL_DOLA_LOW = 0, SL_DOLA_HIGH = 1, SL_DOLA_LIST = 2 
 SL_API sl_status sl_dola_candidates(int32_t n_layer, bool tied, sl_dola_spec spec, const int32_t *list,
                                     int32_t n_list, int32_t *out, int32_t cap, int32_t *n_out, sl_error *err);
 
+/* SkipLayerCD's official contrast (NJUNLP/SkipLayerCD SkipLayerCD.forward, cd_type "normal"),
+ * float32 in the reference's operation order: a' = a / amateur_temperature;
+ * cutoff = (float)ln(alpha) + max(e); out = ((e - a') * beta) + e; out[v] = -inf where
+ * e[v] < cutoff. out may alias e or a. Returns the number of tokens kept. */
+SL_API int32_t sl_contrast_skiplayer(float *out, const float *expert, const float *amateur, int32_t n, float alpha,
+                                     float beta, float amateur_temperature);
+
+/* The log-probability contrast (Li et al. 2022; HF DoLa's _relative_top_filter; the community
+ * SkipLayerCD): out = log_softmax(e) - log_softmax(a / amateur_temperature) on tokens with
+ * p_e >= alpha * max p_e (relative_top_mask semantics), -inf elsewhere. out may alias e or a.
+ * Returns the number of tokens kept. */
+SL_API int32_t sl_contrast_logprob(float *out, const float *expert, const float *amateur, int32_t n, float alpha,
+                                   float amateur_temperature);
+
+/* Python's round(): half to even (int(round(N / 8)) is the SkipLayerCD span length). */
+SL_API int32_t sl_round_half_even(double x);
+
+/* CPython's `random` module, bit for bit: MT19937 seeded like random.seed(int) (init_by_array
+ * over the 32-bit words of |seed|), getrandbits(k) for k <= 32, and randrange(a, b) =
+ * a + _randbelow(b - a) with rejection sampling on bit_length(b - a) bits. */
+typedef struct sl_pyrandom {
+    uint32_t mt[624];
+    int32_t index;
+} sl_pyrandom;
+
+SL_API void sl_pyrandom_seed(sl_pyrandom *r, uint64_t seed);
+SL_API uint32_t sl_pyrandom_getrandbits(sl_pyrandom *r, int32_t k);
+/* E_RANGE with CPython's message ("empty range for randrange() (a, b, width)") if b <= a. */
+SL_API sl_status sl_pyrandom_randrange(sl_pyrandom *r, int64_t a, int64_t b, int64_t *out, sl_error *err);
+
+/* SL-D span selection from a logit-lens entropy profile Y[0..n) (Y[l] = mean entropy of the
+ * input of decoder layer l). Official rule (select_layer_based_on_entropy): s = round_half_even(n/8);
+ * for idx = s+4 .. n-3, pooled = ((Y[idx]-Y[idx+1]) + (Y[idx+1]-Y[idx+2])) / 2 in float32; the
+ * first idx with pooled > 0.1f and Y[idx+2] > Y[k] for all k > idx+2 gives [idx+2-s, idx+2).
+ * Community rule (dgme-syz): peak = first argmax Y; l from min(max(1, peak), n-s-1) while
+ * l+s <= n-1, drop(l) = Y[l-1] - min(Y[l..l+s-1]); the smallest drop (earliest on ties) gives
+ * [l-1, l-1+s); a start of 0 counts as no span. Return true and fill the half-open span when a
+ * span is found. */
+SL_API bool sl_sld_select_official(const float *Y, int32_t n, int32_t *start, int32_t *end);
+SL_API bool sl_sld_select_community(const float *Y, int32_t n, int32_t *start, int32_t *end);
+
 /* ------------------------------------------------------------------ HF logits processors */
 
 /* RepetitionPenaltyLogitsProcessor: for each DISTINCT id in ids[0..n_ids) (ids outside [0, n)
