@@ -355,6 +355,28 @@ static int l_output_dola_divergences(lua_State *L)
     return 1;
 }
 
+/* out:layer_entropies({layers} [, "norm"|"raw"]) -> {entropy...} in nats, without copies */
+static int l_output_layer_entropies(lua_State *L)
+{
+    lua_settop(L, 3);
+    static const char *kinds[] = {"raw", "norm", NULL};
+    bool norm = luaL_checkoption(L, 3, "norm", kinds) == 1;
+    l_session_box *b = output_session(L);
+    int32_t n;
+    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        const float *z = sl_session_layer_logits(b->s, layers[i], norm);
+        if (!z)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits",
+                                                       (int)layers[i], norm ? "norm" : "raw"));
+        lua_pushnumber(L, sl_ops_entropy(z, V));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 void sl_lua_open_session(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"prefill", l_session_prefill},
@@ -377,6 +399,7 @@ void sl_lua_open_session(lua_State *L)
                                            {"hidden", l_output_hidden},
                                            {"all_logits", l_output_all_logits},
                                            {"dola_divergences", l_output_dola_divergences},
+                                           {"layer_entropies", l_output_layer_entropies},
                                            {NULL, NULL}};
     l_newclass(L, L_OUTPUT, out_methods, NULL);
 }
