@@ -133,6 +133,29 @@ static int l_tokenizer_is_special(lua_State *L)
     return 1;
 }
 
+/* tok:same_vocab(other) -> true | false, first differing id: every id has the same piece. */
+static int l_tokenizer_same_vocab(lua_State *L)
+{
+    sl_tokenizer *a = l_checkopen(L, 1, L_TOKENIZER), *b = l_checkopen(L, 2, L_TOKENIZER);
+    size_t n = sl_tokenizer_vocab_size(a);
+    if (n != sl_tokenizer_vocab_size(b)) {
+        lua_pushboolean(L, 0);
+        lua_pushinteger(L, (lua_Integer)(n < sl_tokenizer_vocab_size(b) ? n : sl_tokenizer_vocab_size(b)));
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t la = 0, lb = 0;
+        const char *pa = sl_tokenizer_piece(a, (sl_token)i, &la), *pb = sl_tokenizer_piece(b, (sl_token)i, &lb);
+        if ((pa == NULL) != (pb == NULL) || la != lb || (pa && memcmp(pa, pb, la) != 0)) {
+            lua_pushboolean(L, 0);
+            lua_pushinteger(L, (lua_Integer)i);
+            return 2;
+        }
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ------------------------------------------------------------------ streams */
 
 static int l_stream_release(lua_State *L)
@@ -204,6 +227,7 @@ void sl_lua_open_tokenizer(lua_State *L)
                                        {"vocab_size", l_tokenizer_vocab_size},
                                        {"is_special", l_tokenizer_is_special},
                                        {"stream", l_tokenizer_stream},
+                                       {"same_vocab", l_tokenizer_same_vocab},
                                        {"close", l_tokenizer_release},
                                        {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", l_tokenizer_release}, {"__close", l_tokenizer_release}, {NULL, NULL}};

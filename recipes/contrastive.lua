@@ -1,0 +1,30 @@
+-- Contrastive decoding with a smaller amateur model (Li et al., ACL 2023, arXiv 2210.15097).
+--
+-- Usage: slua recipes/contrastive.lua --amateur DIR [--contrast logprob|official] [--alpha 0.1]
+--        [--beta 0.5] [--amateur-temperature 0.5] plus the common flags (--model is the expert)
+-- logprob (the paper): log p_E - log p_A(./tau) on tokens with p_E >= alpha * max p_E, -inf
+-- elsewhere; the amateur temperature tau = 0.5 follows the authors' README. official: the
+-- logit-space form (O'Brien & Lewis 2023, arXiv 2309.09117) e + beta (e - a) on e >= max e +
+-- ln alpha. Both models must share the vocabulary (checked). Without --amateur, the expert is
+-- its own amateur (a degenerate but runnable check).
+local sl = require "slua"
+local contrast = require "slua.contrast"
+
+local own = { amateur = "" }
+for k, v in pairs(contrast.options) do own[k] = v end
+own.contrast, own.amateur_temperature = "logprob", 0.5
+local opt = sl.run_options(arg, own)
+
+contrast.generate("contrastive", opt, function(ctx, extra)
+  local dir = opt.amateur ~= "" and opt.amateur or ctx.model.path
+  local amateur = sl.check(sl.load(dir))
+  if amateur.n_vocab ~= ctx.model.n_vocab then
+    sl.fail(("%s: vocabulary of %d ids, the expert has %d"):format(dir, amateur.n_vocab, ctx.model.n_vocab))
+  end
+  if amateur.tokenizer and ctx.tokenizer then
+    local same, at = amateur.tokenizer:same_vocab(ctx.tokenizer)
+    if not same then sl.fail(("%s: tokenizer differs from the expert's at id %d"):format(dir, at)) end
+  end
+  extra.amateur = dir
+  return amateur:session()
+end)
