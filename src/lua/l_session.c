@@ -1,4 +1,5 @@
 /* slua.Session and slua.Output: evaluation, per-layer requests, skip masks, forks. */
+#include <math.h>
 #include <string.h>
 
 #include "l_util.h"
@@ -377,6 +378,44 @@ static int l_output_layer_entropies(lua_State *L)
     return 1;
 }
 
+/* out:layer_summary({layers} [, "norm"|"raw"]) -> { {id, p, entropy, divergence}, ... }:
+ * per layer, the top-1 token of the chosen lens with its probability and the distribution's
+ * entropy, plus DoLa's divergence of the layer's raw early exit from the final logits (when raw
+ * logits were requested). Computed in C on the session's buffers. */
+static int l_output_layer_summary(lua_State *L)
+{
+    lua_settop(L, 3);
+    static const char *kinds[] = {"raw", "norm", NULL};
+    bool norm = luaL_checkoption(L, 3, "norm", kinds) == 1;
+    l_session_box *b = output_session(L);
+    int32_t n;
+    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
+    const float *final = sl_session_logits(b->s);
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        const float *z = sl_session_layer_logits(b->s, layers[i], norm);
+        if (!z)
+            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits",
+                                                       (int)layers[i], norm ? "norm" : "raw"));
+        sl_token id = sl_ops_argmax(z, V);
+        lua_createtable(L, 0, 4);
+        lua_pushinteger(L, id);
+        lua_setfield(L, -2, "id");
+        lua_pushnumber(L, exp((double)z[id] - sl_ops_logsumexp(z, V)));
+        lua_setfield(L, -2, "p");
+        lua_pushnumber(L, sl_ops_entropy(z, V));
+        lua_setfield(L, -2, "entropy");
+        const float *raw = sl_session_layer_logits(b->s, layers[i], false);
+        if (raw) {
+            lua_pushnumber(L, sl_ops_dola_divergence(final, raw, V));
+            lua_setfield(L, -2, "divergence");
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 void sl_lua_open_session(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"prefill", l_session_prefill},
@@ -400,6 +439,7 @@ void sl_lua_open_session(lua_State *L)
                                            {"all_logits", l_output_all_logits},
                                            {"dola_divergences", l_output_dola_divergences},
                                            {"layer_entropies", l_output_layer_entropies},
+                                           {"layer_summary", l_output_layer_summary},
                                            {NULL, NULL}};
     l_newclass(L, L_OUTPUT, out_methods, NULL);
 }

@@ -1,0 +1,46 @@
+-- Logit lens: what every layer would predict at every position (nostalgebraist 2020; DoLa's raw early exit).
+--
+-- Usage: slua recipes/logit_lens.lua [--lens norm|raw] [--lang zh|ja|ko|ru|ar|hi|en]
+--        [--svg FILE] [--color prob|entropy] [--max-new-tokens 0] plus --model, --prompt,
+--        --prompt-ids, --format text|json
+-- norm applies the final norm before lm_head (the logit lens); raw does not (DoLa's early
+-- exit). For each layer: top-1 token per position, mean entropy, share of top-1 tokens in the
+-- --lang script, and DoLa's divergence of the raw early exit from the final layer. With
+-- --max-new-tokens N the greedy continuation is appended first. --svg writes a heatmap
+-- (layers x positions, cell = top-1 token, colour = probability or entropy).
+local sl = require "slua"
+local lens = require "slua.lens"
+
+local opt = sl.run_options(arg, { lens = "norm", lang = "", svg = "", color = "prob", max_new_tokens = 0 })
+if opt.lens ~= "norm" and opt.lens ~= "raw" then sl.fail("option --lens must be norm or raw") end
+if opt.lang ~= "" and not lens.languages[opt.lang] then sl.fail("option --lang: unknown language " .. opt.lang) end
+sl.set_threads(opt.threads)
+local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+local ids = sl.prompt_ids(model, opt)
+if opt.max_new_tokens > 0 then                     -- extend with the greedy continuation
+  local s <close> = model:session()
+  local out = s:prefill(ids)
+  for _ = 1, opt.max_new_tokens do
+    local id = out.logits:argmax()
+    ids[#ids + 1] = id
+    if model:is_eos(id) then break end
+    out = s:step(id)
+  end
+end
+local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil })
+if opt.svg ~= "" then
+  local f = io.open(opt.svg, "w") or sl.fail("option --svg: cannot write " .. opt.svg)
+  f:write(lens.svg(profile, { lens = opt.lens, color = opt.color, title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") }))
+  f:close()
+end
+if opt.format == "json" then
+  io.write(sl.json.encode(profile), "\n")
+  return
+end
+print(("%-6s %8s %10s %s  top-1 per position"):format("layer", "entropy", "dola-div", opt.lang ~= "" and (opt.lang .. "-ratio") or ""))
+for i = #profile.layers, 1, -1 do
+  local row = {}
+  for _, p in ipairs(profile.positions) do row[#row + 1] = "[" .. p.cells[i].text:gsub("\n", "\\n") .. "]" end
+  print(("%-6d %8.3f %10.2e %s  %s"):format(profile.layers[i], profile.entropy[i], profile.divergence[i],
+    profile.lang_ratio and ("%8.2f"):format(profile.lang_ratio[i]) or "", table.concat(row, " ")))
+end
