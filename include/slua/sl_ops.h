@@ -47,6 +47,10 @@ SL_API int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids,
  * P, Q, M and the log-softmaxes are float32 like HF's tensors; the sums are double. Identical
  * rows give 0 up to float32 rounding (~1e-8). NaN if either row is entirely masked. */
 SL_API double sl_ops_dola_divergence(const float *final_logits, const float *premature_logits, int32_t n);
+/* The same for n_layers premature rows at once (out[j] for premature[j]), sharing the final
+ * distribution and spreading the rows over the threads. NaN for an all-masked row. */
+SL_API void sl_ops_dola_divergences(const float *final_logits, const float *const *premature, int32_t n_layers,
+                                    int32_t n, double *out);
 /* Relative-top (adaptive plausibility) filter of HF's _relative_top_filter on log-probs:
  * thr = min(max + (float)ln(alpha), min_keep-th largest) in float32; keep[i] = !(logprobs[i] < thr).
  * min_keep is clamped to [1, n]. Returns the number kept. */

@@ -20,6 +20,7 @@ local M = {
   threads = core.threads,
   json = { encode = core.json_encode, decode = core.json_decode, null = core.null },
   load_tokenizer = core.load_tokenizer,
+  clock = core.clock,         -- monotonic wall clock in seconds
 }
 
 -- The directory holding lua/, recipes/ and models/ (set by the host; found from package.path

@@ -2,8 +2,10 @@
  * sampling. Everything here is single-threaded, allocation-free and O(n) (top-k: O(n log k)),
  * since it runs once per decoding step over vocabularies of up to ~152k entries. */
 #include <math.h>
+#include <stdlib.h>
 #include <stdbool.h>
 
+#include "kernels.h"
 #include "ops_internal.h"
 #include "slua/sl_ops.h"
 
@@ -269,32 +271,62 @@ int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float 
 
 /* ------------------------------------------------------------------ DoLa */
 
-/* One KL term of torch.nn.functional.kl_div(input = log_q, target = m, reduction="none"):
- * m * (log m - log_q), with 0 where m = 0 (PyTorch's xlogy convention). */
-static inline double kl_div_term(float m, float log_q)
+/* HF's DoLa divergence for several premature layers against one final distribution. The final
+ * layer's probabilities and log-probabilities are computed once; each candidate then costs one
+ * expf and one logf per entry (float32 like HF's tensors, sums in double), and candidates run
+ * in parallel. kl_div(input = log q, target = m) = m (log m - log q), 0 where m = 0 (xlogy). */
+static double divergence_against(const float *p, const float *logp, const float *z, int32_t n, float *e)
 {
-    if (m == 0.0f)
-        return 0.0;
-    return (double)m * (log((double)m) - (double)log_q);
+    float max = (float)sl_ops_max(z, n);
+    if (max == -INFINITY)
+        return NAN; /* softmax of an all-masked row is undefined (NaN in PyTorch too) */
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        e[i] = expf(z[i] - max);
+        sum += e[i];
+    }
+    float log_sum = (float)log(sum), inv_sum = (float)(1.0 / sum);
+    double kl_final = 0.0, kl_premature = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        float m = 0.5f * (p[i] + e[i] * inv_sum);
+        if (m == 0.0f)
+            continue;
+        float lm = logf(m), lq = (z[i] - max) - log_sum;
+        kl_final += (double)m * (double)(lm - logp[i]);
+        kl_premature += (double)m * (double)(lm - lq);
+    }
+    /* HF: kl_div(...).mean(-1) for each, then 0.5 * (kl1 + kl2). */
+    return 0.5 * (kl_final / n + kl_premature / n);
+}
+
+void sl_ops_dola_divergences(const float *final_logits, const float *const *premature, int32_t n_layers,
+                             int32_t n, double *out)
+{
+    softmax_stats sp = softmax_stats_of(final_logits, n);
+    size_t floats = (2 + (size_t)(n_layers > 0 ? n_layers : 0)) * (size_t)n;
+    float *p = n > 0 && sp.max != -INFINITY ? malloc(floats * sizeof *p) : NULL;
+    if (!p) {
+        for (int32_t j = 0; j < n_layers; j++)
+            out[j] = n <= 0 ? 0.0 : NAN;
+        return;
+    }
+    float *logp = p + n, *scratch = p + 2 * (size_t)n;
+    for (int32_t i = 0; i < n; i++) {
+        p[i] = softmax_at(final_logits[i], &sp);
+        logp[i] = log_softmax_at(final_logits[i], &sp);
+    }
+    int nt = sl_threads();
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1 && n_layers > 1)
+    for (int32_t j = 0; j < n_layers; j++)
+        out[j] = divergence_against(p, logp, premature[j], n, scratch + (size_t)j * n);
+    free(p);
 }
 
 double sl_ops_dola_divergence(const float *final_logits, const float *premature_logits, int32_t n)
 {
-    if (n <= 0)
-        return 0.0;
-    softmax_stats sp = softmax_stats_of(final_logits, n), sq = softmax_stats_of(premature_logits, n);
-    if (sp.max == -INFINITY || sq.max == -INFINITY)
-        return NAN; /* softmax of an all-masked row is undefined (NaN in PyTorch too) */
-    /* Probabilities and log-probabilities are float32 like HF's tensors; the sums are double. */
-    double kl_final = 0.0, kl_premature = 0.0;
-    for (int32_t i = 0; i < n; i++) {
-        float p = softmax_at(final_logits[i], &sp), q = softmax_at(premature_logits[i], &sq);
-        float m = 0.5f * (p + q);
-        kl_final += kl_div_term(m, log_softmax_at(final_logits[i], &sp));
-        kl_premature += kl_div_term(m, log_softmax_at(premature_logits[i], &sq));
-    }
-    /* HF: kl_div(...).mean(-1) for each, then 0.5 * (kl1 + kl2). */
-    return 0.5 * (kl_final / n + kl_premature / n);
+    double d;
+    sl_ops_dola_divergences(final_logits, &premature_logits, 1, n, &d);
+    return d;
 }
 
 int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep, uint8_t *keep)

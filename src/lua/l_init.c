@@ -1,4 +1,6 @@
 /* luaopen_slua_core: the one entry point of the Lua module. */
+#include <time.h>
+
 #include "l_util.h"
 #include "slua/sl_lua.h"
 
@@ -38,6 +40,15 @@ static int l_dola_layers(lua_State *L)
     return 1;
 }
 
+/* core.clock() -> seconds on a monotonic clock (wall time, for benchmarks) */
+static int l_clock(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec * 1e-9);
+    return 1;
+}
+
 int luaopen_slua_core(lua_State *L)
 {
     sl_lua_open_model(L);
@@ -55,6 +66,8 @@ int luaopen_slua_core(lua_State *L)
     lua_setfield(L, -2, "set_threads");
     lua_pushcfunction(L, l_threads);
     lua_setfield(L, -2, "threads");
+    lua_pushcfunction(L, l_clock);
+    lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_dola_layers);
     lua_setfield(L, -2, "dola_layers");
     lua_pushstring(L, sl_version());

@@ -344,13 +344,17 @@ static int l_output_dola_divergences(lua_State *L)
     int32_t n;
     int32_t *layers = l_checkintarray(L, 2, &n, "layers");
     int32_t V = sl_model_n_vocab(sl_session_model(b->s));
-    const float *final = sl_session_logits(b->s);
+    const float **rows = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *rows, 0);
+    double *divs = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *divs, 0);
+    for (int32_t i = 0; i < n; i++) {
+        rows[i] = sl_session_layer_logits(b->s, layers[i], false);
+        if (!rows[i])
+            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with raw logits", (int)layers[i]));
+    }
+    sl_ops_dola_divergences(sl_session_logits(b->s), rows, n, V, divs);
     lua_createtable(L, n, 0);
     for (int32_t i = 0; i < n; i++) {
-        const float *z = sl_session_layer_logits(b->s, layers[i], false);
-        if (!z)
-            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with raw logits", (int)layers[i]));
-        lua_pushnumber(L, sl_ops_dola_divergence(final, z, V));
+        lua_pushnumber(L, divs[i]);
         lua_rawseti(L, -2, i + 1);
     }
     return 1;
