@@ -22,7 +22,7 @@ local candidates
 sl.generate{
   recipe = "dola", opt = opt,
   session = function(model)
-    candidates = dola.layers(opt.dola_layers, model)
+    candidates = sl.try(dola.layers, opt.dola_layers, model)
     if opt.format == "text" then io.stderr:write("dola: candidate layers ", table.concat(candidates, ","), "\n") end
     return dola.session_layers(candidates, mature)
   end,

@@ -7,9 +7,10 @@
 #   libutf8proc-dev  Unicode NFC/NFKC normalization and script classes for tokenizers
 #   libcriterion-dev the C test framework
 #   librsvg2-bin     rsvg-convert, to check in a test that logit-lens SVG heatmaps render
+#   lua5.4           the stock interpreter, to test slua.core as a plain Lua module
 set -euo pipefail
 packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libopenblas-dev libjson-c-dev
-          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin)
+          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -45,6 +45,15 @@ function M.check(v, message, ...)
   return v, message, ...
 end
 
+-- Calls f(...); an error it raises (a bad option reaching a primitive) becomes a clean failure
+-- with the message alone, without the Lua position or a traceback.
+function M.try(f, ...)
+  local ok, a, b, c = pcall(f, ...)
+  if ok then return a, b, c end
+  local msg = type(a) == "table" and a.message or tostring(a)
+  M.fail((msg:gsub("^[^:\n]+:%d+: ", "")))
+end
+
 ---------------------------------------------------------------------------- loading
 
 -- sl.load(dir [, {tokenizer = true}]) -> Model | nil, message, code
