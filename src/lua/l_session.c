@@ -335,50 +335,61 @@ static int l_output_all_logits(lua_State *L)
     return 1;
 }
 
+/* Arguments of the per-layer statistics below: out, {layers} [, "norm"|"raw"]. Returns the
+ * session and fills rows with each layer's logits of that lens (raising if one was not
+ * requested); rows live in a userdata on the stack. */
+static l_session_box *layer_rows(lua_State *L, bool default_norm, const float ***rows, int32_t *n, bool *norm)
+{
+    lua_settop(L, 3);
+    static const char *kinds[] = {"raw", "norm", NULL};
+    *norm = luaL_checkoption(L, 3, default_norm ? "norm" : "raw", kinds) == 1;
+    l_session_box *b = output_session(L);
+    int32_t *layers = l_checkintarray(L, 2, n, "layers");
+    *rows = lua_newuserdatauv(L, (size_t)(*n ? *n : 1) * sizeof **rows, 0);
+    for (int32_t i = 0; i < *n; i++) {
+        (*rows)[i] = sl_session_layer_logits(b->s, layers[i], *norm);
+        if (!(*rows)[i])
+            luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits", (int)layers[i],
+                                                *norm ? "norm" : "raw"));
+    }
+    return b;
+}
+
+static void push_numbers(lua_State *L, const double *v, int32_t n)
+{
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
 /* out:dola_divergences({layers}) -> {d...}: HF's DoLa divergence of each layer's raw logits
  * against the final logits, computed on the session's buffers without copies. */
 static int l_output_dola_divergences(lua_State *L)
 {
-    lua_settop(L, 2);
-    l_session_box *b = output_session(L);
+    const float **rows;
     int32_t n;
-    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
-    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
-    const float **rows = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *rows, 0);
+    bool norm;
+    l_session_box *b = layer_rows(L, false, &rows, &n, &norm);
     double *divs = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *divs, 0);
-    for (int32_t i = 0; i < n; i++) {
-        rows[i] = sl_session_layer_logits(b->s, layers[i], false);
-        if (!rows[i])
-            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with raw logits", (int)layers[i]));
-    }
-    sl_ops_dola_divergences(sl_session_logits(b->s), rows, n, V, divs);
-    lua_createtable(L, n, 0);
-    for (int32_t i = 0; i < n; i++) {
-        lua_pushnumber(L, divs[i]);
-        lua_rawseti(L, -2, i + 1);
-    }
+    sl_ops_dola_divergences(sl_session_logits(b->s), rows, n, sl_model_n_vocab(sl_session_model(b->s)), divs);
+    push_numbers(L, divs, n);
     return 1;
 }
 
 /* out:layer_entropies({layers} [, "norm"|"raw"]) -> {entropy...} in nats, without copies */
 static int l_output_layer_entropies(lua_State *L)
 {
-    lua_settop(L, 3);
-    static const char *kinds[] = {"raw", "norm", NULL};
-    bool norm = luaL_checkoption(L, 3, "norm", kinds) == 1;
-    l_session_box *b = output_session(L);
+    const float **rows;
     int32_t n;
-    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    bool norm;
+    l_session_box *b = layer_rows(L, true, &rows, &n, &norm);
     int32_t V = sl_model_n_vocab(sl_session_model(b->s));
-    lua_createtable(L, n, 0);
-    for (int32_t i = 0; i < n; i++) {
-        const float *z = sl_session_layer_logits(b->s, layers[i], norm);
-        if (!z)
-            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits",
-                                                       (int)layers[i], norm ? "norm" : "raw"));
-        lua_pushnumber(L, sl_ops_entropy(z, V));
-        lua_rawseti(L, -2, i + 1);
-    }
+    double *h = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *h, 0);
+    for (int32_t i = 0; i < n; i++)
+        h[i] = sl_ops_entropy(rows[i], V);
+    push_numbers(L, h, n);
     return 1;
 }
 
@@ -388,20 +399,15 @@ static int l_output_layer_entropies(lua_State *L)
  * logits were requested). Computed in C on the session's buffers. */
 static int l_output_layer_summary(lua_State *L)
 {
-    lua_settop(L, 3);
-    static const char *kinds[] = {"raw", "norm", NULL};
-    bool norm = luaL_checkoption(L, 3, "norm", kinds) == 1;
-    l_session_box *b = output_session(L);
+    const float **rows;
     int32_t n;
-    int32_t *layers = l_checkintarray(L, 2, &n, "layers");
+    bool norm;
+    l_session_box *b = layer_rows(L, true, &rows, &n, &norm);
     int32_t V = sl_model_n_vocab(sl_session_model(b->s));
     const float *final = sl_session_logits(b->s);
     lua_createtable(L, n, 0);
     for (int32_t i = 0; i < n; i++) {
-        const float *z = sl_session_layer_logits(b->s, layers[i], norm);
-        if (!z)
-            return luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested with %s logits",
-                                                       (int)layers[i], norm ? "norm" : "raw"));
+        const float *z = rows[i];
         sl_token id = sl_ops_argmax(z, V);
         lua_createtable(L, 0, 4);
         lua_pushinteger(L, id);
@@ -410,7 +416,9 @@ static int l_output_layer_summary(lua_State *L)
         lua_setfield(L, -2, "p");
         lua_pushnumber(L, sl_ops_entropy(z, V));
         lua_setfield(L, -2, "entropy");
-        const float *raw = sl_session_layer_logits(b->s, layers[i], false);
+        lua_rawgeti(L, 2, i + 1);
+        const float *raw = sl_session_layer_logits(b->s, (int32_t)lua_tointeger(L, -1), false);
+        lua_pop(L, 1);
         if (raw) {
             lua_pushnumber(L, sl_ops_dola_divergence(final, raw, V));
             lua_setfield(L, -2, "divergence");
