@@ -1,17 +1,22 @@
--- Greedy decoding with the CTRL repetition penalty (Keskar et al. 2019; HF RepetitionPenaltyLogitsProcessor).
+-- Greedy decoding with the CTRL repetition penalty (Keskar et al. 2019, arXiv 1909.05858;
+-- HF RepetitionPenaltyLogitsProcessor).
 --
 -- Usage: slua recipes/repetition_penalty.lua [--repetition-penalty 1.2] [--window 0]
 --        [--exclude-prompt] [--exempt 13,29889] plus the common flags
 -- Every distinct token of prompt + generated text is penalised once per step: positive scores
--- are divided by the penalty, negative ones multiplied. --window N looks at the last N tokens
--- only, --exclude-prompt ignores the prompt, --exempt lists ids never penalised (e.g. newline).
+-- are divided by the penalty, negative ones multiplied (so the penalty depends on the sign,
+-- and a contrast that shifts scores changes its effect). Options beyond HF's: --window N looks
+-- at the last N tokens only, --exclude-prompt ignores the prompt, --exempt lists ids that are
+-- never penalised (newline, punctuation).
 local sl = require "slua"
 local P = sl.processors
 
 local opt = sl.run_options(arg, { repetition_penalty = 1.2, window = 0, exclude_prompt = false, exempt = "" })
+
 local penalty = P.repetition_penalty(opt.repetition_penalty, {
   window = opt.window > 0 and opt.window or nil,
   include_prompt = not opt.exclude_prompt,
   exempt = sl.parse_ints(opt.exempt, "exempt"),
 })
-sl.generate{ recipe = "repetition_penalty", opt = opt, chain = sl.chain{ penalty } }
+
+sl.generate{ recipe = "repetition_penalty", opt = opt, chain = sl.chain{ penalty }, sample = false }

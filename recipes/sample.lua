@@ -4,10 +4,21 @@
 --        [--seed 42] [--repetition-penalty 1.0] plus the common flags (--model, --prompt, ...)
 -- Order as in HF: repetition penalty, then temperature → top-k → top-p → min-p, then a draw
 -- from softmax(scores) with the seeded xoshiro256** generator (same seed, same text, on any
--- thread count). top_k = 50 is HF's default whenever sampling; --top-k 0 turns it off.
+-- thread count). top_k = 50 is HF's default whenever sampling; --top-k 0 turns it off, as do
+-- --top-p 1 and --min-p 0. Ties at the top-k threshold are kept; top-p keeps the token that
+-- crosses p.
 local sl = require "slua"
+local P = sl.processors
 
 local opt = sl.run_options(arg, {
-  temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0, do_sample = true,
+  temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
 })
-sl.generate{ recipe = "sample", opt = opt, sample = true }
+
+local chain = sl.chain{}
+if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
+if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
+if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
+if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
+if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
+
+sl.generate{ recipe = "sample", opt = opt, chain = chain, sample = true }
