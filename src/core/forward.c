@@ -124,9 +124,10 @@ static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
     int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
 
     sl_rmsnorm(s->xn, s->x, b->attn_norm, n, D, c->rms_eps);
-    sl_matmul(s->q, qd, s->xn, n, &b->wq, b->bq);
-    sl_matmul(s->k, kvd, s->xn, n, &b->wk, b->bk);
-    sl_matmul(s->v, kvd, s->xn, n, &b->wv, b->bv);
+    sl_matmul_job qkv[3] = {{.out = s->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
+                            {.out = s->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
+                            {.out = s->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
+    sl_matmul_group(qkv, 3, s->xn, n);
     rope_rows(s->q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
     rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
     if (!s->parent || l >= s->branch) {
@@ -138,13 +139,7 @@ static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
     add_rows(s->x, s->xn, (int64_t)n * D);
 
     sl_rmsnorm(s->xn, s->x, b->ffn_norm, n, D, c->rms_eps);
-    sl_matmul(s->ff_gate, F, s->xn, n, &b->w_gate, b->b_gate);
-    sl_matmul(s->ff_up, F, s->xn, n, &b->w_up, b->b_up);
-    int64_t nf = (int64_t)n * F;
-    for (int64_t i = 0; i < nf; i++) {
-        float g = s->ff_gate[i];
-        s->ff_gate[i] = (g / (1.0f + expf(-g))) * s->ff_up[i];
-    }
+    sl_matmul_swiglu(s->ff_gate, s->ff_up, F, s->xn, n, &b->w_gate, b->b_gate, &b->w_up, b->b_up);
     sl_matmul(s->xn, D, s->ff_gate, n, &b->w_down, b->b_down);
     add_rows(s->x, s->xn, (int64_t)n * D);
 }

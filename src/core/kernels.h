@@ -18,6 +18,23 @@ typedef struct sl_weight {
  * Small n reads w once with the project's kernels; larger n goes through OpenBLAS sgemm. */
 void sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias);
 
+/* One product of a group: out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]), row stride ldo. */
+typedef struct sl_matmul_job {
+    float *out;
+    int64_t ldo;
+    const sl_weight *w;
+    const float *bias; /* or NULL */
+} sl_matmul_job;
+
+/* Several products of the same input rows in one parallel region (e.g. q, k and v), each
+ * split evenly over the threads. */
+void sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n);
+
+/* gate = silu(x·w_gate + b_gate) * (x·w_up + b_up), up = x·w_up + b_up, in one parallel region.
+ * w_gate and w_up have the same shape; both outputs have row stride ldo. */
+void sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
+                      const float *b_gate, const sl_weight *w_up, const float *b_up);
+
 /* Row `row` of w as float32. */
 void sl_weight_row(float *out, const sl_weight *w, int64_t row);
 /* All of a vector-shaped weight as float32 (n = rows * cols values). */

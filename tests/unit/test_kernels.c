@@ -1,0 +1,148 @@
+/* The matrix products against a double-precision reference, with the AVX2 kernels and with
+ * the generic fallback (SL_NO_AVX2), for every stored dtype, single rows (decode), small
+ * batches and sgemm-sized batches, odd shapes (tails of rows and columns), 1 and 2 threads. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "kernels.h"
+#include "slua/sl.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float uniform(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* A random weight in dtype dt; `ref` receives its exact float32 values. */
+static void *make_weight(sl_weight *w, float *ref, int64_t rows, int64_t cols, sl_dtype dt)
+{
+    int64_t n = rows * cols;
+    void *data = malloc((size_t)n * (dt == SL_DTYPE_F32 ? 4 : 2));
+    cr_assert_not_null(data);
+    for (int64_t i = 0; i < n; i++) {
+        float v = uniform();
+        if (dt == SL_DTYPE_F32) {
+            ((float *)data)[i] = v;
+            ref[i] = v;
+        } else if (dt == SL_DTYPE_BF16) {
+            ((uint16_t *)data)[i] = sl_f32_to_bf16(v);
+            ref[i] = sl_bf16_to_f32(((uint16_t *)data)[i]);
+        } else {
+            ((uint16_t *)data)[i] = sl_f32_to_f16(v);
+            ref[i] = sl_f16_to_f32(((uint16_t *)data)[i]);
+        }
+    }
+    *w = (sl_weight){.data = data, .dtype = dt, .rows = rows, .cols = cols};
+    return data;
+}
+
+static void check_product(int64_t rows, int64_t cols, int32_t n, sl_dtype dt, bool bias)
+{
+    sl_weight w;
+    float *ref = malloc((size_t)(rows * cols) * sizeof *ref);
+    float *x = malloc((size_t)n * (size_t)cols * sizeof *x);
+    float *b = malloc((size_t)rows * sizeof *b);
+    int64_t ldo = rows + 3;
+    float *out = malloc((size_t)n * (size_t)ldo * sizeof *out);
+    cr_assert(ref && x && b && out);
+    void *data = make_weight(&w, ref, rows, cols, dt);
+    for (int64_t i = 0; i < (int64_t)n * cols; i++)
+        x[i] = uniform();
+    for (int64_t r = 0; r < rows; r++)
+        b[r] = uniform();
+    for (int64_t i = 0; i < (int64_t)n * ldo; i++)
+        out[i] = NAN; /* the padding columns must stay untouched */
+    sl_matmul(out, ldo, x, n, &w, bias ? b : NULL);
+    for (int32_t i = 0; i < n; i++) {
+        for (int64_t r = 0; r < ldo; r++) {
+            float got = out[(int64_t)i * ldo + r];
+            if (r >= rows) {
+                cr_assert(isnan(got), "padding [%d][%ld] written", i, (long)r);
+                continue;
+            }
+            double want = bias ? b[r] : 0.0, mag = bias ? fabs(b[r]) : 0.0;
+            for (int64_t c = 0; c < cols; c++) {
+                double p = (double)ref[r * cols + c] * x[(int64_t)i * cols + c];
+                want += p;
+                mag += fabs(p);
+            }
+            cr_assert(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s n %d [%d][%ld] (%ldx%ld, dtype %d): got %.9g want %.9g",
+                      getenv("SL_NO_AVX2") ? "generic" : "avx2", n, i, (long)r, (long)rows, (long)cols, (int)dt,
+                      got, want);
+        }
+    }
+    free(data);
+    free(ref);
+    free(x);
+    free(b);
+    free(out);
+}
+
+static void check_all(void)
+{
+    static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
+    static const int32_t ns[] = {1, 3, 16, 17, 40};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}};
+    for (int threads = 1; threads <= 2; threads++) {
+        sl_set_num_threads(threads);
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+                for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                    check_product(shapes[s][0], shapes[s][1], ns[k], dts[d], (s + k) % 2 == 0);
+    }
+    sl_set_num_threads(1);
+}
+
+Test(kernels, matmul_avx2_matches_double_reference)
+{
+    unsetenv("SL_NO_AVX2");
+    check_all();
+}
+
+Test(kernels, matmul_generic_matches_double_reference)
+{
+    setenv("SL_NO_AVX2", "1", 1);
+    check_all();
+    unsetenv("SL_NO_AVX2");
+}
+
+Test(kernels, swiglu_and_group_match_separate_products)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            setenv("SL_NO_AVX2", "1", 1);
+        sl_set_num_threads(2);
+        int64_t F = 300, D = 96;
+        int32_t n = 2;
+        sl_weight wg, wu;
+        float *rg = malloc((size_t)(F * D) * sizeof(float)), *ru = malloc((size_t)(F * D) * sizeof(float));
+        void *dg = make_weight(&wg, rg, F, D, SL_DTYPE_BF16), *du = make_weight(&wu, ru, F, D, SL_DTYPE_BF16);
+        float x[2 * 96], g1[2 * 300], u1[2 * 300], g2[2 * 300], u2[2 * 300];
+        for (int i = 0; i < 2 * 96; i++)
+            x[i] = uniform();
+        sl_matmul(g1, F, x, n, &wg, NULL);
+        sl_matmul(u1, F, x, n, &wu, NULL);
+        for (int i = 0; i < n * F; i++)
+            g1[i] = (g1[i] / (1.0f + expf(-g1[i]))) * u1[i];
+        sl_matmul_swiglu(g2, u2, F, x, n, &wg, NULL, &wu, NULL);
+        cr_assert(memcmp(g1, g2, sizeof g1) == 0 && memcmp(u1, u2, sizeof u1) == 0);
+        sl_matmul_job jobs[2] = {{.out = g2, .ldo = F, .w = &wg}, {.out = u2, .ldo = F, .w = &wu}};
+        sl_matmul_group(jobs, 2, x, n);
+        sl_matmul(g1, F, x, n, &wg, NULL);
+        cr_assert(memcmp(g1, g2, sizeof g1) == 0 && memcmp(u1, u2, sizeof u1) == 0);
+        free(dg);
+        free(du);
+        free(rg);
+        free(ru);
+        sl_set_num_threads(1);
+    }
+    unsetenv("SL_NO_AVX2");
+}
