@@ -31,6 +31,8 @@
 
 #include "slua/sl.h"
 
+#include "bench_cli.h"
+
 typedef struct options {
     const char *model_dir;
     long threads;     /* 0 = every online CPU */
@@ -51,23 +53,11 @@ static void usage(FILE *to)
                 "                   [--retries 20]\n");
 }
 
-static void die(const char *file, const char *what, const char *detail)
-{
-    fprintf(stderr, "slua: %s: %s (%s)\n", file, what, detail);
-    exit(1);
-}
+static void die(const char *file, const char *what, const char *detail) { bench_die(file, what, detail); }
 
 static long parse_long(const char *flag, const char *v, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        char detail[160];
-        snprintf(detail, sizeof detail, "%s %s; expected an integer in [%ld, %ld]", flag, v, lo, hi);
-        die("bench_model", "invalid option value", detail);
-    }
-    return x;
+    return bench_parse_long("bench_model", flag, v, lo, hi);
 }
 
 static double parse_positive(const char *flag, const char *v)

@@ -18,27 +18,17 @@
 #include "internal.h"
 #include "slua/sl.h"
 
+#include "bench_cli.h"
+
 enum { CLASS_QKV, CLASS_O, CLASS_GATE_UP, CLASS_DOWN, CLASS_LM_HEAD, N_CLASSES };
 static const char *const class_names[N_CLASSES] = {"q/k/v proj", "o proj", "gate+up proj", "down proj",
                                                    "LM head"};
 
-static void die(const char *file, const char *what, const char *detail)
-{
-    fprintf(stderr, "slua: %s: %s (%s)\n", file, what, detail);
-    exit(1);
-}
+static void die(const char *file, const char *what, const char *detail) { bench_die(file, what, detail); }
 
 static long parse_long(const char *flag, const char *v, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < lo || x > hi) {
-        char detail[160];
-        snprintf(detail, sizeof detail, "%s %s; expected an integer in [%ld, %ld]", flag, v, lo, hi);
-        die("profile_decode", "invalid option value", detail);
-    }
-    return x;
+    return bench_parse_long("profile_decode", flag, v, lo, hi);
 }
 
 static double now_s(void)

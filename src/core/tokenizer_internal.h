@@ -34,6 +34,8 @@ void sl_strlist_push(sl_strlist *l, const char *s, size_t n, bool first);
 /* ---------------------------------------------------------------- UTF-8 helpers */
 /* Length of the valid UTF-8 character at s[0..n), or 0 if the bytes there are not one. */
 size_t sl_utf8_char_len(const unsigned char *s, size_t n);
+/* End of the run of valid UTF-8 characters starting at offset a of u[0..n). */
+size_t sl_utf8_valid_run_end(const unsigned char *u, size_t a, size_t n);
 /* Decodes the valid character at s (length from sl_utf8_char_len). */
 int32_t sl_utf8_decode(const unsigned char *s, size_t clen);
 size_t sl_utf8_encode(int32_t cp, char out[4]);

@@ -104,13 +104,7 @@ static void unicode_norm(const char *s, size_t n, int options, sl_strlist *out)
     const unsigned char *u = (const unsigned char *)s;
     size_t a = 0;
     while (a < n) {
-        size_t b = a;
-        while (b < n) {
-            size_t cl = sl_utf8_char_len(u + b, n - b);
-            if (!cl)
-                break;
-            b += cl;
-        }
+        size_t b = sl_utf8_valid_run_end(u, a, n);
         if (b > a) {
             utf8proc_uint8_t *dst = NULL;
             utf8proc_ssize_t r = utf8proc_map(u + a, (utf8proc_ssize_t)(b - a), &dst, options);

@@ -290,13 +290,7 @@ void sl_regex_foreach(const sl_regex *re, const char *s, size_t n,
     const unsigned char *u = (const unsigned char *)s;
     size_t a = 0;
     while (a < n) {
-        size_t b = a;
-        while (b < n) {
-            size_t cl = sl_utf8_char_len(u + b, n - b);
-            if (!cl)
-                break;
-            b += cl;
-        }
+        size_t b = sl_utf8_valid_run_end(u, a, n);
         size_t off = 0, len = b - a;
         while (off < len) {
             int rc = pcre2_match(re->code, (PCRE2_SPTR)(s + a), len, off, PCRE2_NO_UTF_CHECK, re->md,
@@ -368,4 +362,16 @@ sl_status sl_json_pattern(json_object *o, const char *file, const char *jpath, c
                             jpath);
     *pat = json_object_get_string(v);
     return SL_STATUS_OK;
+}
+
+size_t sl_utf8_valid_run_end(const unsigned char *u, size_t a, size_t n)
+{
+    size_t b = a;
+    while (b < n) {
+        size_t cl = sl_utf8_char_len(u + b, n - b);
+        if (!cl)
+            break;
+        b += cl;
+    }
+    return b;
 }

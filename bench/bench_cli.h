@@ -1,0 +1,30 @@
+/* Command-line helpers shared by the benchmark programs (each is its own executable). */
+#ifndef SLUA_BENCH_CLI_H
+#define SLUA_BENCH_CLI_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Prints "slua: <file>: <what> (<detail>)" and exits 1. */
+static inline void bench_die(const char *file, const char *what, const char *detail)
+{
+    fprintf(stderr, "slua: %s: %s (%s)\n", file, what, detail);
+    exit(1);
+}
+
+/* v as an integer in [lo, hi], or a clean exit naming the program and the flag. */
+static inline long bench_parse_long(const char *program, const char *flag, const char *v, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "%s %s; expected an integer in [%ld, %ld]", flag, v, lo, hi);
+        bench_die(program, "invalid option value", detail);
+    }
+    return x;
+}
+
+#endif
