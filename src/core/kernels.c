@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "kernels_simd.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -10,7 +11,6 @@
 #include <pthread.h>
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 #define SL_X86 1
 #endif
 
@@ -140,29 +140,11 @@ void sl_rmsnorm(float *out, const float *x, const float *weight, int32_t n, int3
     }
 }
 
-/* ------------------------------------------------------------------ matrix-vector kernels
+/* ------------------------------------------------------------------ row kernels
  *
- * Decode is bound by reading the weights once. Each kernel walks a range of weight rows and
- * dots every row with up to four activation rows while the weight row is in L1. The AVX2
- * versions are compiled for that target and picked at run time, so a portable build still
- * gets them. The dtype parameter is a compile-time constant at each call site, so the
- * switch inside the loops folds away. */
-
-static inline float scalar_w(const void *w, int64_t i, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32: return ((const float *)w)[i];
-    case SL_DTYPE_BF16: return sl_bf16_to_f32(((const uint16_t *)w)[i]);
-    case SL_DTYPE_F16: return sl_f16_to_f32(((const uint16_t *)w)[i]);
-    }
-    return 0.0f;
-}
-
-static inline const void *row_ptr(const sl_weight *w, int64_t r)
-{
-    size_t esize = w->dtype == SL_DTYPE_F32 ? 4 : 2;
-    return (const char *)w->data + (size_t)r * (size_t)w->cols * esize;
-}
+ * Each kernel walks a range of weight rows and dots them with the activation rows; the SIMD
+ * versions live in kernels_x86.c. The dtype parameter is a compile-time constant at each call
+ * site, so the switch inside the loops folds away. */
 
 static inline __attribute__((always_inline)) void rows_generic(float *out, int64_t ldo, const float *x, int32_t nx,
                                                                const sl_weight *w, int64_t r0, int64_t r1,
@@ -170,17 +152,17 @@ static inline __attribute__((always_inline)) void rows_generic(float *out, int64
 {
     int64_t cols = w->cols;
     for (int64_t r = r0; r < r1; r++) {
-        const void *wr = row_ptr(w, r);
+        const void *wr = sl_row_ptr(w, r);
         for (int32_t j = 0; j < nx; j++) {
             const float *xj = x + (int64_t)j * cols;
             float acc[8] = {0};
             int64_t c = 0;
             for (; c + 8 <= cols; c += 8)
                 for (int k = 0; k < 8; k++)
-                    acc[k] += scalar_w(wr, c + k, dt) * xj[c + k];
+                    acc[k] += sl_scalar_w(wr, c + k, dt) * xj[c + k];
             float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
             for (; c < cols; c++)
-                s += scalar_w(wr, c, dt) * xj[c];
+                s += sl_scalar_w(wr, c, dt) * xj[c];
             out[(int64_t)j * ldo + r] = s;
         }
     }
@@ -202,228 +184,24 @@ static void rows_generic_f16(float *o, int64_t ldo, const float *x, int32_t nx, 
     rows_generic(o, ldo, x, nx, w, r0, r1, SL_DTYPE_F16);
 }
 
-#ifdef SL_X86
-#define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-static inline SL_AVX2 __attribute__((always_inline)) __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32: return _mm256_loadu_ps((const float *)w + c);
-    case SL_DTYPE_BF16: {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + c));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    case SL_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + c)));
-    }
-    return _mm256_setzero_ps();
-}
-
-static inline SL_AVX2 float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-
-#ifndef SL_PREFETCH_BYTES
-#define SL_PREFETCH_BYTES 2048 /* how far ahead of the loads each weight row is prefetched */
-#endif
-
-/* One activation row, four weight rows per pass: each load of x serves four rows and four
- * streams of weight misses are in flight at once, with software prefetch ahead of them. */
-static inline SL_AVX2 __attribute__((always_inline)) void vec4_avx2(float *out, const float *x, const sl_weight *w,
-                                                                    int64_t r0, int64_t r1, sl_dtype dt)
-{
-    int64_t cols = w->cols, c16 = cols & ~(int64_t)15, c8 = cols & ~(int64_t)7;
-    int64_t esize = dt == SL_DTYPE_F32 ? 4 : 2, row_bytes = cols * esize;
-    int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const char *w0 = row_ptr(w, r), *w1 = row_ptr(w, r + 1), *w2 = row_ptr(w, r + 2), *w3 = row_ptr(w, r + 3);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        int64_t c = 0;
-        for (; c < c16; c += 16) {
-            /* 16 columns are 32 bytes of a 16-bit row: one prefetch per row covers two passes. */
-            if (dt == SL_DTYPE_F32 || (c & 31) == 0) {
-                /* Past the end of its row, stream k continues in row k of the next group;
-                 * the hardware prefetchers stop at page boundaries, which rows often are. */
-                int64_t off = c * esize + SL_PREFETCH_BYTES;
-                if (off >= row_bytes)
-                    off += 3 * row_bytes;
-                _mm_prefetch(w0 + off, _MM_HINT_T0);
-                _mm_prefetch(w1 + off, _MM_HINT_T0);
-                _mm_prefetch(w2 + off, _MM_HINT_T0);
-                _mm_prefetch(w3 + off, _MM_HINT_T0);
-            }
-            __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
-            a0 = _mm256_fmadd_ps(load8_w(w0, c, dt), xa, a0);
-            a1 = _mm256_fmadd_ps(load8_w(w1, c, dt), xa, a1);
-            a2 = _mm256_fmadd_ps(load8_w(w2, c, dt), xa, a2);
-            a3 = _mm256_fmadd_ps(load8_w(w3, c, dt), xa, a3);
-            b0 = _mm256_fmadd_ps(load8_w(w0, c + 8, dt), xb, b0);
-            b1 = _mm256_fmadd_ps(load8_w(w1, c + 8, dt), xb, b1);
-            b2 = _mm256_fmadd_ps(load8_w(w2, c + 8, dt), xb, b2);
-            b3 = _mm256_fmadd_ps(load8_w(w3, c + 8, dt), xb, b3);
-        }
-        for (; c < c8; c += 8) {
-            __m256 xa = _mm256_loadu_ps(x + c);
-            a0 = _mm256_fmadd_ps(load8_w(w0, c, dt), xa, a0);
-            a1 = _mm256_fmadd_ps(load8_w(w1, c, dt), xa, a1);
-            a2 = _mm256_fmadd_ps(load8_w(w2, c, dt), xa, a2);
-            a3 = _mm256_fmadd_ps(load8_w(w3, c, dt), xa, a3);
-        }
-        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
-        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
-        for (; c < cols; c++) {
-            float xc = x[c];
-            s0 += scalar_w(w0, c, dt) * xc;
-            s1 += scalar_w(w1, c, dt) * xc;
-            s2 += scalar_w(w2, c, dt) * xc;
-            s3 += scalar_w(w3, c, dt) * xc;
-        }
-        out[r] = s0;
-        out[r + 1] = s1;
-        out[r + 2] = s2;
-        out[r + 3] = s3;
-    }
-    for (; r < r1; r++) {
-        const void *wr = row_ptr(w, r);
-        __m256 a0 = _mm256_setzero_ps(), b0 = a0;
-        int64_t c = 0;
-        for (; c < c16; c += 16) {
-            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
-            b0 = _mm256_fmadd_ps(load8_w(wr, c + 8, dt), _mm256_loadu_ps(x + c + 8), b0);
-        }
-        for (; c < c8; c += 8)
-            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
-        float s = hsum8(_mm256_add_ps(a0, b0));
-        for (; c < cols; c++)
-            s += scalar_w(wr, c, dt) * x[c];
-        out[r] = s;
-    }
-}
-
-static inline SL_AVX2 __attribute__((always_inline)) void rows_avx2(float *out, int64_t ldo, const float *x,
-                                                                    int32_t nx, const sl_weight *w, int64_t r0,
-                                                                    int64_t r1, sl_dtype dt)
-{
-    if (nx == 1) {
-        vec4_avx2(out, x, w, r0, r1, dt);
-        return;
-    }
-    int64_t cols = w->cols, c8 = cols & ~(int64_t)7;
-    for (int64_t r = r0; r < r1; r++) {
-        const void *wr = row_ptr(w, r);
-        for (int32_t j0 = 0; j0 < nx; j0 += 4) {
-            int32_t nj = nx - j0 < 4 ? nx - j0 : 4;
-            const float *x0 = x + (int64_t)j0 * cols;
-            const float *x1 = nj > 1 ? x0 + cols : x0;
-            const float *x2 = nj > 2 ? x0 + 2 * cols : x0;
-            const float *x3 = nj > 3 ? x0 + 3 * cols : x0;
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-            int64_t c = 0;
-            for (; c < c8; c += 8) {
-                __m256 wv = load8_w(wr, c, dt);
-                a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + c), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + c), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + c), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + c), a3);
-            }
-            float s[4] = {hsum8(a0), hsum8(a1), hsum8(a2), hsum8(a3)};
-            const float *xs[4] = {x0, x1, x2, x3};
-            for (; c < cols; c++) {
-                float wc = scalar_w(wr, c, dt);
-                for (int k = 0; k < 4; k++)
-                    s[k] += wc * xs[k][c];
-            }
-            for (int k = 0; k < nj; k++)
-                out[(int64_t)(j0 + k) * ldo + r] = s[k];
-        }
-    }
-}
-
-static SL_AVX2 void rows_avx2_f32(float *o, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,
-                                  int64_t r1)
-{
-    rows_avx2(o, ldo, x, nx, w, r0, r1, SL_DTYPE_F32);
-}
-static SL_AVX2 void rows_avx2_bf16(float *o, int64_t ldo, const float *x, int32_t nx, const sl_weight *w,
-                                   int64_t r0, int64_t r1)
-{
-    rows_avx2(o, ldo, x, nx, w, r0, r1, SL_DTYPE_BF16);
-}
-static SL_AVX2 void rows_avx2_f16(float *o, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,
-                                  int64_t r1)
-{
-    rows_avx2(o, ldo, x, nx, w, r0, r1, SL_DTYPE_F16);
-}
-
-/* Stored 16-bit values to float32, 16 at a time (exact, like the scalar conversions). */
-static SL_AVX2 void convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt)
-{
-    if (dt == SL_DTYPE_F32) {
-        memcpy(out, src, (size_t)n * sizeof *out);
-        return;
-    }
-    const uint16_t *p = src;
-    int64_t i = 0;
-    if (dt == SL_DTYPE_BF16) {
-        for (; i + 16 <= n; i += 16) {
-            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_BF16));
-            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_BF16));
-        }
-        for (; i < n; i++)
-            out[i] = sl_bf16_to_f32(p[i]);
-    } else {
-        for (; i + 16 <= n; i += 16) {
-            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_F16));
-            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_F16));
-        }
-        for (; i < n; i++)
-            out[i] = sl_f16_to_f32(p[i]);
-    }
-}
-#endif
-
-static int use_avx2(void)
-{
-#ifdef SL_X86
-    static int has_avx2 = -1;
-    if (has_avx2 < 0) {
-        __builtin_cpu_init();
-        has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                   __builtin_cpu_supports("f16c");
-    }
-    return has_avx2 && getenv("SL_NO_AVX2") == NULL;
-#else
-    return 0;
-#endif
-}
 
 static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt)
 {
 #ifdef SL_X86
-    if (use_avx2()) {
-        convert_avx2(out, src, n, dt);
+    if (sl_kernel_isa() >= SL_ISA_AVX2) {
+        sl_convert_avx2(out, src, n, dt);
         return;
     }
 #endif
     convert_generic(out, src, n, dt);
 }
 
-typedef void (*rows_fn)(float *, int64_t, const float *, int32_t, const sl_weight *, int64_t, int64_t);
-
-static rows_fn pick_rows_fn(sl_dtype dt)
+static sl_rows_fn pick_rows_fn(sl_dtype dt)
 {
 #ifdef SL_X86
-    if (use_avx2()) {
-        switch (dt) {
-        case SL_DTYPE_F32: return rows_avx2_f32;
-        case SL_DTYPE_BF16: return rows_avx2_bf16;
-        case SL_DTYPE_F16: return rows_avx2_f16;
-        }
-    }
+    sl_isa isa = sl_kernel_isa();
+    if (isa > SL_ISA_GENERIC)
+        return sl_rows_simd(dt, isa);
 #endif
     switch (dt) {
     case SL_DTYPE_F32: return rows_generic_f32;
@@ -474,14 +252,14 @@ static void gemm_rows(float *out, int64_t ldo, const float *x, int32_t n, const 
         return;
     }
     if (!tmp) { /* no scratch: fall back to the streaming kernels, slower but correct */
-        rows_fn fn = pick_rows_fn(w->dtype);
+        sl_rows_fn fn = pick_rows_fn(w->dtype);
         for (int32_t i = 0; i < n; i += SMALL_N)
             fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * cols, n - i < SMALL_N ? n - i : SMALL_N, w, r0, r1);
         return;
     }
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t nb = r1 - b0 < block ? r1 - b0 : block;
-        convert_values(tmp, row_ptr(w, b0), nb * cols, w->dtype);
+        convert_values(tmp, sl_row_ptr(w, b0), nb * cols, w->dtype);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nb, (int)cols, 1.0f, x, (int)cols, tmp,
                     (int)cols, 0.0f, out + b0, (int)ldo);
     }

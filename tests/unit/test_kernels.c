@@ -1,6 +1,7 @@
-/* The matrix products against a double-precision reference, with the AVX2 kernels and with
- * the generic fallback (SL_NO_AVX2), for every stored dtype, single rows (decode), small
- * batches and sgemm-sized batches, odd shapes (tails of rows and columns), 1 and 2 threads. */
+/* The matrix products against a double-precision reference, with the best kernels of this CPU,
+ * with AVX2 only (SL_NO_AVX512) and with the generic fallback (SL_NO_AVX2), for every stored
+ * dtype, single rows (decode), every tile width of the small-batch kernels, sgemm-sized
+ * batches, odd shapes (tails of rows and columns), 1 and 2 threads. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,7 +76,7 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, sl_dtype dt, bo
                 mag += fabs(p);
             }
             cr_assert(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s n %d [%d][%ld] (%ldx%ld, dtype %d): got %.9g want %.9g",
-                      getenv("SL_NO_AVX2") ? "generic" : "avx2", n, i, (long)r, (long)rows, (long)cols, (int)dt,
+                      getenv("SL_NO_AVX2") ? "generic" : getenv("SL_NO_AVX512") ? "avx2" : "best", n, i, (long)r, (long)rows, (long)cols, (int)dt,
                       got, want);
         }
     }
@@ -89,8 +90,8 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, sl_dtype dt, bo
 static void check_all(void)
 {
     static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
-    static const int32_t ns[] = {1, 3, 16, 17, 40};
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}};
+    static const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 16, 17, 40};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 16}};
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
@@ -101,10 +102,18 @@ static void check_all(void)
     sl_set_num_threads(1);
 }
 
-Test(kernels, matmul_avx2_matches_double_reference)
+Test(kernels, matmul_best_matches_double_reference)
 {
     unsetenv("SL_NO_AVX2");
+    unsetenv("SL_NO_AVX512");
     check_all();
+}
+
+Test(kernels, matmul_avx2_matches_double_reference)
+{
+    setenv("SL_NO_AVX512", "1", 1);
+    check_all();
+    unsetenv("SL_NO_AVX512");
 }
 
 Test(kernels, matmul_generic_matches_double_reference)

@@ -1,0 +1,40 @@
+/* The row kernels of the matrix products: a portable version and x86 SIMD versions, compiled
+ * for their targets and picked at run time (kernels.c), so a portable build still gets them. */
+#ifndef SLUA_CORE_KERNELS_SIMD_H
+#define SLUA_CORE_KERNELS_SIMD_H
+
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* out[j * ldo + r] = sum_c x[j][c] * w[r][c] for j < nx, r0 <= r < r1. */
+typedef void (*sl_rows_fn)(float *out, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,
+                           int64_t r1);
+
+/* Instruction sets, best last. SL_NO_AVX512 and SL_NO_AVX2 in the environment cap the level
+ * (for tests and comparisons). */
+typedef enum sl_isa { SL_ISA_GENERIC = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 } sl_isa;
+sl_isa sl_kernel_isa(void);
+
+/* The SIMD row kernel for dt at level isa (> SL_ISA_GENERIC and supported by the CPU). */
+sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa);
+/* Stored values to float32 with AVX2. */
+void sl_convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt);
+
+static inline float sl_scalar_w(const void *w, int64_t i, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return ((const float *)w)[i];
+    case SL_DTYPE_BF16: return sl_bf16_to_f32(((const uint16_t *)w)[i]);
+    case SL_DTYPE_F16: return sl_f16_to_f32(((const uint16_t *)w)[i]);
+    }
+    return 0.0f;
+}
+
+static inline const void *sl_row_ptr(const sl_weight *w, int64_t r)
+{
+    size_t esize = w->dtype == SL_DTYPE_F32 ? 4 : 2;
+    return (const char *)w->data + (size_t)r * (size_t)w->cols * esize;
+}
+
+#endif

@@ -1,0 +1,394 @@
+/* x86 SIMD row kernels (AVX2 + FMA + F16C, and AVX-512), compiled for their targets with
+ * function attributes; kernels.c calls them only when the CPU has the instructions. */
+#include "kernels_simd.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <immintrin.h>
+
+#define SL_ALWAYS_INLINE inline __attribute__((always_inline))
+#define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+static inline SL_AVX2 __attribute__((always_inline)) __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm256_loadu_ps((const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + c));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + c)));
+    }
+    return _mm256_setzero_ps();
+}
+
+static inline SL_AVX2 float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+
+#ifndef SL_PREFETCH_BYTES
+#define SL_PREFETCH_BYTES 2048 /* how far ahead of the loads each weight row is prefetched */
+#endif
+
+/* One activation row, four weight rows per pass: each load of x serves four rows and four
+ * streams of weight misses are in flight at once, with software prefetch ahead of them. */
+static inline SL_AVX2 __attribute__((always_inline)) void vec4_avx2(float *out, const float *x, const sl_weight *w,
+                                                                    int64_t r0, int64_t r1, sl_dtype dt)
+{
+    int64_t cols = w->cols, c16 = cols & ~(int64_t)15, c8 = cols & ~(int64_t)7;
+    int64_t esize = dt == SL_DTYPE_F32 ? 4 : 2, row_bytes = cols * esize;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const char *w0 = sl_row_ptr(w, r), *w1 = sl_row_ptr(w, r + 1), *w2 = sl_row_ptr(w, r + 2), *w3 = sl_row_ptr(w, r + 3);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int64_t c = 0;
+        for (; c < c16; c += 16) {
+            /* 16 columns are 32 bytes of a 16-bit row: one prefetch per row covers two passes. */
+            if (dt == SL_DTYPE_F32 || (c & 31) == 0) {
+                /* Past the end of its row, stream k continues in row k of the next group;
+                 * the hardware prefetchers stop at page boundaries, which rows often are. */
+                int64_t off = c * esize + SL_PREFETCH_BYTES;
+                if (off >= row_bytes)
+                    off += 3 * row_bytes;
+                _mm_prefetch(w0 + off, _MM_HINT_T0);
+                _mm_prefetch(w1 + off, _MM_HINT_T0);
+                _mm_prefetch(w2 + off, _MM_HINT_T0);
+                _mm_prefetch(w3 + off, _MM_HINT_T0);
+            }
+            __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
+            a0 = _mm256_fmadd_ps(load8_w(w0, c, dt), xa, a0);
+            a1 = _mm256_fmadd_ps(load8_w(w1, c, dt), xa, a1);
+            a2 = _mm256_fmadd_ps(load8_w(w2, c, dt), xa, a2);
+            a3 = _mm256_fmadd_ps(load8_w(w3, c, dt), xa, a3);
+            b0 = _mm256_fmadd_ps(load8_w(w0, c + 8, dt), xb, b0);
+            b1 = _mm256_fmadd_ps(load8_w(w1, c + 8, dt), xb, b1);
+            b2 = _mm256_fmadd_ps(load8_w(w2, c + 8, dt), xb, b2);
+            b3 = _mm256_fmadd_ps(load8_w(w3, c + 8, dt), xb, b3);
+        }
+        for (; c < c8; c += 8) {
+            __m256 xa = _mm256_loadu_ps(x + c);
+            a0 = _mm256_fmadd_ps(load8_w(w0, c, dt), xa, a0);
+            a1 = _mm256_fmadd_ps(load8_w(w1, c, dt), xa, a1);
+            a2 = _mm256_fmadd_ps(load8_w(w2, c, dt), xa, a2);
+            a3 = _mm256_fmadd_ps(load8_w(w3, c, dt), xa, a3);
+        }
+        float s0 = hsum8(_mm256_add_ps(a0, b0)), s1 = hsum8(_mm256_add_ps(a1, b1));
+        float s2 = hsum8(_mm256_add_ps(a2, b2)), s3 = hsum8(_mm256_add_ps(a3, b3));
+        for (; c < cols; c++) {
+            float xc = x[c];
+            s0 += sl_scalar_w(w0, c, dt) * xc;
+            s1 += sl_scalar_w(w1, c, dt) * xc;
+            s2 += sl_scalar_w(w2, c, dt) * xc;
+            s3 += sl_scalar_w(w3, c, dt) * xc;
+        }
+        out[r] = s0;
+        out[r + 1] = s1;
+        out[r + 2] = s2;
+        out[r + 3] = s3;
+    }
+    for (; r < r1; r++) {
+        const void *wr = sl_row_ptr(w, r);
+        __m256 a0 = _mm256_setzero_ps(), b0 = a0;
+        int64_t c = 0;
+        for (; c < c16; c += 16) {
+            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
+            b0 = _mm256_fmadd_ps(load8_w(wr, c + 8, dt), _mm256_loadu_ps(x + c + 8), b0);
+        }
+        for (; c < c8; c += 8)
+            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
+        float s = hsum8(_mm256_add_ps(a0, b0));
+        for (; c < cols; c++)
+            s += sl_scalar_w(wr, c, dt) * x[c];
+        out[r] = s;
+    }
+}
+
+/* Several activation rows (prefill chunks, the LM head over DoLa's layers): the product is
+ * compute-bound, not bandwidth-bound. A tile of R weight rows by C activation rows is
+ * accumulated in registers, so each weight load serves C rows and each activation load R
+ * rows. R and C are constants at every call, so the loops unroll into registers. */
+
+/* The four sums of a, b, c, d. */
+static SL_ALWAYS_INLINE SL_AVX2 __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+/* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
+static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
+{
+    int32_t groups = (nx + cmax - 1) / cmax, base = nx / groups, extra = nx % groups;
+    return (int)(j0 < extra * (base + 1) ? base + 1 : base);
+}
+
+#define SL_AVX2_COLS 2 /* activation rows per tile: 4 x 2 accumulators + 4 weight vectors (4 x 3 spills) */
+
+static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const float *x, int64_t cols,
+                                               const char *w0, int64_t row_bytes, int64_t ahead, const int R,
+                                               const int C,
+                                               sl_dtype dt)
+{
+    __m256 acc[4][SL_AVX2_COLS];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            acc[i][j] = _mm256_setzero_ps();
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        /* The hardware prefetchers alone leave the product waiting on memory. */
+        if (dt == SL_DTYPE_F32 || (c & 15) == 0)
+            for (int i = 0; i < R; i++)
+                _mm_prefetch(w0 + i * row_bytes + c * (dt == SL_DTYPE_F32 ? 4 : 2) + ahead, _MM_HINT_T0);
+        __m256 wv[4];
+        for (int i = 0; i < R; i++)
+            wv[i] = load8_w(w0 + i * row_bytes, c, dt);
+        for (int j = 0; j < C; j++) {
+            __m256 xv = _mm256_loadu_ps(x + j * cols + c);
+            for (int i = 0; i < R; i++)
+                acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    for (int j = 0; j < C; j++) {
+        float s[4];
+        if (R == 4)
+            _mm_storeu_ps(s, sum4_avx2(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
+        else
+            s[0] = hsum8(acc[0][j]);
+        for (int i = 0; i < R; i++) {
+            for (int64_t k = c; k < cols; k++)
+                s[i] += sl_scalar_w(w0 + i * row_bytes, k, dt) * x[j * cols + k];
+            out[j * ldo + i] = s[i];
+        }
+    }
+}
+
+#define TILE_AVX2(R, C) tile_avx2(out + j0 * ldo + r, ldo, x + j0 * cols, cols, w0, row_bytes, ahead, R, C, dt)
+
+static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
+                                               const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+{
+    if (nx == 1) {
+        vec4_avx2(out, x, w, r0, r1, dt);
+        return;
+    }
+    int64_t cols = w->cols, row_bytes = cols * (dt == SL_DTYPE_F32 ? 4 : 2);
+    /* Prefetch distance: the same row of the next tile, at least SL_PREFETCH_BYTES * 2 ahead. */
+    int64_t ahead = 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
+    for (int64_t r = r0; r < r1;) {
+        const char *w0 = sl_row_ptr(w, r);
+        const int R = r1 - r >= 4 ? 4 : 1;
+        for (int32_t j0 = 0; j0 < nx;) {
+            int C = group_size(nx, j0, SL_AVX2_COLS);
+            switch (R * 8 + C) {
+            case 33: TILE_AVX2(4, 1); break;
+            case 34: TILE_AVX2(4, 2); break;
+            case 9: TILE_AVX2(1, 1); break;
+            default: TILE_AVX2(1, 2); break;
+            }
+            j0 += C;
+        }
+        r += R;
+    }
+}
+
+/* Stored 16-bit values to float32, 16 at a time (exact, like the scalar conversions). */
+SL_AVX2 void sl_convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt)
+{
+    if (dt == SL_DTYPE_F32) {
+        memcpy(out, src, (size_t)n * sizeof *out);
+        return;
+    }
+    const uint16_t *p = src;
+    int64_t i = 0;
+    if (dt == SL_DTYPE_BF16) {
+        for (; i + 16 <= n; i += 16) {
+            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_BF16));
+            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_BF16));
+        }
+        for (; i < n; i++)
+            out[i] = sl_bf16_to_f32(p[i]);
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_F16));
+            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_F16));
+        }
+        for (; i < n; i++)
+            out[i] = sl_f16_to_f32(p[i]);
+    }
+}
+/* ---------------------------------------------------------------- AVX-512 */
+
+#define SL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w(const void *w, int64_t c, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm512_loadu_ps((const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c)));
+    }
+    return _mm512_setzero_ps();
+}
+
+/* The first lanes of m only; the others read nothing and are zero. */
+static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w_part(const void *w, int64_t c, __mmask16 m, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm512_maskz_loadu_ps(m, (const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c));
+    }
+    return _mm512_setzero_ps();
+}
+
+static SL_ALWAYS_INLINE SL_AVX512 __m256 fold16(__m512 v)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm256_add_ps(_mm512_castps512_ps256(v), hi);
+}
+
+#define SL_AVX512_COLS 6 /* activation rows per tile: 4 x 6 accumulators + 4 weight vectors */
+
+static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, const float *x, int64_t cols,
+                                                   const char *w0, int64_t row_bytes, int64_t ahead, const int R,
+                                                   const int C,
+                                                   sl_dtype dt)
+{
+    __m512 acc[4][SL_AVX512_COLS];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        /* The hardware prefetchers alone leave the product waiting on memory. */
+        if (dt == SL_DTYPE_F32 || (c & 31) == 0)
+            for (int i = 0; i < R; i++)
+                _mm_prefetch(w0 + i * row_bytes + c * (dt == SL_DTYPE_F32 ? 4 : 2) + ahead, _MM_HINT_T0);
+        __m512 wv[4];
+        for (int i = 0; i < R; i++)
+            wv[i] = load16_w(w0 + i * row_bytes, c, dt);
+        for (int j = 0; j < C; j++) {
+            __m512 xv = _mm512_loadu_ps(x + j * cols + c);
+            for (int i = 0; i < R; i++)
+                acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    if (c < cols) {
+        __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+        __m512 wv[4];
+        for (int i = 0; i < R; i++)
+            wv[i] = load16_w_part(w0 + i * row_bytes, c, m, dt);
+        for (int j = 0; j < C; j++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + j * cols + c);
+            for (int i = 0; i < R; i++)
+                acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+        }
+    }
+    for (int j = 0; j < C; j++) {
+        if (R == 4)
+            _mm_storeu_ps(out + j * ldo, sum4_avx2(fold16(acc[0][j]), fold16(acc[1][j]), fold16(acc[2][j]),
+                                                   fold16(acc[3][j])));
+        else
+            out[j * ldo] = hsum8(fold16(acc[0][j]));
+    }
+}
+
+#define TILE_AVX512(R, C) tile_avx512(out + j0 * ldo + r, ldo, x + j0 * cols, cols, w0, row_bytes, ahead, R, C, dt)
+
+static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
+                                                   const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+{
+    if (nx == 1) { /* bandwidth-bound: the AVX2 kernel with its prefetching is as fast */
+        vec4_avx2(out, x, w, r0, r1, dt);
+        return;
+    }
+    int64_t cols = w->cols, row_bytes = cols * (dt == SL_DTYPE_F32 ? 4 : 2);
+    /* Prefetch distance: the same row of the next tile, at least SL_PREFETCH_BYTES * 2 ahead. */
+    int64_t ahead = 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
+    for (int64_t r = r0; r < r1;) {
+        const char *w0 = sl_row_ptr(w, r);
+        const int R = r1 - r >= 4 ? 4 : 1;
+        for (int32_t j0 = 0; j0 < nx;) {
+            int C = group_size(nx, j0, SL_AVX512_COLS);
+            switch (R * 8 + C) {
+            case 33: TILE_AVX512(4, 1); break;
+            case 34: TILE_AVX512(4, 2); break;
+            case 35: TILE_AVX512(4, 3); break;
+            case 36: TILE_AVX512(4, 4); break;
+            case 37: TILE_AVX512(4, 5); break;
+            case 38: TILE_AVX512(4, 6); break;
+            case 9: TILE_AVX512(1, 1); break;
+            case 10: TILE_AVX512(1, 2); break;
+            case 11: TILE_AVX512(1, 3); break;
+            case 12: TILE_AVX512(1, 4); break;
+            case 13: TILE_AVX512(1, 5); break;
+            default: TILE_AVX512(1, 6); break;
+            }
+            j0 += C;
+        }
+        r += R;
+    }
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+#define SL_ROWS_VARIANT(name, target, body, dt)                                                              \
+    static target void name(float *o, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0, \
+                            int64_t r1)                                                                        \
+    {                                                                                                          \
+        body(o, ldo, x, nx, w, r0, r1, dt);                                                                    \
+    }
+SL_ROWS_VARIANT(rows_avx2_f32, SL_AVX2, rows_avx2, SL_DTYPE_F32)
+SL_ROWS_VARIANT(rows_avx2_bf16, SL_AVX2, rows_avx2, SL_DTYPE_BF16)
+SL_ROWS_VARIANT(rows_avx2_f16, SL_AVX2, rows_avx2, SL_DTYPE_F16)
+SL_ROWS_VARIANT(rows_avx512_f32, SL_AVX512, rows_avx512, SL_DTYPE_F32)
+SL_ROWS_VARIANT(rows_avx512_bf16, SL_AVX512, rows_avx512, SL_DTYPE_BF16)
+SL_ROWS_VARIANT(rows_avx512_f16, SL_AVX512, rows_avx512, SL_DTYPE_F16)
+
+sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa)
+{
+    static const sl_rows_fn avx2[] = {[SL_DTYPE_F32] = rows_avx2_f32, [SL_DTYPE_BF16] = rows_avx2_bf16,
+                                      [SL_DTYPE_F16] = rows_avx2_f16};
+    static const sl_rows_fn avx512[] = {[SL_DTYPE_F32] = rows_avx512_f32, [SL_DTYPE_BF16] = rows_avx512_bf16,
+                                        [SL_DTYPE_F16] = rows_avx512_f16};
+    return isa >= SL_ISA_AVX512 ? avx512[dt] : avx2[dt];
+}
+
+sl_isa sl_kernel_isa(void)
+{
+    static int cpu = -1; /* what the CPU supports */
+    if (cpu < 0) {
+        __builtin_cpu_init();
+        bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+        bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl");
+        cpu = avx512 ? SL_ISA_AVX512 : avx2 ? SL_ISA_AVX2 : SL_ISA_GENERIC;
+    }
+    if (getenv("SL_NO_AVX2"))
+        return SL_ISA_GENERIC;
+    if (getenv("SL_NO_AVX512") && cpu > SL_ISA_AVX2)
+        return SL_ISA_AVX2;
+    return (sl_isa)cpu;
+}
+
+#else
+
+sl_isa sl_kernel_isa(void) { return SL_ISA_GENERIC; }
+
+#endif
