@@ -56,6 +56,8 @@ SL_API void sl_ops_dola_divergences(const float *final_logits, const float *cons
  * min_keep is clamped to [1, n]. Returns the number kept. */
 SL_API int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep,
                                         uint8_t *keep);
+/* x[i] = value wherever (keep[i] != 0) == where (where = false: the entries a mask drops). */
+SL_API void sl_ops_masked_fill(float *x, int32_t n, const uint8_t *keep, bool where, float value);
 
 /* ------------------------------------------------------------------ layer contrast */
 

@@ -6,18 +6,38 @@
 #include <stdbool.h>
 
 #include "kernels.h"
+#include "kernels_simd.h"
+#include "ops_simd.h"
 #include "ops_internal.h"
 #include "slua/sl_ops.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SL_X86 1
+#endif
 
 /* ------------------------------------------------------------------ shared helpers */
 
 double sl_ops_max(const float *x, int32_t n)
 {
-    double max = -INFINITY;
+#ifdef SL_X86
+    if (sl_kernel_isa() >= SL_ISA_AVX2)
+        return sl_max_avx2(x, n);
+#endif
+    float max = -INFINITY;
     for (int32_t i = 0; i < n; i++)
-        if (x[i] > max) /* false for NaN */
-            max = x[i];
+        max = x[i] > max ? x[i] : max; /* NaN loses */
     return max;
+}
+
+/* Whether the AVX2 paths of ops_x86.c apply: the CPU has AVX2 and the maximum is finite. */
+static bool simd_softmax(float max)
+{
+#ifdef SL_X86
+    return isfinite(max) && sl_kernel_isa() >= SL_ISA_AVX2;
+#else
+    (void)max;
+    return false;
+#endif
 }
 
 uint32_t sl_select_ascending(const float *x, int32_t n, int32_t rank, int32_t *n_below)
@@ -64,6 +84,13 @@ static softmax_stats softmax_stats_of(const float *x, int32_t n)
     softmax_stats st = {(float)sl_ops_max(x, n), 0.0, 0.0f};
     if (st.max == -INFINITY)
         return st;
+#ifdef SL_X86
+    if (simd_softmax(st.max)) {
+        st.sum = sl_exp_sum_avx2(x, n, st.max, NULL);
+        st.log_sum = (float)log(st.sum);
+        return st;
+    }
+#endif
     for (int32_t i = 0; i < n; i++)
         st.sum += sl_softmax_weight(x[i], st.max);
     st.log_sum = (float)log(st.sum);
@@ -153,6 +180,11 @@ void sl_ops_softmax(float *out, const float *x, int32_t n)
 void sl_ops_log_softmax(float *out, const float *x, int32_t n)
 {
     softmax_stats st = softmax_stats_of(x, n);
+    if (isfinite(st.max)) { /* the common case, in a loop that vectorises */
+        for (int32_t i = 0; i < n; i++)
+            out[i] = x[i] == x[i] ? (x[i] - st.max) - st.log_sum : -INFINITY;
+        return;
+    }
     for (int32_t i = 0; i < n; i++)
         out[i] = st.max == -INFINITY ? -INFINITY : log_softmax_at(x[i], &st);
 }
@@ -273,8 +305,8 @@ int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float 
 
 /* HF's DoLa divergence for several premature layers against one final distribution. The final
  * layer's probabilities and log-probabilities are computed once; each candidate then costs one
- * expf and one logf per entry (float32 like HF's tensors, sums in double), and candidates run
- * in parallel. kl_div(input = log q, target = m) = m (log m - log q), 0 where m = 0 (xlogy). */
+ * exp and one log per entry (float32 like HF's tensors, sums in double; eight at a time in
+ * ops_x86.c when the CPU has AVX2), and candidates run in parallel. kl_div(input = log q, target = m) = m (log m - log q), 0 where m = 0 (xlogy). */
 static double divergence_against(const float *p, const float *logp, const float *z, int32_t n, float *e)
 {
     float max = (float)sl_ops_max(z, n);
@@ -302,23 +334,40 @@ static double divergence_against(const float *p, const float *logp, const float 
 void sl_ops_dola_divergences(const float *final_logits, const float *const *premature, int32_t n_layers,
                              int32_t n, double *out)
 {
-    softmax_stats sp = softmax_stats_of(final_logits, n);
+    float max = n > 0 ? (float)sl_ops_max(final_logits, n) : -INFINITY;
     size_t floats = (2 + (size_t)(n_layers > 0 ? n_layers : 0)) * (size_t)n;
-    float *p = n > 0 && sp.max != -INFINITY ? malloc(floats * sizeof *p) : NULL;
+    float *p = n > 0 && max != -INFINITY ? malloc(floats * sizeof *p) : NULL;
     if (!p) {
         for (int32_t j = 0; j < n_layers; j++)
             out[j] = n <= 0 ? 0.0 : NAN;
         return;
     }
     float *logp = p + n, *scratch = p + 2 * (size_t)n;
-    for (int32_t i = 0; i < n; i++) {
-        p[i] = softmax_at(final_logits[i], &sp);
-        logp[i] = log_softmax_at(final_logits[i], &sp);
+    bool simd = simd_softmax(max);
+    if (simd) {
+#ifdef SL_X86
+        sl_dola_final_avx2(final_logits, n, max, p, logp);
+#endif
+    } else {
+        softmax_stats sp = softmax_stats_of(final_logits, n);
+        for (int32_t i = 0; i < n; i++) {
+            p[i] = softmax_at(final_logits[i], &sp);
+            logp[i] = log_softmax_at(final_logits[i], &sp);
+        }
     }
     int nt = sl_threads();
 #pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1 && n_layers > 1)
-    for (int32_t j = 0; j < n_layers; j++)
-        out[j] = divergence_against(p, logp, premature[j], n, scratch + (size_t)j * n);
+    for (int32_t j = 0; j < n_layers; j++) {
+        float *e = scratch + (size_t)j * n;
+        float zmax = (float)sl_ops_max(premature[j], n);
+#ifdef SL_X86
+        if (simd && simd_softmax(zmax)) {
+            out[j] = sl_dola_divergence_avx2(p, logp, premature[j], n, zmax, e);
+            continue;
+        }
+#endif
+        out[j] = divergence_against(p, logp, premature[j], n, e);
+    }
     free(p);
 }
 
@@ -327,6 +376,12 @@ double sl_ops_dola_divergence(const float *final_logits, const float *premature_
     double d;
     sl_ops_dola_divergences(final_logits, &premature_logits, 1, n, &d);
     return d;
+}
+
+void sl_ops_masked_fill(float *x, int32_t n, const uint8_t *keep, bool where, float value)
+{
+    for (int32_t i = 0; i < n; i++) /* branch-free: masks are irregular */
+        x[i] = (keep[i] != 0) == where ? value : x[i];
 }
 
 int32_t sl_ops_relative_top_mask(const float *logprobs, int32_t n, float alpha, int32_t min_keep, uint8_t *keep)

@@ -450,9 +450,7 @@ static int l_logits_masked_fill(lua_State *L)
     float value = (float)luaL_checknumber(L, 3);
     int where = lua_toboolean(L, 4);
     luaL_argcheck(L, m->n == x->n, 2, "mask size does not match");
-    for (int32_t i = 0; i < x->n; i++)
-        if ((m->keep[i] != 0) == where)
-            x->v[i] = value;
+    sl_ops_masked_fill(x->v, x->n, m->keep, where, value);
     lua_settop(L, 1);
     return 1;
 }

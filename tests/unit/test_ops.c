@@ -205,42 +205,72 @@ Test(dola, identical_inputs_give_zero)
     cr_assert_float_eq(sl_ops_dola_divergence(x, x, 5), 0.0, 1e-7);
 }
 
-/* ½[KL(M||P) + KL(M||Q)] / n written out directly in double on random rows. */
-Test(dola, matches_the_direct_formula_on_random_rows)
+/* ½[KL(M||P) + KL(M||Q)] / n written out directly in double; -inf entries weigh 0. */
+static double direct_divergence(const float *a, const float *b, int n)
 {
-    enum { N = 1000 };
-    static float a[N], b[N];
-    srand(7);
-    for (int trial = 0; trial < 5; trial++) {
-        for (int i = 0; i < N; i++) {
-            a[i] = (float)(8.0 * rand() / RAND_MAX - 4.0);
-            b[i] = (float)(6.0 * rand() / RAND_MAX - 3.0);
-        }
-        double ma = -1e300, mb = -1e300, sa = 0, sb = 0;
-        for (int i = 0; i < N; i++) {
-            ma = fmax(ma, a[i]);
-            mb = fmax(mb, b[i]);
-        }
-        for (int i = 0; i < N; i++) {
-            sa += exp(a[i] - ma);
-            sb += exp(b[i] - mb);
-        }
-        double kl1 = 0, kl2 = 0;
-        for (int i = 0; i < N; i++) {
-            double lp = a[i] - ma - log(sa), lq = b[i] - mb - log(sb);
-            double m = 0.5 * (exp(lp) + exp(lq));
+    double ma = -INFINITY, mb = -INFINITY, sa = 0, sb = 0;
+    for (int i = 0; i < n; i++) {
+        ma = fmax(ma, a[i]);
+        mb = fmax(mb, b[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        sa += exp(a[i] - ma);
+        sb += exp(b[i] - mb);
+    }
+    double kl1 = 0, kl2 = 0;
+    for (int i = 0; i < n; i++) {
+        double lp = a[i] - ma - log(sa), lq = b[i] - mb - log(sb);
+        double m = 0.5 * (exp(lp) + exp(lq));
+        if (m > 0) {
             kl1 += m * (log(m) - lp);
             kl2 += m * (log(m) - lq);
         }
-        double want = 0.5 * (kl1 + kl2) / N;
-        double got = sl_ops_dola_divergence(a, b, N);
-        cr_assert(fabs(got - want) <= 1e-6 * want, "trial %d: got %.12g want %.12g", trial, got, want);
-        /* M is symmetric in P and Q, so swapping the rows only changes float rounding; the
-         * textbook JS of the same rows is a different quantity. */
-        double swapped = sl_ops_dola_divergence(b, a, N);
-        cr_assert(fabs(got - swapped) <= 1e-6 * want, "swapped %.12g vs %.12g", swapped, got);
-        cr_assert(fabs(got - sl_ops_js(a, b, N) / N) > 1e-3 * want);
     }
+    return 0.5 * (kl1 + kl2) / n;
+}
+
+/* Random rows through the vectorised path (when the CPU has it) and the scalar one
+ * (SL_NO_AVX2): vocabularies with a ragged tail, masked entries, logits spread far enough for
+ * exp to underflow, several candidates at once on 1 and 2 threads. */
+Test(dola, matches_the_direct_formula_on_random_rows)
+{
+    enum { N = 1003, L = 3 };
+    static float a[N], b[L][N];
+    const float *rows[L] = {b[0], b[1], b[2]};
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            setenv("SL_NO_AVX2", "1", 1);
+        srand(7);
+        for (int trial = 0; trial < 6; trial++) {
+            double spread = trial < 3 ? 4.0 : 60.0; /* e^-120 underflows float32 */
+            for (int i = 0; i < N; i++) {
+                a[i] = (float)(2 * spread * rand() / RAND_MAX - spread);
+                for (int l = 0; l < L; l++)
+                    b[l][i] = (float)((1.5 + l) * spread * rand() / RAND_MAX - spread);
+            }
+            if (trial % 2) /* masked in every row: m = 0 there (masked in one row only, KL is inf) */
+                for (int k = 0; k < 3; k++) {
+                    int i = (int[]){0, 9, N - 1}[k];
+                    a[i] = b[0][i] = b[1][i] = b[2][i] = NEG_INF;
+                }
+            double got[L];
+            sl_set_num_threads(1 + trial % 2);
+            sl_ops_dola_divergences(a, rows, L, N, got);
+            for (int l = 0; l < L; l++) {
+                double want = direct_divergence(a, b[l], N);
+                cr_assert(fabs(got[l] - want) <= 1e-6 * want, "pass %d trial %d layer %d: got %.12g want %.12g",
+                          pass, trial, l, got[l], want);
+                cr_assert_eq(got[l], sl_ops_dola_divergence(a, b[l], N));
+            }
+            /* M is symmetric in P and Q, so swapping the rows only changes float rounding; the
+             * textbook JS of the same rows is a different quantity. */
+            double swapped = sl_ops_dola_divergence(b[0], a, N);
+            cr_assert(fabs(got[0] - swapped) <= 1e-6 * got[0], "swapped %.12g vs %.12g", swapped, got[0]);
+            cr_assert(fabs(got[0] - sl_ops_js(a, b[0], N) / N) > 1e-3 * got[0]);
+        }
+    }
+    unsetenv("SL_NO_AVX2");
+    sl_set_num_threads(1);
 }
 
 /* ================================================================== relative top */
