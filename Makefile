@@ -1,13 +1,14 @@
 # Thin wrappers over CMake; every target installs missing Debian build deps first.
 #   make          release build in build/
 #   make demo     build, then stream a greedy continuation from the bundled stories260K model
-#   make test     release suite, then the same suite under ASan+UBSan (build-asan/)
+#   make test     release suite, its C unit tests again with the kernels capped at AVX2 and at
+#                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test unit asan bench clean
+.PHONY: all deps build demo test unit levels asan bench clean
 
 all: build
 
@@ -24,13 +25,19 @@ demo: build
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)
 
+# The C unit tests with the kernel level capped (the suites check each level themselves where
+# it matters; this runs every forward and session invariant on the other paths too).
+levels: build
+	SL_NO_AVX512=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
+	SL_NO_AVX2=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
+
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-test: unit asan
+test: unit levels asan
 
 bench: build
 

@@ -2,7 +2,8 @@
 --
 -- Usage: slua bench/decoders.lua --model DIR [--threads 2] [--steps 32] [--runs 5] [--prompt-len 64]
 -- Reports medians over runs of the time per decode step for: greedy; DoLa with the "high"
--- candidates (final + candidate layers through one LM-head product, divergences, contrast);
+-- candidates (final + candidate layers through one LM-head product, divergences, contrast,
+-- repetition penalty; its ratio to greedy is the median of per-run ratios);
 -- SkipLayerCD's amateur alone, forked below its span (it runs blocks >= start only) and, for
 -- comparison, the same amateur as an unforked session; and the expert alone. The ideal amateur
 -- cost with sharing is (N - start) / N of the expert.
@@ -24,37 +25,44 @@ local function median(xs)
   return n % 2 == 1 and xs[(n + 1) // 2] or (xs[n // 2] + xs[n // 2 + 1]) / 2
 end
 
--- time per step of `step(s, id)` after a prefill, median over runs
-local function measure(make, step)
-  local times = {}
-  for r = 1, opt.runs do
-    local sessions = make()
-    local outs = {}
-    for i, s in ipairs(sessions) do outs[i] = s:prefill(prompt) end
-    local id = 1
-    local t0 = sl.clock()
-    for _ = 1, opt.steps do id = step(sessions, outs, id) end
-    times[r] = (sl.clock() - t0) / opt.steps
-    for _, s in ipairs(sessions) do s:close() end
-  end
-  return median(times)
+-- time per step of `step(s, id)` after a prefill (one run)
+local function time_once(make, step)
+  local sessions = make()
+  local outs = {}
+  for i, s in ipairs(sessions) do outs[i] = s:prefill(prompt) end
+  local id = 1
+  local t0 = sl.clock()
+  for _ = 1, opt.steps do id = step(sessions, outs, id) end
+  local t = (sl.clock() - t0) / opt.steps
+  for _, s in ipairs(sessions) do s:close() end
+  return t
 end
 
-local greedy = measure(function() return { model:session() } end, function(ss, outs)
+local function greedy_step(ss, outs)
   local id = outs[1].logits:argmax()
   outs[1] = ss[1]:step(id)
   return id
-end)
+end
 
 local cand = dola.layers("high", model)
 local penalty = sl.processors.repetition_penalty(1.2)
-local dola_t = measure(function() return { model:session(dola.session_layers(cand)) } end, function(ss, outs)
+local function dola_step(ss, outs)
   local scores = dola.contrast(outs[1], cand, { relative_top = 0.1 })
   penalty.fn({ session = ss[1], prompt_len = #prompt }, scores)
   local id = scores:argmax()
   outs[1] = ss[1]:step(id)
   return id
-end)
+end
+
+-- Greedy and DoLa alternate run by run, so that drifts of the machine's memory bandwidth hit
+-- both; the ratio is the median of the per-run ratios.
+local greedy_times, dola_times, ratios = {}, {}, {}
+for r = 1, opt.runs do
+  greedy_times[r] = time_once(function() return { model:session() } end, greedy_step)
+  dola_times[r] = time_once(function() return { model:session(dola.session_layers(cand)) } end, dola_step)
+  ratios[r] = dola_times[r] / greedy_times[r]
+end
+local greedy, dola_t, dola_ratio = median(greedy_times), median(dola_times), median(ratios)
 
 -- SkipLayerCD: expert + forked amateur, both stepped; the amateur's share is timed apart.
 local function pair_time(forked)
@@ -87,11 +95,11 @@ local function ms(x) return x * 1e3 end
 print(("model %s: %d layers, vocab %d, %s, threads %d, prompt %d, %d steps x %d runs (medians)")
   :format(model.path, N, model.n_vocab, model.config.dtype, opt.threads, opt.prompt_len, opt.steps, opt.runs))
 print(("greedy step                 %8.3f ms"):format(ms(greedy)))
-print(("DoLa high step (%d cands)    %8.3f ms   %.2fx greedy"):format(#cand, ms(dola_t), dola_t / greedy))
+print(("DoLa high step (%d cands)    %8.3f ms   %.2fx greedy"):format(#cand, ms(dola_t), dola_ratio))
 print(("SkipLayerCD span [%d,%d): expert+amateur step %8.3f ms   %.2fx greedy"):format(span[1], span[2], ms(pair_forked), pair_forked / greedy))
 print(("  amateur, forked           %8.3f ms   %.2f of greedy (ideal (N-start)/N = %.2f)")
   :format(ms(amateur_forked), amateur_forked / greedy, (N - span[1]) / N))
 print(("  amateur, unforked         %8.3f ms   %.2f of greedy"):format(ms(amateur_plain), amateur_plain / greedy))
-print(sl.json.encode{ model = model.path, threads = opt.threads, greedy_ms = ms(greedy), dola_ms = ms(dola_t),
+print(sl.json.encode{ model = model.path, threads = opt.threads, greedy_ms = ms(greedy), dola_ms = ms(dola_t), dola_over_greedy = dola_ratio,
   dola_candidates = #cand, skiplayer_pair_ms = ms(pair_forked), amateur_forked_ms = ms(amateur_forked),
   amateur_unforked_ms = ms(amateur_plain), span = span, ideal_amateur_fraction = (N - span[1]) / N })

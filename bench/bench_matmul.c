@@ -1,0 +1,102 @@
+/* Matrix product throughput against the number of activation rows: the decode kernel (1 row),
+ * the small-batch tiles and, above 16 rows, the tiles or convert + sgemm, on one weight shape.
+ *
+ *   bench_matmul [--rows 49152] [--cols 576] [--threads 1] [--runs 7] [--dtype bf16|f16|f32]
+ *
+ * Prints, per activation-row count, the median time of one product, GFLOP/s and weight GB/s.
+ * The weight (rows x cols) is a random matrix; with --rows 49152 --cols 576 it is SmolLM2's LM
+ * head. Compare kernel levels with SL_NO_AVX512=1 / SL_NO_AVX2=1 in the environment. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench_cli.h"
+#include "kernels.h"
+#include "slua/sl.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    long rows = 49152, cols = 576, threads = 1, runs = 7;
+    sl_dtype dt = SL_DTYPE_BF16;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            bench_die("bench_matmul", "missing option value", flag);
+        if (!strcmp(flag, "--rows"))
+            rows = bench_parse_long("bench_matmul", flag, v, 1, 1L << 20);
+        else if (!strcmp(flag, "--cols"))
+            cols = bench_parse_long("bench_matmul", flag, v, 1, 1L << 16);
+        else if (!strcmp(flag, "--threads"))
+            threads = bench_parse_long("bench_matmul", flag, v, 1, 256);
+        else if (!strcmp(flag, "--runs"))
+            runs = bench_parse_long("bench_matmul", flag, v, 1, 1000);
+        else if (!strcmp(flag, "--dtype")) {
+            if (!strcmp(v, "bf16"))
+                dt = SL_DTYPE_BF16;
+            else if (!strcmp(v, "f16"))
+                dt = SL_DTYPE_F16;
+            else if (!strcmp(v, "f32"))
+                dt = SL_DTYPE_F32;
+            else
+                bench_die("bench_matmul", "invalid option value", "--dtype: expected bf16, f16 or f32");
+        } else
+            bench_die("bench_matmul", "unknown option", flag);
+        i++;
+    }
+    static const int counts[] = {1, 2, 5, 9, 16, 17, 32, 64, 128};
+    enum { MAX_N = 128 };
+    size_t esize = dt == SL_DTYPE_F32 ? 4 : 2, n_w = (size_t)rows * (size_t)cols;
+    void *data = malloc(n_w * esize);
+    float *x = malloc((size_t)MAX_N * (size_t)cols * sizeof *x);
+    float *out = malloc((size_t)MAX_N * (size_t)rows * sizeof *out);
+    double *times = malloc((size_t)runs * sizeof *times);
+    if (!data || !x || !out || !times)
+        bench_die("bench_matmul", "out of memory", "weight, inputs or outputs");
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; i < n_w; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        float v = (float)((s >> 40) * (1.0 / 16777216.0)) - 0.5f;
+        if (dt == SL_DTYPE_F32)
+            ((float *)data)[i] = v;
+        else
+            ((uint16_t *)data)[i] = dt == SL_DTYPE_BF16 ? sl_f32_to_bf16(v) : sl_f32_to_f16(v);
+    }
+    for (size_t i = 0; i < (size_t)MAX_N * (size_t)cols; i++)
+        x[i] = (float)(i % 17) * 0.01f;
+    sl_set_num_threads((int)threads);
+    sl_weight w = {.data = data, .dtype = dt, .rows = rows, .cols = cols};
+    printf("weight %ld x %ld %s, threads %ld, median of %ld\n", rows, cols,
+           dt == SL_DTYPE_BF16 ? "bf16" : dt == SL_DTYPE_F16 ? "f16" : "f32", threads, runs);
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        int n = counts[k];
+        sl_matmul(out, rows, x, n, &w, NULL); /* warm-up */
+        for (long r = 0; r < runs; r++) {
+            double t = now();
+            sl_matmul(out, rows, x, n, &w, NULL);
+            times[r] = now() - t;
+        }
+        qsort(times, (size_t)runs, sizeof *times, cmp_double);
+        double t = times[runs / 2];
+        printf("rows %3d  %9.3f ms  %7.1f GFLOP/s  %6.1f GB/s\n", n, t * 1e3, 2.0 * (double)n_w * n / t * 1e-9,
+               (double)(n_w * esize) / t * 1e-9);
+    }
+    free(data);
+    free(x);
+    free(out);
+    free(times);
+    return 0;
+}
