@@ -13,7 +13,7 @@
 #define SL_ALWAYS_INLINE inline __attribute__((always_inline))
 #define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
 
-static inline SL_AVX2 __attribute__((always_inline)) __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
+static SL_ALWAYS_INLINE SL_AVX2 __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
 {
     switch (dt) {
     case SL_DTYPE_F32: return _mm256_loadu_ps((const float *)w + c);
@@ -34,15 +34,14 @@ static inline SL_AVX2 float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-
 #ifndef SL_PREFETCH_BYTES
 #define SL_PREFETCH_BYTES 2048 /* how far ahead of the loads each weight row is prefetched */
 #endif
 
 /* One activation row, four weight rows per pass: each load of x serves four rows and four
  * streams of weight misses are in flight at once, with software prefetch ahead of them. */
-static inline SL_AVX2 __attribute__((always_inline)) void vec4_avx2(float *out, const float *x, const sl_weight *w,
-                                                                    int64_t r0, int64_t r1, sl_dtype dt)
+static SL_ALWAYS_INLINE SL_AVX2 void vec4_avx2(float *out, const float *x, const sl_weight *w, int64_t r0, int64_t r1,
+                                               sl_dtype dt)
 {
     int64_t cols = w->cols, c16 = cols & ~(int64_t)15, c8 = cols & ~(int64_t)7;
     int64_t esize = dt == SL_DTYPE_F32 ? 4 : 2, row_bytes = cols * esize;
