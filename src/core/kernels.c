@@ -214,10 +214,12 @@ static sl_rows_fn pick_rows_fn(sl_dtype dt)
 /* ------------------------------------------------------------------ matmul */
 
 /* Up to this many activation rows the weight is streamed once by our kernels; above it
- * OpenBLAS's blocked sgemm wins over the AVX2 and generic kernels. The AVX-512 tiles run at
- * about twice sgemm's rate (Haswell kernels, after converting the weight) for any count, so
- * with them larger products are blocked for the caches instead (TILE_*). */
+ * OpenBLAS's blocked sgemm wins over the generic kernels (SMALL_N) and the AVX2 tiles
+ * (SMALL_N_AVX2; bench_matmul: 83-87 GFLOP/s for the tiles from 17 to 64 rows against 48-87
+ * for convert + sgemm). The AVX-512 tiles run at about twice sgemm's rate (Haswell kernels)
+ * for any count, so with them larger products are blocked for the caches instead (TILE_*). */
 #define SMALL_N 16
+#define SMALL_N_AVX2 48
 /* Weight rows per block (about 256 KiB of stored weight, in L2 while every chunk of activation
  * rows passes over it) and activation rows per chunk. */
 #define TILE_WEIGHT_BYTES (256u << 10)
@@ -299,9 +301,10 @@ static void group_share(const sl_matmul_job *jobs, int count, const float *x, in
         int64_t r0 = split_row(w->rows, t, nt), r1 = split_row(w->rows, t + 1, nt);
         if (r1 <= r0)
             continue;
-        if (n <= SMALL_N) {
+        sl_isa isa = sl_kernel_isa();
+        if (n <= (isa >= SL_ISA_AVX2 ? SMALL_N_AVX2 : SMALL_N)) {
             pick_rows_fn(w->dtype)(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
-        } else if (sl_kernel_isa() >= SL_ISA_AVX512) {
+        } else if (isa >= SL_ISA_AVX512) {
             tiled_rows(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
         } else {
             float *tmp = NULL;

@@ -90,7 +90,7 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, sl_dtype dt, bo
 static void check_all(void)
 {
     static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
-    static const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 16, 17, 40};
+    static const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 16, 17, 40, 50};
     static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 16}};
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
