@@ -1,10 +1,12 @@
-/* Command-line helpers shared by the benchmark programs (each is its own executable). */
+/* Helpers shared by the benchmark programs (each is its own executable): errors, options,
+ * clock, medians. */
 #ifndef SLUA_BENCH_CLI_H
 #define SLUA_BENCH_CLI_H
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* Prints "slua: <file>: <what> (<detail>)" and exits 1. */
 static inline void bench_die(const char *file, const char *what, const char *detail)
@@ -25,6 +27,27 @@ static inline long bench_parse_long(const char *program, const char *flag, const
         bench_die(program, "invalid option value", detail);
     }
     return x;
+}
+
+/* Monotonic clock in seconds. */
+static inline double bench_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median of n values (sorts them in place). */
+static inline double bench_median(double *v, long n)
+{
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 #endif

@@ -9,24 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bench_cli.h"
 #include "kernels.h"
 #include "slua/sl.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -85,12 +71,11 @@ int main(int argc, char **argv)
         int n = counts[k];
         sl_matmul(out, rows, x, n, &w, NULL); /* warm-up */
         for (long r = 0; r < runs; r++) {
-            double t = now();
+            double t = bench_now_s();
             sl_matmul(out, rows, x, n, &w, NULL);
-            times[r] = now() - t;
+            times[r] = bench_now_s() - t;
         }
-        qsort(times, (size_t)runs, sizeof *times, cmp_double);
-        double t = times[runs / 2];
+        double t = bench_median(times, runs);
         printf("rows %3d  %9.3f ms  %7.1f GFLOP/s  %6.1f GB/s\n", n, t * 1e3, 2.0 * (double)n_w * n / t * 1e-9,
                (double)(n_w * esize) / t * 1e-9);
     }

@@ -119,26 +119,6 @@ static options parse_options(int argc, char **argv)
     return o;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median of n values (sorts them in place). */
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Peak resident set in MiB. Mapped weight pages that were touched count, as they should:
  * they are the memory the model really occupies. */
 static double peak_rss_mib(void)
@@ -177,7 +157,7 @@ typedef struct clock_mark {
 
 static clock_mark mark_now(void)
 {
-    clock_mark m = {now_s(), -1.0, 0.0};
+    clock_mark m = {bench_now_s(), -1.0, 0.0};
     unsigned long long user, nice, sys, idle, iowait, irq, softirq, steal;
     FILE *f = fopen("/proc/stat", "r");
     if (f) {
@@ -242,7 +222,7 @@ static summary summarize(phase *p, long want)
         die("bench_model", "out of memory", "summary");
     for (long i = 0; i < used; i++)
         speeds[i] = p->all[i].tok_s;
-    summary s = {median(speeds, used), speeds[0], speeds[used - 1], p->all[used - 1].foreign, used, p->n - used};
+    summary s = {bench_median(speeds, used), speeds[0], speeds[used - 1], p->all[used - 1].foreign, used, p->n - used};
     free(speeds);
     return s;
 }
@@ -286,9 +266,9 @@ int main(int argc, char **argv)
     sl_set_num_threads((int)o.threads);
 
     sl_error err;
-    double t_load0 = now_s();
+    double t_load0 = bench_now_s();
     sl_model *model = sl_model_load(o.model_dir, &err);
-    double load_s = now_s() - t_load0;
+    double load_s = bench_now_s() - t_load0;
     if (!model) {
         fprintf(stderr, "slua: %s\n", err.msg);
         return 1;

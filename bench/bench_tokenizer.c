@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_cli.h"
 #include "slua/sl.h"
 
 #define RUNS 7
@@ -20,19 +20,6 @@ static const char ENGLISH[] =
 static const char CHINESE[] =
     "珍妮的鸭子每天下16个蛋。她每天早上吃三个当早餐，每天用四个给朋友烤松饼。中国的首都是哪里？"
     "从前有一个小女孩名叫莉莉，她喜欢在阳光下和她的狗一起玩耍。有一天，他们在河边发现了三块闪亮的石头。\n";
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Repeats a paragraph (with a counter so words vary a little) up to ~TARGET_BYTES. */
 static char *make_text(const char *para, size_t *len)
@@ -58,17 +45,16 @@ static double median_mbps(sl_tokenizer *tok, const char *text, size_t len, size_
     for (int r = 0; r < RUNS; r++) {
         sl_token *ids;
         sl_error err;
-        double t0 = now();
+        double t0 = bench_now_s();
         if (sl_tokenizer_encode(tok, text, len, 0, &ids, n_tokens, &err)) {
             fprintf(stderr, "slua: %s\n", err.msg);
             return -1.0;
         }
-        mbps[r] = (double)len / 1e6 / (now() - t0);
+        mbps[r] = (double)len / 1e6 / (bench_now_s() - t0);
         free(ids);
     }
     *cold = mbps[0];
-    qsort(mbps, RUNS, sizeof *mbps, cmp_double);
-    return mbps[RUNS / 2];
+    return bench_median(mbps, RUNS);
 }
 
 int main(int argc, char **argv)
@@ -92,9 +78,9 @@ int main(int argc, char **argv)
         for (int r = 0; r < RUNS; r++) {
             sl_error err;
             sl_tokenizer_free(tok);
-            double t0 = now();
+            double t0 = bench_now_s();
             tok = sl_tokenizer_load(path, &err);
-            loads[r] = (now() - t0) * 1e3;
+            loads[r] = (bench_now_s() - t0) * 1e3;
             if (!tok) {
                 fprintf(stderr, "slua: %s\n", err.msg);
                 rc = 1;
@@ -103,12 +89,12 @@ int main(int argc, char **argv)
         }
         if (!tok)
             continue;
-        qsort(loads, RUNS, sizeof *loads, cmp_double);
+        double load_ms = bench_median(loads, RUNS);
         size_t ne = 0, nz = 0;
         double ce, cz;
         double me = median_mbps(tok, en, el, &ne, &ce), mz = median_mbps(tok, zh, cl, &nz, &cz);
         printf("%-12s %7zu %8.1f %9.2f %9.2f %9zu %9.2f %9.2f %9zu\n", names[v],
-               sl_tokenizer_vocab_size(tok), loads[RUNS / 2], me, ce, ne, mz, cz, nz);
+               sl_tokenizer_vocab_size(tok), load_ms, me, ce, ne, mz, cz, nz);
         sl_tokenizer_free(tok);
     }
     printf("(text: %.2f MB English, %.2f MB Chinese; medians of %d runs)\n", (double)el / 1e6,

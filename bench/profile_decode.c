@@ -31,13 +31,6 @@ static long parse_long(const char *flag, const char *v, long lo, long hi)
     return bench_parse_long("profile_decode", flag, v, lo, hi);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static double weight_bytes(const sl_weight *w)
 {
     return (double)w->rows * (double)w->cols * (w->dtype == SL_DTYPE_F32 ? 4.0 : 2.0);
@@ -78,7 +71,7 @@ static double time_read(const sl_weight *const *weights, int32_t n, int threads,
     read_job jobs[64];
     if (threads > 64)
         threads = 64;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int t = 0; t < threads; t++) {
         jobs[t] = (read_job){weights, n, t, threads, 0};
         if (t > 0 && pthread_create(&tid[t], NULL, read_share, &jobs[t]) != 0)
@@ -87,7 +80,7 @@ static double time_read(const sl_weight *const *weights, int32_t n, int threads,
     read_share(&jobs[0]);
     for (int t = 1; t < threads; t++)
         pthread_join(tid[t], NULL);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     for (int t = 0; t < threads; t++)
         *sink ^= jobs[t].sink;
     return dt;
@@ -158,12 +151,12 @@ int main(int argc, char **argv)
     }
     double step_total = 0.0;
     for (long i = 0; i < steps; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (sl_session_eval(s, &tokens[context + i], 1, 0, &err) != SL_STATUS_OK) {
             fprintf(stderr, "slua: %s\n", err.msg);
             return 1;
         }
-        step_total += now_s() - t0;
+        step_total += bench_now_s() - t0;
     }
     double step_s = step_total / (double)steps;
 
@@ -190,26 +183,26 @@ int main(int argc, char **argv)
     for (long step = 0; step < steps; step++) {
         for (int32_t l = 0; l < c->n_layer; l++) {
             const sl_block *b = &m->blocks[l];
-            double t0 = now_s();
+            double t0 = bench_now_s();
             sl_matmul(out, QD, x, 1, &b->wq, NULL);
             sl_matmul(out, QD, x, 1, &b->wk, NULL);
             sl_matmul(out, QD, x, 1, &b->wv, NULL);
-            double t1 = now_s();
+            double t1 = bench_now_s();
             sl_matmul(out, D, x, 1, &b->wo, NULL);
-            double t2 = now_s();
+            double t2 = bench_now_s();
             sl_matmul(out, F, x, 1, &b->w_gate, NULL);
             sl_matmul(out, F, x, 1, &b->w_up, NULL);
-            double t3 = now_s();
+            double t3 = bench_now_s();
             sl_matmul(out, D, x, 1, &b->w_down, NULL);
-            double t4 = now_s();
+            double t4 = bench_now_s();
             class_s[CLASS_QKV] += t1 - t0;
             class_s[CLASS_O] += t2 - t1;
             class_s[CLASS_GATE_UP] += t3 - t2;
             class_s[CLASS_DOWN] += t4 - t3;
         }
-        double t0 = now_s();
+        double t0 = bench_now_s();
         sl_matmul(out, c->n_vocab, x, 1, &m->lm_head, NULL);
-        class_s[CLASS_LM_HEAD] += now_s() - t0;
+        class_s[CLASS_LM_HEAD] += bench_now_s() - t0;
     }
 
     /* Plain reads of the same matrices, in the same order. */

@@ -10,10 +10,6 @@
 #include <omp.h>
 #include <pthread.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define SL_X86 1
-#endif
-
 /* ------------------------------------------------------------------ threads
  *
  * One thread pool only: OpenBLAS runs single-threaded inside the project's OpenMP regions.
@@ -114,8 +110,7 @@ static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt);
 
 void sl_weight_row(float *out, const sl_weight *w, int64_t row)
 {
-    size_t esize = w->dtype == SL_DTYPE_F32 ? 4 : 2;
-    convert_values(out, (const char *)w->data + (size_t)row * (size_t)w->cols * esize, w->cols, w->dtype);
+    convert_values(out, sl_row_ptr(w, row), w->cols, w->dtype);
 }
 
 void sl_weight_to_f32(float *out, const sl_weight *w)
@@ -183,7 +178,6 @@ static void rows_generic_f16(float *o, int64_t ldo, const float *x, int32_t nx, 
 {
     rows_generic(o, ldo, x, nx, w, r0, r1, SL_DTYPE_F16);
 }
-
 
 static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt)
 {
@@ -279,7 +273,7 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
                        int64_t r1)
 {
     sl_rows_fn fn = pick_rows_fn(w->dtype);
-    int64_t row_bytes = w->cols * (w->dtype == SL_DTYPE_F32 ? 4 : 2);
+    int64_t row_bytes = w->cols * sl_dtype_size(w->dtype);
     int64_t block = (int64_t)TILE_WEIGHT_BYTES / row_bytes;
     block = block < 16 ? 16 : block & ~(int64_t)3;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {

@@ -7,14 +7,20 @@
 
 #include "kernels.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#define SL_X86 1 /* the SIMD kernels are compiled in (and used when the CPU has them) */
+#endif
+
 /* out[j * ldo + r] = sum_c x[j][c] * w[r][c] for j < nx, r0 <= r < r1. */
 typedef void (*sl_rows_fn)(float *out, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,
                            int64_t r1);
 
 /* Instruction sets, best last. SL_NO_AVX512 and SL_NO_AVX2 in the environment cap the level
- * (for tests and comparisons). */
+ * (for tests and comparisons); both are read on first use. */
 typedef enum sl_isa { SL_ISA_GENERIC = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 } sl_isa;
 sl_isa sl_kernel_isa(void);
+/* Reads the environment's caps again on next use (tests that change them mid-process). */
+void sl_kernel_isa_reload(void);
 
 /* The SIMD row kernel for dt at level isa (> SL_ISA_GENERIC and supported by the CPU). */
 sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa);
@@ -31,10 +37,12 @@ static inline float sl_scalar_w(const void *w, int64_t i, sl_dtype dt)
     return 0.0f;
 }
 
+/* Bytes per stored value. */
+static inline int64_t sl_dtype_size(sl_dtype dt) { return dt == SL_DTYPE_F32 ? 4 : 2; }
+
 static inline const void *sl_row_ptr(const sl_weight *w, int64_t r)
 {
-    size_t esize = w->dtype == SL_DTYPE_F32 ? 4 : 2;
-    return (const char *)w->data + (size_t)r * (size_t)w->cols * esize;
+    return (const char *)w->data + r * w->cols * sl_dtype_size(w->dtype);
 }
 
 #endif

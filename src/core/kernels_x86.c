@@ -2,8 +2,9 @@
  * function attributes; kernels.c calls them only when the CPU has the instructions. */
 #include "kernels_simd.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#ifdef SL_X86
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +45,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void vec4_avx2(float *out, const float *x, const
                                                sl_dtype dt)
 {
     int64_t cols = w->cols, c16 = cols & ~(int64_t)15, c8 = cols & ~(int64_t)7;
-    int64_t esize = dt == SL_DTYPE_F32 ? 4 : 2, row_bytes = cols * esize;
+    int64_t esize = sl_dtype_size(dt), row_bytes = cols * esize;
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
         const char *w0 = sl_row_ptr(w, r), *w1 = sl_row_ptr(w, r + 1), *w2 = sl_row_ptr(w, r + 2), *w3 = sl_row_ptr(w, r + 3);
@@ -130,6 +131,12 @@ static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
     return (int)(j0 < extra * (base + 1) ? base + 1 : base);
 }
 
+/* How far ahead tiles prefetch: the same row of the next tile, at least 2 * SL_PREFETCH_BYTES. */
+static inline int64_t tile_prefetch_distance(int64_t row_bytes)
+{
+    return 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
+}
+
 #define SL_AVX2_COLS 2 /* activation rows per tile: 4 x 2 accumulators + 4 weight vectors (4 x 3 spills) */
 
 static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const float *x, int64_t cols,
@@ -146,7 +153,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const fl
         /* The hardware prefetchers alone leave the product waiting on memory. */
         if (dt == SL_DTYPE_F32 || (c & 15) == 0)
             for (int i = 0; i < R; i++)
-                _mm_prefetch(w0 + i * row_bytes + c * (dt == SL_DTYPE_F32 ? 4 : 2) + ahead, _MM_HINT_T0);
+                _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + ahead, _MM_HINT_T0);
         __m256 wv[4];
         for (int i = 0; i < R; i++)
             wv[i] = load8_w(w0 + i * row_bytes, c, dt);
@@ -179,9 +186,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
         vec4_avx2(out, x, w, r0, r1, dt);
         return;
     }
-    int64_t cols = w->cols, row_bytes = cols * (dt == SL_DTYPE_F32 ? 4 : 2);
-    /* Prefetch distance: the same row of the next tile, at least SL_PREFETCH_BYTES * 2 ahead. */
-    int64_t ahead = 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
+    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
     for (int64_t r = r0; r < r1;) {
         const char *w0 = sl_row_ptr(w, r);
         const int R = r1 - r >= 4 ? 4 : 1;
@@ -277,7 +282,7 @@ static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, cons
         /* The hardware prefetchers alone leave the product waiting on memory. */
         if (dt == SL_DTYPE_F32 || (c & 31) == 0)
             for (int i = 0; i < R; i++)
-                _mm_prefetch(w0 + i * row_bytes + c * (dt == SL_DTYPE_F32 ? 4 : 2) + ahead, _MM_HINT_T0);
+                _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + ahead, _MM_HINT_T0);
         __m512 wv[4];
         for (int i = 0; i < R; i++)
             wv[i] = load16_w(w0 + i * row_bytes, c, dt);
@@ -316,9 +321,7 @@ static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, cons
         vec4_avx2(out, x, w, r0, r1, dt);
         return;
     }
-    int64_t cols = w->cols, row_bytes = cols * (dt == SL_DTYPE_F32 ? 4 : 2);
-    /* Prefetch distance: the same row of the next tile, at least SL_PREFETCH_BYTES * 2 ahead. */
-    int64_t ahead = 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
+    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
     for (int64_t r = r0; r < r1;) {
         const char *w0 = sl_row_ptr(w, r);
         const int R = r1 - r >= 4 ? 4 : 1;
@@ -368,26 +371,36 @@ sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa)
     return isa >= SL_ISA_AVX512 ? avx512[dt] : avx2[dt];
 }
 
+/* The level in use, -1 until read: the CPU's features and the environment's caps are read
+ * once, not on every product. */
+static _Atomic int g_isa = -1;
+
+static sl_isa detect_isa(void)
+{
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl");
+    if (!avx2 || getenv("SL_NO_AVX2"))
+        return SL_ISA_GENERIC;
+    return avx512 && !getenv("SL_NO_AVX512") ? SL_ISA_AVX512 : SL_ISA_AVX2;
+}
+
 sl_isa sl_kernel_isa(void)
 {
-    static int cpu = -1; /* what the CPU supports */
-    if (cpu < 0) {
-        __builtin_cpu_init();
-        bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
-        bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl");
-        cpu = avx512 ? SL_ISA_AVX512 : avx2 ? SL_ISA_AVX2 : SL_ISA_GENERIC;
+    int isa = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    if (isa < 0) {
+        isa = (int)detect_isa();
+        atomic_store_explicit(&g_isa, isa, memory_order_relaxed);
     }
-    if (getenv("SL_NO_AVX2"))
-        return SL_ISA_GENERIC;
-    if (getenv("SL_NO_AVX512") && cpu > SL_ISA_AVX2)
-        return SL_ISA_AVX2;
-    return (sl_isa)cpu;
+    return (sl_isa)isa;
 }
+
+void sl_kernel_isa_reload(void) { atomic_store_explicit(&g_isa, -1, memory_order_relaxed); }
 
 #else
 
 sl_isa sl_kernel_isa(void) { return SL_ISA_GENERIC; }
+void sl_kernel_isa_reload(void) {}
 
 #endif

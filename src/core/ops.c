@@ -1,6 +1,8 @@
 /* Vector primitives over logits, DoLa's divergence and relative-top filter, the seeded RNG and
- * sampling. Everything here is single-threaded, allocation-free and O(n) (top-k: O(n log k)),
- * since it runs once per decoding step over vocabularies of up to ~152k entries. */
+ * sampling. Everything here is O(n) (top-k: O(n log k)), since it runs once per decoding step
+ * over vocabularies of up to ~152k entries, and single-threaded and allocation-free except the
+ * DoLa divergences (one scratch buffer, candidates spread over the threads). AVX2 versions of
+ * the hottest loops are in ops_x86.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <stdbool.h>
@@ -10,10 +12,6 @@
 #include "ops_simd.h"
 #include "ops_internal.h"
 #include "slua/sl_ops.h"
-
-#if defined(__x86_64__) || defined(__i386__)
-#define SL_X86 1
-#endif
 
 /* ------------------------------------------------------------------ shared helpers */
 

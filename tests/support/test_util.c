@@ -8,6 +8,8 @@
 
 #include <criterion/criterion.h>
 
+#include "kernels_simd.h"
+
 const char *tu_src(const char *rel)
 {
     static char bufs[8][4096];
@@ -115,4 +117,13 @@ void *tu_read_file(const char *path, size_t *len)
     ((char *)buf)[size] = 0;
     *len = (size_t)size;
     return buf;
+}
+
+void tu_cap_kernels(const char *var, bool on)
+{
+    if (on)
+        setenv(var, "1", 1);
+    else
+        unsetenv(var);
+    sl_kernel_isa_reload();
 }

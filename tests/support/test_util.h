@@ -2,6 +2,7 @@
 #ifndef SLUA_TEST_UTIL_H
 #define SLUA_TEST_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,5 +29,9 @@ const char *tu_tmpdir(void);
 void tu_write_file(const char *dir, const char *name, const void *data, size_t len);
 /* Read a whole file; *len gets its size. */
 void *tu_read_file(const char *path, size_t *len);
+
+/* Sets (on) or clears the environment variable var (SL_NO_AVX2, SL_NO_AVX512) and makes the
+ * kernels read their level again. */
+void tu_cap_kernels(const char *var, bool on);
 
 #endif

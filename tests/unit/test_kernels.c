@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 
 #include "kernels.h"
+#include "test_util.h"
 #include "slua/sl.h"
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -104,30 +105,30 @@ static void check_all(void)
 
 Test(kernels, matmul_best_matches_double_reference)
 {
-    unsetenv("SL_NO_AVX2");
-    unsetenv("SL_NO_AVX512");
+    tu_cap_kernels("SL_NO_AVX2", false);
+    tu_cap_kernels("SL_NO_AVX512", false);
     check_all();
 }
 
 Test(kernels, matmul_avx2_matches_double_reference)
 {
-    setenv("SL_NO_AVX512", "1", 1);
+    tu_cap_kernels("SL_NO_AVX512", true);
     check_all();
-    unsetenv("SL_NO_AVX512");
+    tu_cap_kernels("SL_NO_AVX512", false);
 }
 
 Test(kernels, matmul_generic_matches_double_reference)
 {
-    setenv("SL_NO_AVX2", "1", 1);
+    tu_cap_kernels("SL_NO_AVX2", true);
     check_all();
-    unsetenv("SL_NO_AVX2");
+    tu_cap_kernels("SL_NO_AVX2", false);
 }
 
 Test(kernels, swiglu_and_group_match_separate_products)
 {
     for (int pass = 0; pass < 2; pass++) {
         if (pass)
-            setenv("SL_NO_AVX2", "1", 1);
+            tu_cap_kernels("SL_NO_AVX2", true);
         sl_set_num_threads(2);
         int64_t F = 300, D = 96;
         int32_t n = 2;
@@ -153,5 +154,5 @@ Test(kernels, swiglu_and_group_match_separate_products)
         free(ru);
         sl_set_num_threads(1);
     }
-    unsetenv("SL_NO_AVX2");
+    tu_cap_kernels("SL_NO_AVX2", false);
 }
