@@ -144,18 +144,26 @@ static void usage(FILE *out)
     fprintf(out, "usage: slua SCRIPT [--flag value ...]\n"
                  "       slua --list        list the bundled recipes\n"
                  "       slua --version\n\n"
-                 "SCRIPT is a Lua file or the name of a bundled recipe (slua greedy --prompt \"Hi\").\n"
+                 "SCRIPT is a Lua file, a command, or the name of a bundled recipe\n"
+                 "(slua greedy --prompt \"Hi\").\n"
                  "Every generation recipe takes --model DIR, --prompt TEXT | --prompt-ids 1,2,3,\n"
                  "--max-new-tokens N, --seed N, --threads N, --format text|json; see --help of a recipe.\n");
 }
 
-/* A path to an existing file, or recipes/<name>.lua under root. */
+/* A path to an existing file, a command (lua/slua/cmd/<name>.lua: `slua eval`, `slua sweep`),
+ * or recipes/<name>.lua under root. */
 static const char *resolve_script(const char *arg, const char *root, char *buf, size_t size)
 {
     if (access(arg, R_OK) == 0)
         return arg;
-    snprintf(buf, size, "%s/recipes/%s%s", root, arg, strstr(arg, ".lua") ? "" : ".lua");
-    if (!strchr(arg, '/') && access(buf, R_OK) == 0)
+    if (strchr(arg, '/'))
+        return arg;
+    const char *ext = strstr(arg, ".lua") ? "" : ".lua";
+    snprintf(buf, size, "%s/lua/slua/cmd/%s%s", root, arg, ext);
+    if (access(buf, R_OK) == 0)
+        return buf;
+    snprintf(buf, size, "%s/recipes/%s%s", root, arg, ext);
+    if (access(buf, R_OK) == 0)
         return buf;
     return arg;
 }

@@ -221,5 +221,6 @@ local run = require "slua.run"
 M.generate = run.generate
 M.prompt_ids = run.prompt_ids
 M.run_options = run.options  -- sl.options over the flags every generation recipe shares
+M.invoke = run.invoke        -- run a recipe in this process, its results returned, not printed
 
 return M

@@ -70,8 +70,11 @@ local function split_stops(text)
   return out
 end
 
+-- In-process runs (run.invoke): the model to use and the results collected instead of printed.
+local host = nil
+
 local function emit(opt, s)
-  if opt.format == "text" and s ~= "" then
+  if not host and opt.format == "text" and s ~= "" then
     io.write(s)
     io.flush()
   end
@@ -81,7 +84,8 @@ function run.generate(spec)
   local sl = require "slua"
   local opt = spec.opt
   sl.set_threads(opt.threads)
-  local model = spec.model or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+  local model = spec.model or (host and host.model)
+    or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
   local tok = model.tokenizer
   local session_opts = type(spec.session) == "function" and spec.session(model, opt) or spec.session
   local ctx = {
@@ -146,12 +150,56 @@ function run.generate(spec)
     text = tok and tok:decode(ctx.generated, { skip_special = true }) or "",
   }
   for k, v in pairs(spec.extra or {}) do result[k] = v end
-  if opt.format == "json" then
+  if host then
+    host.results[#host.results + 1] = result
+  elseif opt.format == "json" then
     io.write(core.json_encode(result), "\n")
   else
     io.write("\n")
   end
   return result, ctx
+end
+
+-- A recipe's path: a file path as given, else recipes/<name>.lua under the slua root.
+function run.recipe_path(recipe)
+  if recipe:find("/", 1, true) then return recipe end
+  local sl = require "slua"
+  return ("%s/recipes/%s%s"):format(sl.root, recipe, recipe:match("%.lua$") and "" or ".lua")
+end
+
+-- {max_new_tokens = 8, dola_layers = "high"} -> {"--dola-layers", "high", "--max-new-tokens", "8"}
+-- (sorted by name, so the same options always give the same flags).
+function run.argv(options)
+  local keys = {}
+  for k in pairs(options) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local argv = {}
+  for _, k in ipairs(keys) do
+    argv[#argv + 1] = "--" .. k:gsub("_", "-")
+    argv[#argv + 1] = tostring(options[k])
+  end
+  return argv
+end
+
+-- run.invoke(recipe, argv, {model = m}) -> results
+-- Runs a recipe script in this process with the given flags (a list, or an options table for
+-- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
+-- returns the result of every generation it made — the tables JSON mode prints — instead of
+-- printing them. Errors propagate to the caller. Invocations nest.
+function run.invoke(recipe, argv, opts)
+  local path = run.recipe_path(recipe)
+  local chunk, err = loadfile(path)
+  if not chunk then require("slua").fail(err) end
+  if #argv == 0 and next(argv) ~= nil then argv = run.argv(argv) end
+  local recipe_arg = { [0] = path }
+  for i, v in ipairs(argv) do recipe_arg[i] = v end
+  local saved_arg, saved_host = _G.arg, host
+  local mine = { model = opts and opts.model, results = {} }
+  _G.arg, host = recipe_arg, mine
+  local ok, e = pcall(chunk, table.unpack(recipe_arg))
+  _G.arg, host = saved_arg, saved_host
+  if not ok then error(e, 0) end
+  return mine.results
 end
 
 return run
