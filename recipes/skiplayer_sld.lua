@@ -2,22 +2,28 @@
 --
 -- Usage: slua recipes/skiplayer_sld.lua [--prefix-file FILE | --prefix-ids 1,2,3]
 --        [--sld-rule official|community] [--fallback sl-h|none] [--span-seed 2023]
---        [--skip-layers START,END] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
+--        [--skip-layers START,END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
 --        [--amateur-temperature 1.0] plus the common flags
 -- Once per prompt, the entropy profile Y[l] of the logit lens (with the final norm) is
 -- averaged over the few-shot prefix (--prefix-file, else the prompt minus its last
 -- blank-line-separated block). The official rule skips [e - s, e) at the first layer e where
 -- the entropy falls by > 0.1 nat on average over two layers and stays below Y[e] afterwards
 -- (s = round_half_even(N/8)). When no layer qualifies (the official code then crashes), the
--- span falls back to SL-H and says so; --fallback none fails instead. Scores as in SL-H.
+-- span falls back to SL-H and says so; --fallback none fails instead. A model too shallow for
+-- SL-H (< 10 layers, like the bundled one) then skips its middle block(s), as in
+-- skiplayer_slh.lua (--small-model-span). Scores as in SL-H.
 local sl = require "slua"
 local contrast = require "slua.contrast"
 local skiplayer = require "slua.skiplayer"
 
-local own = { prefix_file = "", prefix_ids = "", sld_rule = "official", fallback = "sl-h", span_seed = 2023,
-              example = 1, skip_layers = "" }
-for k, v in pairs(contrast.options) do own[k] = v end
-local opt = sl.run_options(arg, own)
+local opt = sl.run_options(arg, contrast.options_with{
+  prefix_file = { default = "", type = "string", help = "few-shot prefix for the entropy profile" },
+  prefix_ids = { default = "", type = "ids", help = "the prefix as token ids" },
+  sld_rule = { default = "official", choices = { "official", "community" }, help = "SL-D's layer rule" },
+  fallback = { default = "sl-h", choices = { "sl-h", "none" }, help = "when no layer qualifies" },
+  span_seed = contrast.span_options.span_seed, example = contrast.span_options.example,
+  skip_layers = contrast.span_options.skip_layers, small_model_span = contrast.span_options.small_model_span,
+})
 
 local function prefix_ids(model)
   if opt.prefix_ids ~= "" then return sl.parse_ints(opt.prefix_ids, "prefix-ids") end
@@ -43,8 +49,7 @@ contrast.generate("skiplayer_sld", opt, function(ctx, extra)
     if not span then
       if opt.fallback ~= "sl-h" then sl.fail("SL-D: no layer qualifies under the " .. opt.sld_rule .. " rule") end
       io.stderr:write("skiplayer: SL-D found no qualifying layer; falling back to SL-H\n")
-      span = sl.check(skiplayer.heuristic_span(ctx.model.n_layer, opt.span_seed, opt.example))
-      source = ("sl-h fallback, seed %d, draw %d"):format(opt.span_seed, opt.example)
+      span, source = contrast.heuristic_span(opt, ctx.model.n_layer, "sl-h fallback")
     end
   end
   extra.skip_span, extra.span_source = span, source
