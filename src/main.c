@@ -28,7 +28,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
-    luaL_error(L, "interrupted");
+    lua_pushliteral(L, "interrupted"); /* no position: recipes and the handler below match it exactly */
+    lua_error(L);
 }
 
 static void on_sigint(int sig)
@@ -57,10 +58,8 @@ static int msghandler(lua_State *L)
             return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    if (strstr(msg, "interrupted") && strlen(msg) < 64) {
-        lua_pushstring(L, "interrupted");
+    if (!strcmp(msg, "interrupted"))
         return 1;
-    }
     luaL_traceback(L, L, msg, 1);
     return 1;
 }

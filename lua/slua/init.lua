@@ -100,17 +100,16 @@ function M.chain(list)
   return c
 end
 
--- What a scores function or processor returned, checked before anything uses it: nil (it
--- worked in place) or a slua.Logits as long as the vocabulary.
-function M.check_scores(r, n, who)
-  if r == nil then return end
+-- What a scores function or processor (in_place: nil is fine, the scores were changed in
+-- place) returned, checked before anything uses it: a slua.Logits as long as the vocabulary.
+function M.check_scores(r, n, who, in_place)
+  if r == nil and in_place then return nil end
   if core.is_logits(r) then
-    if #r ~= n then
-      M.fail(("%s returned %d scores, the vocabulary has %d"):format(who, #r, n))
-    end
+    if #r ~= n then M.fail(("%s returned %d scores, the vocabulary has %d"):format(who, #r, n)) end
     return r
   end
-  M.fail(("%s returned a %s, not a slua.Logits (or nil after changing the scores in place)"):format(who, type(r)))
+  M.fail(("%s returned %s, not a slua.Logits%s"):format(who, r == nil and "nil" or "a " .. type(r),
+    in_place and " (or nil after changing the scores in place)" or ""))
 end
 
 function Chain:__call(ctx, scores)
@@ -118,7 +117,7 @@ function Chain:__call(ctx, scores)
   for i, p in ipairs(self.items) do
     local r = p.fn(ctx, scores)
     if r ~= nil then
-      scores = M.check_scores(r, n, ("processor %d (%s)"):format(i, p.name or "fn"))
+      scores = M.check_scores(r, n, ("processor %d (%s)"):format(i, p.name or "fn"), true)
     end
   end
   return scores

@@ -119,9 +119,9 @@ local function check_finite(logits, path, step)
     :format(path, step, table.concat(parts, ", "), #logits))
 end
 
+-- The host raises the plain string "interrupted" on Ctrl-C (sl.try keeps it as a message).
 local function is_interrupt(err)
-  local msg = type(err) == "table" and err.message or err
-  return type(msg) == "string" and #msg < 64 and msg:find("interrupted", 1, true) ~= nil
+  return (type(err) == "table" and err.message or err) == "interrupted"
 end
 
 function run.generate(spec)
@@ -199,7 +199,7 @@ function run.generate(spec)
     check_finite(ctx.out.logits, model.path, step)
     for i, a in ipairs(ctx.amateur_outs) do check_finite(a.logits, "the amateur of " .. model.path, step) end
     local scores, info = scores_of(ctx)
-    scores = sl.check_scores(scores, n_vocab, who) or sl.fail(who .. " returned nil, not a slua.Logits")
+    scores = sl.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
     local id = sample and scores:sample(ctx.rng) or scores:argmax()
     if id < 0 then sl.fail(("%s: every processed score is NaN at step %d"):format(model.path, step)) end
