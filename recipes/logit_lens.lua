@@ -24,7 +24,7 @@ local ids = sl.prompt_ids(model, opt)
 if opt.max_new_tokens > 0 then                     -- extend with the greedy continuation
   local s <close> = model:session()
   local out = s:prefill(ids)
-  for _ = 1, opt.max_new_tokens do
+  for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
     local id = out.logits:argmax()
     ids[#ids + 1] = id
     if model:is_eos(id) then break end

@@ -16,26 +16,25 @@ local sl = require "slua"
 local contrast = require "slua.contrast"
 local skiplayer = require "slua.skiplayer"
 
-local opt = sl.run_options(arg, contrast.options_with{
-  prefix_file = { default = "", type = "string", help = "few-shot prefix for the entropy profile" },
-  prefix_ids = { default = "", type = "ids", help = "the prefix as token ids" },
-  sld_rule = { default = "official", choices = { "official", "community" }, help = "SL-D's layer rule" },
-  fallback = { default = "sl-h", choices = { "sl-h", "none" }, help = "when no layer qualifies" },
-  span_seed = contrast.span_options.span_seed, example = contrast.span_options.example,
-  skip_layers = contrast.span_options.skip_layers, small_model_span = contrast.span_options.small_model_span,
-})
+local opt = sl.run_options(arg, contrast.options_with(contrast.sld_options))
 
 local function prefix_ids(model)
-  if opt.prefix_ids ~= "" then return sl.parse_ints(opt.prefix_ids, "prefix-ids") end
-  local text = opt.prompt
+  local ids, text = sl.parse_ids(opt.prefix_ids, "prefix-ids"), opt.prompt
   if opt.prefix_file ~= "" then
-    local f = io.open(opt.prefix_file) or sl.fail("option --prefix-file: cannot open " .. opt.prefix_file)
+    local f = io.open(opt.prefix_file) or sl.fail("option --prefix-file: cannot open " .. opt.prefix_file, 2)
     text = f:read("a")
     f:close()
   else
     text = text:match("^(.*)\n\n[^\n]*$") or text:gsub("\n\n.-$", "") -- drop the last block (the query)
   end
-  return sl.check(model.tokenizer, model.path .. ": no tokenizer.json (use --prefix-ids)"):encode(text, { special = true })
+  if #ids == 0 then
+    ids = sl.check(model.tokenizer, model.path .. ": no tokenizer.json (use --prefix-ids)"):encode(text, { special = true })
+  end
+  if #ids < 2 or #ids > model.config.max_position then
+    sl.fail(("SL-D: the prefix has %d tokens; the entropy profile needs 2 to %d (--prefix-file, --prefix-ids)")
+      :format(#ids, model.config.max_position), 2)
+  end
+  return ids
 end
 
 contrast.generate("skiplayer_sld", opt, function(ctx, extra)

@@ -42,6 +42,15 @@ C.span_options = {
                        help = "models with < 10 layers (no SL-H span): skip the middle block(s), or fail" },
 }
 
+-- SL-D's options: the span options and those of the entropy profile.
+C.sld_options = {
+  prefix_file = { default = "", type = "string", help = "few-shot prefix for the entropy profile" },
+  prefix_ids = { default = "", type = "ids", model_check = sl.option_rules.vocab_ids, help = "the prefix as token ids" },
+  sld_rule = { default = "official", choices = { "official", "community" }, help = "SL-D's layer rule" },
+  fallback = { default = "sl-h", choices = { "sl-h", "none" }, help = "when no layer qualifies" },
+}
+for k, v in pairs(C.span_options) do C.sld_options[k] = v end
+
 local function span_hint(n_layer)
   return ("--skip-layers START,END takes 0 <= START < END <= %d"):format(n_layer)
 end

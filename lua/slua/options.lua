@@ -9,7 +9,8 @@
 --
 -- A spec may give: default, type ("number" | "integer" | "string" | "boolean" | "ids", else
 -- taken from the default), min / max (inclusive), gt / lt (exclusive), choices, check =
--- function(value, opt) returning a rule the value breaks ("> 0 when sampling") or nil,
+-- function(value, opt) returning a rule the value breaks ("> 0 when sampling") or nil, rule
+-- (the words --help shows for a check),
 -- model_check = function(value, model, opt) the same once the model is loaded (layers, token
 -- ids; sl.generate runs these, other scripts call sl.check_options(opt, model)), and help. Options named like a well-known one (temperature, top_p, threads, ...) take its rule
 -- from `known` below unless the spec says otherwise, so recipes get HF's rules for free.
@@ -61,7 +62,7 @@ O.known = {
   format = { choices = { "text", "json" }, help = "text streams the continuation; json prints one object" },
   stop = { type = "string", help = "stop strings, separated by |" },
   do_sample = { type = "boolean", help = "draw from softmax(scores) instead of argmax" },
-  temperature = { type = "number", check = when_sampling, help = "divide the scores by T before sampling" },
+  temperature = { type = "number", check = when_sampling, rule = "> 0 when sampling", help = "divide the scores by T before sampling" },
   top_k = { type = "integer", min = 0, help = "keep the k best tokens (0 = off)" },
   top_p = { type = "number", min = 0, max = 1, help = "keep the smallest set with probability >= p (1 = off)" },
   min_p = { type = "number", min = 0, max = 1, help = "keep tokens with p >= min_p * max p (0 = off)" },
@@ -89,6 +90,7 @@ end
 
 -- The rule a value must follow, as words ("in [0, 1]", "> 0", "one of text, json").
 local function rule_text(spec)
+  if spec.rule then return spec.rule end
   if spec.choices then
     local names = {}
     for i, c in ipairs(spec.choices) do names[i] = c == "" and '""' or c end

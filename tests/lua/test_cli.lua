@@ -143,6 +143,10 @@ T.case("option values are checked where they are parsed, with HF's rules", funct
     { { "greedy", "--format", "xml" }, "option --format must be one of text, json (got 'xml')" },
     { { "greedy", "--max-new-tokens", "-1" }, "option --max-new-tokens must be >= 0 (got -1)" },
     { { "logit_lens", "--lang", "xx" }, "option --lang must be one of \"\", zh, ja, ko, ru, ar, hi, en (got 'xx')" },
+    { { "skiplayer_sld", "--prefix-ids", "9999,3" }, "option --prefix-ids must be token ids in [0, 511] (got '9999,3')" },
+    { { "skiplayer_sld", "--prefix-ids", "5" },
+      "SL-D: the prefix has 1 tokens; the entropy profile needs 2 to 512 (--prefix-file, --prefix-ids)" },
+    { { "logits", "--top", "0" }, "option --top must be >= 1 (got 0)" },
     { { "greedy", "--bogus", "1" }, ("unknown option --bogus (see %s/recipes/greedy.lua --help)"):format(SLUA_ROOT) },
   }
   for _, c in ipairs(cases) do usage_error(c[1], "slua: " .. c[2]) end
@@ -164,6 +168,9 @@ T.case("a prompt longer than the context says so and offers --truncate-prompt", 
   T.eq(r.prompt_ids[1], ids[121], "from the left")
   T.eq(#r.new_ids, 32, "room for the new tokens")
   T.eq(err, "slua: prompt truncated to its last 480 of 600 tokens\n", "said so")
+  -- the logit lens stops extending the prompt when the context is full
+  r = json_run{ "logit_lens", "--prompt-ids", "1", "--max-new-tokens", "600", "--format", "json" }
+  T.truthy(#r.positions <= 512, "within the context: " .. #r.positions)
 end)
 
 T.case("an eos_token_id outside the vocabulary is refused at load", function()
