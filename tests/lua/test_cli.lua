@@ -221,25 +221,27 @@ T.case("what scores functions and processors return is checked, naming them", fu
   T.eq(#r.new_ids, 3, "a processor working in place returns nil")
 end)
 
--- Starts a slow generation, sends SIGINT after `after` seconds; returns stdout, stderr, status.
+-- Starts a slow generation, sends SIGINT `after` seconds after its first step; returns stdout,
+-- stderr, status.
 local function interrupted(args, after)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; sleep %s; kill -INT $pid; "
-    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, after, tmp)
+  local cmd = ("%s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; "
+    .. "for i in $(seq 600); do grep -q started %s/err && break; sleep 0.1; done; sleep %s; kill -INT $pid; "
+    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, tmp, after, tmp)
   os.execute(cmd)
   return read(tmp .. "/out"), read(tmp .. "/err"), tonumber(read(tmp .. "/status"))
 end
 
 T.case("Ctrl-C prints what was generated and exits with 130", function()
-  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 1)
+  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
   T.eq(code, 130, "exit status")
-  T.eq(err, "\nslua: interrupted\n", "stderr")
+  T.eq(err, "slow_greedy: started\n\nslua: interrupted\n", "stderr")
   local r = assert(sl.json.decode(out), "one JSON object: " .. out)
   T.eq(r.stop_reason, "interrupted", "stop reason")
   T.truthy(#r.new_ids > 0 and #r.new_ids < 500, "part of the generation: " .. #r.new_ids)
   T.eq(#r.steps, #r.new_ids, "a step record per token")
-  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 1)
+  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
   T.eq(code, 130, "text mode exit status: " .. err)
   T.truthy(out:find("^Once upon a time, there was") and out:sub(-1) == "\n", "text mode keeps the text: " .. out)
 end)

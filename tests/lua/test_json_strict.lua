@@ -30,8 +30,9 @@ local function run_to(name, args, background_sigint_after)
   local path = tmp .. "/" .. name
   files[#files + 1] = path
   local cmd = ("%s %s >%s 2>%s.stderr"):format(q(slua), table.concat(quoted, " "), q(path), q(path))
-  if background_sigint_after then
-    cmd = ("%s & pid=$!; sleep %s; kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, background_sigint_after, q(path))
+  if background_sigint_after then -- after the first step (slow_greedy.lua says "started")
+    cmd = ("%s & pid=$!; for i in $(seq 600); do grep -q started %s.stderr && break; sleep 0.1; done; sleep %s; "
+      .. "kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, q(path), background_sigint_after, q(path))
     os.execute(cmd)
     return tonumber(read(path .. ".status"))
   end
@@ -90,7 +91,7 @@ end)
 
 T.case("Ctrl-C in JSON mode prints a complete object", function()
   local code = run_to("interrupted.json", { SLUA_ROOT .. "/tests/data/recipes/slow_greedy.lua", "--format", "json",
-    "--max-new-tokens", "500", "--prompt", prompt }, 1)
+    "--max-new-tokens", "500", "--prompt", prompt }, 0.5)
   T.eq(code, 130, "exit status")
   T.eq(assert(sl.json.decode(read(tmp .. "/interrupted.json"))).stop_reason, "interrupted", "stop reason")
 end)
