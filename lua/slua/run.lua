@@ -14,7 +14,10 @@
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
 -- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}]}
--- where `top` holds the 8 best processed scores the choice was made from.
+-- where `top` holds the 8 best processed scores the choice was made from (null where not
+-- finite). Each step checks the final logits (finite) and what the scores function and the
+-- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
+-- result, with stop_reason "interrupted".
 local core = require "slua.core"
 
 local run = {}
