@@ -181,11 +181,15 @@ function run.generate(spec)
     return result
   end
   -- Ctrl-C (the host raises "interrupted") still prints what was generated, then the host
-  -- exits with 130.
-  local on_interrupt <close> = setmetatable({}, { __close = function(_, err)
-    if err ~= nil and not finished and is_interrupt(err) then
+  -- exits with 130; another failure ends the streamed line, so its message starts a line.
+  local on_error <close> = setmetatable({}, { __close = function(_, err)
+    if err == nil or finished then return end
+    if is_interrupt(err) then
       stop_reason = "interrupted"
       finish()
+    elseif opt.format == "text" then
+      io.write("\n")
+      io.flush()
     end
   end })
 

@@ -200,6 +200,9 @@ T.case("non-finite logits stop at the step where they appear", function()
     T.eq(out, "", recipe .. " prints no JSON")
     T.eq(err, ("slua: %s: logits are not finite at step 0 (NaN in 512 of 512 entries)\n"):format(dir), recipe .. " message")
   end
+  local out, _, code = exec{ "greedy", "--model", dir }
+  T.eq(code, 1, "text mode exit status")
+  T.eq(out, "Once upon a time\n", "the streamed line ends before the message")
 end)
 
 T.case("what scores functions and processors return is checked, naming them", function()
