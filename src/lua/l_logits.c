@@ -152,6 +152,23 @@ static int l_logits_max(lua_State *L)
     return 2;
 }
 
+/* x:nonfinite() -> number of NaN, +inf and -inf entries (a health check on model outputs) */
+static int l_logits_nonfinite(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Integer nan = 0, pos = 0, neg = 0;
+    for (int32_t i = 0; i < x->n; i++) {
+        float v = x->v[i];
+        nan += isnan(v);
+        pos += isinf(v) && v > 0;
+        neg += isinf(v) && v < 0;
+    }
+    lua_pushinteger(L, nan);
+    lua_pushinteger(L, pos);
+    lua_pushinteger(L, neg);
+    return 3;
+}
+
 static int l_logits_entropy(lua_State *L)
 {
     l_logits *x = l_checklogits(L, 1);
@@ -537,6 +554,7 @@ void sl_lua_open_logits(lua_State *L)
                                        {"max", l_logits_max},
                                        {"top", l_logits_top},
                                        {"entropy", l_logits_entropy},
+                                       {"nonfinite", l_logits_nonfinite},
                                        {"logsumexp", l_logits_logsumexp},
                                        {"kl", l_logits_kl},
                                        {"js", l_logits_js},
@@ -573,8 +591,17 @@ void sl_lua_open_logits(lua_State *L)
     l_newclass(L, L_RNG, rng_methods, NULL);
 }
 
+/* core.is_logits(v) -> whether v is a slua.Logits */
+static int l_is_logits(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, L_LOGITS) != NULL);
+    return 1;
+}
+
 void sl_lua_register_logits(lua_State *L)
 {
+    lua_pushcfunction(L, l_is_logits);
+    lua_setfield(L, -2, "is_logits");
     lua_pushcfunction(L, l_logits_new);
     lua_setfield(L, -2, "logits");
     lua_pushcfunction(L, l_rng_new);
