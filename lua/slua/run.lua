@@ -31,6 +31,9 @@ run.common = {
   stop = "",                -- stop string(s), separated by "|"
 }
 
+-- In-process runs (run.invoke): the model to use and the results collected instead of printed.
+local host = nil
+
 function run.options(argv, own)
   local sl = require "slua"
   local defaults = {}
@@ -41,6 +44,7 @@ function run.options(argv, own)
     sl.fail(("option --format must be text or json (got '%s')"):format(opt.format))
   end
   if opt.max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0") end
+  if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
   return opt
 end
 
@@ -69,9 +73,6 @@ local function split_stops(text)
   for s in (text or ""):gmatch("[^|]+") do out[#out + 1] = s end
   return out
 end
-
--- In-process runs (run.invoke): the model to use and the results collected instead of printed.
-local host = nil
 
 local function emit(opt, s)
   if not host and opt.format == "text" and s ~= "" then
@@ -181,6 +182,16 @@ function run.argv(options)
   return argv
 end
 
+-- run.options_of(recipe, argv) -> the recipe's full option set for these flags, without running
+-- it (the recipe stops in run.options); raises the recipe's clean failure on a bad flag.
+local Probe = {}
+function run.options_of(recipe, argv)
+  local ok, e = pcall(run.invoke, recipe, argv, { probe = Probe })
+  if not ok and getmetatable(e) == Probe then return e.options end
+  if not ok then error(e, 0) end
+  require("slua").fail(("recipe %s does not read its options through sl.run_options"):format(recipe))
+end
+
 -- run.invoke(recipe, argv, {model = m}) -> results
 -- Runs a recipe script in this process with the given flags (a list, or an options table for
 -- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
@@ -194,7 +205,7 @@ function run.invoke(recipe, argv, opts)
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
   local saved_arg, saved_host = _G.arg, host
-  local mine = { model = opts and opts.model, results = {} }
+  local mine = { model = opts and opts.model, probe = opts and opts.probe, results = {} }
   _G.arg, host = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
   _G.arg, host = saved_arg, saved_host

@@ -1,0 +1,145 @@
+-- slua sweep: run a grid of recipe settings over prompts in one process, resumably.
+--
+-- Usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--steps] [--quiet] [--no-report]
+--        slua sweep FILE.lua --slurm [--array-size N] [--partition P] [--time T]
+--                   [--cpus-per-task C] [--sbatch-arg ARG]... [--dry-run] [--resubmit-missing]
+--        slua sweep report OUT [--format md|json]
+--        slua sweep merge OUT/shard-* [--out OUT]
+--        slua sweep status OUT
+-- FILE.lua returns the sweep table (see lua/slua/sweep/spec.lua): recipe, model, prompts, fixed
+-- options, grid/zip/points, metrics. Results go to OUT/results.jsonl (default runs/<name>), one
+-- line per (point, item); rerunning skips finished pairs. --shard I/N runs one deterministic
+-- part into OUT/shard-I; merge joins shards and lists missing pairs. --slurm hands the shards
+-- to a Slurm job array (the backend lives in lua/slua/sweep/backend/slurm.lua).
+local sl = require "slua"
+local spec = require "slua.sweep.spec"
+local runner = require "slua.sweep.runner"
+local store = require "slua.sweep.store"
+local shard = require "slua.sweep.shard"
+local report = require "slua.sweep.report"
+
+local USAGE = "usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--slurm ...] | report OUT | merge DIR... | status OUT"
+
+-- Flags: {name = "value" | "flag" | "list"}; the rest are positional.
+local function parse(argv, first, known)
+  local opt, pos = { sbatch_arg = {} }, {}
+  local i = first
+  while i <= #argv do
+    local a = argv[i]
+    local key, value = a:match("^%-%-([%w%-]+)=(.*)$")
+    key = key or a:match("^%-%-([%w%-]+)$")
+    if key then
+      key = key:gsub("%-", "_")
+      local kind = known[key]
+      if not kind then sl.fail(("sweep: unknown option --%s (%s)"):format(key:gsub("_", "-"), USAGE)) end
+      if kind == "flag" then
+        opt[key] = true
+      else
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+          if value == nil then sl.fail(("sweep: option --%s needs a value"):format(key:gsub("_", "-"))) end
+        end
+        if kind == "list" then table.insert(opt[key], value) else opt[key] = value end
+      end
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return opt, pos
+end
+
+local run_flags = {
+  out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag",
+  slurm = "flag", backend = "value", array_size = "value", partition = "value", time = "value",
+  cpus_per_task = "value", sbatch_arg = "list", dry_run = "flag", resubmit_missing = "flag",
+}
+
+local function default_out(plan) return plan.out or ("runs/" .. plan.name) end
+
+local function print_merge(res, out)
+  io.write(("merged %d results into %s/results.jsonl (%d duplicates dropped)\n"):format(res.written, out, res.duplicates))
+  for _, k in ipairs(res.conflicts) do
+    io.stderr:write(("sweep merge: %s: duplicates differ beyond their timings (the first is kept)\n"):format(k:gsub("\t", " item ")))
+  end
+  if #res.missing > 0 then
+    io.write(("%d pairs missing:\n"):format(#res.missing))
+    for _, e in ipairs(res.missing) do io.write(("  point %s item %s\n"):format(e.point, tostring(e.item))) end
+  end
+end
+
+local commands = {}
+
+function commands.report(argv)
+  local opt, pos = parse(argv, 2, { format = "value" })
+  if #pos ~= 1 then sl.fail("usage: slua sweep report OUT [--format md|json]") end
+  local fmt = opt.format or "md"
+  if fmt ~= "md" and fmt ~= "json" then sl.fail("sweep report: --format must be md or json") end
+  local rep, files = report.write(pos[1])
+  if fmt == "json" then
+    io.write(report.json(rep))
+  else
+    io.write(report.markdown(rep))
+    io.stderr:write(("sweep: wrote %s\n"):format(table.concat(files, ", ")))
+  end
+end
+
+function commands.merge(argv)
+  local opt, pos = parse(argv, 2, { out = "value" })
+  if #pos == 0 then sl.fail("usage: slua sweep merge OUT/shard-* [--out OUT]") end
+  local out = opt.out or pos[1]:match("^(.*)/[^/]+/?$") or "."
+  local res = shard.merge(pos, out)
+  print_merge(res, out)
+  if #res.missing > 0 then os.exit(3, true) end
+end
+
+function commands.status(argv)
+  local _, pos = parse(argv, 2, {})
+  if #pos ~= 1 then sl.fail("usage: slua sweep status OUT") end
+  local status = require("slua.sweep.status")
+  local st = status.of(pos[1])
+  io.write(status.text(st))
+  if st.missing > 0 then os.exit(3, true) end
+end
+
+local function run_sweep(argv)
+  local opt, pos = parse(argv, 1, run_flags)
+  if #pos ~= 1 then sl.fail(USAGE) end
+  local plan = spec.load(pos[1])
+  if opt.steps then plan.steps = true end
+  local out = opt.out or default_out(plan)
+  local backend_name = opt.backend or (opt.slurm and "slurm")
+  if backend_name then
+    local ok, backend = pcall(require, "slua.sweep.backend." .. backend_name)
+    if not ok then sl.fail(("sweep: unknown backend '%s'"):format(backend_name)) end
+    return backend.main(plan, out, opt, pos[1])
+  end
+  if opt.dry_run or opt.resubmit_missing then sl.fail("sweep: --dry-run and --resubmit-missing go with --slurm") end
+  local pairs_to_run, dir = plan.pairs, out
+  if opt.shard then
+    local i, n = shard.parse(opt.shard)
+    pairs_to_run = shard.assign(plan, n)[i + 1]
+    dir = ("%s/shard-%d"):format(out, i)
+    local keys = {}
+    for k, pr in ipairs(pairs_to_run) do keys[k] = { pr.point.id, pr.item.id } end
+    plan.shard = { index = i, count = n, pairs = keys }
+  end
+  local n = runner.run(plan, dir, { pairs = pairs_to_run, quiet = opt.quiet })
+  io.stderr:write(("sweep: %d runs made, %d pairs in %s/results.jsonl\n"):format(n, #pairs_to_run, dir))
+  if not opt.shard and not opt.no_report then
+    local _, files = report.write(dir)
+    io.stderr:write(("sweep: wrote %s\n"):format(table.concat(files, ", ")))
+  end
+end
+
+local argv = arg
+local sub = argv[1]
+if sub == nil or sub == "--help" or sub == "-h" then
+  io.write(USAGE, "\n")
+  os.exit(sub and 0 or 2, true)
+elseif commands[sub] then
+  commands[sub](argv)
+else
+  run_sweep(argv)
+end
