@@ -1,6 +1,7 @@
 -- slua sweep: run a grid of recipe settings over prompts in one process, resumably.
 --
 -- Usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--steps] [--quiet] [--no-report]
+--                   [--sync-every SECONDS]
 --        slua sweep FILE.lua --slurm [--array-size N] [--partition P] [--time T]
 --                   [--cpus-per-task C] [--sbatch-arg ARG]... [--dry-run] [--resubmit-missing]
 --        slua sweep report OUT [--format md|json]
@@ -51,7 +52,7 @@ local function parse(argv, first, known)
 end
 
 local run_flags = {
-  out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag",
+  out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag", sync_every = "value",
   slurm = "flag", backend = "value", array_size = "value", partition = "value", time = "value",
   cpus_per_task = "value", sbatch_arg = "list", dry_run = "flag", resubmit_missing = "flag",
 }
@@ -125,7 +126,9 @@ local function run_sweep(argv)
     for k, pr in ipairs(pairs_to_run) do keys[k] = { pr.point.id, pr.item.id } end
     plan.shard = { index = i, count = n, pairs = keys }
   end
-  local n = runner.run(plan, dir, { pairs = pairs_to_run, quiet = opt.quiet })
+  local sync_every = tonumber(opt.sync_every or 1)
+  if not sync_every or sync_every < 0 then sl.fail("sweep: --sync-every expects seconds >= 0") end
+  local n = runner.run(plan, dir, { pairs = pairs_to_run, quiet = opt.quiet, sync_every = sync_every })
   io.stderr:write(("sweep: %d runs made, %d pairs in %s/results.jsonl\n"):format(n, #pairs_to_run, dir))
   if not opt.shard and not opt.no_report then
     local _, files = report.write(dir)

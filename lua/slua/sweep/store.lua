@@ -3,10 +3,14 @@
 --   DIR/sweep.json      the plan: name, recipe, swept keys, metrics, points (id, values, options),
 --                       items (ids), written before the first run (replaced atomically)
 --   DIR/results.jsonl   one JSON object per finished (point, item) pair, appended whole with one
---                       write(2) and fsync'd; a torn last line (the process killed mid-write) is
---                       cut off when the store is opened again
+--                       write(2); a torn last line (the process killed mid-write) is cut off when
+--                       the store is opened again. A written line survives the process being
+--                       killed; fsync, which only matters if the machine goes down, runs at most
+--                       every `sync_every` seconds (default 1; 0 = after every line) and on close,
+--                       because a busy disk can make a per-line fsync cost more than a short run.
 local sl = require "slua"
-local fs = require("slua.core").fs
+local core = require "slua.core"
+local fs = core.fs
 
 local store = {}
 store.__index = store
@@ -71,18 +75,28 @@ function store.read(dir, repair)
 end
 
 -- Opens (creating) DIR for appending results; returns the store and the finished pairs.
-function store.open(dir)
+function store.open(dir, sync_every)
   store.mkdirs(dir)
   local records, by_key, torn = store.read(dir, true)
-  local s = setmetatable({ dir = dir, path = dir .. "/results.jsonl", done = by_key, records = records }, store)
+  local s = setmetatable({ dir = dir, path = dir .. "/results.jsonl", done = by_key, records = records,
+                           sync_every = sync_every or 1, synced = core.clock() }, store)
   if torn then io.stderr:write(("sweep: %s: dropped a torn last line (an interrupted write)\n"):format(s.path)) end
   return s
 end
 
 function store:append(record)
   local line = sl.json.encode(record)
-  sl.check(fs.append(self.path, line .. "\n", true))
+  local now = core.clock()
+  local sync = now - self.synced >= self.sync_every
+  sl.check(fs.append(self.path, line .. "\n", sync))
+  if sync then self.synced = now end
   return line
+end
+
+-- fsync whatever was appended since the last one.
+function store:close()
+  sl.check(fs.append(self.path, "", true))
+  self.synced = core.clock()
 end
 
 -- The plan as stored in sweep.json (what report, merge and status read back).
