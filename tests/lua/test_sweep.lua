@@ -271,4 +271,30 @@ return {
   T.truthy(rs[1].metrics.starts_with_space ~= nil and rs[1].metrics.length == 3, "task and sweep metrics")
 end)
 
+T.case("a named task comes from slua.eval through the task interface", function()
+  local seen = {}
+  package.loaded["slua.eval"] = { tasks = { toy = {
+    load = function(opts) return { { id = "q1", q = "Once upon a time" }, { id = "q2", q = "The cat" } } end,
+    prompt = function(ex, opts) seen.limit = opts.limit; return ex.q end,
+    extract = function(text, ex) return text:match("%a+") end,
+    is_correct = function(answer, ex) return ex.id == "q1" and answer ~= nil end,
+  } } }
+  local dir = tmpdir()
+  local file = dir .. "/task.lua"
+  write(file, [[return { model = "models/stories260K", recipe = "greedy", task = { name = "toy", limit = 2 },
+    fixed = { max_new_tokens = 3 }, grid = { repetition_penalty = { 1.0, 1.5 } } }]])
+  local spec = require "slua.sweep.spec"
+  local runner = require "slua.sweep.runner"
+  local plan = spec.load(file)
+  package.loaded["slua.eval"] = nil
+  T.eq(#plan.pairs, 4, "2 points x 2 task items")
+  T.eq(seen.limit, 2, "task options reach the task")
+  T.eq(runner.run(plan, dir .. "/o", { quiet = true }), 4, "four runs")
+  local rs = lines_of(dir .. "/o/results.jsonl")
+  T.eq(rs[1].item, "q1", "item ids from the examples")
+  T.eq(rs[1].options.prompt, "Once upon a time", "prompt from the task")
+  T.eq(rs[1].metrics.correct, 1, "correct from extract + is_correct")
+  T.eq(rs[2].metrics.correct, 0, "an incorrect item")
+end)
+
 T.finish()
