@@ -92,6 +92,9 @@ function runner.run(plan, dir, opts)
       local t0 = core.clock()
       local result = run_pair(plan, model, point, item)
       local run_s = core.clock() - t0
+      -- A run's sessions hold C memory (KV caches, logits) behind small userdata that the
+      -- collector does not weigh; free them now rather than after hundreds of runs.
+      collectgarbage("collect")
       local values, merr = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, point, item, result), result)
       if not values then sl.fail(merr) end
       local record = {}
