@@ -69,7 +69,7 @@ T.case("the 12-run sweep equals each recipe run alone from the command line", fu
     local key = r.point .. "/" .. r.item
     T.truthy(not seen[key], "each pair once: " .. key)
     seen[key] = true
-    local cmd = ("%s dola --model models/stories260K --max-new-tokens 12 --dola-layers %s --repetition-penalty %s --prompt %s --format json"):format(
+    local cmd = ("%s dola --model models/stories260K --max-new-tokens 12 --threads 1 --dola-layers %s --repetition-penalty %s --prompt %s --format json"):format(
       slua, r.options.dola_layers, tostring(r.options.repetition_penalty), quote(prompts[r.item]))
     local out, ok = T.run(cmd)
     T.truthy(ok, out)
@@ -162,7 +162,7 @@ local function resume_sweep(dir)
 return {
   name = "resume", model = "models/stories260K", recipe = "greedy",
   prompts = { %s },
-  fixed = { max_new_tokens = 160 },
+  fixed = { max_new_tokens = 160, threads = 1 },
   grid = { repetition_penalty = { 1.0, 1.1, 1.2, 1.3, 1.5 } },
   metrics = { "distinct_2" },
 }
@@ -222,7 +222,7 @@ T.case("bad sweep files fail before any run, naming file and key", function()
   local dir = tmpdir()
   local function bad(name, body, needle)
     local file = ("%s/%s.lua"):format(dir, name)
-    write(file, "return {\n  model = 'models/stories260K', recipe = 'greedy', fixed = { max_new_tokens = 4 },\n" .. body .. "\n}\n")
+    write(file, "return {\n  model = 'models/stories260K', recipe = 'greedy', fixed = { max_new_tokens = 4, threads = 1 },\n" .. body .. "\n}\n")
     local out, ok = sweep(("%s --out %s/out-%s"):format(file, dir, name))
     T.truthy(not ok, name .. " must fail")
     T.truthy(out:find("slua: " .. file .. ": " .. needle, 1, true), name .. ": " .. out)
@@ -252,7 +252,7 @@ return {
   name = "shapes", model = "models/stories260K", recipe = "greedy",
   task = { items = { { id = "a", prompt = "Once upon a time" }, { id = "b", prompt_ids = { 1, 403 } } },
            metrics = { starts_with_space = function(ctx, r) return r.text:sub(1, 1) == " " end } },
-  fixed = { max_new_tokens = 3 },
+  fixed = { max_new_tokens = 3, threads = 1 },
   zip = { seed = { 1, 2 }, repetition_penalty = { 1.0, 1.3 } },
   points = function() return { { seed = 9, repetition_penalty = 2.0 } } end,
   metrics = { "length" },
@@ -282,7 +282,7 @@ T.case("a named task comes from slua.eval through the task interface", function(
   local dir = tmpdir()
   local file = dir .. "/task.lua"
   write(file, [[return { model = "models/stories260K", recipe = "greedy", task = { name = "toy", limit = 2 },
-    fixed = { max_new_tokens = 3 }, grid = { repetition_penalty = { 1.0, 1.5 } } }]])
+    fixed = { max_new_tokens = 3, threads = 1 }, grid = { repetition_penalty = { 1.0, 1.5 } } }]])
   local spec = require "slua.sweep.spec"
   local runner = require "slua.sweep.runner"
   local plan = spec.load(file)
@@ -295,6 +295,31 @@ T.case("a named task comes from slua.eval through the task interface", function(
   T.eq(rs[1].options.prompt, "Once upon a time", "prompt from the task")
   T.eq(rs[1].metrics.correct, 1, "correct from extract + is_correct")
   T.eq(rs[2].metrics.correct, 0, "an incorrect item")
+end)
+
+T.case("a changed sweep file runs only its new points; changed settings get new ids", function()
+  local dir = tmpdir()
+  local file = dir .. "/grow.lua"
+  local body = [[return { name = "grow", model = "models/stories260K", recipe = "greedy",
+    prompts = { { prompt = "Once upon a time" }, { prompt = "The cat" } },
+    fixed = { max_new_tokens = %d, threads = 1 }, grid = { repetition_penalty = { %s } } }]]
+  write(file, body:format(4, "1.0, 1.2"))
+  local out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("4 runs made", 1, true), out)
+  write(file, body:format(4, "1.0, 1.2, 1.5"))
+  out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("2 runs made", 1, true), "only the new point runs: " .. out)
+  write(file, body:format(5, "1.0, 1.2, 1.5"))
+  out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("6 runs made", 1, true), "a changed fixed option makes every point new: " .. out)
+  local ids = {}
+  for _, r in ipairs(lines_of(dir .. "/o/results.jsonl")) do
+    ids[r.point] = ids[r.point] or #r.new_ids
+    T.eq(ids[r.point], #r.new_ids, "one setting per id")
+  end
+  local rep = sl.json.decode((sweep(("report %s/o --format json"):format(dir))))
+  T.eq(#rep.points, 3, "the report shows the current points")
+  T.eq(rep.runs, 6, "and their runs only")
 end)
 
 T.finish()

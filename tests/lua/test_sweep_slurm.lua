@@ -77,6 +77,7 @@ f:write([[
 return {
   name = "slurm-2x3", model = "models/stories260K", recipe = "greedy",
   prompts = { { prompt = "Once upon a time" }, { prompt = "The cat" }, { prompt = "One day" }, { prompt = "Lily" } },
+  fixed = { threads = 1 },
   grid = { repetition_penalty = { 1.0, 1.3 }, max_new_tokens = { 8, 16, 24 } },
   -- each run lasts at least 0.15 s, so an array task can be caught mid-run
   metrics = { "distinct_2", pause = function() os.execute("sleep 0.15") return 0 end },

@@ -4,7 +4,7 @@ return {
   model = "models/stories260K",
   recipe = "dola",
   prompts = "prompts.jsonl",
-  fixed = { max_new_tokens = 12 },
+  fixed = { max_new_tokens = 12, threads = 1 },
   grid = { dola_layers = { "low", "high", "2,4" }, repetition_penalty = { 1.0, 1.2 } },
   metrics = { "distinct_2", "length", "rep_rate" },
   steps = true,
