@@ -139,8 +139,13 @@ end
 local argv = arg
 local sub = argv[1]
 if sub == nil or sub == "--help" or sub == "-h" then
-  io.write(USAGE, "\n")
-  os.exit(sub and 0 or 2, true)
+  if not sub then io.stderr:write(USAGE, "\n"); os.exit(2, true) end
+  for line in io.lines(arg[0]) do        -- this file's header comment
+    local text = line:match("^%-%-%s?(.*)$")
+    if not text then break end
+    io.write(text, "\n")
+  end
+  os.exit(0, true)
 elseif commands[sub] then
   commands[sub](argv)
 else

@@ -270,7 +270,8 @@ function spec.load(file)
         sl.fail(("%s: %s: the sweep sets --format itself"):format(file, where))
       end
     end
-    p.values.model = plan.model
+    -- A model may be swept too (each is loaded once); paths resolve as the sweep's own.
+    p.values.model = p.values.model and resolve(tostring(p.values.model), base) or plan.model
     p.values.format = "json"
     local argv = spec.argv(p.values)
     local okp, full = pcall(run.options_of, s.recipe, argv)
