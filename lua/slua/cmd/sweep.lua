@@ -11,7 +11,8 @@
 -- options, grid/zip/points, metrics. Results go to OUT/results.jsonl (default runs/<name>), one
 -- line per (point, item); rerunning skips finished pairs. --shard I/N runs one deterministic
 -- part into OUT/shard-I; merge joins shards and lists missing pairs. --slurm hands the shards
--- to a Slurm job array (the backend lives in lua/slua/sweep/backend/slurm.lua).
+-- to a Slurm job array; --backend NAME picks lua/slua/sweep/backend/NAME.lua, which also
+-- declares its own flags (slurm.lua: the Slurm ones above).
 local sl = require "slua"
 local spec = require "slua.sweep.spec"
 local runner = require "slua.sweep.runner"
@@ -23,7 +24,8 @@ local USAGE = "usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--slurm ...
 
 -- Flags: {name = "value" | "flag" | "list"}; the rest are positional.
 local function parse(argv, first, known)
-  local opt, pos = { sbatch_arg = {} }, {}
+  local opt, pos = {}, {}
+  for k, kind in pairs(known) do if kind == "list" then opt[k] = {} end end
   local i = first
   while i <= #argv do
     local a = argv[i]
@@ -53,9 +55,24 @@ end
 
 local run_flags = {
   out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag", sync_every = "value",
-  slurm = "flag", backend = "value", array_size = "value", partition = "value", time = "value",
-  cpus_per_task = "value", sbatch_arg = "list", dry_run = "flag", resubmit_missing = "flag",
+  backend = "value", slurm = "flag",   -- --slurm = --backend slurm
 }
+
+-- The backend named by --backend NAME or --NAME (a module slua.sweep.backend.NAME with
+-- flags = {name = kind} and main(plan, out, opt, file)), or nil to run here.
+local function find_backend(argv)
+  local name
+  for i, a in ipairs(argv) do
+    if a == "--backend" then name = argv[i + 1] end
+    name = name or a:match("^%-%-backend=(.+)$")
+    if a == "--slurm" then name = name or "slurm" end
+  end
+  if not name then return nil end
+  if not name:match("^[%w_]+$") or not package.searchpath("slua.sweep.backend." .. name, package.path) then
+    sl.fail(("sweep: unknown backend '%s'"):format(name))
+  end
+  return require("slua.sweep.backend." .. name)
+end
 
 local function default_out(plan) return plan.out or ("runs/" .. plan.name) end
 
@@ -105,18 +122,16 @@ function commands.status(argv)
 end
 
 local function run_sweep(argv)
-  local opt, pos = parse(argv, 1, run_flags)
+  local backend = find_backend(argv)
+  local flags = {}
+  for k, v in pairs(run_flags) do flags[k] = v end
+  for k, v in pairs(backend and backend.flags or {}) do flags[k] = v end
+  local opt, pos = parse(argv, 1, flags)
   if #pos ~= 1 then sl.fail(USAGE) end
   local plan = spec.load(pos[1])
   if opt.steps then plan.steps = true end
   local out = opt.out or default_out(plan)
-  local backend_name = opt.backend or (opt.slurm and "slurm")
-  if backend_name then
-    local ok, backend = pcall(require, "slua.sweep.backend." .. backend_name)
-    if not ok then sl.fail(("sweep: unknown backend '%s'"):format(backend_name)) end
-    return backend.main(plan, out, opt, pos[1])
-  end
-  if opt.dry_run or opt.resubmit_missing then sl.fail("sweep: --dry-run and --resubmit-missing go with --slurm") end
+  if backend then return backend.main(plan, out, opt, pos[1]) end
   local pairs_to_run, dir = plan.pairs, out
   if opt.shard then
     local i, n = shard.parse(opt.shard)

@@ -13,6 +13,12 @@ local status = require "slua.sweep.status"
 
 local slurm = {}
 
+-- The flags `slua sweep FILE --slurm` accepts on top of the common ones.
+slurm.flags = {
+  array_size = "value", partition = "value", time = "value", cpus_per_task = "value",
+  sbatch_arg = "list", dry_run = "flag", resubmit_missing = "flag",
+}
+
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 local function absolute(path)
