@@ -8,10 +8,12 @@ local sl = require "slua"
 local slua = arg[1] or "build/slua"
 local DATA = SLUA_ROOT .. "/tests/data/sweep"
 
+local made = {}   -- temporary directories, removed at the end
 local function tmpdir()
   local path = os.tmpname()
   os.remove(path)
   assert(os.execute("mkdir -p " .. path))
+  made[#made + 1] = path
   return path
 end
 
@@ -322,4 +324,5 @@ T.case("a changed sweep file runs only its new points; changed settings get new 
   T.eq(rep.runs, 6, "and their runs only")
 end)
 
+for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
 T.finish()

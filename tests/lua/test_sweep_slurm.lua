@@ -24,10 +24,12 @@ local function read(path)
   return text
 end
 
+local made = {}   -- temporary directories, removed at the end
 local function tmpdir()
   local path = os.tmpname()
   os.remove(path)
   assert(os.execute("mkdir -p " .. path))
+  made[#made + 1] = path
   return path
 end
 
@@ -138,4 +140,5 @@ T.case("an array task killed mid-run is completed by --resubmit-missing", functi
 end)
 
 if own_cluster then sh(("%s/scripts/slurm-local.sh down %s"):format(SLUA_ROOT, own_cluster)) end
+for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
 T.finish()
