@@ -39,6 +39,9 @@ run.common = {
 }
 for k, v in pairs(run.input) do run.common[k] = v end
 
+-- In-process runs (run.invoke): the model to use and the results collected instead of printed.
+local host = nil
+
 -- sl.run_options(arg, own [, "input"]): the options of a recipe, its own merged over the common
 -- ones of a generation recipe (or, with "input", of a recipe that only reads a prompt).
 function run.options(argv, own, kind)
@@ -46,7 +49,9 @@ function run.options(argv, own, kind)
   local declared = {}
   for k, v in pairs(kind == "input" and run.input or run.common) do declared[k] = v end
   for k, v in pairs(own or {}) do declared[k] = v end
-  return sl.options(argv, declared)
+  local opt = sl.options(argv, declared)
+  if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
+  return opt
 end
 
 -- The prompt as ids: --prompt-ids as given, else the tokenizer's encoding of --prompt with its
@@ -88,9 +93,6 @@ local function split_stops(text)
   for s in (text or ""):gmatch("[^|]+") do out[#out + 1] = s end
   return out
 end
-
--- In-process runs (run.invoke): the model to use and the results collected instead of printed.
-local host = nil
 
 local function emit(opt, s)
   if not host and opt.format == "text" and s ~= "" then
@@ -262,6 +264,16 @@ function run.argv(options)
   return argv
 end
 
+-- run.options_of(recipe, argv) -> the recipe's full option set for these flags, without running
+-- it (the recipe stops in run.options); raises the recipe's clean failure on a bad flag.
+local Probe = {}
+function run.options_of(recipe, argv)
+  local ok, e = pcall(run.invoke, recipe, argv, { probe = Probe })
+  if not ok and getmetatable(e) == Probe then return e.options end
+  if not ok then error(e, 0) end
+  require("slua").fail(("recipe %s does not read its options through sl.run_options"):format(recipe))
+end
+
 -- run.invoke(recipe, argv, {model = m}) -> results
 -- Runs a recipe script in this process with the given flags (a list, or an options table for
 -- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
@@ -275,7 +287,7 @@ function run.invoke(recipe, argv, opts)
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
   local saved_arg, saved_host = _G.arg, host
-  local mine = { model = opts and opts.model, results = {} }
+  local mine = { model = opts and opts.model, probe = opts and opts.probe, results = {} }
   _G.arg, host = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
   _G.arg, host = saved_arg, saved_host
