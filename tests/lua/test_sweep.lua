@@ -234,7 +234,7 @@ T.case("bad sweep files fail before any run, naming file and key", function()
   bad("recipe", "recipe = 'nope', grid = { seed = {1} },", "recipe: unknown recipe 'nope'")
   bad("option", "grid = { dola_layerz = {'low'} },", "grid.dola_layerz: unknown option of recipe greedy")
   bad("fixed_option", "fixed = { max_new_tokenz = 3 }, grid = { seed = {1} },", "fixed.max_new_tokenz: unknown option")
-  bad("value", "grid = { max_new_tokens = {4, 'many'} },", "grid.max_new_tokens: option --max-new-tokens expects a number")
+  bad("value", "grid = { max_new_tokens = {4, 'many'} },", "grid.max_new_tokens: option --max-new-tokens expects an integer")
   bad("empty", "grid = { repetition_penalty = {} },", "grid.repetition_penalty: empty list")
   bad("zip", "zip = { seed = {1, 2}, repetition_penalty = {1.0} },", "zip.seed: 2 values")
   bad("metric", "grid = { seed = {1, 2} }, metrics = { 'length', broken = function(ctx, r) return r.nope.x end },",
