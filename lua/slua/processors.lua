@@ -7,7 +7,8 @@
 --
 -- HF's order (and the order to build chains in): repetition_penalty → no_repeat_ngram →
 -- logit_bias → exp_decay_length / eos_linear → your own processors → temperature → top_k →
--- top_p → min_p. Sampling warpers (the last four) only matter when sampling.
+-- top_p → min_p → typical_p → epsilon → eta. Sampling warpers (the last seven) only matter
+-- when sampling.
 local P = {}
 
 local function proc(name, fn) return { name = name, fn = fn } end
@@ -76,12 +77,31 @@ function P.min_p(p, min_keep)
   return proc("min_p", function(_, scores) scores:keep_min_p(p, min_keep) end)
 end
 
+-- Locally typical sampling (Meister et al. 2022; HF TypicalLogitsWarper): keep the tokens whose
+-- surprisal is closest to the entropy until their mass reaches `mass`.
+function P.typical_p(mass, min_keep)
+  assert(type(mass) == "number" and mass > 0 and mass < 1, "typical_p: mass must be in (0, 1)")
+  return proc("typical_p", function(_, scores) scores:keep_typical(mass, min_keep) end)
+end
+
+-- Truncation sampling (Hewitt et al. 2022; HF EpsilonLogitsWarper): drop p < eps.
+function P.epsilon(eps, min_keep)
+  assert(type(eps) == "number" and eps > 0 and eps < 1, "epsilon: cutoff must be in (0, 1)")
+  return proc("epsilon", function(_, scores) scores:keep_epsilon(eps, min_keep) end)
+end
+
+-- Eta sampling (Hewitt et al. 2022; HF EtaLogitsWarper): drop p < min(eps, sqrt(eps) e^-H).
+function P.eta(eps, min_keep)
+  assert(type(eps) == "number" and eps > 0 and eps < 1, "eta: cutoff must be in (0, 1)")
+  return proc("eta", function(_, scores) scores:keep_eta(eps, min_keep) end)
+end
+
 -- Wrap a plain function(ctx, scores) with a name (plain functions work in chains too).
 function P.fn(name, f) return proc(name, f) end
 
 -- The standard chain from common options (zeros/ones/nils leave a processor out), in HF order.
 -- opt fields: repetition_penalty, no_repeat_ngram_size, temperature, top_k, top_p, min_p,
--- do_sample; custom = { processors } inserted where HF puts user processors.
+-- typical_p, epsilon_cutoff, eta_cutoff, do_sample; custom = { processors } inserted where HF puts user processors.
 function P.standard(opt, custom)
   local list = {}
   if opt.repetition_penalty and opt.repetition_penalty ~= 1 then
@@ -96,6 +116,9 @@ function P.standard(opt, custom)
     if opt.top_k and opt.top_k > 0 then list[#list + 1] = P.top_k(opt.top_k) end
     if opt.top_p and opt.top_p < 1 then list[#list + 1] = P.top_p(opt.top_p) end
     if opt.min_p and opt.min_p > 0 then list[#list + 1] = P.min_p(opt.min_p) end
+    if opt.typical_p and opt.typical_p < 1 then list[#list + 1] = P.typical_p(opt.typical_p) end
+    if opt.epsilon_cutoff and opt.epsilon_cutoff > 0 then list[#list + 1] = P.epsilon(opt.epsilon_cutoff) end
+    if opt.eta_cutoff and opt.eta_cutoff > 0 then list[#list + 1] = P.eta(opt.eta_cutoff) end
   end
   return list
 end

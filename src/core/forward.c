@@ -241,6 +241,8 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
             block_forward(s, l, n, p);
     }
     capture(s, N, n, p, last_chunk);
+    if (s->keep_hidden) /* the same normalisation output_head applies to the last row */
+        sl_rmsnorm(s->final_hidden + (int64_t)p * D, s->x, m->final_norm, n, D, c->rms_eps);
 
     if (all_logits) {
         sl_rmsnorm(s->xn, s->x, m->final_norm, n, D, c->rms_eps);

@@ -77,6 +77,8 @@ struct sl_session {
     float *logits;      /* [n_vocab] */
     float *logits_all;  /* [cap_all][n_vocab] */
     int32_t n_all, cap_all;
+    bool keep_hidden;    /* record final_hidden for every position */
+    float *final_hidden; /* [cap][n_embd]: hidden_states[N] (after the final norm) per position */
 
     /* scratch for one chunk of n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;

@@ -78,6 +78,8 @@ void sl_lua_open_session(lua_State *L);
 void sl_lua_open_logits(lua_State *L);
 void sl_lua_open_tokenizer(lua_State *L);
 void sl_lua_open_json(lua_State *L);
+/* Decoder-catalogue methods on Session and Logits (after both are open). */
+void sl_lua_open_decode(lua_State *L);
 
 /* Module-level functions each file contributes to the core table (on top of the stack). */
 void sl_lua_register_model(lua_State *L);

@@ -1,0 +1,58 @@
+/* slua — primitives for the decoder catalogue: session copies (beam search), the final-normed
+ * hidden state of every position (contrastive search), HF's entropy-based warpers (typical,
+ * epsilon, eta) and llama.cpp's samplers that HF lacks (mirostat v2, DRY, XTC, top-n-sigma).
+ *
+ * Warpers work in place on one row of n scores indexed by token id; "masked" = -INFINITY. */
+#ifndef SLUA_SL_DECODE_H
+#define SLUA_SL_DECODE_H
+
+#include <stdbool.h>
+
+#include "slua/sl_base.h"
+#include "slua/sl_model.h"
+#include "slua/sl_ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ sessions */
+
+/* Make dst the same state as src (tokens, KV cache, last outputs, per-layer request, hidden
+ * history): both on one model, neither a fork nor forked from, same skip mask. Rows of the
+ * common token prefix are not copied: equal positions under equal prefixes hold equal keys and
+ * values (bit for bit when both were evaluated the same way, e.g. both descend from one prefill).
+ * *n_copied (may be NULL) gets the number of positions copied. On error dst may have been
+ * reset to position 0. */
+SL_API sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_copied, sl_error *err);
+/* A new session in src's state (see sl_session_copy). Owned; free with sl_session_free. */
+SL_API sl_session *sl_session_clone(const sl_session *src, sl_error *err);
+
+/* Record hidden_states[N] (after the final norm, as HF's output_hidden_states[-1]) of every
+ * evaluated position from now on. Turning it on needs position 0 (E_STATE otherwise). */
+SL_API sl_status sl_session_keep_hidden(sl_session *s, bool on, sl_error *err);
+/* The recorded rows [*n][n_embd] for positions [0, pos); NULL when not kept. Borrowed. */
+SL_API const float *sl_session_hidden_rows(const sl_session *s, int32_t *n);
+/* Contrastive search's degeneration penalty: the largest cosine similarity between the last
+ * position's row and every earlier row. NaN when not kept or pos < 2. */
+SL_API double sl_session_degeneration_penalty(const sl_session *s);
+
+/* max over r < n_rows of cos(rows[r], v), rows [n_rows][dim]; a zero vector has cosine 0. */
+SL_API double sl_ops_max_cosine(const float *rows, int32_t n_rows, int32_t dim, const float *v);
+
+/* ------------------------------------------------------------------ HF warpers */
+
+/* TypicalLogitsWarper(mass, min_tokens_to_keep): tokens sorted by |-log p - H| ascending; the
+ * shortest prefix whose probability reaches mass is kept (ties with its last entry too), and at
+ * least the first min_keep of that order. E_NOMEM (scores untouched) without scratch memory. */
+SL_API sl_status sl_proc_typical(float *scores, int32_t n, float mass, int32_t min_keep, sl_error *err);
+/* EpsilonLogitsWarper: mask p < epsilon, except the min_keep highest scores. */
+SL_API void sl_proc_epsilon(float *scores, int32_t n, float epsilon, int32_t min_keep);
+/* EtaLogitsWarper: mask p < min(epsilon, sqrt(epsilon) * exp(-H)), except the min_keep highest. */
+SL_API void sl_proc_eta(float *scores, int32_t n, float epsilon, int32_t min_keep);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
