@@ -32,6 +32,22 @@ function P.no_repeat_ngram(size)
   return proc("no_repeat_ngram", function(ctx, scores) scores:no_repeat_ngram(size, ctx.session) end)
 end
 
+-- Diverse beam search's penalty (HF HammingDiversityLogitsProcessor): every token chosen at
+-- this step by an earlier beam group (ctx.group_tokens) loses penalty x its count.
+function P.hamming_diversity(penalty)
+  assert(type(penalty) == "number", "hamming_diversity: penalty must be a number")
+  return proc("hamming_diversity", function(ctx, scores)
+    local tokens = ctx.group_tokens
+    if not tokens or #tokens == 0 then return end
+    local count, bias = {}, {}
+    for _, id in ipairs(tokens) do count[id] = (count[id] or 0) + 1 end
+    for id, n in pairs(count) do
+      if id >= 0 and id < #scores then bias[id] = -(penalty * n) end
+    end
+    scores:bias(bias)
+  end)
+end
+
 -- Add bias[id] to each listed token (HF SequenceBias for single tokens).
 function P.logit_bias(bias)
   return proc("logit_bias", function(_, scores) scores:bias(bias) end)
