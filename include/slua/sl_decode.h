@@ -51,6 +51,13 @@ SL_API void sl_proc_epsilon(float *scores, int32_t n, float epsilon, int32_t min
 /* EtaLogitsWarper: mask p < min(epsilon, sqrt(epsilon) * exp(-H)), except the min_keep highest. */
 SL_API void sl_proc_eta(float *scores, int32_t n, float epsilon, int32_t min_keep);
 
+/* ------------------------------------------------------------------ samplers */
+
+/* Speculative sampling's correction (Leviathan et al. 2023, Chen et al. 2023): a draw from
+ * norm(max(0, P - Q)) with P = softmax(p_scores), Q = softmax(q_scores); from P when the
+ * residual is empty (P == Q). One uniform per call; -1 if p_scores is entirely masked. */
+SL_API sl_token sl_sample_residual(const float *p_scores, const float *q_scores, int32_t n, sl_rng *rng);
+
 #ifdef __cplusplus
 }
 #endif

@@ -47,6 +47,30 @@ function D.check_beam_options(opt)
   D.early_stopping(opt.early_stopping)
 end
 
+-- A draft or second model for `model`: same vocabulary (size and, with tokenizers, ids).
+function D.load_draft(dir, model)
+  local other = sl.check(sl.load(dir))
+  if other.n_vocab ~= model.n_vocab then
+    sl.fail(("%s: vocabulary of %d ids, the model has %d"):format(dir, other.n_vocab, model.n_vocab))
+  end
+  if other.tokenizer and model.tokenizer then
+    local same, at = other.tokenizer:same_vocab(model.tokenizer)
+    if not same then sl.fail(("%s: tokenizer differs from the model's at id %d"):format(dir, at)) end
+  end
+  return other
+end
+
+-- A speculative run as a search result: one sequence, the rounds and the mean accepted length.
+function D.speculative_result(r)
+  local accepted = 0
+  for _, round in ipairs(r.rounds) do accepted = accepted + round.accepted end
+  return {
+    sequences = { { new_ids = r.new_ids } }, stop_reason = r.stop_reason, rounds = r.rounds,
+    mean_accepted = #r.rounds > 0 and accepted / #r.rounds or 0,
+    tokens_per_round = #r.rounds > 0 and #r.new_ids / #r.rounds or 0,
+  }
+end
+
 -- Loads the model, encodes the prompt, runs search(model, prompt) -> result with `sequences`
 -- ({new_ids, score, ...} best first), then prints every sequence's text, or one JSON object:
 -- {model, recipe, options, prompt_ids, new_ids (the best), text, sequences, ...result}.

@@ -2,7 +2,7 @@
  *   session:clone() -> Session           session:copy(src) -> positions copied
  *   session:keep_hidden(bool)            session:degeneration_penalty() -> max cosine
  *   scores:keep_typical(mass [, min_keep])   scores:keep_epsilon(eps [, min_keep])
- *   scores:keep_eta(eps [, min_keep]) */
+ *   scores:keep_eta(eps [, min_keep])      p:sample_residual(q, rng) -> id */
 #include <math.h>
 
 #include "l_util.h"
@@ -96,6 +96,20 @@ static int cutoff_warper(lua_State *L, bool eta)
 static int l_logits_keep_epsilon(lua_State *L) { return cutoff_warper(L, false); }
 static int l_logits_keep_eta(lua_State *L) { return cutoff_warper(L, true); }
 
+/* p:sample_residual(q, rng) -> id drawn from norm(max(0, softmax(p) - softmax(q))) */
+static int l_logits_sample_residual(lua_State *L)
+{
+    l_logits *p = l_checklogits(L, 1);
+    l_logits *q = l_checklogits(L, 2);
+    sl_rng *r = luaL_checkudata(L, 3, L_RNG);
+    luaL_argcheck(L, q->n == p->n, 2, "sizes differ");
+    sl_token id = sl_sample_residual(p->v, q->v, p->n, r);
+    if (id < 0)
+        return luaL_error(L, "sample_residual: every token is masked");
+    lua_pushinteger(L, id);
+    return 1;
+}
+
 /* Adds the methods to the __index tables of classes registered before. */
 static void add_methods(lua_State *L, const char *tname, const luaL_Reg *methods)
 {
@@ -115,6 +129,7 @@ void sl_lua_open_decode(lua_State *L)
     static const luaL_Reg logits[] = {{"keep_typical", l_logits_keep_typical},
                                       {"keep_epsilon", l_logits_keep_epsilon},
                                       {"keep_eta", l_logits_keep_eta},
+                                      {"sample_residual", l_logits_sample_residual},
                                       {NULL, NULL}};
     add_methods(L, L_SESSION, session);
     add_methods(L, L_LOGITS, logits);

@@ -10,7 +10,7 @@ local slua = arg[1] or "build/slua"
 local TOL = 1e-4
 
 local function run_json(recipe, model, args)
-  local cmd = ("%s %s/recipes/%s --model %s/tests/data/hf-tiny/%s --format json %s"):format(
+  local cmd = ("%s %s/recipes/%s --model %s/tests/data/hf-tiny/%s --format json --threads 1 %s"):format(
     slua, SLUA_ROOT, recipe, SLUA_ROOT, model, args)
   local out, ok = T.run(cmd)
   if not ok then error(recipe .. " failed:\n" .. out) end
