@@ -249,7 +249,9 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
         sl_matmul(s->logits_all + (int64_t)all_offset * c->n_vocab, c->n_vocab, s->xn, n, &m->lm_head, NULL);
     }
     if (last_chunk) {
-        output_head(s, n);
+        /* Without per-layer requests the last row of logits_all is all the head would give. */
+        if (!all_logits || s->n_req > 0)
+            output_head(s, n);
         if (all_logits) /* same inputs, same kernel: keep the rows bit-identical */
             memcpy(s->logits, s->logits_all + (int64_t)(all_offset + n - 1) * c->n_vocab,
                    (size_t)c->n_vocab * sizeof(float));
