@@ -58,6 +58,32 @@ SL_API void sl_proc_eta(float *scores, int32_t n, float epsilon, int32_t min_kee
  * residual is empty (P == Q). One uniform per call; -1 if p_scores is entirely masked. */
 SL_API sl_token sl_sample_residual(const float *p_scores, const float *q_scores, int32_t n, sl_rng *rng);
 
+/* llama.cpp's samplers (src/llama-sampling.cpp), from their published definitions.
+ *
+ * Top-n-sigma (Tang et al. 2024, arXiv 2411.07641): mask scores below max - n_sigma * std,
+ * the population standard deviation of the unmasked scores. n_sigma <= 0 does nothing. */
+SL_API void sl_proc_top_n_sigma(float *scores, int32_t n, float n_sigma);
+/* XTC, "exclude top choices": when u <= probability and at least two tokens have
+ * p >= threshold (p = softmax(scores)), mask all of them but the least likely (equal
+ * probabilities: the highest id stays), unless fewer than min_keep tokens would be left.
+ * threshold > 0.5 does nothing. Returns the number masked, -1 without scratch memory. */
+SL_API int32_t sl_proc_xtc(float *scores, int32_t n, float threshold, float probability, double u, int32_t min_keep);
+/* Mirostat v2 (Basu et al. 2021, arXiv 2007.14966) truncation: mask tokens whose surprise
+ * -log2 p exceeds mu, keeping at least the most likely one. Returns the number kept. The
+ * caller draws from the rest and updates mu -= eta * (surprise of the draw - tau), the
+ * surprise taken in the truncated distribution (sl_surprise). */
+SL_API int32_t sl_proc_mirostat_v2(float *scores, int32_t n, float mu);
+/* -log2 softmax(scores)[id]; NaN for a bad id or all-masked scores. */
+SL_API double sl_surprise(const float *scores, int32_t n, sl_token id);
+/* DRY, "don't repeat yourself" (p-e-w, text-generation-webui / llama.cpp): for each earlier
+ * occurrence of the last token, the length L of the match ending there with the end of ids
+ * (stopping at a breaker token); the token that followed the occurrence loses
+ * multiplier * base ^ (L - allowed_length) when L >= allowed_length (the longest L per token).
+ * Nothing when the last token is a breaker or multiplier is 0. */
+SL_API sl_status sl_proc_dry(float *scores, int32_t n, const sl_token *ids, int32_t n_ids, float multiplier,
+                             float base, int32_t allowed_length, const sl_token *breakers, int32_t n_breakers,
+                             sl_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -112,6 +112,48 @@ function P.eta(eps, min_keep)
   return proc("eta", function(_, scores) scores:keep_eta(eps, min_keep) end)
 end
 
+-- llama.cpp's samplers (src/llama-sampling.cpp) that HF lacks.
+
+-- Top-n-sigma (Tang et al. 2024, arXiv 2411.07641): keep scores >= max - n * std.
+function P.top_n_sigma(n)
+  assert(type(n) == "number" and n >= 0, "top_n_sigma: n must be >= 0")
+  return proc("top_n_sigma", function(_, scores) scores:keep_top_n_sigma(n) end)
+end
+
+-- XTC, exclude top choices (p-e-w, llama.cpp PR #9742): with probability `probability`, when
+-- two or more tokens have p >= threshold, mask all but the least likely of them. Draws its
+-- own uniforms from sl.rng(opts.seed or 0), one per step.
+function P.xtc(threshold, probability, opts)
+  opts = opts or {}
+  local rng = require("slua.core").rng(opts.seed or 0)
+  return proc("xtc", function(_, scores) scores:xtc(threshold, probability, rng:uniform(), opts.min_keep) end)
+end
+
+-- DRY, don't repeat yourself (p-e-w, llama.cpp PR #9702): a token that would extend a repeat
+-- of L >= allowed_length tokens loses multiplier * base ^ (L - allowed_length). opts: base
+-- (1.75), allowed_length (2), window (last n tokens; 0 = all), breakers (ids that end a match).
+function P.dry(multiplier, opts)
+  opts = opts or {}
+  local o = { multiplier = multiplier, base = opts.base, allowed_length = opts.allowed_length,
+              window = opts.window, breakers = opts.breakers }
+  return proc("dry", function(ctx, scores) scores:dry(ctx.session, o) end)
+end
+
+-- Mirostat v2 (Basu et al. 2021, arXiv 2007.14966): keep tokens with surprise -log2 p <= mu,
+-- then, once the token is drawn, mu -= eta * (its surprise in the kept distribution - tau);
+-- mu starts at 2 tau. Stateful (one per generation) and last in a chain: the draw must come
+-- from the scores it leaves. The second result exposes the state ({mu = ...}).
+function P.mirostat_v2(tau, eta)
+  assert(type(tau) == "number" and tau > 0, "mirostat_v2: tau must be > 0")
+  local state, last = { mu = 2 * tau }, nil
+  return proc("mirostat_v2", function(ctx, scores)
+    local g = ctx.generated
+    if last and g and #g > 0 then state.mu = state.mu - eta * (last:surprise(g[#g]) - tau) end
+    scores:mirostat_v2(state.mu)
+    last = scores:clone()
+  end), state
+end
+
 -- Wrap a plain function(ctx, scores) with a name (plain functions work in chains too).
 function P.fn(name, f) return proc(name, f) end
 

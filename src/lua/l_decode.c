@@ -2,7 +2,9 @@
  *   session:clone() -> Session           session:copy(src) -> positions copied
  *   session:keep_hidden(bool)            session:degeneration_penalty() -> max cosine
  *   scores:keep_typical(mass [, min_keep])   scores:keep_epsilon(eps [, min_keep])
- *   scores:keep_eta(eps [, min_keep])      p:sample_residual(q, rng) -> id */
+ *   scores:keep_eta(eps [, min_keep])      p:sample_residual(q, rng) -> id
+ *   scores:keep_top_n_sigma(n)   scores:xtc(threshold, probability, u [, min_keep])
+ *   scores:mirostat_v2(mu)       scores:surprise(id)   scores:dry(history, {...}) */
 #include <math.h>
 
 #include "l_util.h"
@@ -110,6 +112,82 @@ static int l_logits_sample_residual(lua_State *L)
     return 1;
 }
 
+/* scores:keep_top_n_sigma(n) */
+static int l_logits_keep_top_n_sigma(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Number n = luaL_checknumber(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "top_n_sigma must be >= 0");
+    sl_proc_top_n_sigma(x->v, x->n, (float)n);
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* scores:xtc(threshold, probability, u [, min_keep]) -> scores, number masked */
+static int l_logits_xtc(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Number threshold = luaL_checknumber(L, 2), probability = luaL_checknumber(L, 3), u = luaL_checknumber(L, 4);
+    luaL_argcheck(L, threshold >= 0 && threshold <= 1, 2, "xtc threshold must be in [0, 1]");
+    luaL_argcheck(L, probability >= 0 && probability <= 1, 3, "xtc probability must be in [0, 1]");
+    int32_t min_keep = opt_min_keep(L, 5, x);
+    int32_t masked = sl_proc_xtc(x->v, x->n, (float)threshold, (float)probability, u, min_keep);
+    if (masked < 0)
+        return luaL_error(L, "xtc: out of memory");
+    lua_settop(L, 1);
+    lua_pushinteger(L, masked);
+    return 2;
+}
+
+/* scores:mirostat_v2(mu) -> scores, number kept */
+static int l_logits_mirostat_v2(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Number mu = luaL_checknumber(L, 2);
+    int32_t kept = sl_proc_mirostat_v2(x->v, x->n, (float)mu);
+    lua_settop(L, 1);
+    lua_pushinteger(L, kept);
+    return 2;
+}
+
+/* scores:surprise(id) -> -log2 softmax(scores)[id] */
+static int l_logits_surprise(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, id >= 0 && id < x->n, 2, "token id out of range");
+    lua_pushnumber(L, sl_surprise(x->v, x->n, (sl_token)id));
+    return 1;
+}
+
+/* scores:dry(history, {multiplier=, base=, allowed_length=, window=, breakers={ids}}) */
+static int l_logits_dry(lua_State *L)
+{
+    lua_settop(L, 3);
+    l_logits *x = l_checklogits(L, 1);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Number multiplier = l_optfield_number(L, 3, "multiplier", 0.8), base = l_optfield_number(L, 3, "base", 1.75);
+    lua_Integer allowed = l_optfield_integer(L, 3, "allowed_length", 2), window = l_optfield_integer(L, 3, "window", 0);
+    luaL_argcheck(L, base >= 1, 3, "dry base must be >= 1");
+    luaL_argcheck(L, allowed >= 1, 3, "dry allowed_length must be >= 1");
+    luaL_argcheck(L, window >= 0, 3, "dry window must be >= 0");
+    int32_t n_ids, n_breakers = 0;
+    const sl_token *ids = l_history(L, 2, &n_ids);
+    const int32_t *breakers = NULL;
+    if (lua_getfield(L, 3, "breakers") != LUA_TNIL)
+        breakers = l_checkintarray(L, lua_gettop(L), &n_breakers, "breakers");
+    if (window > 0 && window < n_ids) {
+        ids += n_ids - window;
+        n_ids = (int32_t)window;
+    }
+    sl_error err;
+    if (sl_proc_dry(x->v, x->n, ids, n_ids, (float)multiplier, (float)base, (int32_t)allowed, breakers, n_breakers,
+                    &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
+    lua_settop(L, 1);
+    return 1;
+}
+
 /* Adds the methods to the __index tables of classes registered before. */
 static void add_methods(lua_State *L, const char *tname, const luaL_Reg *methods)
 {
@@ -130,6 +208,11 @@ void sl_lua_open_decode(lua_State *L)
                                       {"keep_epsilon", l_logits_keep_epsilon},
                                       {"keep_eta", l_logits_keep_eta},
                                       {"sample_residual", l_logits_sample_residual},
+                                      {"keep_top_n_sigma", l_logits_keep_top_n_sigma},
+                                      {"xtc", l_logits_xtc},
+                                      {"mirostat_v2", l_logits_mirostat_v2},
+                                      {"surprise", l_logits_surprise},
+                                      {"dry", l_logits_dry},
                                       {NULL, NULL}};
     add_methods(L, L_SESSION, session);
     add_methods(L, L_LOGITS, logits);

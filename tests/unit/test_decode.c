@@ -211,3 +211,104 @@ Test(keep_hidden, rows_are_the_final_normed_states_of_every_position)
     sl_session_free(one);
     sl_model_free(m);
 }
+
+/* ------------------------------------------------------------------ llama.cpp samplers */
+
+static void logs(float *s, const double *p, int32_t n)
+{
+    for (int32_t i = 0; i < n; i++)
+        s[i] = p[i] > 0 ? (float)log(p[i]) : NEG_INF;
+}
+
+Test(top_n_sigma, keeps_scores_within_n_standard_deviations_of_the_max)
+{
+    /* mean 2.5, population std sqrt(1.25) = 1.118 */
+    float a[] = {1, 2, 3, 4}, b[] = {1, 2, 3, 4}, c[] = {NEG_INF, 2, 3, 4}, d[] = {1, 2, 3, 4};
+    sl_proc_top_n_sigma(a, 4, 1.0f); /* cutoff 2.882 */
+    cr_assert_str_eq(kept(a, 4), "0011");
+    sl_proc_top_n_sigma(b, 4, 2.0f); /* cutoff 1.764 */
+    cr_assert_str_eq(kept(b, 4), "0111");
+    sl_proc_top_n_sigma(c, 4, 1.0f); /* masked entries do not count: mean 3, std 0.816 */
+    cr_assert_str_eq(kept(c, 4), "0001");
+    sl_proc_top_n_sigma(d, 4, 0.0f);
+    cr_assert_str_eq(kept(d, 4), "1111");
+}
+
+static const char *xtc(const double *p, int32_t n, float threshold, double u, int32_t min_keep, int32_t *masked)
+{
+    static float s[8];
+    logs(s, p, n);
+    *masked = sl_proc_xtc(s, n, threshold, 0.5f, u, min_keep);
+    return kept(s, n);
+}
+
+Test(xtc, masks_the_top_choices_but_the_least_likely)
+{
+    const double p[] = {0.4, 0.3, 0.2, 0.1};
+    int32_t m;
+    cr_assert_str_eq(xtc(p, 4, 0.25f, 0.1, 1, &m), "0111");
+    cr_assert_eq(m, 1);
+    cr_assert_str_eq(xtc(p, 4, 0.25f, 0.9, 1, &m), "1111"); /* the draw is above the probability */
+    cr_assert_str_eq(xtc(p, 4, 0.35f, 0.1, 1, &m), "1111"); /* a single top choice stays */
+    cr_assert_str_eq(xtc(p, 4, 0.05f, 0.1, 1, &m), "0001");
+    cr_assert_str_eq(xtc(p, 4, 0.05f, 0.1, 2, &m), "1111"); /* would leave fewer than min_keep */
+    cr_assert_str_eq(xtc(p, 4, 0.6f, 0.1, 1, &m), "1111");  /* threshold above 0.5: off */
+    const double tie[] = {0.3, 0.3, 0.4};
+    cr_assert_str_eq(xtc(tie, 3, 0.25f, 0.1, 1, &m), "010"); /* equal least likely: the higher id stays */
+}
+
+Test(mirostat_v2, keeps_tokens_whose_surprise_is_at_most_mu)
+{
+    const double p[] = {0.5, 0.25, 0.125, 0.125}; /* surprises 1, 2, 3, 3 bits */
+    float s[4];
+    logs(s, p, 4);
+    cr_assert_float_eq(sl_surprise(s, 4, 1), 2.0, 1e-6);
+    cr_assert_eq(sl_proc_mirostat_v2(s, 4, 2.5f), 2);
+    cr_assert_str_eq(kept(s, 4), "1100");
+    cr_assert_float_eq(sl_surprise(s, 4, 1), log2(3.0), 1e-6); /* renormalised: 0.25 / 0.75 */
+    logs(s, p, 4);
+    sl_proc_mirostat_v2(s, 4, 0.5f);
+    cr_assert_str_eq(kept(s, 4), "1000"); /* the most likely always stays */
+    logs(s, p, 4);
+    sl_proc_mirostat_v2(s, 4, 3.5f);
+    cr_assert_str_eq(kept(s, 4), "1111");
+}
+
+static float dry_delta(const sl_token *ids, int32_t n_ids, sl_token tok, float base, int32_t allowed,
+                       const sl_token *breakers, int32_t n_breakers)
+{
+    float s[16] = {0};
+    sl_error err;
+    cr_assert_eq(sl_proc_dry(s, 16, ids, n_ids, 1.0f, base, allowed, breakers, n_breakers, &err), SL_STATUS_OK);
+    for (int32_t i = 0; i < 16; i++)
+        cr_assert(i == tok || s[i] == 0.0f, "only token %d is penalised (token %d: %g)", tok, i, s[i]);
+    return s[tok];
+}
+
+Test(dry, penalises_the_token_that_extends_a_repeat)
+{
+    /* ... 1 2 | 3 ... 1 2: appending 3 would repeat "1 2 3": match length 2. */
+    const sl_token a[] = {1, 2, 3, 9, 1, 2};
+    cr_assert_float_eq(dry_delta(a, 6, 3, 2.0f, 2, NULL, 0), -1.0f, 1e-6); /* 1 * 2^(2-2) */
+    cr_assert_float_eq(dry_delta(a, 6, 3, 2.0f, 3, NULL, 0), 0.0f, 1e-6);  /* shorter than allowed */
+    /* 5 1 2 | 3 ... 5 1 2: match length 3 */
+    const sl_token b[] = {5, 1, 2, 3, 7, 5, 1, 2};
+    cr_assert_float_eq(dry_delta(b, 8, 3, 2.0f, 2, NULL, 0), -2.0f, 1e-6); /* 2^(3-2) */
+    cr_assert_float_eq(dry_delta(b, 8, 3, 2.0f, 1, NULL, 0), -4.0f, 1e-6); /* 2^(3-1) */
+    const sl_token brk1[] = {1}, brk2[] = {2}, brk3[] = {3};
+    cr_assert_float_eq(dry_delta(b, 8, 3, 2.0f, 2, brk1, 1), 0.0f, 1e-6); /* the match stops at 1: length 1 */
+    cr_assert_float_eq(dry_delta(b, 8, 3, 2.0f, 2, brk2, 1), 0.0f, 1e-6); /* the last token breaks */
+    cr_assert_float_eq(dry_delta(b, 8, 3, 2.0f, 2, brk3, 1), 0.0f, 1e-6); /* a breaker is never penalised */
+}
+
+Test(residual, draws_only_where_p_exceeds_q)
+{
+    const double p[] = {0.5, 0.3, 0.2}, q[] = {0.2, 0.5, 0.3};
+    float ps[3], qs[3];
+    logs(ps, p, 3);
+    logs(qs, q, 3);
+    sl_rng rng;
+    sl_rng_seed(&rng, 5);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(sl_sample_residual(ps, qs, 3, &rng), 0);
+}
