@@ -100,7 +100,7 @@ end
 -- new beam continues (or a clone), brought to the parent's state by copying. Returns the
 -- positions copied and the positions a full copy would have moved.
 -- Beams of finished groups (no parent_global) keep their sessions.
-local function assign_sessions(new_beams, old_beams)
+local function assign_sessions(new_beams, old_beams, full_copies)
   local taken, copies = {}, {}
   for _, nb in ipairs(new_beams) do
     if not nb.parent_global then taken[nb.session] = true end
@@ -119,6 +119,7 @@ local function assign_sessions(new_beams, old_beams)
   for _, nb in ipairs(copies) do
     local src = old_beams[nb.parent_global].session
     local dst = table.remove(spare)
+    if dst and full_copies then dst:rewind(0) end -- no shared prefix: the whole cache moves
     if dst then copied = copied + dst:copy(src) else dst = src:clone(); copied = copied + src:pos() end
     full = full + src:pos()
     nb.session = dst
@@ -131,7 +132,8 @@ end
 -- spec: model, prompt (ids), num_beams, num_beam_groups (1), max_new_tokens, length_penalty
 -- (1.0), early_stopping (false), num_return_sequences (1), eos (ids; default the model's),
 -- chain (processors; ctx.group_tokens holds this step's tokens of the earlier groups),
--- session (options for model:session), on_step (function(step, beams), optional).
+-- session (options for model:session), on_step (function(step, beams), optional),
+-- full_copies (benchmarks: copy whole caches instead of the rows after the shared prefix).
 -- Returns { sequences = {{new_ids, score, eos}, ...} best first, steps, kv_rows_copied,
 -- kv_rows_full_copy }.
 function M.search(spec)
@@ -188,7 +190,7 @@ function M.search(spec)
     for g = 1, G do all_done = all_done and done[g] end
     local moving = {}
     for _, nb in ipairs(next_all) do if nb.parent_global then moving[#moving + 1] = nb end end
-    local c, f = assign_sessions(next_all, beams)
+    local c, f = assign_sessions(next_all, beams, spec.full_copies)
     copied, full = copied + c, full + f
     beams = next_all
     for _, nb in ipairs(moving) do nb.parent_global = nil end
