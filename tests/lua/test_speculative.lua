@@ -77,6 +77,19 @@ T.case("residual draw by hand", function()
   T.eq(p:sample_residual(p, sl.rng(3)), p:sample(sl.rng(3)), "p == q draws from p")
 end)
 
+T.case("sampling runs to the requested length with rounds that add up", function()
+  local got = run_json("--do-sample --temperature 0.8 --top-k 20 --seed 3 --max-new-tokens 40 --draft-tokens 3 --eos-token-id 9999")
+  T.eq(#got.new_ids, 40, "tokens")
+  local n = 0
+  for _, round in ipairs(got.rounds) do
+    T.truthy(round.accepted >= 0 and round.accepted <= round.drafted, "accepted within drafted")
+    n = n + round.accepted + 1
+  end
+  T.eq(n, 40, "accepted + one per round = tokens")
+  local again = run_json("--do-sample --temperature 0.8 --top-k 20 --seed 3 --max-new-tokens 40 --draft-tokens 3 --eos-token-id 9999")
+  T.eq(ids(again.new_ids), ids(got.new_ids), "same seed, same tokens")
+end)
+
 T.case("bad draft options fail cleanly", function()
   local out, ok = T.run(("%s %s/recipes/speculative.lua --draft-skip-layers 9"):format(slua, SLUA_ROOT))
   T.truthy(not ok and out:find("option --draft-skip-layers", 1, true), out)

@@ -205,6 +205,12 @@ Test(keep_hidden, rows_are_the_final_normed_states_of_every_position)
     cr_assert_float_eq(sl_session_degeneration_penalty(all), sl_ops_max_cosine(rows, 5, D, rows + 5 * (size_t)D),
                        1e-12);
     cr_assert_eq(sl_session_keep_hidden(one, true, &err), SL_STATUS_E_STATE);
+    sl_session *copy = sl_session_clone(all, &err); /* the history travels with a clone */
+    int32_t n_copy;
+    const float *copied = sl_session_hidden_rows(copy, &n_copy);
+    cr_assert_eq(n_copy, 6);
+    cr_assert(memcmp(copied, rows, (size_t)6 * (size_t)D * sizeof(float)) == 0);
+    sl_session_free(copy);
     sl_session_rewind(all, 1, &err);
     cr_assert(isnan(sl_session_degeneration_penalty(all)));
     sl_session_free(all);
