@@ -74,4 +74,16 @@ T.case("a scorer step: EOS within the group size finishes, beyond it is ignored"
   T.eq(next_beams[2].score, -3, "running score")
   T.truthy(not done, "one of two hypotheses")
 end)
+T.case("an EOS reward in the beam chain ends the hypotheses with EOS", function()
+  local sl = require "slua"
+  local p = io.popen(("%s %s/recipes/beam_search.lua --format json --threads 1 --max-new-tokens 30 "
+    .. "--eos-decay-start 5 --eos-decay-factor 1.5 --num-return-sequences 2"):format(arg[1] or "build/slua", SLUA_ROOT))
+  local r = sl.json.decode(p:read("a"))
+  p:close()
+  for k = 1, 2 do
+    local s = r.sequences[k]
+    T.eq(s.eos, 2, "sequence " .. k .. " ended by the model's EOS")
+    T.eq(s.new_ids[#s.new_ids], 2, "sequence " .. k .. " ends with it")
+  end
+end)
 T.finish()
