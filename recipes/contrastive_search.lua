@@ -6,9 +6,9 @@
 -- Each step takes the top-k tokens of softmax(processed logits), evaluates each one, and picks
 -- argmax (1 - alpha) p - alpha * max cos(h, h_j): h is the candidate's last hidden state after
 -- the final norm (HF's hidden_states[-1]) and h_j those of every earlier position, prompt
--- included (session{keep_hidden = true} records them). Candidates are evaluated and rewound
--- one at a time; the chosen one is then evaluated for good. JSON steps add top_k_ids,
--- top_k_probs and degeneration_penalty.
+-- included (session{keep_hidden = true} records them). The k candidates go through the model
+-- in one pass (session:eval_branches, as HF's batch of k); the chosen one is then evaluated
+-- for good. JSON steps add top_k_ids, top_k_probs and degeneration_penalty.
 local sl = require "slua"
 local decode = require "slua.decode"
 local P = sl.processors
@@ -27,15 +27,13 @@ sl.generate{
   eos = function(model) return decode.eos_ids(opt, model) end,
   scores = function(ctx)
     local probs = chain(ctx, ctx.out.logits):softmax()
-    local s, pos = ctx.session, ctx.session:pos()
     local scores = sl.logits(#probs, -math.huge)
     local info = { top_k_ids = {}, top_k_probs = {}, degeneration_penalty = {} }
-    for i, pair in ipairs(probs:top(opt.top_k)) do
-      s:step(pair[1])
-      local penalty = s:degeneration_penalty()
-      s:rewind(pos)
-      scores:set(pair[1], (1 - alpha) * pair[2] - alpha * penalty)
-      info.top_k_ids[i], info.top_k_probs[i], info.degeneration_penalty[i] = pair[1], pair[2], penalty
+    for i, pair in ipairs(probs:top(opt.top_k)) do info.top_k_ids[i], info.top_k_probs[i] = pair[1], pair[2] end
+    local penalties = ctx.session:eval_branches(info.top_k_ids).penalties
+    for i, id in ipairs(info.top_k_ids) do
+      scores:set(id, (1 - alpha) * info.top_k_probs[i] - alpha * penalties[i])
+      info.degeneration_penalty[i] = penalties[i]
     end
     return scores, info
   end,

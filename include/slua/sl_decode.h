@@ -37,6 +37,14 @@ SL_API const float *sl_session_hidden_rows(const sl_session *s, int32_t *n);
  * position's row and every earlier row. NaN when not kept or pos < 2. */
 SL_API double sl_session_degeneration_penalty(const sl_session *s);
 
+/* Evaluate n alternative next tokens (n <= n_batch), each as if appended at the current
+ * position, in one pass over the weights; the session's position and tokens do not change.
+ * Afterwards sl_session_logits_all gives the n rows of final logits and, with keep_hidden,
+ * sl_session_branch_hidden(s, i) branch i's final-normed hidden state (valid until the next
+ * eval, rewind or reset). Not on forks or sessions with forks (E_STATE). */
+SL_API sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_t n, sl_error *err);
+SL_API const float *sl_session_branch_hidden(const sl_session *s, int32_t i);
+
 /* max over r < n_rows of cos(rows[r], v), rows [n_rows][dim]; a zero vector has cosine 0. */
 SL_API double sl_ops_max_cosine(const float *rows, int32_t n_rows, int32_t dim, const float *v);
 

@@ -447,6 +447,7 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
         s->pos += chunk;
     }
     s->n_all = all ? n : 0;
+    s->n_branches = 0;
     s->has_logits = true;
     s->has_layers = true;
     return SL_STATUS_OK;
@@ -504,6 +505,7 @@ sl_status sl_session_rewind(sl_session *s, int32_t pos, sl_error *err)
     s->has_logits = false;
     s->has_layers = false;
     s->n_all = 0;
+    s->n_branches = 0;
     for (int32_t i = 0; i < s->n_taps; i++)
         if (s->taps[i].start > pos)
             s->taps[i].start = pos;

@@ -1,11 +1,13 @@
 /* Methods for the decoder catalogue, added to slua.Session and slua.Logits:
  *   session:clone() -> Session           session:copy(src) -> positions copied
  *   session:keep_hidden(bool)            session:degeneration_penalty() -> max cosine
+ *   session:eval_branches({ids}) -> {logits = {...}, penalties = {...}}
  *   scores:keep_typical(mass [, min_keep])   scores:keep_epsilon(eps [, min_keep])
  *   scores:keep_eta(eps [, min_keep])      p:sample_residual(q, rng) -> id
  *   scores:keep_top_n_sigma(n)   scores:xtc(threshold, probability, u [, min_keep])
  *   scores:mirostat_v2(mu)       scores:surprise(id)   scores:dry(history, {...}) */
 #include <math.h>
+#include <string.h>
 
 #include "l_util.h"
 
@@ -58,6 +60,42 @@ static int l_session_degeneration_penalty(lua_State *L)
     if (isnan(pen))
         return luaL_error(L, "degeneration_penalty: needs keep_hidden and at least two positions");
     lua_pushnumber(L, pen);
+    return 1;
+}
+
+/* session:eval_branches({ids}) -> { logits = {Logits per id}, penalties = {...} }: every id
+ * evaluated as the next token in one pass, the session unchanged; penalties (with keep_hidden)
+ * are each branch's degeneration penalty against the positions so far. */
+static int l_session_eval_branches(lua_State *L)
+{
+    l_session_box *b = l_checksession(L, 1);
+    int32_t n;
+    int32_t *ids = l_checkintarray(L, 2, &n, "ids");
+    luaL_argcheck(L, n > 0, 2, "no tokens");
+    sl_error err;
+    if (sl_session_eval_branches(b->s, ids, n, &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
+    b->generation++;
+    sl_model *m = sl_session_model(b->s);
+    int32_t V = sl_model_n_vocab(m), D = sl_model_n_embd(m), rows, pos = sl_session_pos(b->s);
+    const float *all = sl_session_logits_all(b->s, &rows);
+    const float *hist = sl_session_hidden_rows(b->s, NULL);
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, rows, 0);
+    for (int32_t i = 0; i < rows; i++) {
+        l_logits *x = l_newlogits(L, V);
+        memcpy(x->v, all + (size_t)i * V, (size_t)V * sizeof(float));
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, "logits");
+    if (sl_session_branch_hidden(b->s, 0) && pos > 0) {
+        lua_createtable(L, rows, 0);
+        for (int32_t i = 0; i < rows; i++) {
+            lua_pushnumber(L, sl_ops_max_cosine(hist, pos, D, sl_session_branch_hidden(b->s, i)));
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "penalties");
+    }
     return 1;
 }
 
@@ -203,6 +241,7 @@ void sl_lua_open_decode(lua_State *L)
                                        {"copy", l_session_copy},
                                        {"keep_hidden", l_session_keep_hidden},
                                        {"degeneration_penalty", l_session_degeneration_penalty},
+                                       {"eval_branches", l_session_eval_branches},
                                        {NULL, NULL}};
     static const luaL_Reg logits[] = {{"keep_typical", l_logits_keep_typical},
                                       {"keep_epsilon", l_logits_keep_epsilon},

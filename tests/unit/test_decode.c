@@ -2,6 +2,7 @@
  * contrastive search on hand-computed cases, and session copies, clones and the hidden-state
  * history on the hf-tiny model. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -317,4 +318,68 @@ Test(residual, draws_only_where_p_exceeds_q)
     sl_rng_seed(&rng, 5);
     for (int i = 0; i < 100; i++)
         cr_assert_eq(sl_sample_residual(ps, qs, 3, &rng), 0);
+}
+
+Test(eval_branches, each_row_equals_stepping_that_token)
+{
+    sl_model *m = tiny();
+    int32_t V = sl_model_n_vocab(m), D = sl_model_n_embd(m);
+    sl_error err;
+    sl_session *s = sl_session_init(m, NULL, &err), *ref = sl_session_init(m, NULL, &err);
+    cr_assert_eq(sl_session_keep_hidden(s, true, &err), SL_STATUS_OK);
+    cr_assert_eq(sl_session_keep_hidden(ref, true, &err), SL_STATUS_OK);
+    eval_ok(s, prompt, 6);
+    eval_ok(ref, prompt, 6);
+    const sl_token alt[] = {40, 3, 511, 40};
+    cr_assert_eq(sl_session_eval_branches(s, alt, 4, &err), SL_STATUS_OK, "%s", err.msg);
+    cr_assert_eq(sl_session_pos(s), 6);
+    int32_t rows;
+    const float *all = sl_session_logits_all(s, &rows);
+    cr_assert_eq(rows, 4);
+    float *keep = malloc((size_t)4 * V * sizeof *keep), *hid = malloc((size_t)4 * D * sizeof *hid);
+    memcpy(keep, all, (size_t)4 * V * sizeof *keep);
+    for (int32_t i = 0; i < 4; i++)
+        memcpy(hid + (size_t)i * D, sl_session_branch_hidden(s, i), (size_t)D * sizeof *hid);
+    for (int32_t i = 0; i < 4; i++) {
+        eval_ok(ref, &alt[i], 1);
+        double d = tu_max_abs_diff(keep + (size_t)i * V, sl_session_logits(ref), (size_t)V);
+        cr_assert(d <= 1e-5, "branch %d logits differ by %g", i, d);
+        int32_t n;
+        const float *h = sl_session_hidden_rows(ref, &n);
+        d = tu_max_abs_diff(hid + (size_t)i * D, h + (size_t)(n - 1) * D, (size_t)D);
+        cr_assert(d <= 1e-5, "branch %d hidden differs by %g", i, d);
+        sl_session_rewind(ref, 6, &err);
+    }
+    /* The session continues as if the branches had not been evaluated. */
+    sl_token t = 7;
+    eval_ok(s, &t, 1);
+    eval_ok(ref, &t, 1);
+    cr_assert(tu_max_abs_diff(sl_session_logits(s), sl_session_logits(ref), (size_t)V) <= 1e-6);
+    cr_assert_null(sl_session_branch_hidden(s, 0));
+    free(keep);
+    free(hid);
+    sl_session_free(s);
+    sl_session_free(ref);
+    sl_model_free(m);
+}
+
+Test(eval_branches, rejects_bad_calls)
+{
+    sl_model *m = tiny();
+    sl_error err;
+    sl_session_params p = sl_session_default_params();
+    p.n_batch = 2;
+    sl_session *s = sl_session_init(m, &p, &err);
+    eval_ok(s, prompt, 6);
+    const sl_token three[] = {1, 2, 3}, bad[] = {1, 9999};
+    cr_assert_eq(sl_session_eval_branches(s, three, 3, &err), SL_STATUS_E_RANGE);
+    cr_assert_eq(sl_session_eval_branches(s, bad, 2, &err), SL_STATUS_E_RANGE);
+    cr_assert(strstr(err.msg, "9999"), "%s", err.msg);
+    int32_t skip[] = {1};
+    sl_session *f = sl_session_fork(s, skip, 1, &err);
+    cr_assert_eq(sl_session_eval_branches(s, three, 2, &err), SL_STATUS_E_STATE);
+    cr_assert_eq(sl_session_pos(s), 6);
+    sl_session_free(f);
+    sl_session_free(s);
+    sl_model_free(m);
 }

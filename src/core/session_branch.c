@@ -1,5 +1,6 @@
 /* Session state for decoders that branch: copies between sessions (beam search reorders its
- * beams by copying), and the final-normed hidden state of every position (contrastive search). */
+ * beams by copying), the final-normed hidden state of every position, and evaluating several
+ * alternative next tokens in one pass (contrastive search). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,7 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
     dst->has_logits = src->has_logits;
     dst->has_layers = src->has_layers;
     dst->n_all = 0;
+    dst->n_branches = 0;
     if (n_copied)
         *n_copied = (int32_t)rows;
     return SL_STATUS_OK;
@@ -148,4 +150,48 @@ sl_session *sl_session_clone(const sl_session *src, sl_error *err)
         return NULL;
     }
     return s;
+}
+
+sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_t n, sl_error *err)
+{
+    const sl_model_config *c = &s->model->cfg;
+    if (n <= 0 || !tokens)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_branches: no tokens");
+    if (n > s->params.n_batch)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "eval_branches: %d branches exceed the batch of %d", n,
+                            s->params.n_batch);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_RANGE, "eval_branches: token id %d out of range [0, %d]", tokens[i],
+                                c->n_vocab - 1);
+    if (s->parent || s->n_forks > 0)
+        return sl_error_set(err, SL_STATUS_E_STATE, "eval_branches: not on forks or sessions with forks");
+    if (n > s->n_ctx - s->pos)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "eval_branches: context full (%d + %d rows > n_ctx %d)", s->pos,
+                            n, s->n_ctx);
+    sl_status rc = sl_session_reserve(s, s->pos + n, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    if (n > s->cap_all) {
+        float *grown = realloc(s->logits_all, (size_t)n * (size_t)c->n_vocab * sizeof *grown);
+        if (!grown)
+            return sl_error_set(err, SL_STATUS_E_NOMEM, "eval_branches: out of memory for %d rows of logits", n);
+        s->logits_all = grown;
+        s->cap_all = n;
+    }
+    s->branching = true;
+    sl_forward_chunk(s, tokens, n, true, true, 0, err);
+    s->branching = false;
+    s->n_all = n;
+    s->n_branches = n;
+    s->has_logits = true;
+    s->has_layers = false;
+    return SL_STATUS_OK;
+}
+
+const float *sl_session_branch_hidden(const sl_session *s, int32_t i)
+{
+    if (!s->keep_hidden || i < 0 || i >= s->n_branches)
+        return NULL;
+    return s->final_hidden + (size_t)(s->pos + i) * (size_t)s->model->cfg.n_embd;
 }
