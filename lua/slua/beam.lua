@@ -97,9 +97,9 @@ end
 ---------------------------------------------------------------------------- sessions
 
 -- Give each new beam a session: the parent's own for its first child, otherwise a session no
--- new beam continues (or a clone), brought to the parent's state by copying. Returns the
--- positions copied and the positions a full copy would have moved.
--- Beams of finished groups (no parent_global) keep their sessions.
+-- new beam continues (or a clone), brought to the parent's state by copying; beams of finished
+-- groups (no parent_global) keep theirs. Returns the positions copied and the positions whole
+-- copies would have moved.
 local function assign_sessions(new_beams, old_beams, full_copies)
   local taken, copies = {}, {}
   for _, nb in ipairs(new_beams) do
