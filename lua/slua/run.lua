@@ -6,7 +6,8 @@
 --                amateurs = function(ctx) ... end,    -- extra sessions stepped in lockstep (optional)
 --                scores = function(ctx) return scores, info end,  -- default: the final logits
 --                chain = sl.chain{...},               -- default: processors from the options
---                sample = bool }                      -- default: opt.do_sample
+--                sample = bool,                       -- default: opt.do_sample
+--                eos = {ids} or function(model) }     -- default: the model's EOS ids
 --
 -- ctx (also what processors receive): model, tokenizer, opt, session (the main session),
 -- amateurs, out (this step's Output), amateur_outs, prompt_len, step (tokens generated so far),
@@ -153,7 +154,9 @@ function run.generate(spec)
   local scores_of = spec.scores or function(c) return c.out.logits end
   local stops = split_stops(opt.stop)
   local eos = {}
-  for _, id in ipairs(model.eos) do eos[id] = true end
+  local eos_ids = spec.eos or model.eos
+  if type(eos_ids) == "function" then eos_ids = eos_ids(model) end
+  for _, id in ipairs(eos_ids) do eos[id] = true end
 
   local prompt = run.prompt_ids(model, opt)
   ctx.prompt_len = #prompt

@@ -59,6 +59,7 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_open_logits(L);
     sl_lua_open_tokenizer(L);
     sl_lua_open_json(L);
+    sl_lua_open_decode(L);
     lua_newtable(L);
     sl_lua_register_model(L);
     sl_lua_register_logits(L);

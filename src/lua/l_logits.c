@@ -275,7 +275,7 @@ static int l_logits_keep_min_p(lua_State *L)
 
 /* Token history for history-based processors: a Session (its evaluated tokens) or an array.
  * Leaves a userdata holding the ids on the stack when it has to copy. */
-static const sl_token *history(lua_State *L, int idx, int32_t *n)
+const sl_token *l_history(lua_State *L, int idx, int32_t *n)
 {
     l_session_box *b = luaL_testudata(L, idx, L_SESSION);
     if (b) {
@@ -298,7 +298,7 @@ static int l_logits_repetition_penalty(lua_State *L)
     lua_Number penalty = luaL_checknumber(L, 2);
     luaL_argcheck(L, penalty > 0, 2, "penalty must be > 0");
     int32_t n_ids;
-    const sl_token *ids = history(L, 3, &n_ids);
+    const sl_token *ids = l_history(L, 3, &n_ids);
     lua_Integer window = l_optfield_integer(L, 4, "window", 0), skip = l_optfield_integer(L, 4, "skip", 0);
     luaL_argcheck(L, window >= 0 && skip >= 0, 4, "window and skip must be >= 0");
     int32_t n_exempt = 0;
@@ -322,7 +322,7 @@ static int l_logits_no_repeat_ngram(lua_State *L)
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 1, 2, "n-gram size must be >= 1");
     int32_t n_ids;
-    const sl_token *ids = history(L, 3, &n_ids);
+    const sl_token *ids = l_history(L, 3, &n_ids);
     sl_proc_no_repeat_ngram(x->v, x->n, ids, n_ids, (int32_t)size);
     lua_settop(L, 1);
     return 1;
