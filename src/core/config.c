@@ -79,6 +79,9 @@ static sl_status add_eos(const char *path, json_object *root, sl_model_config *c
         if (!sl_json_as_int64(item, &id) || id < 0 || id > INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'eos_token_id' must be an id or a list of ids (got %s)",
                                 path, value_text(v));
+        if (id >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'eos_token_id' %lld is out of range (vocab_size %d)",
+                                path, (long long)id, c->n_vocab);
         bool seen = false;
         for (int32_t k = 0; k < c->n_eos; k++)
             seen |= c->eos[k] == (sl_token)id;
@@ -236,6 +239,9 @@ sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *
         if (!sl_json_as_int64(bos, &id) || id < 0 || id > INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'bos_token_id' must be an id (got %s)", path,
                                 value_text(bos));
+        if (id >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'bos_token_id' %lld is out of range (vocab_size %d)",
+                                path, (long long)id, c->n_vocab);
         c->bos = (sl_token)id;
     }
     return add_eos(path, root, c, err);

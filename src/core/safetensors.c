@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "file_io.h"
 #include "json_util.h"
 
 /* Headers are small JSON documents; anything larger is corrupt or hostile. */
@@ -152,20 +153,17 @@ static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
     set->n_files++;
 
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd;
+    size_t fsize;
+    sl_status orc = sl_file_open_regular(path, &fd, &fsize, err);
+    if (orc != SL_STATUS_OK)
+        return orc;
+    if (fsize < 8) {
         close(fd);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: not a regular file", path);
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: too short for a safetensors header (%zu bytes)", path,
+                            fsize);
     }
-    if (st.st_size < 8) {
-        close(fd);
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: too short for a safetensors header (%lld bytes)", path,
-                            (long long)st.st_size);
-    }
-    f->size = (size_t)st.st_size;
+    f->size = fsize;
     f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (f->map == MAP_FAILED) {

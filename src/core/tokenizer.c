@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "file_io.h"
 #include "tokenizer_internal.h"
 
 /* ---------------------------------------------------------------- file helpers */
@@ -11,33 +13,11 @@
 static sl_status read_json(const char *path, json_object **out, sl_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory reading", path);
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: read error", path);
-    }
+    char *buf;
+    size_t len;
+    sl_status rs = sl_file_read_all(path, &buf, &len, err);
+    if (rs != SL_STATUS_OK)
+        return rs;
     if (len > 0x7FFFFFFF) {
         free(buf);
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: file too large (%zu bytes)", path, len);
@@ -68,13 +48,8 @@ static sl_status read_json(const char *path, json_object **out, sl_error *err)
     return st;
 }
 
-static bool file_exists(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
-}
+/* Present at all (a FIFO or directory is then refused by the reader, never opened blocking). */
+static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 static char *dup_n(const char *s, size_t n)
 {
@@ -106,6 +81,19 @@ const char *sl_tok_piece(const sl_tokenizer *tok, sl_token id, size_t *len)
 }
 
 size_t sl_tokenizer_vocab_size(const sl_tokenizer *tok) { return tok ? tok->n_ids : 0; }
+
+sl_status sl_tokenizer_check_vocab(const sl_tokenizer *tok, int32_t n_vocab, const char *model_label,
+                                   sl_error *err)
+{
+    sl_error_clear(err);
+    if (!tok)
+        return sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_check_vocab: tokenizer is NULL");
+    if (n_vocab < 0 || tok->n_ids > (size_t)n_vocab)
+        return sl_error_set(err, SL_STATUS_E_FORMAT,
+                            "%s: token id out of range for the model (ids up to %zu; %s has vocab_size %d)",
+                            tok->path, tok->n_ids - 1, model_label ? model_label : "the model", (int)n_vocab);
+    return SL_STATUS_OK;
+}
 
 const char *sl_tokenizer_piece(const sl_tokenizer *tok, sl_token id, size_t *len)
 {
@@ -190,8 +178,13 @@ static sl_status opt_string(json_object *o, const char *key, const char *file, c
 static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *added, const char *file,
                             sl_error *err)
 {
-    size_t total = 0, n = 0;
+    size_t total = 0, n = (size_t)json_object_object_length(vocab);
     int64_t max_id = -1;
+    size_t na = added ? json_object_array_length(added) : 0;
+    /* Ids index dense per-id tables, so they are bounded by the number of entries before
+     * anything is sized by them (a stray 1000000000 would otherwise cost gigabytes). Real
+     * vocabularies are dense or nearly so; the slack admits reserved gaps. */
+    int64_t limit = (int64_t)(2 * (n + na) + SL_TOK_ID_SLACK);
     json_object_object_foreach(vocab, key, val)
     {
         if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
@@ -199,12 +192,15 @@ static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected a token id at model.vocab[\"%s\"]",
                                 file, key);
         int64_t id = json_object_get_int64(val);
+        if (id >= limit)
+            return sl_error_set(err, SL_STATUS_E_FORMAT,
+                                "%s: token id out of range at model.vocab[\"%s\"] (%lld; %zu entries allow ids "
+                                "below %lld)",
+                                file, key, (long long)id, n + na, (long long)limit);
         if (id > max_id)
             max_id = id;
         total += strlen(key) + 1;
-        n++;
     }
-    size_t na = added ? json_object_array_length(added) : 0;
     for (size_t i = 0; i < na; i++) {
         json_object *t = json_object_array_get_idx(added, i), *v;
         if (!json_object_is_type(t, json_type_object) || !json_object_object_get_ex(t, "id", &v) ||
@@ -212,11 +208,14 @@ static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *
             json_object_get_int64(v) >= INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected a token id at added_tokens[%zu].id",
                                 file, i);
+        if (json_object_get_int64(v) >= limit)
+            return sl_error_set(err, SL_STATUS_E_FORMAT,
+                                "%s: token id out of range at added_tokens[%zu].id (%lld; %zu entries allow ids "
+                                "below %lld)",
+                                file, i, (long long)json_object_get_int64(v), n + na, (long long)limit);
         if (json_object_get_int64(v) > max_id)
             max_id = json_object_get_int64(v);
     }
-    if (max_id < 0)
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: empty vocabulary at model.vocab", file);
     tok->n_ids = (size_t)max_id + 1;
     tok->arena = malloc(total ? total : 1);
     tok->piece_off = malloc(tok->n_ids * sizeof *tok->piece_off);

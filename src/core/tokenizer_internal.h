@@ -12,6 +12,9 @@
 #include "error.h"
 #include "slua/sl_tokenizer.h"
 
+/* Token ids must lie below 2 x (vocabulary entries + added tokens) + this slack. */
+#define SL_TOK_ID_SLACK 1024
+
 /* ---------------------------------------------------------------- string lists
  * A list of byte strings in one buffer. Allocation failure is sticky (oom) so that long chains of
  * appends need a single check at the end. */
