@@ -1,12 +1,14 @@
 # Thin wrappers over CMake; every target installs missing Debian build deps first.
 #   make          release build in build/
-#   make demo     build, then stream a greedy continuation from the bundled stories260K model
+#   make demo     build the host only (quietly; the log is shown if it fails), then stream a greedy
+#                 continuation from the bundled stories260K model
 #   make test     release suite, its C unit tests again with the kernels capped at AVX2 and at
 #                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+DEMO_DIR ?= build
 
 .PHONY: all deps build demo test unit levels asan bench clean
 
@@ -19,8 +21,12 @@ build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build build -j $(JOBS)
 
-demo: build
-	./build/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
+demo: deps
+	@mkdir -p $(DEMO_DIR)
+	@{ cmake -S . -B $(DEMO_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) && \
+	   cmake --build $(DEMO_DIR) -j $(JOBS) --target slua; } >$(DEMO_DIR)/demo-build.log 2>&1 || \
+	  { cat $(DEMO_DIR)/demo-build.log; echo "make demo: the build failed (log above)" >&2; exit 1; }
+	@$(DEMO_DIR)/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
 
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)
