@@ -6,11 +6,14 @@
 #                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
+#   make fuzz     build the libFuzzer targets (clang, ASan+UBSan, build-fuzz/) and run each for
+#                 FUZZ_SECONDS (default 10) over its seeds in tests/fuzz/corpus/
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEMO_DIR ?= build
+FUZZ_SECONDS ?= 10
 
-.PHONY: all deps build demo test unit levels asan bench clean
+.PHONY: all deps build demo test unit levels asan bench fuzz clean
 
 all: build
 
@@ -47,5 +50,11 @@ test: unit levels asan
 
 bench: build
 
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON \
+	  -DSL_SANITIZE=address,undefined -DSL_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

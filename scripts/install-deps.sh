@@ -8,9 +8,12 @@
 #   libcriterion-dev the C test framework
 #   librsvg2-bin     rsvg-convert, to check in a test that logit-lens SVG heatmaps render
 #   lua5.4           the stock interpreter, to test slua.core as a plain Lua module
+#   clang, libclang-rt-14-dev, libomp-14-dev
+#                    make fuzz: libFuzzer and the sanitizer runtimes for clang, OpenMP for clang
 set -euo pipefail
 packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libopenblas-dev libjson-c-dev
-          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4)
+          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4
+          clang libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,7 @@
 /* config.json → sl_model_config. Every rejection names the file, the key and the value. */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,9 +45,11 @@ static sl_status get_float(const char *path, json_object *root, const char *key,
         return SL_STATUS_OK;
     }
     double x;
-    if (!sl_json_as_double(v, &x) || !isfinite(x) || x <= lo)
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: '%s' must be a number > %g (got %s)", path, key, lo,
-                            value_text(v));
+    /* checked as the float32 the model computes with: 1e-50 would become 0, 1e300 infinity */
+    if (!sl_json_as_double(v, &x) || !isfinite(x) || x <= lo || !isfinite((float)x) || (float)x <= (float)lo ||
+        (x > 0 && (float)x < FLT_MIN))
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: '%s' must be a number > %g within float32 range (got %s)",
+                            path, key, lo, value_text(v));
     *out = (float)x;
     return SL_STATUS_OK;
 }

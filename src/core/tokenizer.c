@@ -10,23 +10,14 @@
 
 /* ---------------------------------------------------------------- file helpers */
 
-static sl_status read_json(const char *path, json_object **out, sl_error *err)
+static sl_status parse_json(const char *path, const char *buf, size_t len, json_object **out, sl_error *err)
 {
     *out = NULL;
-    char *buf;
-    size_t len;
-    sl_status rs = sl_file_read_all(path, &buf, &len, err);
-    if (rs != SL_STATUS_OK)
-        return rs;
-    if (len > 0x7FFFFFFF) {
-        free(buf);
+    if (len > 0x7FFFFFFF)
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: file too large (%zu bytes)", path, len);
-    }
     json_tokener *tk = json_tokener_new();
-    if (!tk) {
-        free(buf);
+    if (!tk)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory parsing", path);
-    }
     json_object *o = json_tokener_parse_ex(tk, buf, (int)len);
     enum json_tokener_error je = json_tokener_get_error(tk);
     size_t end = json_tokener_get_parse_end(tk);
@@ -43,8 +34,20 @@ static sl_status read_json(const char *path, json_object **out, sl_error *err)
         o = NULL;
     }
     json_tokener_free(tk);
-    free(buf);
     *out = o;
+    return st;
+}
+
+static sl_status read_json(const char *path, json_object **out, sl_error *err)
+{
+    *out = NULL;
+    char *buf;
+    size_t len;
+    sl_status st = sl_file_read_all(path, &buf, &len, err);
+    if (st != SL_STATUS_OK)
+        return st;
+    st = parse_json(path, buf, len, out, err);
+    free(buf);
     return st;
 }
 
@@ -568,19 +571,11 @@ static sl_status load_model(sl_tokenizer *tok, json_object *root, const char *fi
     return SL_STATUS_OK;
 }
 
-sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
+/* The tokenizer described by root; tokenizer_config.json beside path is read when with_config. */
+static sl_tokenizer *load_root(const char *path, json_object *root, bool with_config, sl_error *err)
 {
-    sl_error_clear(err);
-    if (!path) {
-        sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_load: path is NULL");
-        return NULL;
-    }
-    json_object *root = NULL;
-    sl_tokenizer *tok = NULL;
-    if (read_json(path, &root, err))
-        return NULL;
     sl_status st;
-    tok = calloc(1, sizeof *tok);
+    sl_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok || !(tok->path = dup_n(path, strlen(path)))) {
         st = nomem(path, err);
         goto fail;
@@ -590,7 +585,7 @@ sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
         st = sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected an object at the top level", path);
         goto fail;
     }
-    if ((st = load_model(tok, root, path, err)) || (st = load_config(tok, path, err)))
+    if ((st = load_model(tok, root, path, err)) || (with_config && (st = load_config(tok, path, err))))
         goto fail;
     json_object_put(root);
     return tok;
@@ -598,4 +593,26 @@ fail:
     json_object_put(root);
     sl_tokenizer_free(tok);
     return NULL;
+}
+
+sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
+{
+    sl_error_clear(err);
+    if (!path) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_load: path is NULL");
+        return NULL;
+    }
+    json_object *root = NULL;
+    if (read_json(path, &root, err))
+        return NULL;
+    return load_root(path, root, true, err);
+}
+
+sl_tokenizer *sl_tok_load_text(const char *label, const char *text, size_t len, sl_error *err)
+{
+    sl_error_clear(err);
+    json_object *root = NULL;
+    if (parse_json(label, text, len, &root, err))
+        return NULL;
+    return load_root(label, root, false, err);
 }

@@ -242,4 +242,8 @@ const char *sl_tok_piece(const sl_tokenizer *tok, sl_token id, size_t *len);
 sl_status sl_decode_into(const sl_tokenizer *tok, const sl_token *ids, size_t n, unsigned flags,
                          sl_strlist *out, sl_strlist *tmp, sl_error *err);
 
+/* A tokenizer from the text of a tokenizer.json already in memory (label names it in errors; no
+ * tokenizer_config.json is read). */
+sl_tokenizer *sl_tok_load_text(const char *label, const char *text, size_t len, sl_error *err);
+
 #endif

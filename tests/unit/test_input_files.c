@@ -210,3 +210,47 @@ Test(input_files, tokenizer_ids_must_fit_the_model)
               "message: %s", err.msg);
     sl_tokenizer_free(tok);
 }
+
+Test(input_files, float_keys_must_fit_float32)
+{
+    const char *cases[][2] = {{"rms_norm_eps", "1e-50"}, {"rope_theta", "1e300"}};
+    for (size_t i = 0; i < 2; i++) {
+        sl_error err;
+        sl_model *m = sl_model_load(stories_with(cases[i][0], cases[i][1]), &err);
+        cr_assert_null(m, "loaded with %s = %s", cases[i][0], cases[i][1]);
+        cr_expect(strstr(err.msg, "within float32 range") != NULL, "message: %s", err.msg);
+    }
+}
+
+/* A skipped special token between byte-fallback tokens: the decode sees one run of bytes, so the
+ * stream must not emit the first byte alone (found by fuzz_stream). */
+Test(input_files, stream_byte_run_across_a_skipped_special)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" STORIES "/tokenizer.json", SL_SOURCE_DIR);
+    sl_error err;
+    sl_tokenizer *tok = sl_tokenizer_load(path, &err);
+    cr_assert_not_null(tok, "%s", err.msg);
+    const sl_token ids[] = {508, 21, 0, 252, 257, 427, 409}; /* "[", <0x12>, <unk>, <0xF9>, <0xFE>, "p", "▁k" */
+    size_t n = sizeof ids / sizeof ids[0];
+    sl_tokenizer_stream *s = sl_tokenizer_stream_new(tok, SL_DECODE_SKIP_SPECIAL, &err);
+    char streamed[256] = "";
+    size_t total = 0;
+    for (size_t i = 0; i <= n; i++) {
+        const char *text;
+        size_t len;
+        sl_status st = i < n ? sl_tokenizer_stream_put(s, ids[i], &text, &len, &err)
+                             : sl_tokenizer_stream_finish(s, &text, &len, &err);
+        cr_assert_eq(st, SL_STATUS_OK, "%s", err.msg);
+        memcpy(streamed + total, text, len);
+        total += len;
+    }
+    char *whole;
+    size_t whole_len;
+    cr_assert_eq(sl_tokenizer_decode(tok, ids, n, SL_DECODE_SKIP_SPECIAL, &whole, &whole_len, &err), SL_STATUS_OK);
+    cr_expect_eq(total, whole_len);
+    cr_expect(memcmp(streamed, whole, whole_len) == 0, "streamed '%.*s', decoded '%s'", (int)total, streamed, whole);
+    free(whole);
+    sl_tokenizer_stream_free(s);
+    sl_tokenizer_free(tok);
+}
