@@ -379,8 +379,9 @@ static sl_status load_post(sl_tokenizer *tok, json_object *o, const char *file, 
             return sl_error_set(err, SL_STATUS_E_FORMAT,
                                 "%s: unknown special token at %s.single[%zu] (\"%s\")", file, jpath, i, name);
         for (size_t k = 0; k < json_object_array_length(ids); k++) {
-            int64_t id = json_object_get_int64(json_object_array_get_idx(ids, k));
-            if (id < 0 || (size_t)id >= tok->n_ids)
+            json_object *jid = json_object_array_get_idx(ids, k);
+            int64_t id = json_object_get_int64(jid);
+            if (!json_object_is_type(jid, json_type_int) || id < 0 || (size_t)id >= tok->n_ids)
                 return sl_error_set(err, SL_STATUS_E_FORMAT,
                                     "%s: token id out of range at %s.special_tokens[\"%s\"].ids[%zu]",
                                     file, jpath, name, k);
