@@ -29,6 +29,7 @@ run.common = {
   threads = 0,              -- 0 = all CPUs
   format = "text",          -- text | json
   stop = "",                -- stop string(s), separated by "|"
+  n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
 }
 
 function run.options(argv, own)
@@ -41,6 +42,7 @@ function run.options(argv, own)
     sl.fail(("option --format must be text or json (got '%s')"):format(opt.format))
   end
   if opt.max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0") end
+  if opt.n_ctx < 0 then sl.fail("option --n-ctx must be >= 0") end
   return opt
 end
 
@@ -92,6 +94,11 @@ function run.generate(spec)
     model = model, tokenizer = tok, opt = opt, prompt_len = 0, step = 0,
     max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
   }
+  if opt.n_ctx > 0 then
+    local with_ctx = { n_ctx = opt.n_ctx }
+    for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
+    session_opts = with_ctx
+  end
   ctx.session = model:session(session_opts)
   ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
   local chain = spec.chain or sl.chain(sl.processors.standard(opt))
@@ -110,7 +117,7 @@ function run.generate(spec)
   end
 
   local steps, text, stop_reason = {}, {}, "max_new_tokens"
-  local max_pos = model.config.max_position
+  local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   if opt.max_new_tokens > 0 then
     ctx.out = ctx.session:prefill(prompt)
     ctx.amateur_outs = {}
