@@ -104,4 +104,55 @@ T.case("factor: ties count as correct", function()
   T.eq(tasks.factor.is_correct({ -5, -4.9, -6, -7 }), false, "a contradiction wins")
 end)
 
+T.case("bundled data sets load as the official scripts read them", function()
+  local data = require "slua.eval.data"
+  local root = data.root .. "/"
+  local tf = ev.tasks.truthfulqa_mc.load(root .. "truthfulqa/TruthfulQA.csv")
+  T.eq(#tf, 817, "TruthfulQA rows")
+  local fx = T.json_file(strings .. "../tiny-llama/tfqa_mc.json")
+  for i, q in ipairs(fx.questions) do
+    T.eq(tf[i].question, q.question, "question " .. i)
+    T.eq(tf[i].ref_best, q.ref_best, "best answer " .. i)
+    T.eq(table.concat(tf[i].ref_true, "|"), table.concat(q.ref_true, "|"), "true answers " .. i)
+    T.eq(table.concat(tf[i].ref_false, "|"), table.concat(q.ref_false, "|"), "false answers " .. i)
+    T.eq(ev.tasks.truthfulqa_mc.prompt(tf[i].question), q.prompt, "prompt " .. i)
+  end
+  local news = ev.tasks.factor.load(root .. "factor/news_factor.csv")
+  T.eq(#news, 1036, "FACTOR news rows")
+  local fa = T.json_file(strings .. "../tiny-llama/factor.json")
+  for _, r in ipairs(fa.rows) do
+    local item = news[r.row_index + 1]
+    T.eq(item.prefix, r.prefix, "news prefix (full_prefix) of row " .. r.row_index)
+    for j, c in ipairs(r.continuations) do
+      T.eq(ev.tasks.factor.continuation(item.answers[j]), c, "continuation " .. j)
+    end
+  end
+  local expert = ev.tasks.factor.load(root .. "factor/expert_factor.csv")
+  T.eq(#expert, 236, "FACTOR expert rows")
+  local recs = data.csv_records(root .. "factor/expert_factor.csv")
+  T.eq(expert[1].prefix, recs[1].turncated_prefixes, "expert rows read turncated_prefixes")
+  T.truthy(recs[1].turncated_prefixes ~= recs[1].full_prefix, "the columns differ")
+  local g = ev.tasks.gsm8k.load(root .. "gsm8k/test.jsonl")
+  T.eq(#g, 1319, "GSM8K rows")
+  for i, p in ipairs(T.json_file(strings .. "gsm8k.json").prompts) do
+    T.eq(g[i].question, p.question, "GSM8K question " .. i)
+    T.eq(g[i].gt_answer, p.gt_answer, "GSM8K answer " .. i)
+  end
+  local sq = ev.tasks.strategyqa.load(root .. "strategyqa/strategyqa_train.json")
+  T.eq(#sq, 2290, "StrategyQA items")
+  for i, p in ipairs(T.json_file(strings .. "strategyqa.json").prompts) do
+    T.eq(sq[i].qid .. sq[i].question, p.qid .. p.question, "StrategyQA item " .. i)
+    T.eq(sq[i].answer, p.answer, "StrategyQA answer " .. i)
+  end
+  local mg = T.json_file(strings .. "mgsm.json")
+  for _, lang in ipairs{ "zh", "en" } do
+    local items = ev.tasks.mgsm.load(root .. ev.tasks.mgsm.data_for(lang))
+    T.eq(#items, 250, "MGSM " .. lang)
+    for i, p in ipairs(mg.prompts[lang]) do
+      T.eq(items[i].question, p.question, "MGSM question " .. i)
+      T.eq(items[i].label, p.label, "MGSM label " .. i)
+    end
+  end
+end)
+
 T.finish()

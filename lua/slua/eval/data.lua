@@ -33,46 +33,50 @@ function data.read(path)
   return text
 end
 
--- Rows of a delimited file as arrays of strings.
+-- Rows of a delimited file as arrays of strings. A field that starts with '"' is quoted ('""'
+-- inside is one quote, delimiters and newlines are data); \r\n ends a row like \n.
 function data.parse_delimited(text, delim, path)
   delim = delim or ","
-  local rows, row, field = {}, {}, {}
+  local special = "[" .. (delim == "\t" and "\t" or "%" .. delim) .. "\"\r\n]"
+  local rows, row = {}, {}
   local i, n = 1, #text
-  local quoted, line = false, 1
   while i <= n do
-    local c = text:sub(i, i)
-    if quoted then
-      if c == '"' then
-        if text:sub(i + 1, i + 1) == '"' then
-          field[#field + 1] = '"'
-          i = i + 1
+    local field
+    if text:sub(i, i) == '"' then
+      local parts, j = {}, i + 1
+      while true do
+        local q = text:find('"', j, true)
+        if not q then sl.fail(("%s: unterminated quoted field (row %d)"):format(path or "data", #rows + 1)) end
+        parts[#parts + 1] = text:sub(j, q - 1)
+        if text:sub(q + 1, q + 1) == '"' then
+          parts[#parts + 1] = '"'
+          j = q + 2
         else
-          quoted = false
+          i = q + 1
+          break
         end
-      else
-        if c == "\n" then line = line + 1 end
-        field[#field + 1] = c
       end
-    elseif c == '"' and #field == 0 then
-      quoted = true
-    elseif c == delim then
-      row[#row + 1] = table.concat(field)
-      field = {}
-    elseif c == "\n" or c == "\r" then
-      if c == "\r" and text:sub(i + 1, i + 1) == "\n" then i = i + 1 end
-      row[#row + 1] = table.concat(field)
-      rows[#rows + 1] = row
-      row, field = {}, {}
-      line = line + 1
+      -- characters after the closing quote up to the delimiter belong to the field (csv module)
+      local k = text:find(special, i) or n + 1
+      while k <= n and text:sub(k, k) == '"' do k = text:find(special, k + 1) or n + 1 end
+      parts[#parts + 1] = text:sub(i, k - 1)
+      field, i = table.concat(parts), k
     else
-      field[#field + 1] = c
+      local k = text:find(special, i) or n + 1
+      while k <= n and text:sub(k, k) == '"' do k = text:find(special, k + 1) or n + 1 end
+      field, i = text:sub(i, k - 1), k
     end
-    i = i + 1
-  end
-  if quoted then sl.fail(("%s: unterminated quoted field (line %d)"):format(path or "data", line)) end
-  if #field > 0 or #row > 0 then
-    row[#row + 1] = table.concat(field)
-    rows[#rows + 1] = row
+    row[#row + 1] = field
+    local c = text:sub(i, i)
+    if c == delim then
+      i = i + 1
+      if i > n then row[#row + 1] = "" end
+    else -- end of row (or of text)
+      if c == "\r" and text:sub(i + 1, i + 1) == "\n" then i = i + 1 end
+      rows[#rows + 1] = row
+      row = {}
+      i = i + 1
+    end
   end
   return rows
 end

@@ -31,14 +31,36 @@ local function codepoints(s)
   return out
 end
 
+-- The code point starting at byte i and the byte after it (an invalid byte counts alone).
+local function cp_at(s, i)
+  local ok, cp = pcall(utf8.codepoint, s, i)
+  if not ok then return s:byte(i), i + 1 end
+  return cp, i + #utf8.char(cp)
+end
+
+-- The code point ending at byte j and its first byte.
+local function cp_before(s, j)
+  local i = j
+  while i > 1 and j - i < 3 and (s:byte(i) & 0xC0) == 0x80 do i = i - 1 end
+  local cp, after = cp_at(s, i)
+  if after ~= j + 1 then return s:byte(j), j end
+  return cp, i
+end
+
 -- str.strip()
 function text.strip(s)
-  local cps = codepoints(s)
-  local a, b = 1, #cps
-  while a <= b and space[cps[a][1]] do a = a + 1 end
-  while b >= a and space[cps[b][1]] do b = b - 1 end
-  if a > b then return "" end
-  return s:sub(cps[a][2], cps[b][3])
+  local a, b = 1, #s
+  while a <= b do
+    local cp, after = cp_at(s, a)
+    if not space[cp] then break end
+    a = after
+  end
+  while b >= a do
+    local cp, first = cp_before(s, b)
+    if not space[cp] then break end
+    b = first - 1
+  end
+  return s:sub(a, b)
 end
 
 -- str.lower() for the purpose of finding ASCII triggers ("the answer is", "no"): no other
