@@ -141,7 +141,12 @@ local items
 if opt.items ~= "" then
   if not task.from_ids then sl.fail(("task %s generates text; --items is for scoring tasks"):format(task.name)) end
   items = {}
-  for i, obj in ipairs(data.jsonl(opt.items)) do items[i] = task.from_ids(obj, ("%s:%d"):format(opt.items, i)) end
+  for i, obj in ipairs(data.jsonl(opt.items)) do
+    local item = task.from_ids(obj, ("%s:%d"):format(opt.items, i))
+    if item.id == "nil" then item.id = tostring(i - 1) end -- no id: the line number (0-based)
+    item.index = item.index or i - 1
+    items[i] = item
+  end
   settings.items = opt.items
 else
   local path = opt.data
