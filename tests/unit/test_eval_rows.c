@@ -91,8 +91,13 @@ Test(eval_rows, chunking_does_not_change_rows)
     collected small = run_rows(m, 3, layers, 2, SL_LAYER_RAW);
     cr_assert_eq(small.calls, (N_SEQ + 2) / 3);
     cr_assert_eq(small.max_chunk, 3);
-    double d = tu_max_abs_diff(one.rows, small.rows, (size_t)N_SEQ * 2 * (size_t)V);
-    cr_assert_eq(d, 0.0, "chunked rows are bit-identical (max|d| %g)", d);
+    /* The same rows through products of another height: equal up to the kernels' rounding. */
+    size_t count = (size_t)N_SEQ * 2 * (size_t)V;
+    double scale = 1.0;
+    for (size_t i = 0; i < count; i++)
+        scale = fmax(scale, fabs(one.rows[i]));
+    double d = tu_max_abs_diff(one.rows, small.rows, count);
+    cr_assert_leq(d, 1e-5 * scale, "chunked rows agree (max|d| %g, scale %g)", d, scale);
     free(one.rows);
     free(small.rows);
     sl_model_free(m);
