@@ -9,6 +9,20 @@
 -- The quirks of the official code are reproduced on purpose (see the README, "Reproducing the
 -- DoLa tables"): premature layers go through the LM head without the final norm, answers are
 -- split from the prompt by token count, masked tokens score relative_top_value (-1000).
+--
+-- Every task module (ev.tasks.<name>, lua/slua/tasks/<name>.lua) offers, for drivers such as
+-- `slua eval` (lua/slua/cmd/eval.lua, lua/slua/eval/runner.lua) or a sweep:
+--   task.name, task.kind ("score" | "generate"), task.data (path under data/), task.metric
+--   task.settings                       scoring tasks: the script's relative_top etc.
+--   task.load(path) -> items            items carry a unique string id and a 0-based index
+--   task.from_ids(obj, where) -> item   scoring tasks: a pre-tokenised item (--items)
+--   task.evaluate(model, item, setting) -> record (one JSON-able table per item)
+--   task.summarize(records) -> metrics  (the task's headline metric under task.metric)
+-- plus the official pieces: prompt, extract, is_correct, metrics / split_multi_answer /
+-- format_best (TruthfulQA). `setting` holds the lm_score options (mode, premature_layer,
+-- candidate_layers, mature_layer, relative_top, relative_top_value, post_softmax, prefix_cache,
+-- details) for scoring tasks, and recipe, recipe_options, max_new_tokens, seed, lang for the
+-- generating ones; M.layers_setting turns --early-exit-layers into the mode part.
 local core = require "slua.core"
 
 local M = {}
