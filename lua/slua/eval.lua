@@ -125,9 +125,14 @@ function M.score_answer(model, a, setting)
   return r
 end
 
+-- The generation loop's prefix cache per model: every GSM8K question shares the 8-shot demo,
+-- every StrategyQA question the 6-shot one.
+local generation_cache = setmetatable({}, { __mode = "k" })
+
 -- Generates a completion of prompt_text with any recipe, in this process, on a loaded model
 -- (sl.invoke): setting.recipe (default "greedy"), setting.recipe_options (the recipe's own
--- flags as a table), setting.max_new_tokens, and the task's stop strings. Returns the decoded
+-- flags as a table), setting.max_new_tokens, and the task's stop strings; setting.prefix_cache
+-- (default on) continues the previous generation's session from the shared prompt prefix. Returns the decoded
 -- new text (special tokens skipped, stop strings kept, as the official scripts see it) and
 -- the generation's result table.
 function M.generate(model, prompt_text, setting, stops)
@@ -135,10 +140,16 @@ function M.generate(model, prompt_text, setting, stops)
   local options = {}
   for k, v in pairs(setting.recipe_options or {}) do options[k] = v end
   options.prompt = prompt_text
+  options.format = "json" -- nothing is printed in process; this also keeps recipes' notes off stderr
   options.max_new_tokens = setting.max_new_tokens or 256
   if stops and #stops > 0 then options.stop = table.concat(stops, "|") end
   if setting.seed then options.seed = setting.seed end
-  local results = sl.invoke(setting.recipe or "greedy", options, { model = model })
+  local cache = nil
+  if setting.prefix_cache ~= false then
+    cache = generation_cache[model] or {}
+    generation_cache[model] = cache
+  end
+  local results = sl.invoke(setting.recipe or "greedy", options, { model = model, sessions = cache })
   local r = results[#results] or sl.fail("eval: the recipe made no generation")
   return r.text, r
 end

@@ -99,7 +99,14 @@ function run.generate(spec)
     for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
     session_opts = with_ctx
   end
-  ctx.session = model:session(session_opts)
+  -- A host's prefix cache (run.invoke with opts.sessions): the main session of the previous
+  -- generation with the same model and session options is continued from the longest prefix
+  -- it shares with this prompt. Recipes with amateur sessions always start afresh.
+  local pool, reused = host and host.sessions, nil
+  local pool_key = pool and not spec.amateurs and (model.path .. core.json_encode(session_opts or {}))
+  if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
+  ctx.session = reused or model:session(session_opts)
+  if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
   ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
   local chain = spec.chain or sl.chain(sl.processors.standard(opt))
   local sample = spec.sample
@@ -119,7 +126,13 @@ function run.generate(spec)
   local steps, text, stop_reason = {}, {}, "max_new_tokens"
   local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   if opt.max_new_tokens > 0 then
-    ctx.out = ctx.session:prefill(prompt)
+    local keep = 0
+    if reused then
+      local held = ctx.session:tokens()
+      while keep < #prompt - 1 and held[keep + 1] == prompt[keep + 1] do keep = keep + 1 end
+      ctx.session:rewind(keep)
+    end
+    ctx.out = ctx.session:prefill(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}))
     ctx.amateur_outs = {}
     for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:prefill(prompt) end
   end
@@ -192,7 +205,9 @@ end
 -- Runs a recipe script in this process with the given flags (a list, or an options table for
 -- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
 -- returns the result of every generation it made — the tables JSON mode prints — instead of
--- printing them. Errors propagate to the caller. Invocations nest.
+-- printing them. Errors propagate to the caller. Invocations nest. opts.sessions, a table the
+-- caller keeps between invocations, is a prefix cache: the next generation continues the last
+-- one's session from the prefix the two prompts share (same results, less prefill).
 function run.invoke(recipe, argv, opts)
   local path = run.recipe_path(recipe)
   local chunk, err = loadfile(path)
@@ -201,7 +216,7 @@ function run.invoke(recipe, argv, opts)
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
   local saved_arg, saved_host = _G.arg, host
-  local mine = { model = opts and opts.model, results = {} }
+  local mine = { model = opts and opts.model, sessions = opts and opts.sessions, results = {} }
   _G.arg, host = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
   _G.arg, host = saved_arg, saved_host

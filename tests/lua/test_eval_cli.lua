@@ -267,7 +267,15 @@ T.case("generating tasks run any recipe with the official stop words", function(
     T.eq(lines[2].gt_answer, "2000", "reference without commas")
     T.truthy(type(lines[1].completion) == "string" and lines[1].n_new_tokens > 0, "a completion")
     T.eq(lines[1].model_answer, ev.tasks.gsm8k.extract(lines[1].completion), "extracted from the completion")
+    -- the second question continues the first one's session from the shared 8-shot demo
+    local plain = tmp .. "/gsm-plain" .. #extra .. ".out"
+    eval_cli(("gsm8k --data %s --max-new-tokens 6 --n-ctx 2048 --no-prefix-cache --output %s %s"):format(jsonl, plain, extra))
+    for i, r in ipairs(read_lines(plain)) do T.eq(lines[i].completion, r.completion, "same completion with the cache") end
   end
+  local p = assert(io.popen(("%s eval strategyqa --limit 1 --max-new-tokens 2 --n-ctx 2048 --early-exit-layers 0,2,5 "
+    .. "--threads 1 2>&1 >/dev/null"):format(slua)))
+  T.eq(p:read("a"), "", "recipes print nothing to stderr inside an eval")
+  p:close()
   local s = eval_cli("strategyqa --limit 2 --max-new-tokens 4 --n-ctx 2048 --early-exit-layers 0,2,5")
   T.eq(s.n, 2, "bundled StrategyQA")
   T.eq(s.settings.recipe, "dola", "DoLa layers pick the dola recipe")

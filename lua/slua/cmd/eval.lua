@@ -133,6 +133,7 @@ else
   if opt.n_ctx > 0 then ro.n_ctx = opt.n_ctx end
   setting.recipe, setting.recipe_options = recipe, ro
   setting.max_new_tokens, setting.seed, setting.lang = opt.max_new_tokens, opt.seed, opt.lang
+  setting.prefix_cache = opt.prefix_cache
   settings.recipe, settings.recipe_options, settings.max_new_tokens, settings.seed =
     recipe, ro, opt.max_new_tokens, opt.seed
 end
