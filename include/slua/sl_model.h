@@ -130,6 +130,30 @@ enum {
 SL_API sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags,
                                  sl_error *err);
 
+/* Per-position layer logits for a row range (teacher forcing). */
+typedef struct sl_rows_request {
+    int32_t row0;          /* first row of the eval (0-based in `tokens`) whose logits are wanted */
+    const int32_t *layers; /* HF layer numbers in [0, N], in the order the outputs are laid out */
+    int32_t n_layers;
+    unsigned what;     /* SL_LAYER_RAW and/or SL_LAYER_NORM; for layer N both are the final logits */
+    int32_t max_rows;  /* rows per LM-head product; 0 = as many as fit in 64 MiB of logits */
+} sl_rows_request;
+
+/* Receives one chunk of rows [row, row + n_rows) of an eval_rows call. logits holds, for each
+ * row r, n_out = n_layers * (number of kinds) vectors of n_vocab floats: output o of row r at
+ * logits + ((size_t)r * n_out + o) * n_vocab, o = i for the raw logits of layers[i] and
+ * o = (raw requested ? n_layers : 0) + i for its logit-lens logits. Borrowed for the call. A
+ * status other than OK stops the eval_rows call and is returned. */
+typedef sl_status (*sl_rows_sink)(void *user, int32_t row, int32_t n_rows, int32_t n_out, const float *logits,
+                                sl_error *err);
+
+/* Like sl_session_eval, and then hands the requested layers' logits at every row from
+ * req->row0 to n - 1 to fn, in chunks of at most max_rows rows, each chunk one LM-head product.
+ * Memory: the hidden states of those rows (rows x layers x n_embd) plus one chunk of logits.
+ * Not on forked sessions (E_STATE). The session keeps the evaluated tokens even when fn fails. */
+SL_API sl_status sl_session_eval_rows(sl_session *s, const sl_token *tokens, int32_t n, const sl_rows_request *req,
+                                      sl_rows_sink fn, void *user, sl_error *err);
+
 /* Final logits at the last evaluated position, [n_vocab]. Borrowed: valid until the next
  * eval, reset or rewind; NULL before the first eval. */
 SL_API const float *sl_session_logits(const sl_session *s);

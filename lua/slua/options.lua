@@ -56,6 +56,7 @@ O.known = {
   prompt_ids = { type = "ids", help = "comma-separated prompt token ids, used as they are" },
   truncate_prompt = { type = "boolean", help = "keep the end of a prompt that does not fit the context" },
   max_new_tokens = { type = "integer", min = 0, help = "tokens to generate at most" },
+  n_ctx = { type = "integer", min = 0, help = "context length (0 = max_position_embeddings; RoPE runs past it)" },
   seed = { type = "integer", min = 0, help = "seed of the sampling generator" },
   threads = { type = "integer", min = 0, max = core.max_threads,
               help = ("CPU threads, at most %d (0 = all CPUs)"):format(core.max_threads) },

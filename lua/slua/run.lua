@@ -37,6 +37,7 @@ run.common = {
   max_new_tokens = 64,
   seed = 42,
   stop = "",                -- stop string(s), separated by "|"
+  n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
 }
 for k, v in pairs(run.input) do run.common[k] = v end
 
@@ -76,7 +77,7 @@ function run.prompt_ids(model, opt)
     ids, what = tok:encode(opt.prompt, { special = true }), "prompt"
     if #ids == 0 then sl.fail("option --prompt: encodes to no tokens", 2) end
   end
-  local context = model.config.max_position
+  local context = (opt.n_ctx or 0) > 0 and opt.n_ctx or model.config.max_position
   local keep = context - math.min(opt.max_new_tokens or 0, context // 2)
   if #ids > context and not opt.truncate_prompt then
     sl.fail(("option --%s: %d tokens do not fit the model's context of %d (--truncate-prompt keeps the last %d)")
@@ -146,7 +147,19 @@ function run.generate(spec)
     model = model, tokenizer = tok, opt = opt, prompt_len = 0, step = 0,
     max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
   }
-  ctx.session = model:session(session_opts)
+  if opt.n_ctx > 0 then
+    local with_ctx = { n_ctx = opt.n_ctx }
+    for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
+    session_opts = with_ctx
+  end
+  -- A host's prefix cache (run.invoke with opts.sessions): the main session of the previous
+  -- generation with the same model and session options is continued from the longest prefix
+  -- it shares with this prompt. Recipes with amateur sessions always start afresh.
+  local pool, reused = host and host.sessions, nil
+  local pool_key = pool and not spec.amateurs and (model.path .. core.json_encode(session_opts or {}))
+  if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
+  ctx.session = reused or model:session(session_opts)
+  if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
   ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
   local chain = spec.chain or sl.chain(sl.processors.standard(opt))
   local sample = spec.sample
@@ -204,11 +217,17 @@ function run.generate(spec)
     end
   end })
 
-  local max_pos = model.config.max_position
+  local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   local n_vocab = model.n_vocab
   local who = ("the scores function of %s"):format(spec.recipe or "the recipe")
   if opt.max_new_tokens > 0 then
-    ctx.out = ctx.session:prefill(prompt)
+    local keep = 0
+    if reused then
+      local held = ctx.session:tokens()
+      while keep < #prompt - 1 and held[keep + 1] == prompt[keep + 1] do keep = keep + 1 end
+      ctx.session:rewind(keep)
+    end
+    ctx.out = ctx.session:prefill(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}))
     ctx.amateur_outs = {}
     for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:prefill(prompt) end
   end
@@ -281,7 +300,9 @@ end
 -- Runs a recipe script in this process with the given flags (a list, or an options table for
 -- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
 -- returns the result of every generation it made — the tables JSON mode prints — instead of
--- printing them. Errors propagate to the caller. Invocations nest.
+-- printing them. Errors propagate to the caller. Invocations nest. opts.sessions, a table the
+-- caller keeps between invocations, is a prefix cache: the next generation continues the last
+-- one's session from the prefix the two prompts share (same results, less prefill).
 function run.invoke(recipe, argv, opts)
   local path = run.recipe_path(recipe)
   local chunk, err = loadfile(path)
@@ -290,7 +311,8 @@ function run.invoke(recipe, argv, opts)
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
   local saved_arg, saved_host = _G.arg, host
-  local mine = { model = opts and opts.model, probe = opts and opts.probe, results = {} }
+  local mine = { model = opts and opts.model, probe = opts and opts.probe, sessions = opts and opts.sessions,
+                 results = {} }
   _G.arg, host = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
   _G.arg, host = saved_arg, saved_host

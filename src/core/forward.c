@@ -208,6 +208,14 @@ static void capture(sl_session *s, int32_t l, int32_t n, int32_t p, bool last_ch
     sl_tap *t = sl_session_find_tap(s, l);
     if (t)
         memcpy(t->data + (int64_t)p * D, s->x, (size_t)n * (size_t)D * sizeof(float));
+    const sl_rows_capture *rc = s->rows;
+    if (rc && rc->slot[l] >= 0) {
+        int32_t first = p - rc->pos0 - rc->row0; /* row of this chunk's first token */
+        int32_t lo = first < 0 ? -first : 0, hi = rc->n_rows - first < n ? rc->n_rows - first : n;
+        if (hi > lo)
+            memcpy(rc->hidden + ((int64_t)rc->slot[l] * rc->n_rows + first + lo) * D, s->x + (int64_t)lo * D,
+                   (size_t)(hi - lo) * (size_t)D * sizeof(float));
+    }
     int32_t slot = l < s->model->cfg.n_layer ? request_slot(s, l) : -1;
     if (last_chunk && slot >= 0)
         memcpy(s->layer_hidden + (int64_t)slot * D, s->x + (int64_t)(n - 1) * D, (size_t)D * sizeof(float));

@@ -82,11 +82,22 @@ struct sl_session {
     int32_t n_branches;  /* rows of the last sl_session_eval_branches, until the next eval/rewind */
     float *final_hidden; /* [cap][n_embd]: hidden_states[N] (after the final norm) per position */
 
+    /* per-position capture of an eval_rows call (NULL otherwise) */
+    struct sl_rows_capture *rows;
+
     /* scratch for one chunk of n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;
     float *rope_cs;      /* [head_dim]: cos then sin of one position */
     int32_t scores_cap;  /* floats in `scores` */
 };
+
+/* Hidden states captured for sl_session_eval_rows: rows [row0, row0 + n_rows) counted from
+ * position pos0, for every layer whose slot is >= 0. */
+typedef struct sl_rows_capture {
+    int32_t pos0, row0, n_rows;
+    int32_t *slot;  /* [n_layer + 1]: index into hidden, or -1 */
+    float *hidden;  /* [n_slots][n_rows][n_embd] */
+} sl_rows_capture;
 
 /* Forward one chunk of n tokens at positions [s->pos, s->pos + n); fills per-layer outputs
  * when last_chunk. Implemented in forward.c. */

@@ -1,0 +1,64 @@
+/* slua — teacher-forced answer scores as the DoLa repository computes them (DoLa.lm_score).
+ *
+ * The model runs on full_ids; the answer is full_ids[n_prefix:], scored at positions
+ * n_prefix-1 .. n_full-2 (the logits at t score full_ids[t+1]). The boundary is a token count
+ * only: full_ids[:n_prefix] need not be the prompt's own tokenisation. Every mode returns a SUM
+ * over answer tokens, never a mean. Early-exit logits are lm_head(hidden_states[l]) with no
+ * final norm for l < N (the official code's quirk); layer N is the model's ordinary logits. */
+#ifndef SLUA_SL_EVAL_H
+#define SLUA_SL_EVAL_H
+
+#include <stdbool.h>
+
+#include "slua/sl_base.h"
+#include "slua/sl_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sl_score_mode {
+    SL_SCORE_BASELINE = 0,    /* Σ log_softmax(final)[answer token] */
+    SL_SCORE_DOLA_STATIC = 1, /* one premature layer, premature[0] */
+    SL_SCORE_DOLA = 2         /* per position, the candidate with the largest official divergence */
+} sl_score_mode;
+
+typedef struct sl_score_params {
+    sl_score_mode mode;
+    int32_t mature_layer;      /* DoLa modes: the mature layer (N = final logits); baseline ignores it */
+    const int32_t *premature;  /* static: [0] is the premature layer; dola: the candidates, in order */
+    int32_t n_premature;
+    float relative_top;        /* > 0: tokens with log p_mature < max + ln(relative_top) score ... */
+    float relative_top_value;  /* ... this constant (-1000 in the official code), not -inf */
+    bool post_softmax;         /* log_softmax of the log-ratio over the whole vocabulary */
+    bool reuse_prefix;         /* continue from the session's longest common prefix with full_ids */
+} sl_score_params;
+
+/* The official defaults: baseline, mature N, relative_top 0.1, value -1000, post_softmax on,
+ * prefix reuse on. */
+SL_API sl_score_params sl_score_default_params(void);
+
+typedef struct sl_score_result {
+    double log_prob;      /* the sum of the per-token terms */
+    int32_t n_forwarded;  /* tokens this call ran through the model */
+} sl_score_result;
+
+/* Scores full_ids[n_prefix:] on session s (a session of its own: the call rewinds it). With
+ * reuse_prefix the tokens it already holds that match full_ids (up to position n_prefix-1)
+ * are not recomputed; otherwise it starts from position 0. The last token is never run (no
+ * position scores it). per_token and premature (each n_full - n_prefix entries, either may be
+ * NULL) receive each term and the premature layer it used (-1 in baseline). n_prefix = n_full
+ * gives 0. The session's n_ctx must hold n_full - 1 tokens. */
+SL_API sl_status sl_lm_score(sl_session *s, const sl_token *full_ids, int32_t n_full, int32_t n_prefix,
+                             const sl_score_params *params, float *per_token, int32_t *premature,
+                             sl_score_result *result, sl_error *err);
+
+/* Python's `\d` on str: true for a code point of Unicode category Nd (any script's decimal
+ * digits, fullwidth ones included). The answer-extraction regexes of the evaluations use it. */
+SL_API bool sl_text_is_decimal_digit(int32_t codepoint);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
