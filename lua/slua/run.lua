@@ -30,13 +30,18 @@ run.common = {
   format = "text",          -- text | json
   stop = "",                -- stop string(s), separated by "|"
 }
+for k, v in pairs(require("slua.chat_options").common) do run.common[k] = v end  -- --chat, --messages, ...
 
 function run.options(argv, own)
   local sl = require "slua"
   local defaults = {}
   for k, v in pairs(run.common) do defaults[k] = v end
   for k, v in pairs(own or {}) do defaults[k] = v end
+  local chat_options = require "slua.chat_options"
+  local eos = chat_options.apply_generation_config(argv, defaults)  -- HF: the file's values, then flags
   local opt = sl.options(argv, defaults)
+  chat_options.check(opt)
+  opt.eos_token_id = eos
   if opt.format ~= "text" and opt.format ~= "json" then
     sl.fail(("option --format must be text or json (got '%s')"):format(opt.format))
   end
@@ -57,6 +62,7 @@ function run.prompt_ids(model, opt)
     end
     return ids
   end
+  if require("slua.chat_options").wants_chat(opt) then return require("slua.chat_options").prompt_ids(model, opt) end
   local tok = model.tokenizer
   if not tok then sl.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end
   local ids = tok:encode(opt.prompt, { special = true })
