@@ -196,7 +196,10 @@ function B.percent_format(fmt, values, nd)
       end
     end
   end
-  if i < list.n and getmetatable(values) ~= V.Dict then
+  -- Python: leftovers of a tuple, or an unused plain value, are an error; a list or mapping
+  -- argument without specifiers is not (it may be a mapping for %(name)s).
+  local mt = getmetatable(values)
+  if i < list.n and ((mt == V.List and values.tuple) or (mt ~= V.Dict and mt ~= V.List)) then
     V.fail("not all arguments converted during string formatting", nd)
   end
   return table.concat(out)
@@ -243,9 +246,15 @@ local STRING_METHODS = {
     end
   end,
   splitlines = function(s)
-    local out = V.list()
-    for line in (s .. "\n"):gmatch("(.-)\r?\n") do out.n = out.n + 1; out[out.n] = line end
-    if s == "" then out.n = 0; out[1] = nil end
+    local out, pos = V.list(), 1
+    while pos <= #s do
+      local a, b = s:find("\r?\n", pos)
+      if not a then a, b = s:find("\r", pos) end
+      if not a then out.n = out.n + 1; out[out.n] = s:sub(pos); break end
+      out.n = out.n + 1
+      out[out.n] = s:sub(pos, a - 1)
+      pos = b + 1
+    end
     return out
   end,
   isdigit = function(s) return s ~= "" and not s:find("%D") end,
@@ -352,6 +361,12 @@ end
 
 local function is_int(v) return math.type(v) == "integer" end
 
+local function number_of(v, what, nd)
+  if type(v) == "boolean" then return v and 1 or 0 end
+  if type(v) ~= "number" then V.fail(("%s: a number is required, not %s"):format(what, V.kind(v)), nd) end
+  return v
+end
+
 B.tests = {
   defined = function(_, v) return not V.is_undef(v) end,
   undefined = function(_, v) return V.is_undef(v) end,
@@ -372,25 +387,19 @@ B.tests = {
     local mt = getmetatable(v)
     return type(v) == "string" or mt == V.List or mt == V.Dict or mt == V.Undef
   end,
-  callable = function(_, v) return getmetatable(v) == V.Callable end,
+  callable = function(_, v) return getmetatable(v) == V.Callable or V.is_undef(v) end,  -- Undefined has __call__
   sameas = function(_, v, a) return rawequal(v, a[1]) or (type(v) ~= "table" and v == a[1]) end,
   escaped = function() return false end,
-  odd = function(_, v, _, nd)
-    if not is_int(v) then V.fail("odd: an integer is required", nd) end
-    return v % 2 == 1
-  end,
-  even = function(_, v, _, nd)
-    if not is_int(v) then V.fail("even: an integer is required", nd) end
-    return v % 2 == 0
-  end,
+  odd = function(_, v, _, nd) return number_of(v, "odd", nd) % 2 == 1 end,
+  even = function(_, v, _, nd) return number_of(v, "even", nd) % 2 == 0 end,
   divisibleby = function(_, v, a, nd)
-    if type(v) ~= "number" or type(a[1]) ~= "number" or a[1] == 0 then
-      V.fail("divisibleby: numbers (and a non-zero divisor) are required", nd)
-    end
-    return v % a[1] == 0
+    local x, d = number_of(v, "divisibleby", nd), number_of(a[1], "divisibleby", nd)
+    if d == 0 then V.fail("integer division or modulo by zero", nd) end
+    return x % d == 0
   end,
-  lower = function(_, v) return type(v) == "string" and v:lower() == v end,
-  upper = function(_, v) return type(v) == "string" and v:upper() == v end,
+  -- Jinja2: str(value).islower() / .isupper()
+  lower = function(_, v) local t = V.str(v); return t:find("%l") ~= nil and not t:find("%u") end,
+  upper = function(_, v) local t = V.str(v); return t:find("%u") ~= nil and not t:find("%l") end,
   ["in"] = function(_, v, a, nd) return require("slua.jinja.eval").contains(a[1], v, nd) end,
   filter = function(_, v) return B.filters[v] ~= nil end,
   test = function(_, v) return B.tests[v] ~= nil end,

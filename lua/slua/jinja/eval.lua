@@ -67,6 +67,7 @@ local function getitem(obj, key, nd)
     V.fail(("'%s' has no item %s"):format(obj.hint or "undefined value", V.repr(key)), nd)
   end
   if type(key) == "boolean" then key = key and 1 or 0 end
+  if mt == V.List and obj.lazy then V.fail("'generator' object is not subscriptable", nd) end
   if mt == V.List then
     local i = index_of(obj.n, key)
     if i then return obj[i] end
@@ -89,7 +90,7 @@ E.getitem = getitem
 local function slice(obj, start, stop, step, nd)
   local items, is_str
   if type(obj) == "string" then items, is_str = V.chars(obj), true
-  elseif getmetatable(obj) == V.List then items = obj
+  elseif getmetatable(obj) == V.List and not obj.lazy then items = obj
   else V.fail(("'%s' object is not subscriptable"):format(V.kind(obj)), nd) end
   local n = is_str and #items or obj.n
   local function int_or_nil(x, what)
@@ -155,7 +156,8 @@ local function binop(op, a, b, nd)
   if op == "+" then
     if is_num(a) and is_num(b) then return num(a) + num(b) end
     if type(a) == "string" and type(b) == "string" then return a .. b end
-    if getmetatable(a) == V.List and getmetatable(b) == V.List and (a.tuple or false) == (b.tuple or false) then
+    if getmetatable(a) == V.List and getmetatable(b) == V.List and (a.tuple or false) == (b.tuple or false)
+        and not a.lazy and not b.lazy then
       return concat_lists(a, b)
     end
     type_error("+", a, b, nd)
@@ -169,10 +171,11 @@ local function binop(op, a, b, nd)
     if math.type(num(n)) == "integer" then
       if type(s) == "string" then
         if #s * num(n) > 1 << 26 then V.fail("string repetition too large for a template", nd) end
-        return n > 0 and s:rep(num(n)) or ""
+        return num(n) > 0 and s:rep(num(n)) or ""
       end
-      if getmetatable(s) == V.List then
+      if getmetatable(s) == V.List and not s.lazy then
         local out = V.list()
+        out.tuple = s.tuple
         if s.n * num(n) > 1 << 20 then V.fail("list repetition too large for a template", nd) end
         for _ = 1, num(n) do out = concat_lists(out, s) end
         return out
@@ -427,6 +430,9 @@ local function run_loop(env, fr, nd, out, iterable, depth)
     end
     items = kept
   end
+  -- As Jinja2 compiles it, `else` runs unless an iteration reached the end of the body (one
+  -- that ended in break or continue does not count).
+  local completed = false
   if #items == 0 then
     if nd.else_ then return exec_body(env, fr, nd.else_, out) end
     return
@@ -447,7 +453,9 @@ local function run_loop(env, fr, nd, out, iterable, depth)
     local signal = exec_body(env, inner, nd.body, out)
     if signal == BREAK then break end
     if signal and signal ~= CONTINUE then return signal end
+    if not signal then completed = true end
   end
+  if nd.else_ and not completed then return exec_body(env, fr, nd.else_, out) end
 end
 
 EXEC["for"] = function(env, fr, nd, out)

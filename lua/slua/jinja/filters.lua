@@ -30,6 +30,9 @@ return function(B)
   end
 
   local function list_of(items) return V.list(items, #items) end
+  -- Jinja2's map, select, items, unique, ... return generators: always true, not subscriptable,
+  -- without a length; `| list` makes a list of one.
+  local function lazy_of(items) local l = V.list(items, #items); l.lazy = true; return l end
 
   -- select/reject and selectattr/rejectattr: a test by name (with arguments) or truthiness.
   local function select_by(env, value, args, nd, keep, with_attr)
@@ -49,7 +52,7 @@ return function(B)
     for _, x in ipairs(B.iterate(value, nd)) do
       if test(get(x)) == keep then out[#out + 1] = x end
     end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   local function sort_key(case_sensitive)
@@ -79,7 +82,7 @@ return function(B)
     return V.to_json(v, o, nd)
   end
 
-  F.safe = function(_, v) return v end
+  F.safe = function(_, v) return V.str(v) end  -- Markup(value): a string
   F.string = function(_, v) return V.str(v) end
   F.trim = function(_, v, args, kwargs, nd)
     return B.strip(need_string(V.str(v), "trim", nd), arg(args, kwargs, 1, "chars"), true, true)
@@ -97,7 +100,7 @@ return function(B)
   F.length = function(_, v, _, _, nd)
     if type(v) == "string" then return V.strlen(v) end
     local mt = getmetatable(v)
-    if mt == V.List or mt == V.Dict then return v.n end
+    if (mt == V.List and not v.lazy) or mt == V.Dict then return v.n end
     if mt == V.Undef then return 0 end
     V.fail(("object of type '%s' has no len()"):format(V.kind(v)), nd)
   end
@@ -110,7 +113,7 @@ return function(B)
     if getmetatable(v) ~= V.Dict then V.fail("items: can only get item pairs from a mapping", nd) end
     local out = {}
     for i, k in ipairs(v.keys) do out[i] = V.tuple({ k, v.vals[k] }, 2) end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   F.dictsort = function(_, v, args, kwargs, nd)
@@ -136,6 +139,7 @@ return function(B)
     return items[1]
   end
   F.last = function(_, v, _, _, nd)
+    if getmetatable(v) == V.List and v.lazy then V.fail("'generator' object is not reversible", nd) end
     local items = B.iterate(v, nd)
     if #items == 0 then return V.undefined("no last item, sequence was empty") end
     return items[#items]
@@ -150,7 +154,8 @@ return function(B)
   end
   F.d = F.default
 
-  F.indent = function(_, v, args, kwargs)
+  F.indent = function(_, v, args, kwargs, nd)
+    if type(v) ~= "string" then V.fail(("indent expects a string, got %s"):format(V.kind(v)), nd) end
     local width = arg(args, kwargs, 1, "width", 4)
     local first = V.truthy(arg(args, kwargs, 2, "first", false))
     local blank = V.truthy(arg(args, kwargs, 3, "blank", false))
@@ -188,14 +193,14 @@ return function(B)
         if V.is_undef(r) and kwargs.default ~= nil then r = kwargs.default end
         out[i] = r
       end
-      return list_of(out)
+      return lazy_of(out)
     end
     local f = args[1] and F[args[1]]
     if not f then V.fail(("map: no filter named '%s'"):format(V.str(args[1])), nd) end
     local rest = { table.unpack(args, 2, args.n or #args) }
     rest.n = math.max(0, (args.n or #args) - 1)
     for i, x in ipairs(items) do out[i] = f(env, x, rest, kwargs, nd) end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   F.select = function(env, v, args, _, nd) return select_by(env, v, args, nd, true, false) end
@@ -213,6 +218,7 @@ return function(B)
   end
 
   F.reverse = function(_, v, _, _, nd)
+    if getmetatable(v) == V.List and v.lazy then V.fail("'generator' object is not reversible", nd) end
     if type(v) == "string" then
       local cs = V.chars(v)
       local out = {}
@@ -222,7 +228,7 @@ return function(B)
     local items = B.iterate(v, nd)
     local out = {}
     for i = #items, 1, -1 do out[#out + 1] = items[i] end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   F.unique = function(_, v, args, kwargs, nd)
@@ -235,7 +241,7 @@ return function(B)
       for _, s in ipairs(seen) do if V.equal(s, k) then dup = true; break end end
       if not dup then seen[#seen + 1] = k; out[#out + 1] = x end
     end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   local function extreme(want_max)
@@ -264,11 +270,13 @@ return function(B)
   end
 
   F.abs = function(_, v, _, _, nd)
+    if type(v) == "boolean" then return v and 1 or 0 end
     if type(v) ~= "number" then V.fail("abs: a number is required", nd) end
     return math.abs(v)
   end
 
-  F.int = function(_, v, args, kwargs)
+  F.int = function(_, v, args, kwargs, nd)
+    if V.is_undef(v) then V.fail("int: the value is undefined", nd) end
     local default = arg(args, kwargs, 1, "default", 0)
     if type(v) == "boolean" then return v and 1 or 0 end
     if math.type(v) == "integer" then return v end
@@ -288,7 +296,8 @@ return function(B)
     return default
   end
 
-  F.float = function(_, v, args, kwargs)
+  F.float = function(_, v, args, kwargs, nd)
+    if V.is_undef(v) then V.fail("float: the value is undefined", nd) end
     if type(v) == "boolean" then return v and 1.0 or 0.0 end
     if type(v) == "number" then return v + 0.0 end
     if type(v) == "string" then
@@ -343,7 +352,7 @@ return function(B)
       if fill ~= nil then while #cur < size do cur[#cur + 1] = fill end end
       out[#out + 1] = list_of(cur)
     end
-    return list_of(out)
+    return lazy_of(out)
   end
 
   F.pprint = function(_, v) return V.str(v) end

@@ -45,7 +45,7 @@ function V.kind(v)
   if t == "boolean" then return "bool" end
   if v == V.none then return "none" end
   local mt = getmetatable(v)
-  if mt == List then return v.tuple and "tuple" or "list" end
+  if mt == List then return v.lazy and "generator" or v.tuple and "tuple" or "list" end
   if mt == Dict then return "dict" end
   if mt == Undef then return "undefined" end
   if mt == Callable then return "callable" end
@@ -63,7 +63,8 @@ function V.truthy(v)
   if t == "number" then return v ~= 0 end
   if v == V.none then return false end
   local mt = getmetatable(v)
-  if mt == List or mt == Dict then return v.n > 0 end
+  if mt == List then return v.lazy or v.n > 0 end
+  if mt == Dict then return v.n > 0 end
   if mt == Undef then return false end
   return true
 end
@@ -145,6 +146,7 @@ local str
 -- Python repr(), used inside str() of containers.
 function V.repr(v)
   if type(v) == "string" then return repr_string(v) end
+  if getmetatable(v) == Undef then return "Undefined" end
   return str(v)
 end
 
@@ -160,6 +162,7 @@ str = function(v)
   local mt = getmetatable(v)
   if mt == Undef then return "" end
   if mt == List then
+    if v.lazy then return "<generator object>" end
     local parts = {}
     for i = 1, v.n do parts[i] = V.repr(v[i]) end
     if v.tuple then
@@ -192,6 +195,7 @@ local function equal(a, b)
   local ma, mb = getmetatable(a), getmetatable(b)
   if ma ~= mb then return false end
   if ma == List then
+    if a.lazy or b.lazy then return false end
     if a.n ~= b.n or (a.tuple or false) ~= (b.tuple or false) then return false end
     for i = 1, a.n do if not equal(a[i], b[i]) then return false end end
     return true
@@ -367,7 +371,9 @@ function V.to_json(v, opts, node)
       if indent then out[#out + 1] = "\n" .. string.rep(indent, depth) end
       out[#out + 1] = c
     end
-    if mt == List then
+    if mt == List and x.lazy then
+      V.fail("Object of type generator is not JSON serializable", node)
+    elseif mt == List then
       open(x, x.n, "[", "]", function(item) emit(item, depth + 1) end)
     elseif mt == Dict or mt == Namespace then
       local d = mt == Namespace and x.attrs or x
