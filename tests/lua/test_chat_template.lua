@@ -141,6 +141,26 @@ T.case("malformed templates name line and column", function()
   end
 end)
 
+T.case("runaway templates are refused, not run", function()
+  local cases = {
+    { "{{ " .. ("("):rep(5000) .. "1" .. (")"):rep(5000) .. " }}", "nested more than 400 levels deep" },
+    { ("{% if true %}"):rep(1000) .. ("{% endif %}"):rep(1000), "nested more than 400 levels deep" },
+    { "{{ " .. ("not "):rep(3000) .. "1 }}", "nested more than 400 levels deep" },
+    { "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "maximum macro recursion depth exceeded" },
+    { "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "runs too long" },
+    { "{{ 'x' * 100000000 }}", "string repetition too large" },
+    { "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "list too large" },
+    { "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "string too large" },
+  }
+  for _, c in ipairs(cases) do
+    local out, err, kind = chat.render(c[1], "{}")
+    T.eq(out, nil, c[2])
+    T.eq(kind, "template", c[2] .. " kind")
+    T.truthy(err:match("^line %d+, column %d+: ") and err:find(c[2], 1, true), err)
+  end
+  T.eq(chat.render("{{ ([1] * 1000) | length }} {{ " .. ("("):rep(100) .. "1" .. (")"):rep(100) .. " }}", "{}"), "1000 1", "within limits")
+end)
+
 T.case("Lua table context and the frozen clock", function()
   local null = require("slua").json.null
   local out = assert(chat.render("{{ messages[0].content }}|{{ x is none }}|{{ strftime_now('%Y-%m-%d') }}",

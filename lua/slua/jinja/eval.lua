@@ -25,6 +25,7 @@ local Env = {}
 Env.__index = Env
 
 local BREAK, CONTINUE = {}, {}
+local STEP_LIMIT = 10000000  -- statements and loop iterations, so that no template runs forever
 
 local eval
 
@@ -137,7 +138,11 @@ local function type_error(op, a, b, nd)
   V.fail(("unsupported operand type(s) for %s: '%s' and '%s'"):format(op, V.kind(a), V.kind(b)), nd)
 end
 
-local function concat_lists(a, b)
+-- Sizes past which a template is refused rather than allowed to exhaust memory.
+local MAX_STRING, MAX_LIST, MAX_OUTPUT = 1 << 26, 1 << 22, 1 << 28
+
+local function concat_lists(a, b, nd)
+  if a.n + b.n > MAX_LIST then V.fail("list too large for a template", nd) end
   local out = {}
   for i = 1, a.n do out[i] = a[i] end
   for i = 1, b.n do out[a.n + i] = b[i] end
@@ -152,13 +157,20 @@ local function floordiv(a, b, nd)
 end
 
 local function binop(op, a, b, nd)
-  if op == "~" then return B.str(a) .. B.str(b) end
+  if op == "~" then
+    local x, y = B.str(a), B.str(b)
+    if #x + #y > MAX_STRING then V.fail("string too large for a template", nd) end
+    return x .. y
+  end
   if op == "+" then
     if is_num(a) and is_num(b) then return num(a) + num(b) end
-    if type(a) == "string" and type(b) == "string" then return a .. b end
+    if type(a) == "string" and type(b) == "string" then
+      if #a + #b > MAX_STRING then V.fail("string too large for a template", nd) end
+      return a .. b
+    end
     if getmetatable(a) == V.List and getmetatable(b) == V.List and (a.tuple or false) == (b.tuple or false)
         and not a.lazy and not b.lazy then
-      return concat_lists(a, b)
+      return concat_lists(a, b, nd)
     end
     type_error("+", a, b, nd)
   elseif op == "-" then
@@ -170,14 +182,17 @@ local function binop(op, a, b, nd)
     if is_num(a) then s, n = b, a end
     if math.type(num(n)) == "integer" then
       if type(s) == "string" then
-        if #s * num(n) > 1 << 26 then V.fail("string repetition too large for a template", nd) end
+        if #s * num(n) > MAX_STRING then V.fail("string repetition too large for a template", nd) end
         return num(n) > 0 and s:rep(num(n)) or ""
       end
       if getmetatable(s) == V.List and not s.lazy then
         local out = V.list()
         out.tuple = s.tuple
-        if s.n * num(n) > 1 << 20 then V.fail("list repetition too large for a template", nd) end
-        for _ = 1, num(n) do out = concat_lists(out, s) end
+        if s.n * num(n) > MAX_LIST then V.fail("list repetition too large for a template", nd) end
+        for r = 0, num(n) - 1 do
+          for i = 1, s.n do out[r * s.n + i] = s[i] end
+        end
+        out.n = math.max(0, num(n)) * s.n
         return out
       end
     end
@@ -408,9 +423,15 @@ end
 
 local EXEC = {}
 
-function EXEC.data(_, _, nd, out) out[#out + 1] = nd.text end
+local function emit(env, nd, out, s)
+  env.bytes = env.bytes + #s
+  if env.bytes > MAX_OUTPUT then V.fail("output too large for a template", nd) end
+  out[#out + 1] = s
+end
 
-function EXEC.output(env, fr, nd, out) out[#out + 1] = B.str(eval(env, fr, nd.e)) end
+function EXEC.data(env, _, nd, out) emit(env, nd, out, nd.text) end
+
+function EXEC.output(env, fr, nd, out) emit(env, nd, out, B.str(eval(env, fr, nd.e))) end
 
 EXEC["if"] = function(env, fr, nd, out)
   for _, br in ipairs(nd.branches) do
@@ -446,6 +467,8 @@ local function run_loop(env, fr, nd, out, iterable, depth)
     end)
   end
   for i, item in ipairs(items) do
+    env.steps = env.steps + 1
+    if env.steps > STEP_LIMIT then V.fail("template runs too long (over 10 million steps)", nd) end
     loop.index0 = i - 1
     local inner = frame(fr)
     inner.vars.loop = loop
@@ -545,7 +568,7 @@ end
 
 exec_body = function(env, fr, body, out)
   env.steps = env.steps + #body
-  if env.steps > 10000000 then V.fail("template runs too long (over 10 million statements)", body[1]) end
+  if env.steps > STEP_LIMIT then V.fail("template runs too long (over 10 million steps)", body[1]) end
   for _, nd in ipairs(body) do
     local f = EXEC[nd.k]
     local signal = f(env, fr, nd, out)
@@ -555,7 +578,7 @@ end
 
 -- Renders a parsed template. globals: name -> value (template values).
 function E.render(tree, globals)
-  local env = setmetatable({ globals = globals, depth = 0, steps = 0 }, Env)
+  local env = setmetatable({ globals = globals, depth = 0, steps = 0, bytes = 0 }, Env)
   local out = {}
   local signal = exec_body(env, frame(nil), tree.body, out)
   if signal then V.fail("'break' or 'continue' outside a loop", tree) end

@@ -58,7 +58,22 @@ end
 
 ---------------------------------------------------------------------------- expressions
 
+-- Nesting deeper than this is refused (Python's own parser stops near 1000 levels).
+local MAX_DEPTH = 400
+
+function Parser:enter()
+  self.depth = self.depth + 1
+  if self.depth > MAX_DEPTH then self:fail(("nested more than %d levels deep"):format(MAX_DEPTH)) end
+end
+
 function Parser:expression(no_condexpr)
+  self:enter()
+  local e = self:expression_inner(no_condexpr)
+  self.depth = self.depth - 1
+  return e
+end
+
+function Parser:expression_inner(no_condexpr)
   if no_condexpr then return self:or_expr() end
   local start = self:peek()
   local e = self:or_expr()
@@ -92,7 +107,10 @@ end
 function Parser:not_expr()
   if self:is_name("not") then
     local t = self:next()
-    return node("not", t, { a = self:not_expr() })
+    self:enter()
+    local e = node("not", t, { a = self:not_expr() })
+    self.depth = self.depth - 1
+    return e
   end
   return self:compare()
 end
@@ -144,12 +162,11 @@ function Parser:pow() return self:binary(function(p) return p:unary() end, { ["*
 function Parser:unary(no_filter)
   local t = self:peek()
   local e
-  if self:is_op("-") then
+  if self:is_op("-") or self:is_op("+") then
     self:next()
-    e = node("neg", t, { a = self:unary(true) })
-  elseif self:is_op("+") then
-    self:next()
-    e = node("pos", t, { a = self:unary(true) })
+    self:enter()
+    e = node(t.value == "-" and "neg" or "pos", t, { a = self:unary(true) })
+    self.depth = self.depth - 1
   else
     e = self:primary()
   end
@@ -379,6 +396,13 @@ local ENDS = { endfor = true, endif = true, endmacro = true, endset = true, endc
   endfilter = true, elif = true, ["else"] = true, endgeneration = true, endraw = true }
 
 function Parser:statement()
+  self:enter()
+  local st = self:statement_inner()
+  self.depth = self.depth - 1
+  return st
+end
+
+function Parser:statement_inner()
   local t = self:next()
   local kw = t.value
   local f = self["stmt_" .. kw]
@@ -553,7 +577,7 @@ function Parser:stmt_with(t)
 end
 
 function P.parse(tokens)
-  local p = setmetatable({ tokens = tokens, i = 1 }, Parser)
+  local p = setmetatable({ tokens = tokens, i = 1, depth = 0 }, Parser)
   local body = p:body(nil)
   return node("template", tokens[1], { body = body })
 end
