@@ -8,7 +8,8 @@
 -- items) or a Lua table (arrays become lists, other tables dicts with sorted keys; sl.json.null
 -- is None). On failure render returns nil, message, kind: kind "raise" when the template called
 -- raise_exception (message verbatim), "template" for syntax and runtime errors (the message
--- names line and column), "context" for a bad context.
+-- names line and column), "context" for a bad context. opts.max_steps bounds the statements and
+-- loop iterations a render may take (default 10 million).
 local jinja = require "slua.jinja"
 local V = jinja.value
 
@@ -84,7 +85,7 @@ function chat.render(template, context, opts)
     now = chat.parse_time(opts.now)
     if not now then return nil, ("opts.now: '%s' is not an ISO-8601 time"):format(tostring(opts.now)), "context" end
   end
-  return jinja.render(tpl, vars, { now = now })
+  return jinja.render(tpl, vars, { now = now, max_steps = opts.max_steps })
 end
 
 ---------------------------------------------------------------------------- model directories

@@ -35,7 +35,7 @@ static const char *const CONTEXT =
 static const char *const DRIVER =
     "local template, context = ...\n"
     "local chat = require 'slua.chat'\n"
-    "local out, err, kind = chat.render(template, context, {now = '2025-07-10T12:00:00Z'})\n"
+    "local out, err, kind = chat.render(template, context, {now = '2025-07-10T12:00:00Z', max_steps = 200000})\n"
     "if out == nil and kind ~= 'template' and kind ~= 'raise' then\n"
     "  error('engine failure (' .. tostring(kind) .. '): ' .. tostring(err))\n"
     "end\n";

@@ -25,7 +25,8 @@ local Env = {}
 Env.__index = Env
 
 local BREAK, CONTINUE = {}, {}
-local STEP_LIMIT = 10000000  -- statements and loop iterations, so that no template runs forever
+-- Statements and loop iterations a render may take (render's max_steps), so none runs forever.
+E.MAX_STEPS = 10000000
 
 local eval
 
@@ -468,7 +469,7 @@ local function run_loop(env, fr, nd, out, iterable, depth)
   end
   for i, item in ipairs(items) do
     env.steps = env.steps + 1
-    if env.steps > STEP_LIMIT then V.fail("template runs too long (over 10 million steps)", nd) end
+    if env.steps > env.max_steps then V.fail(("template runs too long (over %d steps)"):format(env.max_steps), nd) end
     loop.index0 = i - 1
     local inner = frame(fr)
     inner.vars.loop = loop
@@ -568,7 +569,9 @@ end
 
 exec_body = function(env, fr, body, out)
   env.steps = env.steps + #body
-  if env.steps > STEP_LIMIT then V.fail("template runs too long (over 10 million steps)", body[1]) end
+  if env.steps > env.max_steps then
+    V.fail(("template runs too long (over %d steps)"):format(env.max_steps), body[1])
+  end
   for _, nd in ipairs(body) do
     local f = EXEC[nd.k]
     local signal = f(env, fr, nd, out)
@@ -577,8 +580,9 @@ exec_body = function(env, fr, body, out)
 end
 
 -- Renders a parsed template. globals: name -> value (template values).
-function E.render(tree, globals)
-  local env = setmetatable({ globals = globals, depth = 0, steps = 0, bytes = 0 }, Env)
+function E.render(tree, globals, max_steps)
+  local env = setmetatable({ globals = globals, depth = 0, steps = 0, bytes = 0,
+    max_steps = max_steps or E.MAX_STEPS }, Env)
   local out = {}
   local signal = exec_body(env, frame(nil), tree.body, out)
   if signal then V.fail("'break' or 'continue' outside a loop", tree) end

@@ -3,7 +3,7 @@
 --
 --   local jinja = require "slua.jinja"
 --   local tpl, err = jinja.compile(source)         -- nil, "line L, column C: ..." on bad syntax
---   local text, err, kind = jinja.render(tpl, vars, {now = epoch_seconds})
+--   local text, err, kind = jinja.render(tpl, vars, {now = epoch_seconds, max_steps = 1e7})
 --
 -- vars maps names to template values (slua.jinja.value); render returns nil, message, kind with
 -- kind "raise" for raise_exception (the message verbatim) or "template" (message names line and
@@ -36,7 +36,7 @@ function M.render(tpl, vars, opts)
   opts = opts or {}
   local globals = B.globals(opts.now)
   for k, v in pairs(vars or {}) do globals[k] = v end
-  local ok, out = pcall(eval.render, tpl.tree, globals)
+  local ok, out = pcall(eval.render, tpl.tree, globals, opts.max_steps)
   if not ok then return nil, message(out) end
   return out
 end
