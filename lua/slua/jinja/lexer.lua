@@ -101,22 +101,15 @@ function L.tokenize(source)
       after_close("comment", (m == "-" or m == "+") and e - 1 >= pos and m or nil)
       pos = e + 2
     else
-      -- raw blocks: {% raw %} ... {% endraw %} is data as written
-      local raw_close = kind == "block" and src:match("^%s*raw%s*([-+]?)%%}()", pos)
-      if raw_close then
-        local close_mod, body_start = src:match("^%s*raw%s*([-+]?)%%}()", pos)
-        local rs, re_, endmod_open, endmod_close =
-          nil, nil, nil, nil
-        local p = body_start
-        while true do
-          local a, b, m1, m2 = src:find("{%%([-+]?)%s*endraw%s*([-+]?)%%}", p)
-          if not a then fail("missing endraw", s) end
-          rs, re_, endmod_open, endmod_close = a, b, m1, m2
-          break
-        end
+      -- raw blocks: {% raw %} ... {% endraw %} is data as written (Jinja2 trims no newline after
+      -- the opening tag; the closing tag strips and trims as any block tag)
+      local close_mod, body_start = nil, nil
+      if kind == "block" then close_mod, body_start = src:match("^%s*raw%s*([-+]?)%%}()", pos) end
+      if body_start then
+        local rs, re_, endmod_open, endmod_close = src:find("{%%([-+]?)%s*endraw%s*([-+]?)%%}", body_start)
+        if not rs then fail("missing endraw", s) end
         local body = src:sub(body_start, rs - 1)
-        if close_mod == "-" then body = body:gsub("^%s+", "")
-        elseif close_mod ~= "+" and body:sub(1, 1) == "\n" then body = body:sub(2) end
+        if close_mod == "-" then body = body:gsub("^%s+", "") end
         if endmod_open == "-" then body = body:gsub("%s+$", "")
         elseif endmod_open ~= "+" then
           local last_nl = body:match(".*()\n")

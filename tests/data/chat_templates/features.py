@@ -82,6 +82,10 @@ CASES = [
     ("generation_tag", "{% for m in messages %}{% if m.role == 'assistant' %}{% generation %}{{ m.content }}{% endgeneration %}{% else %}{{ m.content }}{% endif %}|{% endfor %}", {"messages": MSGS}),
     ("comments", "a{# a comment #}b{#- trimmed -#}   c", {}),
     ("raw_block", "{% raw %}{{ not evaluated }}{% endraw %}", {}),
+    ("raw_block_whitespace", "a\n  {% raw %}\nX {{ y }}\n  {% endraw %}\nY{%- raw -%}\n Z \n{%- endraw -%}\n W", {}),
+    ("recursive_loop", "{% for n in tree recursive %}<{{ n.name }}{% if n.kids %}:{{ loop(n.kids) }}{% endif %}>{% endfor %}", {"tree": [{"name": "a", "kids": [{"name": "b"}, {"name": "c", "kids": [{"name": "d"}]}]}, {"name": "e"}]}),
+    ("for_else_after_break", "{% for x in [1, 2] %}{{ x }}{% break %}{% else %}E{% endfor %}|{% for x in [1, 2] %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% else %}E{% endfor %}", {}),
+    ("generators_are_true", "{% if messages | selectattr('role', 'equalto', 'nobody') %}T{% endif %}|{{ messages | selectattr('role', 'equalto', 'nobody') | list | length }}", {"messages": MSGS}),
     ("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}", {}),
     # whitespace control
     ("trim_blocks", "{% if true %}\nline\n{% endif %}\nafter", {}),
