@@ -122,17 +122,100 @@ local function affix_test(s, affix, at_end, nd)
   return false
 end
 
-function B.capitalize(s) return s:sub(1, 1):upper() .. s:sub(2):lower() end
+-- Case mapping of the alphabets chat content meets (ASCII, Latin-1, Latin Extended-A, Greek,
+-- Cyrillic); other code points are left as they are, and ß upper-cases to SS as in Python.
+local GREEK_TONOS_UPPER = { [0x3AC] = 0x386, [0x3AD] = 0x388, [0x3AE] = 0x389, [0x3AF] = 0x38A,
+  [0x3CC] = 0x38C, [0x3CD] = 0x38E, [0x3CE] = 0x38F }
+local GREEK_TONOS_LOWER = {}
+for lower, upper in pairs(GREEK_TONOS_UPPER) do GREEK_TONOS_LOWER[upper] = lower end
+
+local function upper_cp(cp)
+  if cp < 0x80 then return (cp >= 0x61 and cp <= 0x7A) and cp - 32 or cp end
+  if (cp >= 0xE0 and cp <= 0xFE and cp ~= 0xF7) or (cp >= 0x3B1 and cp <= 0x3C9 and cp ~= 0x3C2)
+      or (cp >= 0x430 and cp <= 0x44F) then return cp - 32 end
+  if cp == 0x3C2 then return 0x3A3 end
+  if GREEK_TONOS_UPPER[cp] then return GREEK_TONOS_UPPER[cp] end
+  if cp >= 0x450 and cp <= 0x45F then return cp - 80 end
+  if cp >= 0x100 and cp <= 0x17F and cp ~= 0x130 and cp ~= 0x131 and cp ~= 0x138 and cp ~= 0x149 then
+    local odd = (cp >= 0x139 and cp <= 0x148) or (cp >= 0x179 and cp <= 0x17E)
+    if odd then return cp % 2 == 0 and cp - 1 or cp end
+    return cp % 2 == 1 and cp - 1 or cp
+  end
+  if cp == 0xFF then return 0x178 end
+  return cp
+end
+
+local function lower_cp(cp)
+  if cp < 0x80 then return (cp >= 0x41 and cp <= 0x5A) and cp + 32 or cp end
+  if (cp >= 0xC0 and cp <= 0xDE and cp ~= 0xD7) or (cp >= 0x391 and cp <= 0x3A9 and cp ~= 0x3A2)
+      or (cp >= 0x410 and cp <= 0x42F) then return cp + 32 end
+  if cp >= 0x400 and cp <= 0x40F then return cp + 80 end
+  if GREEK_TONOS_LOWER[cp] then return GREEK_TONOS_LOWER[cp] end
+  if cp >= 0x100 and cp <= 0x17F and cp ~= 0x130 and cp ~= 0x131 and cp ~= 0x138 and cp ~= 0x149 then
+    local odd = (cp >= 0x139 and cp <= 0x148) or (cp >= 0x179 and cp <= 0x17E)
+    if odd then return cp % 2 == 1 and cp + 1 or cp end
+    return cp % 2 == 0 and cp + 1 or cp
+  end
+  if cp == 0x178 then return 0xFF end
+  return cp
+end
+
+local function map_case(s, f, sharp_s)
+  if V.is_ascii(s) then return f == upper_cp and s:upper() or s:lower() end
+  local out = {}
+  for _, c in ipairs(V.chars(s)) do
+    local cp = utf8.codepoint(c, 1, 1, true)
+    if sharp_s and cp == 0xDF then out[#out + 1] = "SS"
+    else out[#out + 1] = cp and utf8.char(f(cp)) or c end
+  end
+  return table.concat(out)
+end
+
+function B.upper(s) return map_case(s, upper_cp, true) end
+function B.lower(s) return map_case(s, lower_cp, false) end
+
+-- Cased: has an upper- or lower-case form different from itself.
+local function is_cased(c)
+  local cp = utf8.codepoint(c, 1, 1, true)
+  return cp ~= nil and (upper_cp(cp) ~= cp or lower_cp(cp) ~= cp or cp == 0xDF)
+end
+local function is_upper_char(c) return is_cased(c) and B.lower(c) ~= c end
+local function is_lower_char(c) return is_cased(c) and not is_upper_char(c) end
+
+-- Python's str.islower() / str.isupper(): some cased character, none of the other case.
+function B.islower(s)
+  local any = false
+  for _, c in ipairs(V.chars(s)) do
+    if is_upper_char(c) then return false end
+    any = any or is_lower_char(c)
+  end
+  return any
+end
+function B.isupper(s)
+  local any = false
+  for _, c in ipairs(V.chars(s)) do
+    if is_lower_char(c) then return false end
+    any = any or is_upper_char(c)
+  end
+  return any
+end
+
+function B.capitalize(s)
+  local cs = V.chars(s)
+  if #cs == 0 then return "" end
+  return B.upper(cs[1]) .. B.lower(table.concat(cs, "", 2))
+end
 
 -- Python's str.title(): a cased letter after an uncased character starts a word.
 function B.title(s)
-  local prev_letter = false
-  return (s:gsub(".", function(c)
-    local letter = c:match("%a") ~= nil
-    local r = letter and (prev_letter and c:lower() or c:upper()) or c
-    prev_letter = letter
-    return r
-  end))
+  local prev_cased = false
+  local out = {}
+  for i, c in ipairs(V.chars(s)) do
+    local cased = is_cased(c)
+    out[i] = cased and (prev_cased and B.lower(c) or B.upper(c)) or c
+    prev_cased = cased
+  end
+  return table.concat(out)
 end
 
 -- Python's str.format with {}, {0}, {name} and {{ }}; format specs are not interpreted.
@@ -219,8 +302,8 @@ local STRING_METHODS = {
   startswith = function(s, a, _, nd) return affix_test(s, a[1], false, nd) end,
   endswith = function(s, a, _, nd) return affix_test(s, a[1], true, nd) end,
   replace = function(s, a) return B.replace(s, a[1], a[2], a[3]) end,
-  upper = function(s) return s:upper() end,
-  lower = function(s) return s:lower() end,
+  upper = function(s) return B.upper(s) end,
+  lower = function(s) return B.lower(s) end,
   title = function(s) return B.title(s) end,
   capitalize = function(s) return B.capitalize(s) end,
   format = function(s, a, kw, nd) return B.format(s, a, kw, nd) end,
@@ -261,8 +344,8 @@ local STRING_METHODS = {
   isalpha = function(s) return s ~= "" and not s:find("%A") end,
   isalnum = function(s) return s ~= "" and not s:find("%W") end,
   isspace = function(s) return s ~= "" and B.strip(s, nil, true, true) == "" end,
-  islower = function(s) return s:find("%l") ~= nil and not s:find("%u") end,
-  isupper = function(s) return s:find("%u") ~= nil and not s:find("%l") end,
+  islower = function(s) return B.islower(s) end,
+  isupper = function(s) return B.isupper(s) end,
 }
 
 local DICT_METHODS = {
@@ -398,8 +481,8 @@ B.tests = {
     return x % d == 0
   end,
   -- Jinja2: str(value).islower() / .isupper()
-  lower = function(_, v) local t = V.str(v); return t:find("%l") ~= nil and not t:find("%u") end,
-  upper = function(_, v) local t = V.str(v); return t:find("%u") ~= nil and not t:find("%l") end,
+  lower = function(_, v) return B.islower(V.str(v)) end,
+  upper = function(_, v) return B.isupper(V.str(v)) end,
   ["in"] = function(_, v, a, nd) return require("slua.jinja.eval").contains(a[1], v, nd) end,
   filter = function(_, v) return B.filters[v] ~= nil end,
   test = function(_, v) return B.tests[v] ~= nil end,

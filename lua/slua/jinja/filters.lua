@@ -57,7 +57,7 @@ return function(B)
 
   local function sort_key(case_sensitive)
     return function(x)
-      if not case_sensitive and type(x) == "string" then return x:lower() end
+      if not case_sensitive and type(x) == "string" then return B.lower(x) end
       return x
     end
   end
@@ -87,11 +87,11 @@ return function(B)
   F.trim = function(_, v, args, kwargs, nd)
     return B.strip(need_string(V.str(v), "trim", nd), arg(args, kwargs, 1, "chars"), true, true)
   end
-  F.upper = function(_, v) return V.str(v):upper() end
-  F.lower = function(_, v) return V.str(v):lower() end
+  F.upper = function(_, v) return B.upper(V.str(v)) end
+  F.lower = function(_, v) return B.lower(V.str(v)) end
   F.capitalize = function(_, v) return B.capitalize(V.str(v)) end
   F.title = function(_, v)
-    return (V.str(v):gsub("([^%-%s%(%{%[<]+)", function(w) return w:sub(1, 1):upper() .. w:sub(2):lower() end))
+    return (V.str(v):gsub("([^%-%s%(%{%[<]+)", function(w) return B.capitalize(w) end))
   end
   F.replace = function(_, v, args, kwargs)
     return B.replace(V.str(v), V.str(args[1]), V.str(args[2]), arg(args, kwargs, 3, "count"))

@@ -86,6 +86,7 @@ CASES = [
     ("recursive_loop", "{% for n in tree recursive %}<{{ n.name }}{% if n.kids %}:{{ loop(n.kids) }}{% endif %}>{% endfor %}", {"tree": [{"name": "a", "kids": [{"name": "b"}, {"name": "c", "kids": [{"name": "d"}]}]}, {"name": "e"}]}),
     ("for_else_after_break", "{% for x in [1, 2] %}{{ x }}{% break %}{% else %}E{% endfor %}|{% for x in [1, 2] %}{% if x == 1 %}{% continue %}{% endif %}{{ x }}{% else %}E{% endfor %}", {}),
     ("generators_are_true", "{% if messages | selectattr('role', 'equalto', 'nobody') %}T{% endif %}|{{ messages | selectattr('role', 'equalto', 'nobody') | list | length }}", {"messages": MSGS}),
+    ("unicode_case", "{{ s | upper }}|{{ s | lower }}|{{ s.title() }}|{{ s | capitalize }}|{{ s | title }}|{{ 'ÉTÉ' is upper }}{{ 'été' is lower }}{{ 'Été' is lower }}|{{ ['b', 'Á', 'a'] | sort }}", {"s": "élan Straße ŁÓDŹ ΑΘΗΝΑ αθήνα Привет ёж"}),
     ("with_block", "{% with a = 1, b = 2 %}{{ a + b }}{% endwith %}", {}),
     # whitespace control
     ("trim_blocks", "{% if true %}\nline\n{% endif %}\nafter", {}),
