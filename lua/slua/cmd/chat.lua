@@ -13,7 +13,7 @@ local run = require "slua.run"
 local conversation = require "slua.conversation"
 
 -- Flags of the chat itself; the rest go to the recipe, which validates them.
-local recipe, show_stats, recipe_argv = "greedy", false, {}
+local recipe, system, show_stats, recipe_argv = "greedy", "", false, {}
 do
   local i = 1
   while i <= #arg do
@@ -21,6 +21,8 @@ do
     local v = a:match("^%-%-recipe=(.*)$")
     if v then recipe = v
     elseif a == "--recipe" then recipe = arg[i + 1] or sl.fail("option --recipe needs a value"); i = i + 1
+    elseif a:match("^%-%-system=") then system = a:match("^%-%-system=(.*)$")
+    elseif a == "--system" then system = arg[i + 1] or sl.fail("option --system needs a value"); i = i + 1
     elseif a == "--stats" then show_stats = true
     elseif a == "--help" then
       local f = io.open(arg[0])
@@ -66,7 +68,7 @@ do -- fail now, not at the first turn, when there is no template to use
   local cfg = sl.check(sl.chat.config(model.path))
   if not (template and template:find("{", 1, true)) then sl.check(sl.chat.select_template(cfg, template, false)) end
 end
-local conv = conversation.new(model, decoder, { system = opt.system, template = template })
+local conv = conversation.new(model, decoder, { system = system, template = template })
 
 local function stats_line()
   local s = conv.stats
