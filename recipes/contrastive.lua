@@ -10,10 +10,10 @@
 local sl = require "slua"
 local contrast = require "slua.contrast"
 
-local own = { amateur = "" }
-for k, v in pairs(contrast.options) do own[k] = v end
-own.contrast, own.amateur_temperature = "logprob", 0.5
-local opt = sl.run_options(arg, own)
+local opt = sl.run_options(arg, contrast.options_with{
+  amateur = { default = "", type = "string", help = "the amateur model's directory (\"\" = the expert)" },
+  contrast = "logprob", amateur_temperature = 0.5,
+})
 
 contrast.generate("contrastive", opt, function(ctx, extra)
   local dir = opt.amateur ~= "" and opt.amateur or ctx.model.path

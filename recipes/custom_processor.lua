@@ -9,7 +9,11 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, { ban = "", boost_prompt = 0.5, repetition_penalty = 1.1 })
+local opt = sl.run_options(arg, {
+  ban = { default = "", type = "string", help = "comma-separated words never generated" },
+  boost_prompt = { default = 0.5, help = "bonus added to the prompt's tokens" },
+  repetition_penalty = 1.1,
+})
 
 local function ban_words(words)
   local ids = {}

@@ -13,8 +13,12 @@ local sl = require "slua"
 local dola = require "slua.dola"
 
 local opt = sl.run_options(arg, {
-  dola_layers = "high", repetition_penalty = 1.2, relative_top = 0.1, mature_layer = -1,
-  do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
+  dola_layers = { default = "high", help = "candidate premature layers: high, low or L1,L2,...",
+                  check = function(v) return not dola.valid_spec(v) and "high, low or a list of layers" or nil end },
+  relative_top = { default = 0.1, min = 0, max = 1, help = "plausibility filter (0 = raw logit difference)" },
+  mature_layer = { default = -1, min = -1, help = "contrast against this layer instead of the final (-1)",
+                   model_check = function(v, model) return v > model.n_layer and ("in [-1, %d]"):format(model.n_layer) or nil end },
+  repetition_penalty = 1.2, do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
 })
 local mature = opt.mature_layer >= 0 and opt.mature_layer or nil
 local candidates
@@ -22,7 +26,8 @@ local candidates
 sl.generate{
   recipe = "dola", opt = opt,
   session = function(model)
-    candidates = sl.try(dola.layers, opt.dola_layers, model)
+    candidates = sl.try_option(dola.layers, opt.dola_layers, model)
+    if mature and #candidates > 1 then sl.option_error("mature_layer", "-1 unless --dola-layers names one layer", opt.mature_layer) end
     if opt.format == "text" then io.stderr:write("dola: candidate layers ", table.concat(candidates, ","), "\n") end
     return dola.session_layers(candidates, mature)
   end,

@@ -10,13 +10,12 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, { mode = "exp", start = 32, factor = 1.05, bonus = 5.0, repetition_penalty = 1.0 })
-local reward
-if opt.mode == "exp" then
-  reward = P.exp_decay_length(opt.start, opt.factor)
-elseif opt.mode == "linear" then
-  reward = P.eos_linear(opt.bonus, opt.start)
-else
-  sl.fail(("option --mode must be exp or linear (got '%s')"):format(opt.mode))
-end
+local opt = sl.run_options(arg, {
+  mode = { default = "exp", choices = { "exp", "linear" }, help = "the reward's shape" },
+  start = { default = 32, min = 0, help = "tokens generated before the reward starts" },
+  factor = { default = 1.05, gt = 0, help = "exp: growth factor per token past start" },
+  bonus = { default = 5.0, help = "linear: the reward at max_new_tokens" },
+  repetition_penalty = 1.0,
+})
+local reward = opt.mode == "exp" and P.exp_decay_length(opt.start, opt.factor) or P.eos_linear(opt.bonus, opt.start)
 sl.generate{ recipe = "eos_reward", opt = opt, chain = sl.chain(P.standard(opt, { reward })) }

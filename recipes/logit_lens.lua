@@ -11,16 +11,20 @@
 local sl = require "slua"
 local lens = require "slua.lens"
 
-local opt = sl.run_options(arg, { lens = "norm", lang = "", svg = "", color = "prob", max_new_tokens = 0 })
-if opt.lens ~= "norm" and opt.lens ~= "raw" then sl.fail("option --lens must be norm or raw") end
-if opt.lang ~= "" and not lens.languages[opt.lang] then sl.fail("option --lang: unknown language " .. opt.lang) end
+local opt = sl.run_options(arg, {
+  lens = { default = "norm", choices = { "norm", "raw" }, help = "with or without the final norm" },
+  lang = { default = "", choices = { "", "zh", "ja", "ko", "ru", "ar", "hi", "en" }, help = "script of the language ratio" },
+  svg = { default = "", type = "string", help = "write the heatmap to this file" },
+  color = { default = "prob", choices = { "prob", "entropy" }, help = "what the heatmap's colour shows" },
+  max_new_tokens = { default = 0, min = 0, help = "extend the prompt with this many greedy tokens first" },
+}, "input")
 sl.set_threads(opt.threads)
 local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
 local ids = sl.prompt_ids(model, opt)
 if opt.max_new_tokens > 0 then                     -- extend with the greedy continuation
   local s <close> = model:session()
   local out = s:prefill(ids)
-  for _ = 1, opt.max_new_tokens do
+  for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
     local id = out.logits:argmax()
     ids[#ids + 1] = id
     if model:is_eos(id) then break end

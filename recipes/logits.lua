@@ -1,6 +1,6 @@
 -- Dump the final logits (every prompt position) and per-layer logits of the last position.
 --
--- Usage: slua recipes/logits.lua [--layers 0,2,8] [--top 5] [--format text|json]
+-- Usage: slua recipes/logits.lua [--layers 0,2,5] [--top 5] [--format text|json]
 --        [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3]
 -- Layers use HF hidden_states numbering (0 = embeddings, N = final after the norm). For each
 -- layer: raw = lm_head(h_l) (early exit, as HF DoLa), norm = lm_head(final_norm(h_l)) (logit
@@ -8,10 +8,14 @@
 -- "layers": {"2": {"raw": [...], "norm": [...], "hidden": [...]}}}; text prints top tokens.
 local sl = require "slua"
 
-local opt = sl.run_options(arg, { layers = "", top = 5 })
+local opt = sl.run_options(arg, {
+  layers = { default = "", type = "ids", model_check = sl.option_rules.layers(0), help = "layers to dump, e.g. 0,2,5" },
+  top = { default = 5, min = 1, help = "text mode: tokens shown per vector" },
+}, "input")
 sl.set_threads(opt.threads)
 local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
-local layers = sl.parse_ints(opt.layers, "layers")
+sl.check_options(opt, model)
+local layers = sl.parse_ids(opt.layers, "layers")
 local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = true }
 local out = s:prefill(sl.prompt_ids(model, opt), { all_logits = true })
 

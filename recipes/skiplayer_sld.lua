@@ -2,34 +2,39 @@
 --
 -- Usage: slua recipes/skiplayer_sld.lua [--prefix-file FILE | --prefix-ids 1,2,3]
 --        [--sld-rule official|community] [--fallback sl-h|none] [--span-seed 2023]
---        [--skip-layers START,END] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
+--        [--skip-layers START,END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
 --        [--amateur-temperature 1.0] plus the common flags
 -- Once per prompt, the entropy profile Y[l] of the logit lens (with the final norm) is
 -- averaged over the few-shot prefix (--prefix-file, else the prompt minus its last
 -- blank-line-separated block). The official rule skips [e - s, e) at the first layer e where
 -- the entropy falls by > 0.1 nat on average over two layers and stays below Y[e] afterwards
 -- (s = round_half_even(N/8)). When no layer qualifies (the official code then crashes), the
--- span falls back to SL-H and says so; --fallback none fails instead. Scores as in SL-H.
+-- span falls back to SL-H and says so; --fallback none fails instead. A model too shallow for
+-- SL-H (< 10 layers, like the bundled one) then skips its middle block(s), as in
+-- skiplayer_slh.lua (--small-model-span). Scores as in SL-H.
 local sl = require "slua"
 local contrast = require "slua.contrast"
 local skiplayer = require "slua.skiplayer"
 
-local own = { prefix_file = "", prefix_ids = "", sld_rule = "official", fallback = "sl-h", span_seed = 2023,
-              example = 1, skip_layers = "" }
-for k, v in pairs(contrast.options) do own[k] = v end
-local opt = sl.run_options(arg, own)
+local opt = sl.run_options(arg, contrast.options_with(contrast.sld_options))
 
 local function prefix_ids(model)
-  if opt.prefix_ids ~= "" then return sl.parse_ints(opt.prefix_ids, "prefix-ids") end
-  local text = opt.prompt
+  local ids, text = sl.parse_ids(opt.prefix_ids, "prefix-ids"), opt.prompt
   if opt.prefix_file ~= "" then
-    local f = io.open(opt.prefix_file) or sl.fail("option --prefix-file: cannot open " .. opt.prefix_file)
+    local f = io.open(opt.prefix_file) or sl.fail("option --prefix-file: cannot open " .. opt.prefix_file, 2)
     text = f:read("a")
     f:close()
   else
     text = text:match("^(.*)\n\n[^\n]*$") or text:gsub("\n\n.-$", "") -- drop the last block (the query)
   end
-  return sl.check(model.tokenizer, model.path .. ": no tokenizer.json (use --prefix-ids)"):encode(text, { special = true })
+  if #ids == 0 then
+    ids = sl.check(model.tokenizer, model.path .. ": no tokenizer.json (use --prefix-ids)"):encode(text, { special = true })
+  end
+  if #ids < 2 or #ids > model.config.max_position then
+    sl.fail(("SL-D: the prefix has %d tokens; the entropy profile needs 2 to %d (--prefix-file, --prefix-ids)")
+      :format(#ids, model.config.max_position), 2)
+  end
+  return ids
 end
 
 contrast.generate("skiplayer_sld", opt, function(ctx, extra)
@@ -43,8 +48,7 @@ contrast.generate("skiplayer_sld", opt, function(ctx, extra)
     if not span then
       if opt.fallback ~= "sl-h" then sl.fail("SL-D: no layer qualifies under the " .. opt.sld_rule .. " rule") end
       io.stderr:write("skiplayer: SL-D found no qualifying layer; falling back to SL-H\n")
-      span = sl.check(skiplayer.heuristic_span(ctx.model.n_layer, opt.span_seed, opt.example))
-      source = ("sl-h fallback, seed %d, draw %d"):format(opt.span_seed, opt.example)
+      span, source = contrast.heuristic_span(opt, ctx.model.n_layer, "sl-h fallback")
     end
   end
   extra.skip_span, extra.span_source = span, source

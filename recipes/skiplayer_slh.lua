@@ -1,29 +1,29 @@
 -- SkipLayerCD, SL-H: contrast with the same model minus a random span of layers (arXiv 2407.10795).
 --
 -- Usage: slua recipes/skiplayer_slh.lua [--span-seed 2023] [--example 1] [--skip-layers START,END]
---        [--contrast official|logprob] [--alpha 0.1] [--beta 0.5] [--amateur-temperature 1.0]
---        plus the common flags
+--        [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
+--        [--amateur-temperature 1.0] plus the common flags
 -- The span has round_half_even(N/8) layers and starts at Python's random.randrange(4, N//2)
 -- after random.seed(2023): the official code draws once per example in dataset order, so
--- --example k takes the k-th draw. --skip-layers 2,4 forces the span [2, 4). The amateur is a
--- fork of the expert's session: it reuses every block below the span. Scores (official):
--- e + beta (e - a) where e >= max e + ln alpha, -inf elsewhere; --contrast logprob is the
--- community form log p_e - log p_a. Greedy unless --do-sample.
+-- --example k takes the k-th draw. --skip-layers 2,4 forces the span [2, 4). Models with fewer
+-- than 10 layers have no SL-H span (the official code fails): they skip the middle block(s)
+-- instead (slua.skiplayer.small_model_span, announced on stderr and as span_source), or fail
+-- with --small-model-span none. The amateur is a fork of the expert's session: it reuses
+-- every block below the span. Scores (official): e + beta (e - a) where e >= max e + ln alpha,
+-- -inf elsewhere; --contrast logprob is the community form log p_e - log p_a. Greedy unless
+-- --do-sample.
 local sl = require "slua"
 local contrast = require "slua.contrast"
 local skiplayer = require "slua.skiplayer"
 
-local own = { span_seed = 2023, example = 1, skip_layers = "" }
-for k, v in pairs(contrast.options) do own[k] = v end
-local opt = sl.run_options(arg, own)
+local opt = sl.run_options(arg, contrast.options_with(contrast.span_options))
 
 contrast.generate("skiplayer_slh", opt, function(ctx, extra)
-  local span, source = nil, "explicit"
+  local span, source
   if opt.skip_layers ~= "" then
-    span = contrast.parse_span(opt.skip_layers, ctx.model.n_layer)
+    span, source = contrast.parse_span(opt.skip_layers, ctx.model.n_layer), "explicit"
   else
-    span = sl.check(skiplayer.heuristic_span(ctx.model.n_layer, opt.span_seed, opt.example))
-    source = ("sl-h, seed %d, draw %d"):format(opt.span_seed, opt.example)
+    span, source = contrast.heuristic_span(opt, ctx.model.n_layer, "sl-h")
   end
   extra.skip_span, extra.span_source = span, source
   contrast.announce(opt, span, source)

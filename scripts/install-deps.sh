@@ -6,11 +6,13 @@
 #   libpcre2-dev     tokenizer pre-tokenizer regexes (\p{L}, look-ahead, case-insensitive groups)
 #   libutf8proc-dev  Unicode NFC/NFKC normalization and script classes for tokenizers
 #   libcriterion-dev the C test framework
-#   librsvg2-bin     rsvg-convert, to check in a test that logit-lens SVG heatmaps render
+#   librsvg2-bin     rsvg-convert, to check in tests that SVG heatmaps and sweep plots render
 #   lua5.4           the stock interpreter, to test slua.core as a plain Lua module
+#   python3          its strict JSON parser checks every recipe's JSON output in a test
+# (Slurm for the sweep's job-array test: scripts/slurm-local.sh install, run by .ci/run)
 set -euo pipefail
 packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libopenblas-dev libjson-c-dev
-          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4)
+          libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4 python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

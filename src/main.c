@@ -33,7 +33,8 @@ static void stop_hook(lua_State *L, lua_Debug *ar)
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
     signal(SIGINT, on_sigint);
-    luaL_error(L, "interrupted");
+    lua_pushliteral(L, "interrupted"); /* no position: recipes and the handler below match it exactly */
+    lua_error(L);
 }
 
 static void on_sigint(int sig)
@@ -42,22 +43,28 @@ static void on_sigint(int sig)
     lua_sethook(global_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
+/* The exit status of a clean failure: its `code` field (2 for usage errors), else 1. */
+static int fail_code = 1;
+
 /* Clean failures (sl.fail: tables with a `message`) print as they are; anything else gets a
  * traceback. */
 static int msghandler(lua_State *L)
 {
-    if (lua_istable(L, 1) && lua_getfield(L, 1, "message") == LUA_TSTRING)
+    if (lua_istable(L, 1) && lua_getfield(L, 1, "message") == LUA_TSTRING) {
+        lua_getfield(L, 1, "code");
+        if (lua_isinteger(L, -1) && lua_tointeger(L, -1) > 0 && lua_tointeger(L, -1) < 126)
+            fail_code = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
         return 1;
+    }
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
             return 1;
         msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
     }
-    if (strstr(msg, "interrupted") && strlen(msg) < 64) {
-        lua_pushstring(L, "interrupted");
+    if (!strcmp(msg, "interrupted"))
         return 1;
-    }
     luaL_traceback(L, L, msg, 1);
     return 1;
 }
@@ -113,6 +120,29 @@ static void set_paths(lua_State *L, const char *root)
     lua_setglobal(L, "SLUA_ROOT");
 }
 
+/* The first paragraph of a recipe's header comment ("-- " lines up to a bare "--"), joined
+ * into one line. */
+static void recipe_summary(const char *path, char *desc, size_t size)
+{
+    desc[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    size_t used = 0;
+    while (fgets(line, sizeof line, f) && strncmp(line, "-- ", 3) == 0) {
+        line[strcspn(line, "\r\n")] = '\0';
+        const char *text = line + 3;
+        if (!*text)
+            break;
+        int n = snprintf(desc + used, size - used, "%s%s", used ? " " : "", text);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+    fclose(f);
+}
+
 static void list_recipes(const char *root)
 {
     char dir[PATH_MAX + 16];
@@ -127,16 +157,9 @@ static void list_recipes(const char *root)
         const char *name = entries[i]->d_name;
         size_t len = strlen(name);
         if (len > 4 && strcmp(name + len - 4, ".lua") == 0) {
-            char path[PATH_MAX * 2], line[512] = "";
+            char path[PATH_MAX * 2], desc[1024];
             snprintf(path, sizeof path, "%s/%s", dir, name);
-            FILE *f = fopen(path, "r");
-            if (f) {
-                if (!fgets(line, sizeof line, f))
-                    line[0] = '\0';
-                fclose(f);
-            }
-            line[strcspn(line, "\n")] = '\0';
-            const char *desc = strncmp(line, "-- ", 3) == 0 ? line + 3 : "";
+            recipe_summary(path, desc, sizeof desc);
             printf("  %-24.*s %s\n", (int)(len - 4), name, desc);
         }
         free(entries[i]);
@@ -152,7 +175,10 @@ static void usage(FILE *out)
                  "SCRIPT is a Lua file, a command, or the name of a bundled recipe\n"
                  "(slua greedy --prompt \"Hi\").\n"
                  "Every generation recipe takes --model DIR, --prompt TEXT | --prompt-ids 1,2,3,\n"
-                 "--max-new-tokens N, --seed N, --threads N, --format text|json; see --help of a recipe.\n");
+                 "--max-new-tokens N, --seed N, --threads N (at most %d), --format text|json, and\n"
+                 "--config FILE.json (options as a JSON object); see `slua RECIPE --help`.\n"
+                 "Usage errors exit with status 2, other failures with 1, Ctrl-C with 130.\n",
+            SL_MAX_THREADS);
 }
 
 /* A path to an existing file, a command (lua/slua/cmd/<name>.lua: `slua eval`, `slua sweep`),
@@ -232,7 +258,7 @@ int main(int argc, char **argv)
             code = 130;
         } else {
             fprintf(stderr, "slua: %s\n", msg ? msg : "(error object is not a string)");
-            code = 1;
+            code = fail_code;
         }
     }
     lua_close(L);

@@ -7,6 +7,7 @@
 #include "slua/sl_base.h"
 #include "slua/sl_model.h"
 #include "slua/sl_ops.h"
+#include "slua/sl_decode.h"
 #include "slua/sl_tokenizer.h"
 
 #endif

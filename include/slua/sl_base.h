@@ -46,8 +46,10 @@ SL_API const char *sl_status_name(sl_status status);
 SL_API const char *sl_version(void);
 
 /* Threads used by the project's kernels and by OpenBLAS (process-wide, as OpenBLAS's own
- * setting is). n <= 0 selects the number of online CPUs. Changing it may change the float
- * summation order of BLAS calls and so the last bits of results. */
+ * setting is). n <= 0 selects the number of online CPUs; more than SL_MAX_THREADS is clamped
+ * to it (the OpenMP runtime fails to create tens of thousands of threads). Changing it may
+ * change the float summation order of BLAS calls and so the last bits of results. */
+#define SL_MAX_THREADS 256
 SL_API void sl_set_num_threads(int n);
 SL_API int sl_get_num_threads(void);
 

@@ -253,8 +253,8 @@ function chat.apply(model, messages, opts)
   if not tpl then return nil, "chat template: " .. cerr end
   local now
   if opts.now then now = chat.parse_time(opts.now) end
-  local text, rerr = jinja.render(tpl, chat.variables(cfg, messages, opts), { now = now })
-  if not text then return nil, rerr end
+  local text, rerr, kind = jinja.render(tpl, chat.variables(cfg, messages, opts), { now = now })
+  if not text then return nil, rerr, kind end
   local tok = model.tokenizer
   if not tok then return text, nil end
   return text, tok:encode(text, { special = false })

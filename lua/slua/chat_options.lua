@@ -14,17 +14,22 @@ local V = require("slua.jinja").value
 
 local M = {}
 
-M.common = { chat = "", system = "", messages = "", chat_template = "", no_chat_template = false }
+M.common = {
+  chat = { default = "", help = "a user turn, sent through the model's chat template" },
+  system = { default = "", help = "a system turn before --chat (needs --chat or --messages)" },
+  messages = { default = "", help = "a conversation file: [{role, content}, ...] or {messages, tools, ...}" },
+  chat_template = { default = "", help = "a template of the model by name, a .jinja file, or a bundled one" },
+  no_chat_template = { default = false, help = "send --chat / --messages as plain text instead" },
+}
 
 -- generation_config.json of the --model directory (or the bundled model) as defaults.
--- Returns the eos ids the file lists (for `options`), or nil.
 function M.apply_generation_config(argv, defaults)
   local sl = require "slua"
   local dir = genconfig.model_arg(argv)
-  if dir == nil or dir == "" then dir = defaults.model ~= "" and defaults.model or sl.default_model end
-  local applied, eos = genconfig.apply(dir, defaults)
-  if not applied then sl.fail(eos) end
-  return eos
+  if dir == nil or dir == "" then dir = sl.default_model end
+  local applied, err = genconfig.apply(dir, defaults)
+  if not applied then sl.fail(err) end
+  return applied
 end
 
 function M.wants_chat(opt)
@@ -34,10 +39,10 @@ end
 function M.check(opt)
   local sl = require "slua"
   if (opt.system or "") ~= "" and not M.wants_chat(opt) then
-    sl.fail("option --system needs --chat TEXT or --messages FILE")
+    sl.fail("option --system needs --chat TEXT or --messages FILE", 2)
   end
   if M.wants_chat(opt) and opt.prompt_ids and opt.prompt_ids ~= "" then
-    sl.fail("options --prompt-ids and --chat/--messages exclude each other")
+    sl.fail("options --prompt-ids and --chat/--messages exclude each other", 2)
   end
 end
 
@@ -55,20 +60,20 @@ function M.conversation(opt)
   local messages, extra = V.list(), {}
   if opt.messages ~= "" then
     local text = chat.read_file(opt.messages)
-    if not text then sl.fail(("option --messages: cannot read '%s'"):format(opt.messages)) end
+    if not text then sl.fail(("option --messages: cannot read '%s'"):format(opt.messages), 2) end
     local v, err = V.from_json(text)
-    if v == nil then sl.fail(("%s: %s"):format(opt.messages, err)) end
+    if v == nil then sl.fail(("%s: %s"):format(opt.messages, err), 2) end
     if getmetatable(v) == V.Dict then
       for _, k in ipairs(v.keys) do if k ~= "messages" then extra[k] = v.vals[k] end end
       v = v.vals.messages
     end
     if getmetatable(v) ~= V.List then
-      sl.fail(("%s: expected a list of messages or an object with \"messages\""):format(opt.messages))
+      sl.fail(("%s: expected a list of messages or an object with \"messages\""):format(opt.messages), 2)
     end
     for i = 1, v.n do
       local m = v[i]
       if getmetatable(m) ~= V.Dict or type(m.vals.role) ~= "string" then
-        sl.fail(("%s: message %d has no \"role\""):format(opt.messages, i))
+        sl.fail(("%s: message %d has no \"role\""):format(opt.messages, i), 2)
       end
       messages.n = messages.n + 1
       messages[messages.n] = m
@@ -102,11 +107,11 @@ function M.prompt_ids(model, opt)
   for k, v in pairs(extra) do
     if k ~= "tools" and k ~= "documents" and k ~= "add_generation_prompt" then V.dict_set(vars, k, v) end
   end
-  local text, ids = chat.apply(model, messages, {
+  local text, ids, kind = chat.apply(model, messages, {
     add_generation_prompt = add_generation_prompt, tools = extra.tools, documents = extra.documents,
     template = opt.chat_template ~= "" and opt.chat_template or nil, vars = vars,
   })
-  if not text then sl.fail(("%s: chat template: %s"):format(model.path, ids)) end
+  if not text then sl.fail(("%s: chat template: %s"):format(model.path, ids), kind == "raise" and 1 or 2) end
   if #ids == 0 then sl.fail("the chat template renders no tokens") end
   return ids
 end

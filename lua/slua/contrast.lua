@@ -6,24 +6,81 @@ local skiplayer = require "slua.skiplayer"
 
 local C = {}
 
--- Options shared by contrast recipes.
+-- Options shared by contrast recipes, with their rules (slua.options).
 C.options = {
-  alpha = 0.1, beta = 0.5, amateur_temperature = 1.0, contrast = "official", repetition_penalty = 1.0,
-  do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
+  alpha = { default = 0.1, gt = 0, max = 1, help = "plausibility: keep tokens with p_e >= alpha max p_e" },
+  beta = { default = 0.5, min = 0, help = "contrast strength of the official form e + beta (e - a)" },
+  amateur_temperature = { default = 1.0, gt = 0, help = "temperature of the amateur's scores" },
+  contrast = { default = "official", choices = { "official", "logprob" }, help = "the contrast's form" },
+  repetition_penalty = 1.0, do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
 }
 
-function C.check(opt)
-  if opt.contrast ~= "official" and opt.contrast ~= "logprob" then
-    sl.fail(("option --contrast must be official or logprob (got '%s')"):format(opt.contrast))
+-- The contrast options with other defaults (and extra options) merged in: with{ contrast =
+-- "logprob" } keeps the rule of --contrast and changes its default.
+function C.options_with(changes)
+  local out = {}
+  for k, v in pairs(C.options) do out[k] = v end
+  for k, v in pairs(changes or {}) do
+    if type(out[k]) == "table" and type(v) ~= "table" then
+      local spec = {}
+      for sk, sv in pairs(out[k]) do spec[sk] = sv end
+      spec.default = v
+      v = spec
+    end
+    out[k] = v
   end
-  if not (opt.alpha > 0 and opt.alpha <= 1) then sl.fail("option --alpha must be in (0, 1]") end
-  if not (opt.amateur_temperature > 0) then sl.fail("option --amateur-temperature must be > 0") end
+  return out
+end
+
+-- The span options of the SkipLayerCD recipes.
+C.span_options = {
+  span_seed = { default = 2023, min = 0, help = "seed of Python's random for SL-H" },
+  example = { default = 1, min = 1, help = "which SL-H draw (one per example, in dataset order)" },
+  skip_layers = { default = "", type = "string", help = "START,END: skip decoder blocks [START, END)",
+                  check = function(v) if v ~= "" and not v:match("^%s*%d+%s*,%s*%d+%s*$") then return "START,END" end end },
+  small_model_span = { default = "middle", choices = { "middle", "none" },
+                       help = "models with < 10 layers (no SL-H span): skip the middle block(s), or fail" },
+}
+
+-- SL-D's options: the span options and those of the entropy profile.
+C.sld_options = {
+  prefix_file = { default = "", type = "string", help = "few-shot prefix for the entropy profile" },
+  prefix_ids = { default = "", type = "ids", model_check = sl.option_rules.vocab_ids, help = "the prefix as token ids" },
+  sld_rule = { default = "official", choices = { "official", "community" }, help = "SL-D's layer rule" },
+  fallback = { default = "sl-h", choices = { "sl-h", "none" }, help = "when no layer qualifies" },
+}
+for k, v in pairs(C.span_options) do C.sld_options[k] = v end
+
+local function span_hint(n_layer)
+  return ("--skip-layers START,END takes 0 <= START < END <= %d"):format(n_layer)
+end
+
+-- "a,b" -> the span [a, b), checked against the model.
+function C.parse_span(text, n_layer)
+  local v = sl.parse_ints(text, "skip-layers")
+  if #v ~= 2 or v[1] < 0 or v[2] <= v[1] or v[2] > n_layer then
+    sl.fail(("option --skip-layers wants START,END with 0 <= START < END <= %d (got '%s')"):format(n_layer, text), 2)
+  end
+  return v
+end
+
+-- The SL-H span, or for a model too shallow for SL-H the small-model span (announced on
+-- stderr), or a failure naming the valid --skip-layers values.
+function C.heuristic_span(opt, n_layer, source)
+  local span, err = skiplayer.heuristic_span(n_layer, opt.span_seed, opt.example)
+  if span then return span, ("%s, seed %d, draw %d"):format(source, opt.span_seed, opt.example) end
+  if opt.small_model_span == "none" then sl.fail(("%s; %s"):format(err, span_hint(n_layer))) end
+  span, err = skiplayer.small_model_span(n_layer)
+  if not span then sl.fail(("%s; %s"):format(err, span_hint(n_layer))) end
+  local why = ("small-model span: the model has %d layers, SL-H needs at least 10"):format(n_layer)
+  io.stderr:write(("skiplayer: %s; using [%d, %d) (--small-model-span none fails instead; %s)\n")
+    :format(why, span[1], span[2], span_hint(n_layer)))
+  return span, why
 end
 
 -- Runs the generation. make_amateur(ctx, extra) returns the amateur session (extra collects
 -- fields for the JSON output, e.g. skip_span).
 function C.generate(recipe, opt, make_amateur)
-  C.check(opt)
   local extra = {}
   return sl.generate{
     recipe = recipe, opt = opt, extra = extra,
@@ -33,15 +90,6 @@ function C.generate(recipe, opt, make_amateur)
       return scores, { n_kept = kept }
     end,
   }
-end
-
--- "a,b" -> the span [a, b), checked against the model.
-function C.parse_span(text, n_layer)
-  local v = sl.parse_ints(text, "skip-layers")
-  if #v ~= 2 or v[1] < 0 or v[2] <= v[1] or v[2] > n_layer then
-    sl.fail(("option --skip-layers wants START,END with 0 <= START < END <= %d (got '%s')"):format(n_layer, text))
-  end
-  return v
 end
 
 -- Tells the user which span runs (stderr in text mode, so stdout stays the text).

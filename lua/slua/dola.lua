@@ -18,6 +18,11 @@ function D.layers(spec, model)
   return core.dola_layers(spec, model.n_layer, model.tied)
 end
 
+-- Whether spec is "low", "high" or a comma-separated list of integers.
+function D.valid_spec(spec)
+  return spec == "low" or spec == "high" or require("slua.options").int_list(spec, "^%s*%d+%s*$") ~= nil
+end
+
 -- The layers a session must expose for DoLa: the candidates (raw logits), and the mature layer
 -- when it is not the final one.
 function D.session_layers(candidates, mature)

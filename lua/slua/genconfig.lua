@@ -3,8 +3,9 @@
 -- HF's generate() starts from the model's generation_config.json and lets call arguments override
 -- it. Here the file's values become the defaults of the recipe's own options before the command
 -- line is parsed, so flags override them and `--format json` lists the values in `options`. Only
--- options the recipe has are touched (greedy has no temperature); eos_token_id (an id or a list)
--- is read by the model loader itself and listed here as `eos_token_id`.
+-- options the recipe has are touched (greedy has no temperature). eos_token_id (an id or a list)
+-- is read by the model loader itself (generation stops at any of the ids); recipes with an
+-- --eos-token-id option list the file's ids as its default.
 local M = {}
 
 -- generation_config.json key -> option name
@@ -40,27 +41,50 @@ function M.read(dir)
 end
 
 -- Overwrites defaults[option] with the file's values (type-checked against the defaults) and
--- returns the list of applied keys and the eos ids; nil, message on a malformed file.
+-- returns the list of applied options; nil, message on a malformed file.
 function M.apply(dir, defaults)
   local gc, err = M.read(dir)
   if not gc then return nil, err end
   local applied = {}
   for key, option in pairs(M.KEYS) do
-    local v, d = gc[key], defaults[option]
+    local v, entry = gc[key], defaults[option]
+    -- a declared option is a default value or a spec table {default = ...} (slua.options)
+    local d = type(entry) == "table" and entry.default or entry
     if v ~= nil and d ~= nil and v ~= (require "slua.core").null then
       if type(v) ~= type(d) or (math.type(d) == "integer" and math.type(v) ~= "integer") then
         return nil, ("%s/generation_config.json: '%s' must be %s (got %s)"):format(dir, key,
           math.type(d) == "integer" and "an integer" or type(d), tostring(v))
       end
-      defaults[option] = v
+      if type(entry) == "table" then
+        local copy = {}
+        for k, x in pairs(entry) do copy[k] = x end
+        copy.default = v
+        defaults[option] = copy
+      else
+        defaults[option] = v
+      end
       applied[#applied + 1] = option
     end
   end
-  table.sort(applied)
+  -- eos_token_id: recipes that take --eos-token-id get the file's ids as its default
   local eos = gc.eos_token_id
   if math.type(eos) == "integer" then eos = { eos } end
-  if type(eos) ~= "table" then eos = nil end
-  return applied, eos
+  local entry = defaults.eos_token_id
+  local d = type(entry) == "table" and entry.default or entry
+  if type(eos) == "table" and #eos > 0 and d == "" then
+    local text = table.concat(eos, ",")
+    if type(entry) == "table" then
+      local copy = {}
+      for k, x in pairs(entry) do copy[k] = x end
+      copy.default = text
+      defaults.eos_token_id = copy
+    else
+      defaults.eos_token_id = text
+    end
+    applied[#applied + 1] = "eos_token_id"
+  end
+  table.sort(applied)
+  return applied
 end
 
 return M

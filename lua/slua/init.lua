@@ -35,9 +35,11 @@ M.default_model = M.root .. "/models/stories260K"
 
 ---------------------------------------------------------------------------- failures
 
--- A clean failure: the host prints "slua: <message>" without a traceback.
-local Failure = { __tostring = function(e) return e.message end }
-function M.fail(message) error(setmetatable({ message = message }, Failure), 0) end
+local options = require "slua.options"
+
+-- A clean failure: the host prints "slua: <message>" without a traceback and exits with code
+-- (default 1; usage errors use 2).
+M.fail = options.fail
 
 -- Like assert for fail tuples (nil, message, code), but raises a clean failure.
 function M.check(v, message, ...)
@@ -51,7 +53,15 @@ function M.try(f, ...)
   local ok, a, b, c = pcall(f, ...)
   if ok then return a, b, c end
   local msg = type(a) == "table" and a.message or tostring(a)
-  M.fail((msg:gsub("^[^:\n]+:%d+: ", "")))
+  M.fail((msg:gsub("^[^:\n]+:%d+: ", "")), type(a) == "table" and a.code or nil)
+end
+
+-- sl.try for a primitive that checks an option's value: its error is a usage error (exit 2).
+function M.try_option(f, ...)
+  local ok, a, b, c = pcall(M.try, f, ...)
+  if ok then return a, b, c end
+  a.code = a.code or 2
+  error(a, 0)
 end
 
 ---------------------------------------------------------------------------- loading
@@ -61,114 +71,13 @@ function M.load(dir, opts) return core.load(dir or M.default_model, opts) end
 
 ---------------------------------------------------------------------------- options
 
--- "1,2,3" -> {1, 2, 3}; "" -> {}. Raises a clean failure naming the option on bad entries.
-function M.parse_ints(text, name)
-  local out = {}
-  if text == nil or text == "" then return out end
-  for part in tostring(text):gmatch("[^,]+") do
-    local v = math.tointeger(tonumber(part))
-    if not v then M.fail(("option --%s: '%s' is not an integer"):format(name or "?", part)) end
-    out[#out + 1] = v
-  end
-  return out
-end
-
-local function header_comment(path)
-  local f = path and io.open(path)
-  if not f then return "" end
-  local lines = {}
-  for line in f:lines() do
-    local text = line:match("^%-%-%s?(.*)$")
-    if not text then break end
-    lines[#lines + 1] = text
-  end
-  f:close()
-  return table.concat(lines, "\n")
-end
-
-local function coerce(name, value, default)
-  local kind = type(default)
-  if kind == "number" then
-    local v = tonumber(value)
-    if not v then M.fail(("option --%s expects a number (got '%s')"):format(name, value)) end
-    if math.type(default) == "integer" then
-      v = math.tointeger(v) or M.fail(("option --%s expects an integer (got '%s')"):format(name, value))
-    end
-    return v
-  elseif kind == "boolean" then
-    if value == true or value == "true" or value == "1" or value == "yes" then return true end
-    if value == "false" or value == "0" or value == "no" then return false end
-    M.fail(("option --%s expects true or false (got '%s')"):format(name, tostring(value)))
-  end
-  return value
-end
-
-local function sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  table.sort(keys)
-  return keys
-end
-
--- sl.options(arg, defaults) -> table of options.
--- Flags are --key value, --key=value, or a bare --key for booleans (--no-key for false);
--- dashes and underscores are the same. Values take the type of the default. --config FILE.json
--- merges a JSON object first; --help prints the script's header comment and the defaults.
-function M.options(argv, defaults)
-  local opt = {}
-  for k, v in pairs(defaults) do opt[k] = v end
-  local function known(key)
-    if defaults[key] == nil then
-      M.fail(("unknown option --%s (see %s --help)"):format(key:gsub("_", "-"), argv[0] or "the script"))
-    end
-  end
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local key, value = a:match("^%-%-([%w_%-]+)=(.*)$")
-    if not key then key = a:match("^%-%-([%w_%-]+)$") end
-    if not key then M.fail(("unexpected argument '%s' (options are --key value)"):format(a)) end
-    key = key:gsub("%-", "_")
-    if key == "help" then
-      io.write(header_comment(argv[0]), "\n\nOptions (defaults):\n")
-      for _, k in ipairs(sorted_keys(defaults)) do
-        io.write(("  --%-22s %s\n"):format(k:gsub("_", "-"), tostring(defaults[k])))
-      end
-      os.exit(0, true)
-    elseif key == "config" then
-      local f = io.open(value or argv[i + 1] or "", "r")
-      if not f then M.fail(("option --config: cannot open '%s'"):format(value or argv[i + 1] or "")) end
-      local conf, err = core.json_decode(f:read("a"))
-      f:close()
-      if type(conf) ~= "table" then M.fail("option --config: " .. (err or "not a JSON object")) end
-      for k, v in pairs(conf) do
-        k = k:gsub("%-", "_")
-        known(k)
-        opt[k] = coerce(k, v, defaults[k])
-      end
-      if not value then i = i + 1 end
-    else
-      local negated = key:match("^no_(.+)$")
-      if value == nil and negated and type(defaults[negated]) == "boolean" then
-        opt[negated] = false
-      else
-        known(key)
-        if value == nil then
-          if type(defaults[key]) == "boolean" and (argv[i + 1] == nil or argv[i + 1]:match("^%-%-")) then
-            value = true
-          else
-            i = i + 1
-            value = argv[i]
-            if value == nil then M.fail(("option --%s needs a value"):format(key:gsub("_", "-"))) end
-          end
-        end
-        opt[key] = coerce(key:gsub("_", "-"), value, defaults[key])
-      end
-    end
-    i = i + 1
-  end
-  return opt
-end
+-- sl.options(arg, declared): options declared with their defaults and rules (slua.options).
+M.options = options.parse
+M.option_error = options.error  -- sl.option_error(name, rule, got): a usage error, exit 2
+M.parse_ints = options.parse_ints
+M.parse_ids = options.parse_ids
+M.check_options = options.check_model  -- sl.check_options(opt, model): the checks that need the model
+M.option_rules = options               -- model_check helpers: vocab_ids, layers(lo)
 
 ---------------------------------------------------------------------------- processors and chains
 
@@ -192,10 +101,25 @@ function M.chain(list)
   return c
 end
 
+-- What a scores function or processor (in_place: nil is fine, the scores were changed in
+-- place) returned, checked before anything uses it: a slua.Logits as long as the vocabulary.
+function M.check_scores(r, n, who, in_place)
+  if r == nil and in_place then return nil end
+  if core.is_logits(r) then
+    if #r ~= n then M.fail(("%s returned %d scores, the vocabulary has %d"):format(who, #r, n)) end
+    return r
+  end
+  M.fail(("%s returned %s, not a slua.Logits%s"):format(who, r == nil and "nil" or "a " .. type(r),
+    in_place and " (or nil after changing the scores in place)" or ""))
+end
+
 function Chain:__call(ctx, scores)
-  for _, p in ipairs(self.items) do
+  local n = #scores
+  for i, p in ipairs(self.items) do
     local r = p.fn(ctx, scores)
-    if r ~= nil then scores = r end
+    if r ~= nil then
+      scores = M.check_scores(r, n, ("processor %d (%s)"):format(i, p.name or "fn"), true)
+    end
   end
   return scores
 end

@@ -7,7 +7,8 @@
 --
 -- HF's order (and the order to build chains in): repetition_penalty → no_repeat_ngram →
 -- logit_bias → exp_decay_length / eos_linear → your own processors → temperature → top_k →
--- top_p → min_p. Sampling warpers (the last four) only matter when sampling.
+-- top_p → min_p → typical_p → epsilon → eta. Sampling warpers (the last seven) only matter
+-- when sampling.
 local P = {}
 
 local function proc(name, fn) return { name = name, fn = fn } end
@@ -29,6 +30,22 @@ end
 function P.no_repeat_ngram(size)
   assert(math.type(size) == "integer" and size >= 1, "no_repeat_ngram: size must be an integer >= 1")
   return proc("no_repeat_ngram", function(ctx, scores) scores:no_repeat_ngram(size, ctx.session) end)
+end
+
+-- Diverse beam search's penalty (HF HammingDiversityLogitsProcessor): every token chosen at
+-- this step by an earlier beam group (ctx.group_tokens) loses penalty x its count.
+function P.hamming_diversity(penalty)
+  assert(type(penalty) == "number", "hamming_diversity: penalty must be a number")
+  return proc("hamming_diversity", function(ctx, scores)
+    local tokens = ctx.group_tokens
+    if not tokens or #tokens == 0 then return end
+    local count, bias = {}, {}
+    for _, id in ipairs(tokens) do count[id] = (count[id] or 0) + 1 end
+    for id, n in pairs(count) do
+      if id >= 0 and id < #scores then bias[id] = -(penalty * n) end
+    end
+    scores:bias(bias)
+  end)
 end
 
 -- Add bias[id] to each listed token (HF SequenceBias for single tokens).
@@ -76,12 +93,73 @@ function P.min_p(p, min_keep)
   return proc("min_p", function(_, scores) scores:keep_min_p(p, min_keep) end)
 end
 
+-- Locally typical sampling (Meister et al. 2022; HF TypicalLogitsWarper): keep the tokens whose
+-- surprisal is closest to the entropy until their mass reaches `mass`.
+function P.typical_p(mass, min_keep)
+  assert(type(mass) == "number" and mass > 0 and mass < 1, "typical_p: mass must be in (0, 1)")
+  return proc("typical_p", function(_, scores) scores:keep_typical(mass, min_keep) end)
+end
+
+-- Truncation sampling (Hewitt et al. 2022; HF EpsilonLogitsWarper): drop p < eps.
+function P.epsilon(eps, min_keep)
+  assert(type(eps) == "number" and eps > 0 and eps < 1, "epsilon: cutoff must be in (0, 1)")
+  return proc("epsilon", function(_, scores) scores:keep_epsilon(eps, min_keep) end)
+end
+
+-- Eta sampling (Hewitt et al. 2022; HF EtaLogitsWarper): drop p < min(eps, sqrt(eps) e^-H).
+function P.eta(eps, min_keep)
+  assert(type(eps) == "number" and eps > 0 and eps < 1, "eta: cutoff must be in (0, 1)")
+  return proc("eta", function(_, scores) scores:keep_eta(eps, min_keep) end)
+end
+
+-- llama.cpp's samplers (src/llama-sampling.cpp) that HF lacks.
+
+-- Top-n-sigma (Tang et al. 2024, arXiv 2411.07641): keep scores >= max - n * std.
+function P.top_n_sigma(n)
+  assert(type(n) == "number" and n >= 0, "top_n_sigma: n must be >= 0")
+  return proc("top_n_sigma", function(_, scores) scores:keep_top_n_sigma(n) end)
+end
+
+-- XTC, exclude top choices (p-e-w, llama.cpp PR #9742): with probability `probability`, when
+-- two or more tokens have p >= threshold, mask all but the least likely of them. Draws its
+-- own uniforms from sl.rng(opts.seed or 0), one per step.
+function P.xtc(threshold, probability, opts)
+  opts = opts or {}
+  local rng = require("slua.core").rng(opts.seed or 0)
+  return proc("xtc", function(_, scores) scores:xtc(threshold, probability, rng:uniform(), opts.min_keep) end)
+end
+
+-- DRY, don't repeat yourself (p-e-w, llama.cpp PR #9702): a token that would extend a repeat
+-- of L >= allowed_length tokens loses multiplier * base ^ (L - allowed_length). opts: base
+-- (1.75), allowed_length (2), window (last n tokens; 0 = all), breakers (ids that end a match).
+function P.dry(multiplier, opts)
+  opts = opts or {}
+  local o = { multiplier = multiplier, base = opts.base, allowed_length = opts.allowed_length,
+              window = opts.window, breakers = opts.breakers }
+  return proc("dry", function(ctx, scores) scores:dry(ctx.session, o) end)
+end
+
+-- Mirostat v2 (Basu et al. 2021, arXiv 2007.14966): keep tokens with surprise -log2 p <= mu,
+-- then, once the token is drawn, mu -= eta * (its surprise in the kept distribution - tau);
+-- mu starts at 2 tau. Stateful (one per generation) and last in a chain: the draw must come
+-- from the scores it leaves. The second result exposes the state ({mu = ...}).
+function P.mirostat_v2(tau, eta)
+  assert(type(tau) == "number" and tau > 0, "mirostat_v2: tau must be > 0")
+  local state, last = { mu = 2 * tau }, nil
+  return proc("mirostat_v2", function(ctx, scores)
+    local g = ctx.generated
+    if last and g and #g > 0 then state.mu = state.mu - eta * (last:surprise(g[#g]) - tau) end
+    scores:mirostat_v2(state.mu)
+    last = scores:clone()
+  end), state
+end
+
 -- Wrap a plain function(ctx, scores) with a name (plain functions work in chains too).
 function P.fn(name, f) return proc(name, f) end
 
 -- The standard chain from common options (zeros/ones/nils leave a processor out), in HF order.
 -- opt fields: repetition_penalty, no_repeat_ngram_size, temperature, top_k, top_p, min_p,
--- do_sample; custom = { processors } inserted where HF puts user processors.
+-- typical_p, epsilon_cutoff, eta_cutoff, do_sample; custom = { processors } inserted where HF puts user processors.
 function P.standard(opt, custom)
   local list = {}
   if opt.repetition_penalty and opt.repetition_penalty ~= 1 then
@@ -96,6 +174,9 @@ function P.standard(opt, custom)
     if opt.top_k and opt.top_k > 0 then list[#list + 1] = P.top_k(opt.top_k) end
     if opt.top_p and opt.top_p < 1 then list[#list + 1] = P.top_p(opt.top_p) end
     if opt.min_p and opt.min_p > 0 then list[#list + 1] = P.min_p(opt.min_p) end
+    if opt.typical_p and opt.typical_p < 1 then list[#list + 1] = P.typical_p(opt.typical_p) end
+    if opt.epsilon_cutoff and opt.epsilon_cutoff > 0 then list[#list + 1] = P.epsilon(opt.epsilon_cutoff) end
+    if opt.eta_cutoff and opt.eta_cutoff > 0 then list[#list + 1] = P.eta(opt.eta_cutoff) end
   end
   return list
 end

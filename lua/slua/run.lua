@@ -6,7 +6,8 @@
 --                amateurs = function(ctx) ... end,    -- extra sessions stepped in lockstep (optional)
 --                scores = function(ctx) return scores, info end,  -- default: the final logits
 --                chain = sl.chain{...},               -- default: processors from the options
---                sample = bool }                      -- default: opt.do_sample
+--                sample = bool,                       -- default: opt.do_sample
+--                eos = {ids} or function(model) }     -- default: the model's EOS ids
 --
 -- ctx (also what processors receive): model, tokenizer, opt, session (the main session),
 -- amateurs, out (this step's Output), amateur_outs, prompt_len, step (tokens generated so far),
@@ -14,59 +15,83 @@
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
 -- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}]}
--- where `top` holds the 8 best processed scores the choice was made from.
+-- where `top` holds the 8 best processed scores the choice was made from (null where not
+-- finite). Each step checks the final logits (finite) and what the scores function and the
+-- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
+-- result, with stop_reason "interrupted".
 local core = require "slua.core"
 
 local run = {}
 
--- Options every generation recipe accepts (merged under the recipe's own).
-run.common = {
+-- Options every recipe that reads a prompt accepts, and those a generation recipe adds; their
+-- rules are in slua.options.
+run.input = {
   model = "",               -- model directory; "" = the bundled stories260K
   prompt = "Once upon a time",
   prompt_ids = "",          -- comma-separated ids, used as-is (no BOS added)
-  max_new_tokens = 64,
-  seed = 42,
+  truncate_prompt = false,  -- keep the end of a prompt that does not fit the context
   threads = 0,              -- 0 = all CPUs
   format = "text",          -- text | json
+}
+run.common = {
+  max_new_tokens = 64,
+  seed = 42,
   stop = "",                -- stop string(s), separated by "|"
 }
-for k, v in pairs(require("slua.chat_options").common) do run.common[k] = v end  -- --chat, --messages, ...
+for k, v in pairs(require("slua.chat_options").common) do run.input[k] = v end  -- --chat, --messages, ...
+for k, v in pairs(run.input) do run.common[k] = v end
 
-function run.options(argv, own)
+-- In-process runs (run.invoke): the model to use and the results collected instead of printed.
+local host = nil
+
+-- sl.run_options(arg, own [, "input"]): the options of a recipe, its own merged over the common
+-- ones of a generation recipe (or, with "input", of a recipe that only reads a prompt).
+function run.options(argv, own, kind)
   local sl = require "slua"
-  local defaults = {}
-  for k, v in pairs(run.common) do defaults[k] = v end
-  for k, v in pairs(own or {}) do defaults[k] = v end
+  local declared = {}
+  for k, v in pairs(kind == "input" and run.input or run.common) do declared[k] = v end
+  for k, v in pairs(own or {}) do declared[k] = v end
   local chat_options = require "slua.chat_options"
-  local eos = chat_options.apply_generation_config(argv, defaults)  -- HF: the file's values, then flags
-  local opt = sl.options(argv, defaults)
+  chat_options.apply_generation_config(argv, declared)  -- HF: the file's values, then flags
+  local opt = sl.options(argv, declared)
   chat_options.check(opt)
-  opt.eos_token_id = eos
-  if opt.format ~= "text" and opt.format ~= "json" then
-    sl.fail(("option --format must be text or json (got '%s')"):format(opt.format))
-  end
-  if opt.max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0") end
+  if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
   return opt
 end
 
 -- The prompt as ids: --prompt-ids as given, else the tokenizer's encoding of --prompt with its
--- special tokens (BOS) as the tokenizer adds them.
+-- special tokens (BOS) as the tokenizer adds them. A prompt longer than the model's context is
+-- a usage error unless --truncate-prompt, which drops tokens from the start (as HF's
+-- truncation_side = "left") so that the prompt and --max-new-tokens fit, keeping at least half
+-- the context for the prompt.
 function run.prompt_ids(model, opt)
   local sl = require "slua"
+  local ids, what
   if opt.prompt_ids and opt.prompt_ids ~= "" then
-    local ids = sl.parse_ints(opt.prompt_ids, "prompt-ids")
+    ids, what = sl.parse_ids(opt.prompt_ids, "prompt_ids"), "prompt-ids"
     for _, id in ipairs(ids) do
-      if id < 0 or id >= model.n_vocab then
-        sl.fail(("option --prompt-ids: id %d out of range [0, %d]"):format(id, model.n_vocab - 1))
+      if id >= model.n_vocab then
+        sl.fail(("option --prompt-ids: id %d out of range [0, %d]"):format(id, model.n_vocab - 1), 2)
       end
     end
-    return ids
+  elseif require("slua.chat_options").wants_chat(opt) then
+    ids, what = require("slua.chat_options").prompt_ids(model, opt), "chat"
+  else
+    local tok = model.tokenizer
+    if not tok then sl.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end
+    ids, what = tok:encode(opt.prompt, { special = true }), "prompt"
+    if #ids == 0 then sl.fail("option --prompt: encodes to no tokens", 2) end
   end
-  if require("slua.chat_options").wants_chat(opt) then return require("slua.chat_options").prompt_ids(model, opt) end
-  local tok = model.tokenizer
-  if not tok then sl.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end
-  local ids = tok:encode(opt.prompt, { special = true })
-  if #ids == 0 then sl.fail("option --prompt: encodes to no tokens") end
+  local context = model.config.max_position
+  local keep = context - math.min(opt.max_new_tokens or 0, context // 2)
+  if #ids > context and not opt.truncate_prompt then
+    sl.fail(("option --%s: %d tokens do not fit the model's context of %d (--truncate-prompt keeps the last %d)")
+      :format(what, #ids, context, keep), 2)
+  end
+  if opt.truncate_prompt and #ids > keep then
+    io.stderr:write(("slua: prompt truncated to its last %d of %d tokens\n"):format(keep, #ids))
+    ids = table.move(ids, #ids - keep + 1, #ids, 1, {})
+  end
   return ids
 end
 
@@ -76,14 +101,42 @@ local function split_stops(text)
   return out
 end
 
--- In-process runs (run.invoke): the model to use and the results collected instead of printed.
-local host = nil
-
 local function emit(opt, s)
   if not host and opt.format == "text" and s ~= "" then
     io.write(s)
     io.flush()
   end
+end
+
+-- HF's text of new tokens: decode(prompt + new)[len(decode(prompt)):], so that the first new
+-- token keeps the space a SentencePiece decoder strips only at the start of a text.
+local function continuation_text(tok, prompt, new)
+  if not tok then return "" end
+  local all = table.move(new, 1, #new, #prompt + 1, table.move(prompt, 1, #prompt, 1, {}))
+  local head = tok:decode(prompt, { skip_special = true })
+  local full = tok:decode(all, { skip_special = true })
+  if full:sub(1, #head) == head then return full:sub(#head + 1) end
+  local chars = utf8.len(head)
+  local at = chars and utf8.len(full) and utf8.offset(full, chars + 1)
+  return full:sub(at or #head + 1)
+end
+
+-- Final logits that are NaN or infinite come from the model (bad weights, overflow), not from
+-- the method: stop at the step where they appear, naming the model.
+local function check_finite(logits, path, step)
+  local nan, pos, neg = logits:nonfinite()
+  if nan + pos + neg == 0 then return end
+  local parts = {}
+  if nan > 0 then parts[#parts + 1] = ("NaN in %d"):format(nan) end
+  if pos > 0 then parts[#parts + 1] = ("+inf in %d"):format(pos) end
+  if neg > 0 then parts[#parts + 1] = ("-inf in %d"):format(neg) end
+  require("slua").fail(("%s: logits are not finite at step %d (%s of %d entries)")
+    :format(path, step, table.concat(parts, ", "), #logits))
+end
+
+-- The host raises the plain string "interrupted" on Ctrl-C (sl.try keeps it as a message).
+local function is_interrupt(err)
+  return (type(err) == "table" and err.message or err) == "interrupted"
 end
 
 function run.generate(spec)
@@ -93,6 +146,7 @@ function run.generate(spec)
   local model = spec.model or (host and host.model)
     or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
   local tok = model.tokenizer
+  sl.check_options(opt, model)
   local session_opts = type(spec.session) == "function" and spec.session(model, opt) or spec.session
   local ctx = {
     model = model, tokenizer = tok, opt = opt, prompt_len = 0, step = 0,
@@ -106,17 +160,59 @@ function run.generate(spec)
   local scores_of = spec.scores or function(c) return c.out.logits end
   local stops = split_stops(opt.stop)
   local eos = {}
-  for _, id in ipairs(model.eos) do eos[id] = true end
+  local eos_ids = spec.eos or model.eos
+  if type(eos_ids) == "function" then eos_ids = eos_ids(model) end
+  for _, id in ipairs(eos_ids) do eos[id] = true end
 
   local prompt = run.prompt_ids(model, opt)
   ctx.prompt_len = #prompt
+  -- the stream starts with the prompt, so the first new token is decoded in its context
   local stream = tok and tok:stream{ skip_special = true }
-  if opt.format == "text" then
-    emit(opt, tok and tok:decode(prompt, { skip_special = true }) or table.concat(prompt, " "))
-  end
+  local prompt_text = {}
+  for _, id in ipairs(prompt) do prompt_text[#prompt_text + 1] = stream and stream:put(id) or nil end
+  emit(opt, stream and table.concat(prompt_text) or table.concat(prompt, " "))
 
   local steps, text, stop_reason = {}, {}, "max_new_tokens"
+  local function result_of()
+    local result = {
+      model = model.path, recipe = spec.recipe, options = opt, prompt_ids = prompt,
+      new_ids = ctx.generated, stop_reason = stop_reason, steps = steps,
+      text = continuation_text(tok, prompt, ctx.generated),
+    }
+    for k, v in pairs(spec.extra or {}) do result[k] = v end
+    return result
+  end
+  local finished = false
+  local function finish()
+    finished = true
+    if stream then emit(opt, stream:finish()) end
+    local result = result_of()
+    if host then
+      host.results[#host.results + 1] = result
+    elseif opt.format == "json" then
+      io.write(core.json_encode(result), "\n")
+    else
+      io.write("\n")
+    end
+    io.flush()
+    return result
+  end
+  -- Ctrl-C (the host raises "interrupted") still prints what was generated, then the host
+  -- exits with 130; another failure ends the streamed line, so its message starts a line.
+  local on_error <close> = setmetatable({}, { __close = function(_, err)
+    if err == nil or finished then return end
+    if is_interrupt(err) then
+      stop_reason = "interrupted"
+      finish()
+    elseif opt.format == "text" and not host then
+      io.write("\n")
+      io.flush()
+    end
+  end })
+
   local max_pos = model.config.max_position
+  local n_vocab = model.n_vocab
+  local who = ("the scores function of %s"):format(spec.recipe or "the recipe")
   if opt.max_new_tokens > 0 then
     ctx.out = ctx.session:prefill(prompt)
     ctx.amateur_outs = {}
@@ -124,9 +220,13 @@ function run.generate(spec)
   end
   for step = 0, opt.max_new_tokens - 1 do
     ctx.step = step
+    check_finite(ctx.out.logits, model.path, step)
+    for i, a in ipairs(ctx.amateur_outs) do check_finite(a.logits, "the amateur of " .. model.path, step) end
     local scores, info = scores_of(ctx)
+    scores = sl.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
     local id = sample and scores:sample(ctx.rng) or scores:argmax()
+    if id < 0 then sl.fail(("%s: every processed score is NaN at step %d"):format(model.path, step)) end
     local record = info or {}
     record.id, record.top = id, scores:top(8)
     steps[#steps + 1] = record
@@ -148,21 +248,7 @@ function run.generate(spec)
     ctx.out = ctx.session:step(id)
     for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
   end
-  if stream then emit(opt, stream:finish()) end
-
-  local result = {
-    model = model.path, recipe = spec.recipe, options = opt, prompt_ids = prompt,
-    new_ids = ctx.generated, stop_reason = stop_reason, steps = steps,
-    text = tok and tok:decode(ctx.generated, { skip_special = true }) or "",
-  }
-  for k, v in pairs(spec.extra or {}) do result[k] = v end
-  if host then
-    host.results[#host.results + 1] = result
-  elseif opt.format == "json" then
-    io.write(core.json_encode(result), "\n")
-  else
-    io.write("\n")
-  end
+  local result = finish()
   return result, ctx
 end
 
@@ -187,6 +273,16 @@ function run.argv(options)
   return argv
 end
 
+-- run.options_of(recipe, argv) -> the recipe's full option set for these flags, without running
+-- it (the recipe stops in run.options); raises the recipe's clean failure on a bad flag.
+local Probe = {}
+function run.options_of(recipe, argv)
+  local ok, e = pcall(run.invoke, recipe, argv, { probe = Probe })
+  if not ok and getmetatable(e) == Probe then return e.options end
+  if not ok then error(e, 0) end
+  require("slua").fail(("recipe %s does not read its options through sl.run_options"):format(recipe))
+end
+
 -- run.invoke(recipe, argv, {model = m}) -> results
 -- Runs a recipe script in this process with the given flags (a list, or an options table for
 -- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
@@ -200,7 +296,7 @@ function run.invoke(recipe, argv, opts)
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
   local saved_arg, saved_host = _G.arg, host
-  local mine = { model = opts and opts.model, results = {} }
+  local mine = { model = opts and opts.model, probe = opts and opts.probe, results = {} }
   _G.arg, host = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
   _G.arg, host = saved_arg, saved_host

@@ -27,6 +27,17 @@ function S.heuristic_span(n_layer, seed, draw)
   return { start, start + len }
 end
 
+-- A span for models too shallow for SL-H (fewer than 10 layers, where randrange(4, N // 2) is
+-- empty and the official code fails): the official length round_half_even(N / 8), at least
+-- 1, in the middle of the stack and never the first block: start = max(1, (N - len) // 2).
+-- Not from the paper; the recipes announce it (span_source "small-model span").
+function S.small_model_span(n_layer)
+  if n_layer < 2 then return nil, ("a small-model span needs at least 2 layers, the model has %d"):format(n_layer) end
+  local len = math.max(1, core.round_half_even(n_layer / 8))
+  local start = math.max(1, (n_layer - len) // 2)
+  return { start, start + len }
+end
+
 -- Logit-lens entropy profile Y[0..N-1] over a prefix: Y[l] is the mean, over positions
 -- 0..T-2, of the entropy (nats) of softmax(lm_head(final_norm(hidden_states[l]))).
 function S.entropy_profile(model, prefix)

@@ -79,6 +79,10 @@ static sl_status add_eos(const char *path, json_object *root, sl_model_config *c
         if (!sl_json_as_int64(item, &id) || id < 0 || id > INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'eos_token_id' must be an id or a list of ids (got %s)",
                                 path, value_text(v));
+        if (c->n_vocab > 0 && id >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_FORMAT,
+                                "%s: 'eos_token_id' %lld out of range [0, %d] (vocab_size %d)", path, (long long)id,
+                                (int)c->n_vocab - 1, (int)c->n_vocab);
         bool seen = false;
         for (int32_t k = 0; k < c->n_eos; k++)
             seen |= c->eos[k] == (sl_token)id;

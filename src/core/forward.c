@@ -107,6 +107,44 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
     }
 }
 
+/* Branch evaluation: n alternative tokens all at position p, each attending to the cached keys
+ * [0, p) and to its own key, written at cache row p + i (rows past pos are scratch). */
+static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p)
+{
+    const sl_model_config *c = &s->model->cfg;
+    int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
+    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
+    const float *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    int32_t window = c->sliding_window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
+    float denom = sqrtf((float)hd);
+    int nt = sl_threads();
+    int64_t stride = s->cap;
+    for (int32_t i = 0; i < n; i++) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)(p + 1) * nh * hd > 32768)
+        for (int32_t h = 0; h < nh; h++) {
+            int64_t g = h / group;
+            const float *q = s->q + i * qd + (int64_t)h * hd;
+            const float *own_k = K + (int64_t)(p + i) * kvd + g * hd, *own_v = V + (int64_t)(p + i) * kvd + g * hd;
+            float *sc = s->scores + h * stride, *out = s->att + i * qd + (int64_t)h * hd;
+            int32_t m = p - j0;
+            for (int32_t j = 0; j <= m; j++) {
+                const float *kj = j < m ? K + (int64_t)(j0 + j) * kvd + g * hd : own_k;
+                float d = 0.0f;
+                for (int32_t cc = 0; cc < hd; cc++)
+                    d += q[cc] * kj[cc];
+                sc[j] = d / denom;
+            }
+            softmax_inplace(sc, m + 1);
+            memset(out, 0, (size_t)hd * sizeof *out);
+            for (int32_t j = 0; j <= m; j++) {
+                const float *vj = j < m ? V + (int64_t)(j0 + j) * kvd + g * hd : own_v;
+                for (int32_t cc = 0; cc < hd; cc++)
+                    out[cc] += sc[j] * vj[cc];
+            }
+        }
+    }
+}
+
 static void add_rows(float *x, const float *y, int64_t count)
 {
     for (int64_t i = 0; i < count; i++)
@@ -128,13 +166,23 @@ static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
                             {.out = s->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
                             {.out = s->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
     sl_matmul_group(qkv, 3, s->xn, n);
-    rope_rows(s->q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
-    rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+    if (s->branching) { /* every row sits at position p */
+        for (int32_t i = 0; i < n; i++) {
+            rope_rows(s->q + i * qd, 1, c->n_head, hd, p, m->inv_freq, s->rope_cs);
+            rope_rows(s->k + i * kvd, 1, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+        }
+    } else {
+        rope_rows(s->q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
+        rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+    }
     if (!s->parent || l >= s->branch) {
         memcpy(s->k_cache[l] + (int64_t)p * kvd, s->k, (size_t)n * (size_t)kvd * sizeof(float));
         memcpy(s->v_cache[l] + (int64_t)p * kvd, s->v, (size_t)n * (size_t)kvd * sizeof(float));
     }
-    attention(s, l, n, p);
+    if (s->branching)
+        attention_branches(s, l, n, p);
+    else
+        attention(s, l, n, p);
     sl_matmul(s->xn, D, s->att, n, &b->wo, b->bo);
     add_rows(s->x, s->xn, (int64_t)n * D);
 
@@ -241,13 +289,17 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
             block_forward(s, l, n, p);
     }
     capture(s, N, n, p, last_chunk);
+    if (s->keep_hidden) /* the same normalisation output_head applies to the last row */
+        sl_rmsnorm(s->final_hidden + (int64_t)p * D, s->x, m->final_norm, n, D, c->rms_eps);
 
     if (all_logits) {
         sl_rmsnorm(s->xn, s->x, m->final_norm, n, D, c->rms_eps);
         sl_matmul(s->logits_all + (int64_t)all_offset * c->n_vocab, c->n_vocab, s->xn, n, &m->lm_head, NULL);
     }
     if (last_chunk) {
-        output_head(s, n);
+        /* Without per-layer requests the last row of logits_all is all the head would give. */
+        if (!all_logits || s->n_req > 0)
+            output_head(s, n);
         if (all_logits) /* same inputs, same kernel: keep the rows bit-identical */
             memcpy(s->logits, s->logits_all + (int64_t)(all_offset + n - 1) * c->n_vocab,
                    (size_t)c->n_vocab * sizeof(float));

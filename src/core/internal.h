@@ -77,6 +77,10 @@ struct sl_session {
     float *logits;      /* [n_vocab] */
     float *logits_all;  /* [cap_all][n_vocab] */
     int32_t n_all, cap_all;
+    bool keep_hidden;    /* record final_hidden for every position */
+    bool branching;      /* inside sl_session_eval_branches: rows are alternatives at one position */
+    int32_t n_branches;  /* rows of the last sl_session_eval_branches, until the next eval/rewind */
+    float *final_hidden; /* [cap][n_embd]: hidden_states[N] (after the final norm) per position */
 
     /* scratch for one chunk of n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;

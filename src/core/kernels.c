@@ -25,7 +25,7 @@ void sl_set_num_threads(int n)
 {
     if (n <= 0)
         n = omp_get_num_procs();
-    g_threads = n;
+    g_threads = n < SL_MAX_THREADS ? n : SL_MAX_THREADS;
     pthread_once(&g_blas_once, blas_single_thread);
 }
 

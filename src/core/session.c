@@ -82,6 +82,8 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
         s->k_cache[l] = grow(s->k_cache[l], kv_bytes, &ok);
         s->v_cache[l] = grow(s->v_cache[l], kv_bytes, &ok);
     }
+    if (s->keep_hidden && ok)
+        s->final_hidden = grow(s->final_hidden, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
     for (int32_t i = 0; i < s->n_taps && ok; i++)
         s->taps[i].data = grow(s->taps[i].data, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
     /* Attention scores: a chunk's rows over the whole context, or one row per head in decode. */
@@ -122,6 +124,7 @@ static void free_buffers(sl_session *s)
     free(s->layer_hidden);
     free(s->logits); /* also holds the per-layer logits */
     free(s->logits_all);
+    free(s->final_hidden);
     free(s->x);
     free(s->xn);
     free(s->q);
@@ -444,6 +447,7 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
         s->pos += chunk;
     }
     s->n_all = all ? n : 0;
+    s->n_branches = 0;
     s->has_logits = true;
     s->has_layers = true;
     return SL_STATUS_OK;
@@ -501,6 +505,7 @@ sl_status sl_session_rewind(sl_session *s, int32_t pos, sl_error *err)
     s->has_logits = false;
     s->has_layers = false;
     s->n_all = 0;
+    s->n_branches = 0;
     for (int32_t i = 0; i < s->n_taps; i++)
         if (s->taps[i].start > pos)
             s->taps[i].start = pos;

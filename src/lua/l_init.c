@@ -6,7 +6,10 @@
 
 static int l_set_threads(lua_State *L)
 {
-    sl_set_num_threads((int)luaL_checkinteger(L, 1));
+    lua_Integer n = luaL_checkinteger(L, 1);
+    if (n < 0 || n > SL_MAX_THREADS)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "thread count must be in [0, %d] (got %I)", SL_MAX_THREADS, n));
+    sl_set_num_threads((int)n);
     return 0;
 }
 
@@ -56,16 +59,20 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_open_logits(L);
     sl_lua_open_tokenizer(L);
     sl_lua_open_json(L);
+    sl_lua_open_decode(L);
     lua_newtable(L);
     sl_lua_register_model(L);
     sl_lua_register_logits(L);
     sl_lua_register_tokenizer(L);
     sl_lua_register_json(L);
     sl_lua_register_contrast(L);
+    sl_lua_register_fs(L);
     lua_pushcfunction(L, l_set_threads);
     lua_setfield(L, -2, "set_threads");
     lua_pushcfunction(L, l_threads);
     lua_setfield(L, -2, "threads");
+    lua_pushinteger(L, SL_MAX_THREADS);
+    lua_setfield(L, -2, "max_threads");
     lua_pushcfunction(L, l_clock);
     lua_setfield(L, -2, "clock");
     lua_pushcfunction(L, l_dola_layers);

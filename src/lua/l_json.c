@@ -1,6 +1,8 @@
 /* JSON for recipes and tests: core.json_encode (tables, numbers, strings, booleans, Logits)
  * and core.json_decode (json-c). Logits are written from C, so dumping a vocabulary-sized
- * vector never loops in Lua. Non-finite numbers use Python's spellings (NaN, Infinity). */
+ * vector never loops in Lua. The output is strict RFC 8259 JSON: non-finite numbers (NaN, ±inf,
+ * e.g. masked scores) are written as null, and every byte of a string that is not part of a
+ * valid UTF-8 sequence is written as U+FFFD, so any JSON parser reads the output. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,10 +52,8 @@ static int jbuf_gc(lua_State *L)
 static void put_float32(jbuf *b, float v)
 {
     char tmp[32];
-    if (isnan(v))
-        jb_str(b, "NaN");
-    else if (isinf(v))
-        jb_str(b, v > 0 ? "Infinity" : "-Infinity");
+    if (!isfinite(v))
+        jb_str(b, "null");
     else {
         snprintf(tmp, sizeof tmp, "%.9g", (double)v);
         jb_str(b, tmp);
@@ -69,12 +69,8 @@ static void put_number(lua_State *L, jbuf *b, int idx)
         return;
     }
     double v = lua_tonumber(L, idx);
-    if (isnan(v)) {
-        jb_str(b, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        jb_str(b, v > 0 ? "Infinity" : "-Infinity");
+    if (!isfinite(v)) {
+        jb_str(b, "null");
         return;
     }
     for (int prec = 15; prec <= 17; prec++) { /* shortest text that reads back exactly */
@@ -83,6 +79,39 @@ static void put_number(lua_State *L, jbuf *b, int idx)
             break;
     }
     jb_str(b, tmp);
+}
+
+/* Length of the valid UTF-8 sequence at s[0..len) (1-4), or 0 when s[0] does not start one:
+ * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else
+        return 0;
+    if (len < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
 }
 
 static void put_string(jbuf *b, const char *s, size_t len)
@@ -101,8 +130,16 @@ static void put_string(jbuf *b, const char *s, size_t len)
                 char tmp[8];
                 snprintf(tmp, sizeof tmp, "\\u%04x", c);
                 jb_str(b, tmp);
-            } else {
+            } else if (c < 0x80) {
                 jb_char(b, (char)c);
+            } else {
+                size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+                if (n == 0) {
+                    jb_str(b, "\xEF\xBF\xBD"); /* U+FFFD REPLACEMENT CHARACTER */
+                } else {
+                    jb_add(b, s + i, n);
+                    i += n - 1;
+                }
             }
         }
     }

@@ -152,6 +152,23 @@ static int l_logits_max(lua_State *L)
     return 2;
 }
 
+/* x:nonfinite() -> number of NaN, +inf and -inf entries (a health check on model outputs) */
+static int l_logits_nonfinite(lua_State *L)
+{
+    l_logits *x = l_checklogits(L, 1);
+    lua_Integer nan = 0, pos = 0, neg = 0;
+    for (int32_t i = 0; i < x->n; i++) {
+        float v = x->v[i];
+        nan += isnan(v);
+        pos += isinf(v) && v > 0;
+        neg += isinf(v) && v < 0;
+    }
+    lua_pushinteger(L, nan);
+    lua_pushinteger(L, pos);
+    lua_pushinteger(L, neg);
+    return 3;
+}
+
 static int l_logits_entropy(lua_State *L)
 {
     l_logits *x = l_checklogits(L, 1);
@@ -258,7 +275,7 @@ static int l_logits_keep_min_p(lua_State *L)
 
 /* Token history for history-based processors: a Session (its evaluated tokens) or an array.
  * Leaves a userdata holding the ids on the stack when it has to copy. */
-static const sl_token *history(lua_State *L, int idx, int32_t *n)
+const sl_token *l_history(lua_State *L, int idx, int32_t *n)
 {
     l_session_box *b = luaL_testudata(L, idx, L_SESSION);
     if (b) {
@@ -281,7 +298,7 @@ static int l_logits_repetition_penalty(lua_State *L)
     lua_Number penalty = luaL_checknumber(L, 2);
     luaL_argcheck(L, penalty > 0, 2, "penalty must be > 0");
     int32_t n_ids;
-    const sl_token *ids = history(L, 3, &n_ids);
+    const sl_token *ids = l_history(L, 3, &n_ids);
     lua_Integer window = l_optfield_integer(L, 4, "window", 0), skip = l_optfield_integer(L, 4, "skip", 0);
     luaL_argcheck(L, window >= 0 && skip >= 0, 4, "window and skip must be >= 0");
     int32_t n_exempt = 0;
@@ -305,7 +322,7 @@ static int l_logits_no_repeat_ngram(lua_State *L)
     lua_Integer size = luaL_checkinteger(L, 2);
     luaL_argcheck(L, size >= 1, 2, "n-gram size must be >= 1");
     int32_t n_ids;
-    const sl_token *ids = history(L, 3, &n_ids);
+    const sl_token *ids = l_history(L, 3, &n_ids);
     sl_proc_no_repeat_ngram(x->v, x->n, ids, n_ids, (int32_t)size);
     lua_settop(L, 1);
     return 1;
@@ -537,6 +554,7 @@ void sl_lua_open_logits(lua_State *L)
                                        {"max", l_logits_max},
                                        {"top", l_logits_top},
                                        {"entropy", l_logits_entropy},
+                                       {"nonfinite", l_logits_nonfinite},
                                        {"logsumexp", l_logits_logsumexp},
                                        {"kl", l_logits_kl},
                                        {"js", l_logits_js},
@@ -573,8 +591,17 @@ void sl_lua_open_logits(lua_State *L)
     l_newclass(L, L_RNG, rng_methods, NULL);
 }
 
+/* core.is_logits(v) -> whether v is a slua.Logits */
+static int l_is_logits(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, L_LOGITS) != NULL);
+    return 1;
+}
+
 void sl_lua_register_logits(lua_State *L)
 {
+    lua_pushcfunction(L, l_is_logits);
+    lua_setfield(L, -2, "is_logits");
     lua_pushcfunction(L, l_logits_new);
     lua_setfield(L, -2, "logits");
     lua_pushcfunction(L, l_rng_new);

@@ -46,10 +46,11 @@ static void configure(lua_State *L, sl_session *s, int opts, const int32_t *laye
         apply_or_raise(L, sl_session_set_skip(s, skip, n_skip, &err), &err);
     if (layers)
         apply_or_raise(L, sl_session_set_layers(s, layers, n_layers, what, &err), &err);
-    (void)opts;
+    if (!lua_isnoneornil(L, opts) && l_optfield_boolean(L, opts, "keep_hidden", 0))
+        apply_or_raise(L, sl_session_keep_hidden(s, true, &err), &err);
 }
 
-/* model:session{n_ctx=, n_batch=, layers={...}, raw=, norm=, hidden=, skip={...}} */
+/* model:session{n_ctx=, n_batch=, layers={...}, raw=, norm=, hidden=, skip={...}, keep_hidden=} */
 int l_session_new(lua_State *L)
 {
     lua_settop(L, 2); /* options sit at fixed indices below anything pushed later */

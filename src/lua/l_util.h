@@ -63,6 +63,9 @@ int l_raise(lua_State *L, const sl_error *err);
 /* A Lua array of integers (ids or layers) → malloc'd int32 array; raises on bad entries, so
  * call it before any other allocation. The result lives in a userdata left on the stack. */
 int32_t *l_checkintarray(lua_State *L, int idx, int32_t *n, const char *what);
+/* Token history for history-based processors: a Session (its evaluated tokens, borrowed) or an
+ * array of ids (copied into a userdata left on the stack). */
+const sl_token *l_history(lua_State *L, int idx, int32_t *n);
 /* Pushes a Lua array of the ints. */
 void l_pushintarray(lua_State *L, const int32_t *v, int32_t n);
 /* Table field helpers for option tables (absent → default). */
@@ -78,6 +81,8 @@ void sl_lua_open_session(lua_State *L);
 void sl_lua_open_logits(lua_State *L);
 void sl_lua_open_tokenizer(lua_State *L);
 void sl_lua_open_json(lua_State *L);
+/* Decoder-catalogue methods on Session and Logits (after both are open). */
+void sl_lua_open_decode(lua_State *L);
 
 /* Module-level functions each file contributes to the core table (on top of the stack). */
 void sl_lua_register_model(lua_State *L);
@@ -85,6 +90,7 @@ void sl_lua_register_logits(lua_State *L);
 void sl_lua_register_tokenizer(lua_State *L);
 void sl_lua_register_json(lua_State *L);
 void sl_lua_register_contrast(lua_State *L);
+void sl_lua_register_fs(lua_State *L);
 
 /* Push a tokenizer userdata owning tok (used by model loading). */
 void l_pushtokenizer(lua_State *L, sl_tokenizer *tok);

@@ -112,7 +112,7 @@ Test(binding, logits_math_and_json)
        "local top = sl.logits{0.5, 2, 2}:top(2)\n"
        "assert(top[1][1] == 1 and top[2][1] == 2)\n"
        "local j = sl.json.encode{a = sl.logits{1.5, -math.huge}, b = {1, 2}, c = 'q\"'}\n"
-       "assert(j == '{\"a\":[1.5,-Infinity],\"b\":[1,2],\"c\":\"q\\\\\"\"}', j)\n"
+       "assert(j == '{\"a\":[1.5,null],\"b\":[1,2],\"c\":\"q\\\\\"\"}', j)\n"
        "local back = sl.json.decode('{\"x\": [1, 2.5, null]}')\n"
        "assert(back.x[2] == 2.5 and back.x[3] == sl.json.null)");
 }
@@ -137,7 +137,17 @@ Test(binding, options_parse_and_reject)
        "assert(o.max_new_tokens == 5 and math.type(o.max_new_tokens) == 'integer')\n"
        "assert(o.greedy == true and o.name == 'a-b' and o.flag == false)");
     raises("sl.options({[0] = 'x.lua', '--bogus', '1'}, {a = 1})", "unknown option --bogus");
-    raises("sl.options({[0] = 'x.lua', '--a', 'z'}, {a = 1})", "option --a expects a number (got 'z')");
+    raises("sl.options({[0] = 'x.lua', '--a', 'z'}, {a = 1})", "option --a expects an integer (got 'z')");
+    raises("sl.options({[0] = 'x.lua', '--a', 'z'}, {a = 1.0})", "option --a expects a number (got 'z')");
+    raises("sl.options({[0] = 'x.lua', '--a', '0x10'}, {a = 1})", "option --a expects an integer (got '0x10')");
+    raises("sl.options({[0] = 'x.lua', '--a', '1e2'}, {a = 1})", "option --a expects an integer (got '1e2')");
+    raises("sl.options({[0] = 'x.lua', '--p', '2'}, {p = {default = 1.0, min = 0, max = 1}})",
+           "option --p must be in [0, 1] (got 2)");
+    raises("sl.options({[0] = 'x.lua', '--top-p', '2'}, {top_p = 1.0})", "option --top-p must be in [0, 1] (got 2)");
+    raises("sl.options({[0] = 'x.lua', '--m', 'c'}, {m = {default = 'a', choices = {'a', 'b'}}})",
+           "option --m must be one of a, b (got 'c')");
+    raises("sl.options({[0] = 'x.lua', '--t', '0'}, {t = {default = 1.0, check = function(v) return v <= 0 and '> 0' end}})",
+           "option --t must be > 0 (got 0)");
     raises("sl.options({[0] = 'x.lua', '--a', '1.5'}, {a = 1})", "option --a expects an integer (got '1.5')");
     raises("sl.options({[0] = 'x.lua', '--a'}, {a = 1})", "option --a needs a value");
 }

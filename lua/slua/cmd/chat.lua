@@ -20,9 +20,9 @@ do
     local a = arg[i]
     local v = a:match("^%-%-recipe=(.*)$")
     if v then recipe = v
-    elseif a == "--recipe" then recipe = arg[i + 1] or sl.fail("option --recipe needs a value"); i = i + 1
+    elseif a == "--recipe" then recipe = arg[i + 1] or sl.fail("option --recipe needs a value", 2); i = i + 1
     elseif a:match("^%-%-system=") then system = a:match("^%-%-system=(.*)$")
-    elseif a == "--system" then system = arg[i + 1] or sl.fail("option --system needs a value"); i = i + 1
+    elseif a == "--system" then system = arg[i + 1] or sl.fail("option --system needs a value", 2); i = i + 1
     elseif a == "--stats" then show_stats = true
     elseif a == "--help" then
       local f = io.open(arg[0])
@@ -45,7 +45,7 @@ local decoder
 do
   local path = run.recipe_path(recipe)
   local chunk, err = loadfile(path)
-  if not chunk then sl.fail(("--recipe %s: %s"):format(recipe, err)) end
+  if not chunk then sl.fail(("--recipe %s: %s"):format(recipe, err), 2) end
   local captured = {}
   local saved_generate, saved_arg = sl.generate, arg
   sl.generate = function(spec) decoder = spec; error(captured, 0) end
@@ -59,7 +59,7 @@ do
 end
 
 local opt = decoder.opt
-if opt.chat ~= "" or opt.messages ~= "" then sl.fail("slua chat reads the turns from the terminal (no --chat / --messages)") end
+if opt.chat ~= "" or opt.messages ~= "" then sl.fail("slua chat reads the turns from the terminal (no --chat / --messages)", 2) end
 sl.set_threads(opt.threads)
 local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
 if not model.tokenizer then sl.fail(model.path .. ": no tokenizer.json") end

@@ -1,0 +1,116 @@
+-- slua.sweep.runner: runs a plan's pairs in this process, each model loaded once, appending one
+-- result line per (point, item) and skipping pairs already in the results.
+--
+-- A result line: point, item, recipe, model, options (the full option set), the recipe's JSON
+-- fields (prompt_ids, new_ids, text, stop_reason, its extras; `steps` only with steps = true),
+-- metrics, and timings = {run_s, tokens_per_s} (the only field that differs between reruns).
+-- Ctrl-C lets the current run finish and its line be written, then exits 130; a second Ctrl-C
+-- stops at once (the resume drops a torn line).
+local sl = require "slua"
+local core = require "slua.core"
+local spec = require "slua.sweep.spec"
+local store = require "slua.sweep.store"
+local metrics = require "slua.sweep.metrics"
+local progress = require "slua.sweep.progress"
+
+local runner = {}
+
+local function load_model(cache, path)
+  if not cache[path] then cache[path] = sl.check(sl.load(path)) end
+  return cache[path]
+end
+
+-- One run: the recipe in process, its single result; errors name the point and item.
+local function run_pair(plan, model, point, item, argv)
+  local ok, results = pcall(sl.invoke, plan.recipe, argv or spec.run_argv(point, item), { model = model })
+  if not ok then
+    local msg = type(results) == "table" and results.message or tostring(results)
+    if msg:find("interrupted", 1, true) and #msg < 80 then error("interrupted", 0) end
+    sl.fail(("%s: point %s (%s), item %s: %s"):format(plan.file, point.id, spec.describe(plan, point),
+      tostring(item.id), msg))
+  end
+  if #results ~= 1 then
+    sl.fail(("%s: recipe %s made %d generations in one run; a sweep needs exactly one"):format(
+      plan.file, plan.recipe, #results))
+  end
+  return results[1]
+end
+
+local function metric_ctx(plan, model, point, item, result)
+  return { point = point.id, item = item, options = result.options, params = point.params,
+           tokenizer = model.tokenizer, plan = plan }
+end
+
+-- Tries the metrics on a short run of the first pair (at most 2 new tokens), so a metric that
+-- raises stops the sweep before any of its runs.
+function runner.check_metrics(plan, models)
+  local own = false
+  for _, m in ipairs(plan.metrics) do if not metrics.builtin[m.name] or metrics.builtin[m.name].fn ~= m.fn then own = true end end
+  if not own then return end
+  local pair = plan.pairs[1]
+  local values = {}
+  for k, v in pairs(pair.point.values) do values[k] = v end
+  for k, v in pairs(pair.item.options) do values[k] = v end
+  values.max_new_tokens = math.min(2, pair.point.options.max_new_tokens or 2)
+  local model = load_model(models, pair.point.options.model ~= "" and pair.point.options.model or sl.default_model)
+  local result = run_pair(plan, model, pair.point, pair.item, spec.argv(values))
+  local _, err = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, pair.point, pair.item, result), result)
+  if err then sl.fail(err .. " (on a check run, before the sweep started)") end
+end
+
+-- runner.run(plan, dir, {pairs = subset, quiet, sync_every}) -> number of runs made
+function runner.run(plan, dir, opts)
+  opts = opts or {}
+  local pairs_to_run = opts.pairs or plan.pairs
+  local models = {}
+  store.write_manifest(dir, plan)
+  local out = store.open(dir, opts.sync_every)
+  local todo, points, last_of = {}, 0, {}
+  for _, pr in ipairs(pairs_to_run) do
+    local done = out.done[store.key(pr.point.id, pr.item.id)]
+    if done then
+      local prompt = done.options and (done.options.prompt_ids ~= "" and done.options.prompt_ids or done.options.prompt)
+      local want = pr.item.options.prompt_ids or pr.item.options.prompt
+      if want and prompt ~= want then
+        sl.fail(("%s: item %s has another prompt than in %s (use another --out)"):format(plan.file,
+          tostring(pr.item.id), out.path))
+      end
+    else
+      todo[#todo + 1] = pr
+      if last_of[pr.point.id] == nil then points = points + 1 end
+      last_of[pr.point.id] = #todo
+    end
+  end
+  if #todo == 0 then return 0 end
+  runner.check_metrics(plan, models)
+  local bar = progress.new(#todo, points, { quiet = opts.quiet })
+  core.fs.trap_interrupt(true)
+  local ok, err = pcall(function()
+    for i, pr in ipairs(todo) do
+      local point, item = pr.point, pr.item
+      local model = load_model(models, point.options.model ~= "" and point.options.model or sl.default_model)
+      local t0 = core.clock()
+      local result = run_pair(plan, model, point, item)
+      local run_s = core.clock() - t0
+      -- A run's sessions hold C memory (KV caches, logits) behind small userdata that the
+      -- collector does not weigh; free them now rather than after hundreds of runs.
+      collectgarbage("collect")
+      local values, merr = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, point, item, result), result)
+      if not values then sl.fail(merr) end
+      local record = {}
+      for k, v in pairs(result) do record[k] = v end
+      if not plan.steps then record.steps = nil end
+      record.point, record.item, record.metrics = point.id, item.id, values
+      record.timings = { run_s = run_s, tokens_per_s = #result.new_ids / math.max(run_s, 1e-9) }
+      out:append(record)
+      bar:update(spec.describe(plan, point), last_of[point.id] == i)
+      if core.fs.interrupted() and i < #todo then error("interrupted", 0) end
+    end
+  end)
+  core.fs.trap_interrupt(false)
+  out:close()
+  if not ok then error(err, 0) end
+  return #todo
+end
+
+return runner

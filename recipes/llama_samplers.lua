@@ -1,0 +1,53 @@
+-- llama.cpp's samplers that HF lacks, with llama.cpp's defaults and order (common/sampling):
+-- DRY (p-e-w, llama.cpp PR #9702), top-n-sigma (Tang et al. 2024, arXiv 2411.07641), XTC
+-- (p-e-w, PR #9742) and mirostat v2 (Basu et al. 2021, arXiv 2007.14966).
+--
+-- Usage: slua recipes/llama_samplers.lua [--temperature 0.8] [--top-k 40] [--top-p 0.95]
+--        [--min-p 0.05] [--top-n-sigma 0] [--xtc-probability 0 --xtc-threshold 0.1]
+--        [--dry-multiplier 0 --dry-base 1.75 --dry-allowed-length 2 --dry-penalty-last-n 0
+--        --dry-breakers '\n|:|"|*'] [--mirostat-tau 0 --mirostat-eta 0.1]
+--        [--repetition-penalty 1.0] plus the common flags
+-- Chain: repetition penalty → DRY → top-n-sigma → top-k → top-p → min-p → XTC → temperature,
+-- then a seeded draw; with --mirostat-tau > 0: repetition penalty → DRY → temperature →
+-- mirostat v2 (llama.cpp drops the other truncations then). Zeros turn a sampler off. DRY
+-- breakers are strings separated by "|", each standing for the tokens it encodes to.
+local sl = require "slua"
+local P = sl.processors
+
+local opt = sl.run_options(arg, {
+  temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, top_n_sigma = 0.0, xtc_probability = 0.0,
+  xtc_threshold = 0.1, dry_multiplier = 0.0, dry_base = 1.75, dry_allowed_length = 2, dry_penalty_last_n = 0,
+  dry_breakers = '\n|:|"|*', mirostat_tau = 0.0, mirostat_eta = 0.1, repetition_penalty = 1.0,
+})
+for _, k in ipairs{ "top_k", "min_p", "top_n_sigma", "xtc_probability", "dry_multiplier", "dry_penalty_last_n",
+                    "mirostat_tau", "mirostat_eta" } do
+  if opt[k] < 0 then sl.fail(("option --%s must be >= 0 (got %s)"):format(k:gsub("_", "-"), opt[k])) end
+end
+if opt.dry_base < 1 then sl.fail(("option --dry-base must be >= 1 (got %s)"):format(opt.dry_base)) end
+if opt.dry_allowed_length < 1 then sl.fail(("option --dry-allowed-length must be >= 1 (got %d)"):format(opt.dry_allowed_length)) end
+if not (opt.temperature > 0) then sl.fail(("option --temperature must be > 0 (got %s)"):format(opt.temperature)) end
+
+local chain = sl.chain{}
+if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
+
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+if opt.dry_multiplier > 0 then
+  local breakers = {}
+  for s in opt.dry_breakers:gsub("\\n", "\n"):gmatch("[^|]+") do
+    for _, id in ipairs(model.tokenizer and model.tokenizer:encode(s) or {}) do breakers[#breakers + 1] = id end
+  end
+  chain:insert(P.dry(opt.dry_multiplier, { base = opt.dry_base, allowed_length = opt.dry_allowed_length,
+                                           window = opt.dry_penalty_last_n, breakers = breakers }))
+end
+local mirostat = opt.mirostat_tau > 0
+if not mirostat then
+  if opt.top_n_sigma > 0 then chain:insert(P.top_n_sigma(opt.top_n_sigma)) end
+  if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
+  if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
+  if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
+  if opt.xtc_probability > 0 then chain:insert(P.xtc(opt.xtc_threshold, opt.xtc_probability, { seed = opt.seed + 1 })) end
+end
+if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
+if mirostat then chain:insert((P.mirostat_v2(opt.mirostat_tau, opt.mirostat_eta))) end
+
+sl.generate{ recipe = "llama_samplers", opt = opt, model = model, chain = chain, sample = true }

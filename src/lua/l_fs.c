@@ -1,0 +1,165 @@
+/* core.fs: the few file-system and process calls plain Lua lacks, for long-running drivers
+ * (sweeps) that must survive being killed:
+ *
+ *   fs.append(path, text [, sync]) -> true | nil, message   one write(2) per call, O_APPEND;
+ *                                                           sync = fsync before closing
+ *   fs.truncate(path, size)        -> true | nil, message   drop a torn tail
+ *   fs.mkdir(path)                 -> true | nil, message   one level; an existing dir is fine
+ *   fs.isatty(fd)                  -> bool
+ *   fs.exe()                       -> path of the running executable (or nil)
+ *   fs.pid()                       -> process id
+ *   fs.trap_interrupt(on)          Ctrl-C sets a flag instead of stopping Lua (a second one
+ *                                  kills the process); off restores the previous handler
+ *   fs.interrupted()               -> bool: a Ctrl-C arrived since trap_interrupt(true) */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "l_util.h"
+
+static int push_errno(lua_State *L, const char *what, const char *path)
+{
+    int e = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s (%s)", path, what, strerror(e));
+    return 2;
+}
+
+static int l_fs_append(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *text = luaL_checklstring(L, 2, &len);
+    int sync = lua_toboolean(L, 3);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return push_errno(L, "cannot open for appending", path);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return push_errno(L, "cannot write", path);
+        }
+        done += (size_t)n;
+    }
+    if (sync && fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return push_errno(L, "cannot fsync", path);
+    }
+    if (close(fd) != 0)
+        return push_errno(L, "cannot close", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_truncate(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer size = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, size >= 0, 2, "size must be >= 0");
+    if (truncate(path, (off_t)size) != 0)
+        return push_errno(L, "cannot truncate", path);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (mkdir(path, 0755) != 0) {
+        struct stat st;
+        if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        return push_errno(L, "cannot create directory", path);
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_fs_isatty(lua_State *L)
+{
+    lua_pushboolean(L, isatty((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+static int l_fs_exe(lua_State *L)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) {
+        luaL_pushfail(L);
+        return 1;
+    }
+    lua_pushlstring(L, buf, (size_t)n);
+    return 1;
+}
+
+static int l_fs_pid(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
+static volatile sig_atomic_t interrupted;
+static struct sigaction saved_sigint;
+static int trapped;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+    signal(SIGINT, SIG_DFL); /* a second Ctrl-C stops the process at once */
+}
+
+static int l_fs_trap_interrupt(lua_State *L)
+{
+    int on = lua_toboolean(L, 1);
+    if (on && !trapped) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_interrupt;
+        sigemptyset(&sa.sa_mask);
+        interrupted = 0;
+        sigaction(SIGINT, &sa, &saved_sigint);
+        trapped = 1;
+    } else if (!on && trapped) {
+        sigaction(SIGINT, &saved_sigint, NULL);
+        trapped = 0;
+    }
+    return 0;
+}
+
+static int l_fs_interrupted(lua_State *L)
+{
+    lua_pushboolean(L, interrupted != 0);
+    return 1;
+}
+
+void sl_lua_register_fs(lua_State *L)
+{
+    static const luaL_Reg funcs[] = {{"append", l_fs_append},
+                                     {"truncate", l_fs_truncate},
+                                     {"mkdir", l_fs_mkdir},
+                                     {"isatty", l_fs_isatty},
+                                     {"exe", l_fs_exe},
+                                     {"pid", l_fs_pid},
+                                     {"trap_interrupt", l_fs_trap_interrupt},
+                                     {"interrupted", l_fs_interrupted},
+                                     {NULL, NULL}};
+    luaL_newlib(L, funcs);
+    lua_setfield(L, -2, "fs");
+}

@@ -1,0 +1,111 @@
+-- Every recipe's JSON output is strict RFC 8259 JSON, checked by Python's parser with NaN and
+-- Infinity rejected and UTF-8 decoded strictly (tests/support/strict_json.py): normal runs with
+-- a prompt holding invalid UTF-8, masked (-inf) scores, NaN logits, usage and load errors
+-- (nothing on stdout) and Ctrl-C.
+package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
+local T = require "harness"
+local sl = require "slua"
+
+local slua = arg[1] or "build/slua"
+local tmp = os.tmpname()
+os.remove(tmp)
+assert(os.execute("mkdir -p " .. tmp))
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local files = {}
+
+-- Runs slua with args, stdout into tmp/<name>; returns the exit status.
+local function run_to(name, args, background_sigint_after)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = q(a) end
+  local path = tmp .. "/" .. name
+  files[#files + 1] = path
+  local cmd = ("%s %s >%s 2>%s.stderr"):format(q(slua), table.concat(quoted, " "), q(path), q(path))
+  if background_sigint_after then -- after the first step (slow_greedy.lua says "started")
+    cmd = ("%s & pid=$!; for i in $(seq 600); do grep -q started %s.stderr && break; sleep 0.1; done; sleep %s; "
+      .. "kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, q(path), background_sigint_after, q(path))
+    os.execute(cmd)
+    return tonumber(read(path .. ".status"))
+  end
+  local _, _, code = os.execute(cmd)
+  return code
+end
+
+local recipes = {}
+for line in io.popen("ls " .. q(SLUA_ROOT .. "/recipes")):lines() do
+  local name = line:match("^(.+)%.lua$")
+  if name then recipes[#recipes + 1] = name end
+end
+
+-- invalid UTF-8 (a lone continuation byte, a truncated sequence), CJK (byte-fallback tokens)
+local prompt = "Once upon a time \x80 \xe4\xb8 \xe4\xb8\xad\xe5\x9b\xbd"
+
+T.case("every recipe writes strict JSON, or nothing on stdout when it fails", function()
+  T.truthy(#recipes >= 11, "found the recipes")
+  for _, name in ipairs(recipes) do
+    local help = io.popen(("%s %s --help"):format(q(slua), name)):read("a")
+    local args = { name, "--format", "json", "--prompt", prompt }
+    if help:find("--max-new-tokens", 1, true) then
+      args[#args + 1], args[#args + 2] = "--max-new-tokens", "6"
+    end
+    if name == "logit_lens" then args[#args + 1], args[#args + 2] = "--max-new-tokens", "2" end
+    T.eq(run_to(name .. ".json", args), 0, name .. ": " .. read(tmp .. "/" .. name .. ".json.stderr"))
+    local r = assert(sl.json.decode(read(tmp .. "/" .. name .. ".json")))
+    if r.options then
+      T.eq(r.options.prompt, "Once upon a time \u{FFFD} \u{FFFD}\u{FFFD} \u{4E2D}\u{56FD}", name .. ": invalid bytes become U+FFFD")
+    end
+    T.eq(run_to(name .. ".usage.err", { name, "--format", "json", "--threads", "-1" }), 2, name .. " usage error")
+    T.eq(run_to(name .. ".load.err", { name, "--format", "json", "--model", tmp .. "/none" }), 1, name .. " load error")
+  end
+end)
+
+T.case("masked scores are null in JSON", function()
+  T.eq(run_to("dola_masked.json", { "dola", "--format", "json", "--max-new-tokens", "4" }), 0, "dola")
+  local text = read(tmp .. "/dola_masked.json")
+  T.truthy(text:find(",null]", 1, true), "DoLa's filtered tokens are written as null")
+  T.truthy(not text:find("Infinity", 1, true) and not text:find("NaN", 1, true), "no non-standard constants")
+end)
+
+T.case("NaN logits: the dump writes null, generation fails with nothing on stdout", function()
+  local dir = tmp .. "/nan"
+  assert(os.execute(("cp -r %s %s"):format(q(SLUA_ROOT .. "/models/stories260K"), q(dir))))
+  local f = assert(io.open(dir .. "/model.safetensors", "r+b"))
+  local n = string.unpack("<I8", f:read(8))
+  local header = assert(sl.json.decode(f:read(n)))
+  f:seek("set", 8 + n + header["model.norm.weight"].data_offsets[1])
+  f:write(string.pack("<I4", 0x7fc00000))
+  f:close()
+  T.eq(run_to("logits_nan.json", { "logits", "--model", dir, "--format", "json", "--layers", "2" }), 0, "logits dump")
+  T.truthy(read(tmp .. "/logits_nan.json"):find("[null,null", 1, true), "NaN written as null")
+  T.eq(run_to("greedy_nan.err", { "greedy", "--model", dir, "--format", "json" }), 1, "greedy fails")
+end)
+
+T.case("Ctrl-C in JSON mode prints a complete object", function()
+  local code = run_to("interrupted.json", { SLUA_ROOT .. "/tests/data/recipes/slow_greedy.lua", "--format", "json",
+    "--max-new-tokens", "500", "--prompt", prompt }, 0.5)
+  T.eq(code, 130, "exit status")
+  T.eq(assert(sl.json.decode(read(tmp .. "/interrupted.json"))).stop_reason, "interrupted", "stop reason")
+end)
+
+T.case("Python's strict parser accepts every output", function()
+  local python = io.popen("command -v python3"):read("l")
+  T.truthy(python, "python3 is installed (scripts/install-deps.sh)")
+  local quoted = {}
+  for i, p in ipairs(files) do quoted[i] = q(p) end
+  local p = io.popen(("%s %s/tests/support/strict_json.py %s 2>&1"):format(python, SLUA_ROOT, table.concat(quoted, " ")))
+  local report = p:read("a")
+  T.truthy(p:close(), "strict JSON:\n" .. report)
+  T.eq(select(2, report:gsub("\nok ", "")) + (report:find("^ok ") and 1 or 0), #files, "every file was checked")
+end)
+
+os.execute("rm -rf " .. q(tmp))
+T.finish()

@@ -1,0 +1,328 @@
+-- slua sweep: a grid of recipe runs in one process equals the same recipe run alone from the
+-- command line, resumes after kill -9 with every pair exactly once, shards merge to the same
+-- results, reports render, and bad sweep files fail before any run, naming file and key.
+package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
+local T = require "harness"
+local sl = require "slua"
+
+local slua = arg[1] or "build/slua"
+local DATA = SLUA_ROOT .. "/tests/data/sweep"
+
+local made = {}   -- temporary directories, removed at the end
+local function tmpdir()
+  local path = os.tmpname()
+  os.remove(path)
+  assert(os.execute("mkdir -p " .. path))
+  made[#made + 1] = path
+  return path
+end
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+local function lines_of(path)
+  local out = {}
+  for line in (read(path) or ""):gmatch("([^\n]*)\n") do out[#out + 1] = assert(sl.json.decode(line), line) end
+  return out
+end
+
+-- A result without its timings, as canonical JSON.
+local function canonical(r)
+  local c = {}
+  for k, v in pairs(r) do if k ~= "timings" then c[k] = v end end
+  return sl.json.encode(c)
+end
+
+local function canonical_file(path)
+  local out = {}
+  for i, r in ipairs(lines_of(path)) do out[i] = canonical(r) end
+  return out
+end
+
+local function sweep(args) return T.run(("%s sweep %s"):format(slua, args)) end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local dola_out = tmpdir()
+local swept_ok, swept_log = sweep(("%s/dola12.lua --out %s --quiet"):format(DATA, dola_out))
+
+T.case("the 12-run sweep equals each recipe run alone from the command line", function()
+  T.truthy(swept_ok, swept_log)
+  local results = lines_of(dola_out .. "/results.jsonl")
+  T.eq(#results, 12, "3 layer sets x 2 penalties x 2 prompts")
+  local prompts = {}
+  for line in io.lines(DATA .. "/prompts.jsonl") do
+    local p = sl.json.decode(line)
+    prompts[p.id] = p.prompt
+  end
+  local seen = {}
+  for _, r in ipairs(results) do
+    local key = r.point .. "/" .. r.item
+    T.truthy(not seen[key], "each pair once: " .. key)
+    seen[key] = true
+    local cmd = ("%s dola --model models/stories260K --max-new-tokens 12 --threads 1 --dola-layers %s --repetition-penalty %s --prompt %s --format json"):format(
+      slua, r.options.dola_layers, tostring(r.options.repetition_penalty), quote(prompts[r.item]))
+    local out, ok = T.run(cmd)
+    T.truthy(ok, out)
+    local cli = assert(sl.json.decode(out))
+    local extra = { point = true, item = true, metrics = true, timings = true }
+    for k, v in pairs(cli) do
+      T.eq(sl.json.encode(r[k]), sl.json.encode(v), ("%s: field %s"):format(key, k))
+    end
+    for k in pairs(r) do T.truthy(cli[k] ~= nil or extra[k], "no unexpected field " .. k) end
+    T.truthy(#r.steps == #r.new_ids and r.steps[1].premature_layer ~= nil, "per-step details kept")
+    T.eq(r.metrics.length, #r.new_ids, "length metric")
+    T.truthy(r.timings.run_s > 0, "timings")
+  end
+end)
+
+T.case("rerunning skips finished pairs; a torn last line is dropped and redone", function()
+  local path = dola_out .. "/results.jsonl"
+  local before = read(path)
+  local out, ok = sweep(("%s/dola12.lua --out %s --quiet"):format(DATA, dola_out))
+  T.truthy(ok, out)
+  T.truthy(out:find("0 runs made", 1, true), out)
+  T.eq(read(path), before, "file unchanged")
+  -- Cut the last line in half, as a kill during the write would.
+  local last_start = #before - #(before:match("([^\n]*\n)$")) + 1
+  write(path, before:sub(1, last_start + 40))
+  out, ok = sweep(("%s/dola12.lua --out %s --quiet"):format(DATA, dola_out))
+  T.truthy(ok, out)
+  T.truthy(out:find("dropped a torn last line", 1, true), out)
+  T.truthy(out:find("1 runs made", 1, true), out)
+  local a, b = canonical_file(path), {}
+  for line in before:gmatch("([^\n]*)\n") do b[#b + 1] = canonical(sl.json.decode(line)) end
+  T.eq(table.concat(a, "\n"), table.concat(b, "\n"), "same results after the repair")
+end)
+
+T.case("report: Markdown and CSV pivot, SVG plots that render", function()
+  local out, ok = sweep("report " .. dola_out)
+  T.truthy(ok, out)
+  T.truthy(out:find("| dola_layers | repetition_penalty | n | distinct_2 | length | rep_rate | point |", 1, true), out)
+  T.truthy(out:find("| low | 1.2 | 2 |", 1, true), out)
+  local csv = read(dola_out .. "/report.csv")
+  T.truthy(csv:find("^point,dola_layers,repetition_penalty,n,distinct_2_mean,distinct_2_se"), csv)
+  T.eq(select(2, csv:gsub("\n", "")), 7, "header + 6 points")
+  local svg = read(dola_out .. "/plots/length.svg")
+  T.truthy(svg and svg:find("<svg", 1, true) and svg:find("repetition_penalty", 1, true), "plot written")
+  T.truthy(svg:find(">low<", 1, true) and svg:find(">2,4<", 1, true), "legend names the series")
+  local json = sl.json.decode((sweep("report " .. dola_out .. " --format json")))
+  T.eq(#json.points, 6, "json report rows")
+  T.eq(json.points[1].metrics.length.n, 2, "two items per point")
+  if os.execute("command -v rsvg-convert >/dev/null") then
+    local png = dola_out .. "/length.png"
+    local r = os.execute(("rsvg-convert %s/plots/length.svg -o %s"):format(dola_out, png))
+    T.truthy(r, "rsvg-convert renders the plot")
+    T.eq(read(png):sub(2, 4), "PNG", "a PNG came out")
+  else
+    io.stderr:write("skip: rsvg-convert not installed (scripts/install-deps.sh installs librsvg2-bin)\n")
+  end
+end)
+
+T.case("three shards merged equal the single-process results", function()
+  local dir = tmpdir()
+  for i = 0, 2 do
+    local out, ok = sweep(("%s/dola12.lua --out %s --shard %d/3 --quiet"):format(DATA, dir, i))
+    T.truthy(ok, out)
+    local n = #lines_of(("%s/shard-%d/results.jsonl"):format(dir, i))
+    T.truthy(n >= 2 and n % 2 == 0, "whole points per shard: " .. n)
+  end
+  local st = sweep("status " .. dir)
+  T.truthy(st:find("12 of 12 pairs finished, 0 missing", 1, true), st)
+  local out, ok = sweep(("merge %s/shard-0 %s/shard-1 %s/shard-2"):format(dir, dir, dir))
+  T.truthy(ok, out)
+  T.eq(table.concat(canonical_file(dir .. "/results.jsonl"), "\n"),
+       table.concat(canonical_file(dola_out .. "/results.jsonl"), "\n"), "merged = single process")
+  -- A missing shard is reported, with its pairs.
+  out, ok = sweep(("merge %s/shard-0 %s/shard-2 --out %s/partial"):format(dir, dir, dir))
+  T.truthy(not ok and out:find("pairs missing", 1, true), out)
+  os.remove(dir .. "/shard-1/results.jsonl")
+  os.remove(dir .. "/results.jsonl")
+  st, ok = sweep("status " .. dir)
+  T.truthy(not ok and st:find("shards to rerun: 1", 1, true), st)
+end)
+
+-- 5 points x 8 prompts of long greedy runs, killed at random moments.
+local function resume_sweep(dir)
+  local prompts = {}
+  local starts = { "Once upon a time", "The cat", "Lily and Tom", "One day", "The sun was", "A big dog",
+                   "There was a boy", "Mom said" }
+  for i, p in ipairs(starts) do prompts[i] = ("{ id = %d, prompt = %q }"):format(i, p) end
+  local file = dir .. "/resume.lua"
+  write(file, ([[
+return {
+  name = "resume", model = "models/stories260K", recipe = "greedy",
+  prompts = { %s },
+  fixed = { max_new_tokens = 160, threads = 1 },
+  grid = { repetition_penalty = { 1.0, 1.1, 1.2, 1.3, 1.5 } },
+  metrics = { "distinct_2" },
+}
+]]):format(table.concat(prompts, ", ")))
+  return file
+end
+
+T.case("kill -9 at random moments 5 times: every pair exactly once, equal to an uninterrupted run", function()
+  local dir = tmpdir()
+  local file = resume_sweep(dir)
+  local t0 = sl.clock()
+  local out, ok = sweep(("%s --out %s/ref --quiet --no-report"):format(file, dir))
+  local wall = sl.clock() - t0
+  T.truthy(ok, out)
+  local ref = canonical_file(dir .. "/ref/results.jsonl")
+  T.eq(#ref, 40, "40 pairs")
+  math.randomseed(20240611)
+  local partial = 0
+  for _ = 1, 5 do
+    local delay = wall * (0.15 + 0.7 * math.random())
+    os.execute(("%s sweep %s --out %s/killed --quiet --no-report >/dev/null 2>&1 & p=$!; sleep %.3f; kill -9 $p 2>/dev/null; wait $p 2>/dev/null"):format(
+      slua, file, dir, delay))
+    local n = #(read(dir .. "/killed/results.jsonl") or ""):gsub("[^\n]", "")
+    if n > 0 and n < 40 then partial = partial + 1 end
+  end
+  T.truthy(partial > 0, "some kills landed mid-sweep")
+  out, ok = sweep(("%s --out %s/killed --quiet --no-report"):format(file, dir))
+  T.truthy(ok, out)
+  local got = canonical_file(dir .. "/killed/results.jsonl")
+  local seen = {}
+  for _, line in ipairs(got) do
+    local r = sl.json.decode(line)
+    local key = r.point .. "/" .. r.item
+    T.truthy(not seen[key], "pair once: " .. key)
+    seen[key] = true
+  end
+  T.eq(table.concat(got, "\n"), table.concat(ref, "\n"), "same as the uninterrupted run")
+end)
+
+T.case("Ctrl-C finishes the current run's line and exits 130", function()
+  local dir = tmpdir()
+  local file = resume_sweep(dir)
+  local out = T.run(("%s sweep %s --out %s/int --quiet --no-report 2>&1 & p=$!; sleep 0.3; kill -INT $p; wait $p; echo rc=$?"):format(
+    slua, file, dir))
+  local text = read(dir .. "/int/results.jsonl") or ""
+  if out:find("rc=0", 1, true) then
+    io.stderr:write("note: the sweep finished before the interrupt\n")
+  else
+    T.truthy(out:find("rc=130", 1, true), out)
+    T.truthy(out:find("interrupted", 1, true), out)
+  end
+  T.truthy(text == "" or text:sub(-1) == "\n", "only whole lines")
+  for line in text:gmatch("([^\n]*)\n") do T.truthy(sl.json.decode(line), "a whole JSON line") end
+end)
+
+T.case("bad sweep files fail before any run, naming file and key", function()
+  local dir = tmpdir()
+  local function bad(name, body, needle)
+    local file = ("%s/%s.lua"):format(dir, name)
+    write(file, "return {\n  model = 'models/stories260K', recipe = 'greedy', fixed = { max_new_tokens = 4, threads = 1 },\n" .. body .. "\n}\n")
+    local out, ok = sweep(("%s --out %s/out-%s"):format(file, dir, name))
+    T.truthy(not ok, name .. " must fail")
+    T.truthy(out:find("slua: " .. file .. ": " .. needle, 1, true), name .. ": " .. out)
+    T.truthy(not out:find("traceback", 1, true), "no traceback: " .. out)
+    T.truthy(not read(("%s/out-%s/results.jsonl"):format(dir, name)), name .. ": no results written")
+  end
+  bad("recipe", "recipe = 'nope', grid = { seed = {1} },", "recipe: unknown recipe 'nope'")
+  bad("option", "grid = { dola_layerz = {'low'} },", "grid.dola_layerz: unknown option of recipe greedy")
+  bad("fixed_option", "fixed = { max_new_tokenz = 3 }, grid = { seed = {1} },", "fixed.max_new_tokenz: unknown option")
+  bad("value", "grid = { max_new_tokens = {4, 'many'} },", "grid.max_new_tokens: option --max-new-tokens expects an integer")
+  bad("empty", "grid = { repetition_penalty = {} },", "grid.repetition_penalty: empty list")
+  bad("zip", "zip = { seed = {1, 2}, repetition_penalty = {1.0} },", "zip.seed: 2 values")
+  bad("metric", "grid = { seed = {1, 2} }, metrics = { 'length', broken = function(ctx, r) return r.nope.x end },",
+      "metrics.broken: ")
+  bad("metric_nan", "grid = { seed = {1} }, metrics = { odd = function() return 'x' end },", "metrics.odd: returned x, not a number")
+  bad("metric_name", "grid = { seed = {1} }, metrics = { 'lenght' },", "metrics[1]: unknown metric 'lenght'")
+  bad("field", "grdi = { seed = {1} },", "grdi: unknown field")
+  bad("prompts", "prompts = 'missing.jsonl',", "prompts: cannot open 'missing.jsonl'")
+  bad("task", "task = 'gsm8k',", "task: 'gsm8k' needs the evaluation harness")
+end)
+
+T.case("zip, points and a task table expand as documented", function()
+  local dir = tmpdir()
+  local file = dir .. "/shapes.lua"
+  write(file, [[
+return {
+  name = "shapes", model = "models/stories260K", recipe = "greedy",
+  task = { items = { { id = "a", prompt = "Once upon a time" }, { id = "b", prompt_ids = { 1, 403 } } },
+           metrics = { starts_with_space = function(ctx, r) return r.text:sub(1, 1) == " " end } },
+  fixed = { max_new_tokens = 3, threads = 1 },
+  zip = { seed = { 1, 2 }, repetition_penalty = { 1.0, 1.3 } },
+  points = function() return { { seed = 9, repetition_penalty = 2.0 } } end,
+  metrics = { "length" },
+}
+]])
+  local out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok, out)
+  local rs = lines_of(dir .. "/o/results.jsonl")
+  T.eq(#rs, 6, "(2 zipped + 1 extra point) x 2 items")
+  T.eq(rs[1].options.seed, 1, "zip pairs seed 1 ...")
+  T.eq(rs[1].options.repetition_penalty, 1, "... with penalty 1.0")
+  T.eq(rs[3].options.repetition_penalty, 1.3, "seed 2 with 1.3")
+  T.eq(rs[5].options.seed, 9, "the extra point last")
+  T.eq(rs[2].options.prompt_ids, "1,403", "prompt ids item")
+  T.eq(table.concat(rs[2].prompt_ids, ","), "1,403", "used as given")
+  T.truthy(rs[1].metrics.starts_with_space ~= nil and rs[1].metrics.length == 3, "task and sweep metrics")
+end)
+
+T.case("a named task comes from slua.eval through the task interface", function()
+  local seen = {}
+  package.loaded["slua.eval"] = { tasks = { toy = {
+    load = function(opts) return { { id = "q1", q = "Once upon a time" }, { id = "q2", q = "The cat" } } end,
+    prompt = function(ex, opts) seen.limit = opts.limit; return ex.q end,
+    extract = function(text, ex) return text:match("%a+") end,
+    is_correct = function(answer, ex) return ex.id == "q1" and answer ~= nil end,
+  } } }
+  local dir = tmpdir()
+  local file = dir .. "/task.lua"
+  write(file, [[return { model = "models/stories260K", recipe = "greedy", task = { name = "toy", limit = 2 },
+    fixed = { max_new_tokens = 3, threads = 1 }, grid = { repetition_penalty = { 1.0, 1.5 } } }]])
+  local spec = require "slua.sweep.spec"
+  local runner = require "slua.sweep.runner"
+  local plan = spec.load(file)
+  package.loaded["slua.eval"] = nil
+  T.eq(#plan.pairs, 4, "2 points x 2 task items")
+  T.eq(seen.limit, 2, "task options reach the task")
+  T.eq(runner.run(plan, dir .. "/o", { quiet = true }), 4, "four runs")
+  local rs = lines_of(dir .. "/o/results.jsonl")
+  T.eq(rs[1].item, "q1", "item ids from the examples")
+  T.eq(rs[1].options.prompt, "Once upon a time", "prompt from the task")
+  T.eq(rs[1].metrics.correct, 1, "correct from extract + is_correct")
+  T.eq(rs[2].metrics.correct, 0, "an incorrect item")
+end)
+
+T.case("a changed sweep file runs only its new points; changed settings get new ids", function()
+  local dir = tmpdir()
+  local file = dir .. "/grow.lua"
+  local body = [[return { name = "grow", model = "models/stories260K", recipe = "greedy",
+    prompts = { { prompt = "Once upon a time" }, { prompt = "The cat" } },
+    fixed = { max_new_tokens = %d, threads = 1 }, grid = { repetition_penalty = { %s } } }]]
+  write(file, body:format(4, "1.0, 1.2"))
+  local out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("4 runs made", 1, true), out)
+  write(file, body:format(4, "1.0, 1.2, 1.5"))
+  out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("2 runs made", 1, true), "only the new point runs: " .. out)
+  write(file, body:format(5, "1.0, 1.2, 1.5"))
+  out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok and out:find("6 runs made", 1, true), "a changed fixed option makes every point new: " .. out)
+  local ids = {}
+  for _, r in ipairs(lines_of(dir .. "/o/results.jsonl")) do
+    ids[r.point] = ids[r.point] or #r.new_ids
+    T.eq(ids[r.point], #r.new_ids, "one setting per id")
+  end
+  local rep = sl.json.decode((sweep(("report %s/o --format json"):format(dir))))
+  T.eq(#rep.points, 3, "the report shows the current points")
+  T.eq(rep.runs, 6, "and their runs only")
+end)
+
+for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
+T.finish()
