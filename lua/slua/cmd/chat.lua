@@ -40,22 +40,28 @@ local has_max = false
 for _, a in ipairs(recipe_argv) do if a:match("^%-%-max[-_]new[-_]tokens") then has_max = true end end
 if not has_max then table.insert(recipe_argv, "--max-new-tokens"); table.insert(recipe_argv, "256") end
 
--- The recipe runs up to its sl.generate call, which hands over its decoder instead of generating.
+-- The recipe runs up to its sl.generate call, which hands over its decoder instead of
+-- generating. A recipe with a loop of its own (beam search, speculative decoding) loads the
+-- model itself first: that is where it stops.
 local decoder
 do
   local path = run.recipe_path(recipe)
   local chunk, err = loadfile(path)
   if not chunk then sl.fail(("--recipe %s: %s"):format(recipe, err), 2) end
-  local captured = {}
-  local saved_generate, saved_arg = sl.generate, arg
+  local captured, own_loop = {}, {}
+  local saved_generate, saved_load, saved_arg = sl.generate, sl.load, arg
   sl.generate = function(spec) decoder = spec; error(captured, 0) end
+  sl.load = function() error(own_loop, 0) end
   local recipe_arg = { [0] = path }
   for i, v in ipairs(recipe_argv) do recipe_arg[i] = v end
   _G.arg = recipe_arg
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
-  sl.generate, _G.arg = saved_generate, saved_arg
-  if not ok and e ~= captured then error(e, 0) end
-  if not decoder then sl.fail(("--recipe %s: the recipe does not generate with sl.generate"):format(recipe)) end
+  sl.generate, sl.load, _G.arg = saved_generate, saved_load, saved_arg
+  if not ok and e ~= captured and e ~= own_loop then error(e, 0) end
+  if not decoder then
+    sl.fail(("--recipe %s: the recipe runs its own decoding loop, not sl.generate's, so it cannot take turns in a chat")
+      :format(recipe), 2)
+  end
 end
 
 local opt = decoder.opt
