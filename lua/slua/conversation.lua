@@ -29,6 +29,7 @@ function M.new(model, decoder, opts)
     template = opts.template, messages = {},
     stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0 },
   }, Conversation)
+  if sl.check_options then sl.check_options(opt, model) end  -- the options' checks that need the model
   local session_opts = decoder.session
   if type(session_opts) == "function" then session_opts = session_opts(model, opt) end
   self.ctx = {
