@@ -1,14 +1,19 @@
 # Thin wrappers over CMake; every target installs missing Debian build deps first.
 #   make          release build in build/
-#   make demo     build, then stream a greedy continuation from the bundled stories260K model
+#   make demo     build the host only (quietly; the log is shown if it fails), then stream a greedy
+#                 continuation from the bundled stories260K model
 #   make test     release suite, its C unit tests again with the kernels capped at AVX2 and at
 #                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
+#   make fuzz     build the libFuzzer targets (clang, ASan+UBSan, build-fuzz/) and run each for
+#                 FUZZ_SECONDS (default 10) over its seeds in tests/fuzz/corpus/
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
+DEMO_DIR ?= build
+FUZZ_SECONDS ?= 10
 
-.PHONY: all deps build demo test unit levels asan bench clean
+.PHONY: all deps build demo test unit levels asan bench fuzz clean
 
 all: build
 
@@ -19,8 +24,12 @@ build: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build build -j $(JOBS)
 
-demo: build
-	./build/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
+demo: deps
+	@mkdir -p $(DEMO_DIR)
+	@{ cmake -S . -B $(DEMO_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) && \
+	   cmake --build $(DEMO_DIR) -j $(JOBS) --target slua; } >$(DEMO_DIR)/demo-build.log 2>&1 || \
+	  { cat $(DEMO_DIR)/demo-build.log; echo "make demo: the build failed (log above)" >&2; exit 1; }
+	@$(DEMO_DIR)/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
 
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)
@@ -41,5 +50,11 @@ test: unit levels asan
 
 bench: build
 
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSL_FUZZ=ON \
+	  -DSL_SANITIZE=address,undefined -DSL_BUILD_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_all
+	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -7,6 +7,7 @@
  * Modelled on lua.c: the script runs under lua_pcall with a message handler; errors print
  * `slua: <message>` (plus a traceback for programming errors) and exit 1; Ctrl-C stops the
  * script at the next Lua instruction and exits 130. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <dirent.h>
 #include <limits.h>
 #include <signal.h>
@@ -69,16 +70,9 @@ static int msghandler(lua_State *L)
     return 1;
 }
 
-static int dir_exists(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d)
-        closedir(d);
-    return d != NULL;
-}
-
-/* Where lua/ and recipes/ live: $SLUA_PATH, the source tree the binary was built from, or
- * <prefix>/share/slua next to an installed binary. */
+/* Where lua/ and recipes/ live: $SLUA_PATH; the source tree for the binary of the build tree it
+ * was compiled in; <prefix>/share/slua (SL_BIN_TO_DATA from the binary's folder) for an installed
+ * binary, which never reads the source tree. */
 static void find_root(char *root, size_t size)
 {
     const char *env = getenv("SLUA_PATH");
@@ -86,23 +80,22 @@ static void find_root(char *root, size_t size)
         snprintf(root, size, "%s", env);
         return;
     }
-    char probe[PATH_MAX + 16];
-    snprintf(probe, sizeof probe, "%s/lua/slua", SL_SOURCE_ROOT);
-    if (dir_exists(probe)) {
+    char exe[PATH_MAX], build[PATH_MAX];
+    if (!realpath("/proc/self/exe", exe)) {
         snprintf(root, size, "%s", SL_SOURCE_ROOT);
         return;
     }
-    char exe[PATH_MAX - 32];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash)
-            *slash = '\0';
-        snprintf(root, size, "%s/../share/slua", exe);
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    if (realpath(SL_BUILD_BIN_DIR, build) && strcmp(exe, build) == 0) {
+        snprintf(root, size, "%s", SL_SOURCE_ROOT);
         return;
     }
-    snprintf(root, size, ".");
+    size_t n = strlen(exe);
+    snprintf(exe + n, sizeof exe - n, "/%s", SL_BIN_TO_DATA);
+    if (!realpath(exe, root))
+        snprintf(root, size, "%.*s", (int)(size - 1), exe);
 }
 
 static void set_paths(lua_State *L, const char *root)

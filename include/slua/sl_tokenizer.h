@@ -50,6 +50,11 @@ SL_API sl_status sl_tokenizer_decode(const sl_tokenizer *tok, const sl_token *id
 /* Number of ids (the largest id of the vocabulary or of the added tokens, plus one). */
 SL_API size_t sl_tokenizer_vocab_size(const sl_tokenizer *tok);
 
+/* E_FORMAT unless every id of tok is below n_vocab, the vocab_size of the model it is paired
+ * with (model_label names that model's config in the message). */
+SL_API sl_status sl_tokenizer_check_vocab(const sl_tokenizer *tok, int32_t n_vocab, const char *model_label,
+                                          sl_error *err);
+
 /* The vocabulary string of id (byte-level form, e.g. "Ġthe"), NUL-terminated; *len gets its length
  * when len is not NULL. NULL if id has no string. Owned by tok, valid until sl_tokenizer_free. */
 SL_API const char *sl_tokenizer_piece(const sl_tokenizer *tok, sl_token id, size_t *len);

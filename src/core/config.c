@@ -1,6 +1,7 @@
 /* config.json → sl_model_config. Every rejection names the file, the key and the value. */
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,9 +45,11 @@ static sl_status get_float(const char *path, json_object *root, const char *key,
         return SL_STATUS_OK;
     }
     double x;
-    if (!sl_json_as_double(v, &x) || !isfinite(x) || x <= lo)
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: '%s' must be a number > %g (got %s)", path, key, lo,
-                            value_text(v));
+    /* checked as the float32 the model computes with: 1e-50 would become 0, 1e300 infinity */
+    if (!sl_json_as_double(v, &x) || !isfinite(x) || x <= lo || !isfinite((float)x) || (float)x <= (float)lo ||
+        (x > 0 && (float)x < FLT_MIN))
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: '%s' must be a number > %g within float32 range (got %s)",
+                            path, key, lo, value_text(v));
     *out = (float)x;
     return SL_STATUS_OK;
 }
@@ -79,10 +82,9 @@ static sl_status add_eos(const char *path, json_object *root, sl_model_config *c
         if (!sl_json_as_int64(item, &id) || id < 0 || id > INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'eos_token_id' must be an id or a list of ids (got %s)",
                                 path, value_text(v));
-        if (c->n_vocab > 0 && id >= c->n_vocab)
-            return sl_error_set(err, SL_STATUS_E_FORMAT,
-                                "%s: 'eos_token_id' %lld out of range [0, %d] (vocab_size %d)", path, (long long)id,
-                                (int)c->n_vocab - 1, (int)c->n_vocab);
+        if (id >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'eos_token_id' %lld is out of range (vocab_size %d)",
+                                path, (long long)id, c->n_vocab);
         bool seen = false;
         for (int32_t k = 0; k < c->n_eos; k++)
             seen |= c->eos[k] == (sl_token)id;
@@ -240,6 +242,9 @@ sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *
         if (!sl_json_as_int64(bos, &id) || id < 0 || id > INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'bos_token_id' must be an id (got %s)", path,
                                 value_text(bos));
+        if (id >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'bos_token_id' %lld is out of range (vocab_size %d)",
+                                path, (long long)id, c->n_vocab);
         c->bos = (sl_token)id;
     }
     return add_eos(path, root, c, err);

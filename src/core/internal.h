@@ -32,7 +32,7 @@ struct sl_model {
     float *final_norm; /* (n_embd) */
     sl_block *blocks;  /* [n_layer] */
     float *inv_freq;   /* RoPE inverse frequencies (head_dim / 2), scaling applied */
-    float **owned;     /* every small float32 vector, freed with the model */
+    void **owned;      /* float32 vectors and realigned weights, freed with the model */
     int32_t n_owned;
 };
 

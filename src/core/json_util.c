@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "file_io.h"
 
 sl_status sl_json_parse(const char *path, const char *text, size_t len, json_object **out, sl_error *err)
 {
@@ -39,36 +40,12 @@ sl_status sl_json_parse(const char *path, const char *text, size_t len, json_obj
 sl_status sl_json_load_file(const char *path, json_object **out, sl_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-        if (len == cap) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    int read_failed = ferror(f);
-    fclose(f);
-    if (!buf)
-        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
-    if (read_failed) {
-        free(buf);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: read error", path);
-    }
-    sl_status rc = sl_json_parse(path, buf, len, out, err);
+    char *buf;
+    size_t len;
+    sl_status rc = sl_file_read_all(path, &buf, &len, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    rc = sl_json_parse(path, buf, len, out, err);
     free(buf);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #define SL_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -375,10 +376,17 @@ sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa)
  * once, not on every product. */
 static _Atomic int g_isa = -1;
 
+/* F16C from CPUID (leaf 1, ECX): clang's __builtin_cpu_supports does not know the name. */
+static bool has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 static sl_isa detect_isa(void)
 {
     __builtin_cpu_init();
-    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                   __builtin_cpu_supports("avx512vl");
     if (!avx2 || getenv("SL_NO_AVX2"))

@@ -1,5 +1,6 @@
 /* Loading a Hugging Face checkpoint directory into an sl_model. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +11,25 @@
 #include "internal.h"
 #include "json_util.h"
 
-static sl_status own_vector(sl_model *m, float **out, int64_t n, const char *what, sl_error *err)
+static sl_status own_buffer(sl_model *m, void **out, size_t bytes, const char *what, sl_error *err)
 {
-    float **grown = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *grown);
+    void **grown = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *grown);
     if (!grown)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for %s", m->path, what);
     m->owned = grown;
-    *out = malloc((size_t)n * sizeof **out);
+    *out = malloc(bytes ? bytes : 1);
     if (!*out)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for %s", m->path, what);
     m->owned[m->n_owned++] = *out;
     return SL_STATUS_OK;
+}
+
+static sl_status own_vector(sl_model *m, float **out, int64_t n, const char *what, sl_error *err)
+{
+    void *p = NULL;
+    sl_status rc = own_buffer(m, &p, (size_t)n * sizeof **out, what, err);
+    *out = p;
+    return rc;
 }
 
 static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_t cols, sl_weight *w,
@@ -55,6 +64,16 @@ static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_
                             t->file, name, sl_st_dtype_name(t->dtype));
     }
     w->data = t->data;
+    /* The format promises no alignment (a header may end with any number of padding spaces), but
+     * the kernels read elements through typed pointers: a misaligned tensor is copied once. */
+    if ((uintptr_t)t->data % sl_st_dtype_size(t->dtype) != 0) {
+        void *copy;
+        sl_status rc = own_buffer(m, &copy, (size_t)t->nbytes, name, err);
+        if (rc != SL_STATUS_OK)
+            return rc;
+        memcpy(copy, t->data, (size_t)t->nbytes);
+        w->data = copy;
+    }
     w->rows = rows;
     w->cols = cols;
     return SL_STATUS_OK;

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "error.h"
+#include "file_io.h"
 #include "json_util.h"
 
 /* Headers are small JSON documents; anything larger is corrupt or hostile. */
@@ -21,6 +22,7 @@ typedef struct st_file {
     char *path;
     void *map;
     size_t size;
+    int borrowed; /* map is the caller's memory (sl_st_open_memory), not a mapping */
 } st_file;
 
 struct sl_st_set {
@@ -138,6 +140,8 @@ static sl_status parse_entry(const char *path, const char *name, json_object *en
     return SL_STATUS_OK;
 }
 
+static sl_status parse_bytes(sl_st_set *set, st_file *f, sl_error *err);
+
 /* Map one file and append its tensors to set. */
 static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
 {
@@ -152,20 +156,17 @@ static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
     set->n_files++;
 
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd;
+    size_t fsize;
+    sl_status orc = sl_file_open_regular(path, &fd, &fsize, err);
+    if (orc != SL_STATUS_OK)
+        return orc;
+    if (fsize < 8) {
         close(fd);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: not a regular file", path);
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: too short for a safetensors header (%zu bytes)", path,
+                            fsize);
     }
-    if (st.st_size < 8) {
-        close(fd);
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: too short for a safetensors header (%lld bytes)", path,
-                            (long long)st.st_size);
-    }
-    f->size = (size_t)st.st_size;
+    f->size = fsize;
     f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (f->map == MAP_FAILED) {
@@ -174,7 +175,17 @@ static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
     }
     set->mapped += f->size;
 
+    return parse_bytes(set, f, err);
+}
+
+/* Validate f's bytes (f->map, f->size) and append its tensors to set. */
+static sl_status parse_bytes(sl_st_set *set, st_file *f, sl_error *err)
+{
+    const char *path = f->path;
     const uint8_t *bytes = f->map;
+    if (f->size < 8)
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: too short for a safetensors header (%zu bytes)", path,
+                            f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
         hlen = (hlen << 8) | bytes[i];
@@ -220,6 +231,8 @@ static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
 
     /* Spans must not overlap: sort this file's tensors by start and compare neighbours. */
     int32_t n = set->n_tensors - first;
+    if (n == 0)
+        return SL_STATUS_OK;
     sl_st_tensor *mine = set->tensors + first;
     qsort(mine, (size_t)n, sizeof *mine, cmp_begin);
     for (int32_t i = 1; i < n; i++) {
@@ -238,6 +251,8 @@ static int cmp_name(const void *a, const void *b)
 
 static sl_status finish(sl_st_set *set, sl_error *err)
 {
+    if (set->n_tensors == 0)
+        return SL_STATUS_OK;
     qsort(set->tensors, (size_t)set->n_tensors, sizeof *set->tensors, cmp_name);
     for (int32_t i = 1; i < set->n_tensors; i++)
         if (strcmp(set->tensors[i - 1].name, set->tensors[i].name) == 0)
@@ -253,7 +268,7 @@ void sl_st_close(sl_st_set *set)
     for (int32_t i = 0; i < set->n_tensors; i++)
         free((char *)set->tensors[i].name);
     for (int32_t i = 0; i < set->n_files; i++) {
-        if (set->files[i].map)
+        if (set->files[i].map && !set->files[i].borrowed)
             munmap(set->files[i].map, set->files[i].size);
         free(set->files[i].path);
     }
@@ -274,6 +289,30 @@ sl_st_set *sl_st_open_file(const char *path, sl_error *err)
     if (!set->label || load_file(set, path, err) != SL_STATUS_OK || finish(set, err) != SL_STATUS_OK) {
         if (!set->label)
             sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
+        sl_st_close(set);
+        return NULL;
+    }
+    return set;
+}
+
+sl_st_set *sl_st_open_memory(const char *label, const void *bytes, size_t size, sl_error *err)
+{
+    sl_st_set *set = calloc(1, sizeof *set);
+    st_file *f = calloc(1, sizeof *f);
+    if (!set || !f || !(set->label = strdup(label)) || !(f->path = strdup(label))) {
+        sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", label);
+        if (f)
+            free(f->path);
+        free(f);
+        sl_st_close(set);
+        return NULL;
+    }
+    f->map = (void *)bytes;
+    f->size = size;
+    f->borrowed = 1;
+    set->files = f;
+    set->n_files = 1;
+    if (parse_bytes(set, f, err) != SL_STATUS_OK || finish(set, err) != SL_STATUS_OK) {
         sl_st_close(set);
         return NULL;
     }
@@ -375,7 +414,7 @@ const sl_st_tensor *sl_st_find(const sl_st_set *set, const char *name)
 {
     sl_st_tensor key;
     key.name = name;
-    return bsearch(&key, set->tensors, (size_t)set->n_tensors, sizeof key, cmp_name);
+    return set->n_tensors ? bsearch(&key, set->tensors, (size_t)set->n_tensors, sizeof key, cmp_name) : NULL;
 }
 
 int32_t sl_st_count(const sl_st_set *set) { return set->n_tensors; }

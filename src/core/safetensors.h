@@ -34,6 +34,9 @@ typedef struct sl_st_set sl_st_set;
 sl_st_set *sl_st_open_dir(const char *dir, sl_error *err);
 /* Open one file. */
 sl_st_set *sl_st_open_file(const char *path, sl_error *err);
+/* Validate size bytes of a safetensors file already in memory (borrowed: they must outlive the
+ * set); label names it in errors. */
+sl_st_set *sl_st_open_memory(const char *label, const void *bytes, size_t size, sl_error *err);
 void sl_st_close(sl_st_set *set);
 
 /* Lookup by name; NULL if absent. */

@@ -3,50 +3,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "file_io.h"
 #include "tokenizer_internal.h"
 
 /* ---------------------------------------------------------------- file helpers */
 
-static sl_status read_json(const char *path, json_object **out, sl_error *err)
+static sl_status parse_json(const char *path, const char *buf, size_t len, json_object **out, sl_error *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot open (%s)", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory reading", path);
-            }
-            buf = p;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0)
-            break;
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: read error", path);
-    }
-    if (len > 0x7FFFFFFF) {
-        free(buf);
+    if (len > 0x7FFFFFFF)
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: file too large (%zu bytes)", path, len);
-    }
     json_tokener *tk = json_tokener_new();
-    if (!tk) {
-        free(buf);
+    if (!tk)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory parsing", path);
-    }
     json_object *o = json_tokener_parse_ex(tk, buf, (int)len);
     enum json_tokener_error je = json_tokener_get_error(tk);
     size_t end = json_tokener_get_parse_end(tk);
@@ -63,18 +34,25 @@ static sl_status read_json(const char *path, json_object **out, sl_error *err)
         o = NULL;
     }
     json_tokener_free(tk);
-    free(buf);
     *out = o;
     return st;
 }
 
-static bool file_exists(const char *path)
+static sl_status read_json(const char *path, json_object **out, sl_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    return f != NULL;
+    *out = NULL;
+    char *buf;
+    size_t len;
+    sl_status st = sl_file_read_all(path, &buf, &len, err);
+    if (st != SL_STATUS_OK)
+        return st;
+    st = parse_json(path, buf, len, out, err);
+    free(buf);
+    return st;
 }
+
+/* Present at all (a FIFO or directory is then refused by the reader, never opened blocking). */
+static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 static char *dup_n(const char *s, size_t n)
 {
@@ -106,6 +84,19 @@ const char *sl_tok_piece(const sl_tokenizer *tok, sl_token id, size_t *len)
 }
 
 size_t sl_tokenizer_vocab_size(const sl_tokenizer *tok) { return tok ? tok->n_ids : 0; }
+
+sl_status sl_tokenizer_check_vocab(const sl_tokenizer *tok, int32_t n_vocab, const char *model_label,
+                                   sl_error *err)
+{
+    sl_error_clear(err);
+    if (!tok)
+        return sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_check_vocab: tokenizer is NULL");
+    if (n_vocab < 0 || tok->n_ids > (size_t)n_vocab)
+        return sl_error_set(err, SL_STATUS_E_FORMAT,
+                            "%s: token id out of range for the model (ids up to %zu; %s has vocab_size %d)",
+                            tok->path, tok->n_ids - 1, model_label ? model_label : "the model", (int)n_vocab);
+    return SL_STATUS_OK;
+}
 
 const char *sl_tokenizer_piece(const sl_tokenizer *tok, sl_token id, size_t *len)
 {
@@ -190,8 +181,13 @@ static sl_status opt_string(json_object *o, const char *key, const char *file, c
 static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *added, const char *file,
                             sl_error *err)
 {
-    size_t total = 0, n = 0;
+    size_t total = 0, n = (size_t)json_object_object_length(vocab);
     int64_t max_id = -1;
+    size_t na = added ? json_object_array_length(added) : 0;
+    /* Ids index dense per-id tables, so they are bounded by the number of entries before
+     * anything is sized by them (a stray 1000000000 would otherwise cost gigabytes). Real
+     * vocabularies are dense or nearly so; the slack admits reserved gaps. */
+    int64_t limit = (int64_t)(2 * (n + na) + SL_TOK_ID_SLACK);
     json_object_object_foreach(vocab, key, val)
     {
         if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
@@ -199,12 +195,15 @@ static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected a token id at model.vocab[\"%s\"]",
                                 file, key);
         int64_t id = json_object_get_int64(val);
+        if (id >= limit)
+            return sl_error_set(err, SL_STATUS_E_FORMAT,
+                                "%s: token id out of range at model.vocab[\"%s\"] (%lld; %zu entries allow ids "
+                                "below %lld)",
+                                file, key, (long long)id, n + na, (long long)limit);
         if (id > max_id)
             max_id = id;
         total += strlen(key) + 1;
-        n++;
     }
-    size_t na = added ? json_object_array_length(added) : 0;
     for (size_t i = 0; i < na; i++) {
         json_object *t = json_object_array_get_idx(added, i), *v;
         if (!json_object_is_type(t, json_type_object) || !json_object_object_get_ex(t, "id", &v) ||
@@ -212,11 +211,14 @@ static sl_status load_vocab(sl_tokenizer *tok, json_object *vocab, json_object *
             json_object_get_int64(v) >= INT32_MAX)
             return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected a token id at added_tokens[%zu].id",
                                 file, i);
+        if (json_object_get_int64(v) >= limit)
+            return sl_error_set(err, SL_STATUS_E_FORMAT,
+                                "%s: token id out of range at added_tokens[%zu].id (%lld; %zu entries allow ids "
+                                "below %lld)",
+                                file, i, (long long)json_object_get_int64(v), n + na, (long long)limit);
         if (json_object_get_int64(v) > max_id)
             max_id = json_object_get_int64(v);
     }
-    if (max_id < 0)
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: empty vocabulary at model.vocab", file);
     tok->n_ids = (size_t)max_id + 1;
     tok->arena = malloc(total ? total : 1);
     tok->piece_off = malloc(tok->n_ids * sizeof *tok->piece_off);
@@ -377,8 +379,9 @@ static sl_status load_post(sl_tokenizer *tok, json_object *o, const char *file, 
             return sl_error_set(err, SL_STATUS_E_FORMAT,
                                 "%s: unknown special token at %s.single[%zu] (\"%s\")", file, jpath, i, name);
         for (size_t k = 0; k < json_object_array_length(ids); k++) {
-            int64_t id = json_object_get_int64(json_object_array_get_idx(ids, k));
-            if (id < 0 || (size_t)id >= tok->n_ids)
+            json_object *jid = json_object_array_get_idx(ids, k);
+            int64_t id = json_object_get_int64(jid);
+            if (!json_object_is_type(jid, json_type_int) || id < 0 || (size_t)id >= tok->n_ids)
                 return sl_error_set(err, SL_STATUS_E_FORMAT,
                                     "%s: token id out of range at %s.special_tokens[\"%s\"].ids[%zu]",
                                     file, jpath, name, k);
@@ -569,19 +572,11 @@ static sl_status load_model(sl_tokenizer *tok, json_object *root, const char *fi
     return SL_STATUS_OK;
 }
 
-sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
+/* The tokenizer described by root; tokenizer_config.json beside path is read when with_config. */
+static sl_tokenizer *load_root(const char *path, json_object *root, bool with_config, sl_error *err)
 {
-    sl_error_clear(err);
-    if (!path) {
-        sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_load: path is NULL");
-        return NULL;
-    }
-    json_object *root = NULL;
-    sl_tokenizer *tok = NULL;
-    if (read_json(path, &root, err))
-        return NULL;
     sl_status st;
-    tok = calloc(1, sizeof *tok);
+    sl_tokenizer *tok = calloc(1, sizeof *tok);
     if (!tok || !(tok->path = dup_n(path, strlen(path)))) {
         st = nomem(path, err);
         goto fail;
@@ -591,7 +586,7 @@ sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
         st = sl_error_set(err, SL_STATUS_E_FORMAT, "%s: expected an object at the top level", path);
         goto fail;
     }
-    if ((st = load_model(tok, root, path, err)) || (st = load_config(tok, path, err)))
+    if ((st = load_model(tok, root, path, err)) || (with_config && (st = load_config(tok, path, err))))
         goto fail;
     json_object_put(root);
     return tok;
@@ -599,4 +594,26 @@ fail:
     json_object_put(root);
     sl_tokenizer_free(tok);
     return NULL;
+}
+
+sl_tokenizer *sl_tokenizer_load(const char *path, sl_error *err)
+{
+    sl_error_clear(err);
+    if (!path) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_tokenizer_load: path is NULL");
+        return NULL;
+    }
+    json_object *root = NULL;
+    if (read_json(path, &root, err))
+        return NULL;
+    return load_root(path, root, true, err);
+}
+
+sl_tokenizer *sl_tok_load_text(const char *label, const char *text, size_t len, sl_error *err)
+{
+    sl_error_clear(err);
+    json_object *root = NULL;
+    if (parse_json(label, text, len, &root, err))
+        return NULL;
+    return load_root(label, root, false, err);
 }

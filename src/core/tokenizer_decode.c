@@ -475,8 +475,13 @@ sl_status sl_tokenizer_stream_put(sl_tokenizer_stream *s, sl_token id, const cha
     }
     s->ids[s->n++] = id;
     if (s->hold_bytes) {
+        /* the last id the decode sees: skipped specials vanish, so byte tokens on both sides of
+         * one form a single run */
+        size_t k = s->n;
+        while (k > 0 && (s->flags & SL_DECODE_SKIP_SPECIAL) && sl_tokenizer_is_special(tok, s->ids[k - 1]))
+            k--;
         size_t pl;
-        const char *p = sl_tok_piece(tok, id, &pl);
+        const char *p = k > 0 ? sl_tok_piece(tok, s->ids[k - 1], &pl) : NULL;
         if (p && byte_token(p, pl) >= 0)
             return SL_STATUS_OK;
     }

@@ -12,6 +12,9 @@
 #include "error.h"
 #include "slua/sl_tokenizer.h"
 
+/* Token ids must lie below 2 x (vocabulary entries + added tokens) + this slack. */
+#define SL_TOK_ID_SLACK 1024
+
 /* ---------------------------------------------------------------- string lists
  * A list of byte strings in one buffer. Allocation failure is sticky (oom) so that long chains of
  * appends need a single check at the end. */
@@ -238,5 +241,9 @@ const char *sl_tok_piece(const sl_tokenizer *tok, sl_token id, size_t *len);
 /* Runs the decoder over ids; appends the text as one item of out. Returns E_RANGE on bad ids. */
 sl_status sl_decode_into(const sl_tokenizer *tok, const sl_token *ids, size_t n, unsigned flags,
                          sl_strlist *out, sl_strlist *tmp, sl_error *err);
+
+/* A tokenizer from the text of a tokenizer.json already in memory (label names it in errors; no
+ * tokenizer_config.json is read). */
+sl_tokenizer *sl_tok_load_text(const char *label, const char *text, size_t len, sl_error *err);
 
 #endif

@@ -46,6 +46,13 @@ void sl_strlist_end(sl_strlist *l, bool first)
 {
     if (l->oom)
         return;
+    if (!l->buf) { /* items index buf even when every one is empty */
+        if (!(l->buf = malloc(256))) {
+            l->oom = true;
+            return;
+        }
+        l->cap = 256;
+    }
     if (l->n == l->ncap) {
         size_t cap = l->ncap ? l->ncap * 2 : 64;
         size_t *off = realloc(l->off, cap * sizeof *off);
@@ -181,6 +188,8 @@ size_t sl_utf8_encode(int32_t cp, char out[4])
 
 void sl_utf8_lossy(sl_strlist *out, const char *s, size_t n)
 {
+    if (n == 0)
+        return;
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0, run = 0;
     while (i < n) {

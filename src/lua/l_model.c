@@ -30,6 +30,12 @@ static int l_load(lua_State *L)
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     if (want_tok && access(path, F_OK) == 0) {
         sl_tokenizer *tok = sl_tokenizer_load(path, &err);
+        char label[4096 + 16];
+        snprintf(label, sizeof label, "%s/config.json", dir);
+        if (tok && sl_tokenizer_check_vocab(tok, sl_model_n_vocab(m), label, &err) != SL_STATUS_OK) {
+            sl_tokenizer_free(tok);
+            tok = NULL;
+        }
         if (!tok) {
             sl_model_free(m);
             b->ptr = NULL;

@@ -182,7 +182,7 @@ T.case("an eos_token_id outside the vocabulary is refused at load", function()
   local out, err, code = exec{ "greedy", "--model", dir }
   T.eq(code, 1, "exit status")
   T.eq(out, "", "stdout")
-  T.eq(err, ("slua: %s/config.json: 'eos_token_id' 9999 out of range [0, 511] (vocab_size 512)\n"):format(dir), "message")
+  T.eq(err, ("slua: %s/config.json: 'eos_token_id' 9999 is out of range (vocab_size 512)\n"):format(dir), "message")
 end)
 
 T.case("non-finite logits stop at the step where they appear", function()

@@ -9,7 +9,9 @@
 #include "safetensors.h"
 #include "test_util.h"
 
-void tu_st_write(const char *path, const tu_tensor *tensors, int32_t n)
+void tu_st_write(const char *path, const tu_tensor *tensors, int32_t n) { tu_st_write_offset(path, tensors, n, 0); }
+
+void tu_st_write_offset(const char *path, const tu_tensor *tensors, int32_t n, int32_t data_offset_mod8)
 {
     size_t cap = 4096 + (size_t)n * 256, len = 0;
     char *h = malloc(cap);
@@ -24,7 +26,7 @@ void tu_st_write(const char *path, const tu_tensor *tensors, int32_t n)
         off += tensors[i].nbytes;
     }
     len += (size_t)snprintf(h + len, cap - len, "}");
-    while (len % 8)
+    while ((8 + len) % 8 != (size_t)data_offset_mod8)
         h[len++] = ' ';
     FILE *f = fopen(path, "wb");
     if (!f)

@@ -16,6 +16,9 @@ typedef struct tu_tensor {
 
 /* Write a well-formed safetensors file holding the given tensors in order. */
 void tu_st_write(const char *path, const tu_tensor *tensors, int32_t n);
+/* The same, with the header padded (spaces, as the format allows) so that the data section starts
+ * at a file offset of data_offset_mod8 modulo 8: 0 is the usual aligned layout. */
+void tu_st_write_offset(const char *path, const tu_tensor *tensors, int32_t n, int32_t data_offset_mod8);
 
 /* All tensors of an existing model.safetensors (borrowed views into a copy kept until
  * tu_st_release). */

@@ -159,6 +159,28 @@ Test(tokenizer_errors, bad_added_tokens_and_config)
     expect_error("{" MODEL "}", SL_STATUS_E_FORMAT, "add_bos_token is true but bos_token is missing");
 }
 
+/* Ids size the per-id tables, so a stray huge id must be refused before anything is allocated
+ * (1000000000 once cost 11.7 GB and 74 s). */
+Test(tokenizer_errors, huge_ids_are_refused_before_sizing)
+{
+    expect_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"<unk>\": 1000000}, \"merges\": []}}",
+                 SL_STATUS_E_FORMAT,
+                 "tokenizer.json: token id out of range at model.vocab[\"<unk>\"] (1000000; 2 entries allow ids below "
+                 "1028)");
+    expect_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"<unk>\": 1000000000}, \"merges\": []}}",
+                 SL_STATUS_E_FORMAT, "token id out of range at model.vocab[\"<unk>\"] (1000000000;");
+    expect_error("{" MODEL ", \"added_tokens\": [{\"id\": 2147483000, \"content\": \"<x>\"}]}",
+                 SL_STATUS_E_FORMAT, "token id out of range at added_tokens[0].id (2147483000; 7 entries allow ids below 1038)");
+    expect_error("{" MODEL ", \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": "
+                 "[{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}], \"special_tokens\": "
+                 "{\"<s>\": {\"id\": \"<s>\", \"ids\": [1000000000], \"tokens\": [\"<s>\"]}}}}",
+                 SL_STATUS_E_FORMAT, "token id out of range at post_processor.special_tokens[\"<s>\"].ids[0]");
+    /* reserved gaps stay possible: a dense vocabulary plus an added token a little beyond it */
+    sl_tokenizer *tok = load_ok("{" MODEL ", \"added_tokens\": [{\"id\": 1000, \"content\": \"<x>\"}]}");
+    cr_expect_eq(sl_tokenizer_vocab_size(tok), 1001);
+    sl_tokenizer_free(tok);
+}
+
 /* ---------------------------------------------------------------- small working tokenizers */
 
 static void expect_ids(sl_tokenizer *tok, const char *text, unsigned flags, const sl_token *want, size_t nw)

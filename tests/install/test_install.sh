@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix and uses it as a user would:
+#   - examples/greedy.c built against libslua through pkg-config and through find_package(slua)
+#     (shared and static), each run on the installed model;
+#   - the installed slua, which must take its Lua files from the prefix, not from this checkout;
+#   - `require "slua"` from the stock lua5.4 with the LUA_PATH / LUA_CPATH the README documents.
+#   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR   (LIBDIR: CMAKE_INSTALL_LIBDIR, e.g. lib)
+set -euo pipefail
+build=$(realpath "$1")
+src=$(realpath "$2")
+tmp=$(mktemp -d /tmp/slua-install-XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+cmake --install "$build" --prefix "$prefix" >/dev/null
+libdir=$3
+for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
+         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" include/slua/sl.h \
+         share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua; do
+  [ -e "$prefix/$f" ] || fail "not installed: $f"
+done
+soname=$(readelf -d "$prefix/$libdir/libslua.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = libslua.so.0 ] || fail "SONAME is '$soname', expected libslua.so.0"
+# only the public API is exported from the shared library
+if nm -D --defined-only "$prefix/$libdir/libslua.so" | awk '{print $3}' | grep -v '^sl_' | grep -q .; then
+  fail "libslua.so exports symbols outside sl_*"
+fi
+
+model=$prefix/share/slua/models/stories260K
+want="$("$build/example_greedy" "$src/models/stories260K" 12)"
+[ -n "$want" ] || fail "the build tree's example printed nothing"
+export LD_LIBRARY_PATH=$prefix/$libdir
+
+# pkg-config, shared
+export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
+# shellcheck disable=SC2046
+cc -std=c11 -o "$tmp/greedy_pc" "$src/examples/greedy.c" $(pkg-config --cflags --libs slua)
+[ "$("$tmp/greedy_pc" "$model" 12)" = "$want" ] || fail "pkg-config build: different ids"
+[ "$(pkg-config --modversion slua)" = "$(sed -n 's/^project(slua VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" ] ||
+  fail "slua.pc has the wrong version"
+
+# find_package, shared and static
+mkdir -p "$tmp/consumer"
+cp "$src/examples/greedy.c" "$tmp/consumer/"
+cat > "$tmp/consumer/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.21)
+project(consumer C)
+find_package(slua 0.1 REQUIRED)
+add_executable(greedy_shared greedy.c)
+target_link_libraries(greedy_shared PRIVATE slua::slua)
+add_executable(greedy_static greedy.c)
+target_link_libraries(greedy_static PRIVATE slua::slua_static)
+CMAKE
+cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$tmp/consumer/build" >/dev/null
+[ "$("$tmp/consumer/build/greedy_shared" "$model" 12)" = "$want" ] || fail "find_package shared build: different ids"
+if ldd "$tmp/consumer/build/greedy_static" | grep -q libslua; then fail "static build links libslua.so"; fi
+[ "$("$tmp/consumer/build/greedy_static" "$model" 12)" = "$want" ] || fail "find_package static build: different ids"
+
+# the installed host reads the prefix, never this checkout
+echo 'print(SLUA_ROOT)' > "$tmp/root.lua"
+root=$("$prefix/bin/slua" "$tmp/root.lua")
+[ "$root" = "$(realpath "$prefix/share/slua")" ] || fail "installed slua has SLUA_ROOT=$root"
+out=$(cd "$tmp" && "$prefix/bin/slua" greedy --prompt-ids 1 --max-new-tokens 12 --format json)
+case "$out" in *'"model"'*"$prefix/share/slua/models/stories260K"*) ;; *) fail "installed greedy used another model: $out" ;; esac
+"$prefix/bin/slua" --list | grep -q '^  dola ' || fail "installed slua --list lacks dola"
+
+# the stock interpreter, with the paths the README gives
+if command -v lua5.4 >/dev/null; then
+  PREFIX=$prefix
+  export LUA_PATH="$PREFIX/share/slua/lua/?.lua;$PREFIX/share/slua/lua/?/init.lua;;"
+  export LUA_CPATH="$PREFIX/$libdir/lua/5.4/?.so;;"
+  out=$(cd "$tmp" && lua5.4 -e 'local sl = require "slua"; print(sl.root);
+    local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax())')
+  [ "$out" = "$prefix/share/slua"$'\n'"403" ] || fail "lua5.4 require \"slua\": $out"
+fi
+echo "install: ok ($prefix)"
