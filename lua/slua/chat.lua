@@ -90,7 +90,16 @@ end
 
 ---------------------------------------------------------------------------- model directories
 
+-- A whole file, or nil when there is none; a file that exists but cannot be read as a regular
+-- file (a FIFO, a directory) is an error: nil, message.
 local function read_file(path)
+  local fs = (package.loaded["slua.core"] or {}).fs
+  if fs and fs.read then
+    local text, err = fs.read(path)
+    if text then return text end
+    if err and err:find(": not a regular file", 1, true) then return nil, err end
+    return nil
+  end
   local f = io.open(path, "rb")
   if not f then return nil end
   local s = f:read("a")
@@ -100,7 +109,8 @@ end
 chat.read_file = read_file
 
 local function json_file(path)
-  local text = read_file(path)
+  local text, err = read_file(path)
+  if err then return nil, err end
   if not text then return nil end
   local v, err = V.from_json(text)
   if v == nil then return nil, ("%s: %s"):format(path, err) end
@@ -151,7 +161,8 @@ function chat.config(dir)
     if type(tc.vals.add_bos_token) == "boolean" then cfg.add_bos_token = tc.vals.add_bos_token end
   end
   if next(cfg.templates) == nil then
-    local jinja_text = read_file(dir .. "/chat_template.jinja")
+    local jinja_text, jerr = read_file(dir .. "/chat_template.jinja")
+    if jerr then return nil, jerr end
     if jinja_text then
       cfg.templates.default = jinja_text
     else

@@ -29,10 +29,9 @@ end
 -- nil, message for a file that is not a JSON object.
 function M.read(dir)
   local core = require "slua.core"
-  local f = io.open(dir .. "/generation_config.json", "rb")
-  if not f then return {} end
-  local text = f:read("a")
-  f:close()
+  local text, rerr = require("slua.chat").read_file(dir .. "/generation_config.json")
+  if rerr then return nil, rerr end
+  if not text then return {} end
   local t, err = core.json_decode(text)
   if type(t) ~= "table" then
     return nil, ("%s/generation_config.json: %s"):format(dir, err or "not a JSON object")
