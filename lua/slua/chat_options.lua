@@ -59,9 +59,10 @@ function M.conversation(opt)
   local sl = require "slua"
   local messages, extra = V.list(), {}
   if opt.messages ~= "" then
-    local text = chat.read_file(opt.messages)
-    if not text then sl.fail(("option --messages: cannot read '%s'"):format(opt.messages), 2) end
-    local v, err = V.from_json(text)
+    local text, err = chat.read_file(opt.messages)
+    if not text then sl.fail(err or ("option --messages: cannot read '%s'"):format(opt.messages), 2) end
+    local v
+    v, err = V.from_json(text)
     if v == nil then sl.fail(("%s: %s"):format(opt.messages, err), 2) end
     if getmetatable(v) == V.Dict then
       for _, k in ipairs(v.keys) do if k ~= "messages" then extra[k] = v.vals[k] end end
