@@ -25,17 +25,22 @@
 
 static lua_State *global_L; /* only for the signal handler, as in lua.c */
 
+static void on_sigint(int sig);
+
+/* Raises "interrupted" in the script; a script that catches it (slua chat stops a reply and
+ * goes on) gets Ctrl-C back. */
 static void stop_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     lua_sethook(L, NULL, 0, 0);
+    signal(SIGINT, on_sigint);
     lua_pushliteral(L, "interrupted"); /* no position: recipes and the handler below match it exactly */
     lua_error(L);
 }
 
 static void on_sigint(int sig)
 {
-    signal(sig, SIG_DFL); /* a second Ctrl-C kills the process */
+    signal(sig, SIG_DFL); /* a second Ctrl-C before the script sees the first kills the process */
     lua_sethook(global_L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 

@@ -82,6 +82,7 @@ M.option_rules = options               -- model_check helpers: vocab_ids, layers
 ---------------------------------------------------------------------------- processors and chains
 
 M.processors = require "slua.processors"
+M.chat = require "slua.chat"  -- chat templates; adds model:apply_chat_template
 
 -- sl.chain{p1, p2, ...}: one ordered list of processors, each a function(ctx, scores) or a
 -- processor table from sl.processors. chain(ctx, scores) runs them in order and returns scores.

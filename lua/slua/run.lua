@@ -39,6 +39,7 @@ run.common = {
   stop = "",                -- stop string(s), separated by "|"
   n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
 }
+for k, v in pairs(require("slua.chat_options").common) do run.input[k] = v end  -- --chat, --messages, ...
 for k, v in pairs(run.input) do run.common[k] = v end
 
 -- In-process runs (run.invoke): the model to use and the results collected instead of printed.
@@ -51,7 +52,10 @@ function run.options(argv, own, kind)
   local declared = {}
   for k, v in pairs(kind == "input" and run.input or run.common) do declared[k] = v end
   for k, v in pairs(own or {}) do declared[k] = v end
+  local chat_options = require "slua.chat_options"
+  chat_options.apply_generation_config(argv, declared)  -- HF: the file's values, then flags
   local opt = sl.options(argv, declared)
+  chat_options.check(opt)
   if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
   return opt
 end
@@ -71,6 +75,8 @@ function run.prompt_ids(model, opt)
         sl.fail(("option --prompt-ids: id %d out of range [0, %d]"):format(id, model.n_vocab - 1), 2)
       end
     end
+  elseif require("slua.chat_options").wants_chat(opt) then
+    ids, what = require("slua.chat_options").prompt_ids(model, opt), "chat"
   else
     local tok = model.tokenizer
     if not tok then sl.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end

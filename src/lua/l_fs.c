@@ -10,7 +10,9 @@
  *   fs.pid()                       -> process id
  *   fs.trap_interrupt(on)          Ctrl-C sets a flag instead of stopping Lua (a second one
  *                                  kills the process); off restores the previous handler
- *   fs.interrupted()               -> bool: a Ctrl-C arrived since trap_interrupt(true) */
+ *   fs.interrupted()               -> bool: a Ctrl-C arrived since trap_interrupt(true)
+ *   fs.read(path)                  -> text | nil, message   a whole regular file; a FIFO or a
+ *                                                           device is refused before it can block */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -149,6 +151,65 @@ static int l_fs_interrupted(lua_State *L)
     return 1;
 }
 
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a plain file";
+}
+
+/* The buffer is Lua's (a userdata made before the file is opened), so an allocation failure
+ * cannot leak the descriptor. */
+static int l_fs_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return push_errno(L, "cannot open", path);
+    if (!S_ISREG(st.st_mode)) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        return 2;
+    }
+    size_t cap = (size_t)st.st_size;
+    char *buf = lua_newuserdatauv(L, cap ? cap : 1, 0);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return push_errno(L, "cannot open", path);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced since the stat */
+        close(fd);
+        luaL_pushfail(L);
+        lua_pushfstring(L, "%s: not a regular file", path);
+        return 2;
+    }
+    size_t len = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return push_errno(L, "cannot read", path);
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    lua_pushlstring(L, buf, len);
+    return 1;
+}
+
 void sl_lua_register_fs(lua_State *L)
 {
     static const luaL_Reg funcs[] = {{"append", l_fs_append},
@@ -159,6 +220,7 @@ void sl_lua_register_fs(lua_State *L)
                                      {"pid", l_fs_pid},
                                      {"trap_interrupt", l_fs_trap_interrupt},
                                      {"interrupted", l_fs_interrupted},
+                                     {"read", l_fs_read},
                                      {NULL, NULL}};
     luaL_newlib(L, funcs);
     lua_setfield(L, -2, "fs");

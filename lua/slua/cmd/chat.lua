@@ -1,0 +1,126 @@
+-- Chat with a model in the terminal, through its chat template, keeping the KV cache between turns.
+--
+-- Usage: slua chat [--model DIR] [--recipe greedy|sample|dola|skiplayer_sld|...] [--system TEXT]
+--        [--chat-template FILE|NAME] [--max-new-tokens 256] [--stats] [the recipe's flags]
+-- Each line you type is a user turn; the reply streams as it is decoded by the recipe's decoder
+-- (its scores, processors and sampling; default greedy). Only the new turn is evaluated: the
+-- re-rendered conversation is compared with the cached tokens and evaluated from the first
+-- difference. Commands: /reset (forget the conversation), /system TEXT (set the system prompt),
+-- /save FILE.json (the messages, as --messages reads them), /stats, /quit. Ctrl-C stops a reply
+-- and keeps the chat; Ctrl-D or /quit leaves. --stats prints token counts after each reply.
+local sl = require "slua"
+local run = require "slua.run"
+local conversation = require "slua.conversation"
+
+-- Flags of the chat itself; the rest go to the recipe, which validates them.
+local recipe, system, show_stats, recipe_argv = "greedy", "", false, {}
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    local v = a:match("^%-%-recipe=(.*)$")
+    if v then recipe = v
+    elseif a == "--recipe" then recipe = arg[i + 1] or sl.fail("option --recipe needs a value", 2); i = i + 1
+    elseif a:match("^%-%-system=") then system = a:match("^%-%-system=(.*)$")
+    elseif a == "--system" then system = arg[i + 1] or sl.fail("option --system needs a value", 2); i = i + 1
+    elseif a == "--stats" then show_stats = true
+    elseif a == "--help" then
+      local f = io.open(arg[0])
+      for line in f:lines() do
+        if not line:match("^%-%-") then break end
+        io.write((line:gsub("^%-%-%s?", "")), "\n")
+      end
+      f:close()
+      os.exit(0, true)
+    else recipe_argv[#recipe_argv + 1] = a end
+    i = i + 1
+  end
+end
+local has_max = false
+for _, a in ipairs(recipe_argv) do if a:match("^%-%-max[-_]new[-_]tokens") then has_max = true end end
+if not has_max then table.insert(recipe_argv, "--max-new-tokens"); table.insert(recipe_argv, "256") end
+
+-- The recipe runs up to its sl.generate call, which hands over its decoder instead of
+-- generating. A recipe with a loop of its own (beam search, speculative decoding) loads the
+-- model itself first: that is where it stops.
+local decoder
+do
+  local path = run.recipe_path(recipe)
+  local chunk, err = loadfile(path)
+  if not chunk then sl.fail(("--recipe %s: %s"):format(recipe, err), 2) end
+  local captured, own_loop = {}, {}
+  local saved_generate, saved_load, saved_arg = sl.generate, sl.load, arg
+  sl.generate = function(spec) decoder = spec; error(captured, 0) end
+  sl.load = function() error(own_loop, 0) end
+  local recipe_arg = { [0] = path }
+  for i, v in ipairs(recipe_argv) do recipe_arg[i] = v end
+  _G.arg = recipe_arg
+  local ok, e = pcall(chunk, table.unpack(recipe_arg))
+  sl.generate, sl.load, _G.arg = saved_generate, saved_load, saved_arg
+  if not ok and e ~= captured and e ~= own_loop then error(e, 0) end
+  if not decoder then
+    sl.fail(("--recipe %s: the recipe runs its own decoding loop, not sl.generate's, so it cannot take turns in a chat")
+      :format(recipe), 2)
+  end
+end
+
+local opt = decoder.opt
+if opt.chat ~= "" or opt.messages ~= "" then sl.fail("slua chat reads the turns from the terminal (no --chat / --messages)", 2) end
+sl.set_threads(opt.threads)
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+if not model.tokenizer then sl.fail(model.path .. ": no tokenizer.json") end
+local template = opt.chat_template ~= "" and opt.chat_template or nil
+do -- fail now, not at the first turn, when there is no template to use
+  local cfg = sl.check(sl.chat.config(model.path))
+  if not (template and template:find("{", 1, true)) then sl.check(sl.chat.select_template(cfg, template, false)) end
+end
+local conv = conversation.new(model, decoder, { system = system, template = template })
+
+local function stats_line()
+  local s = conv.stats
+  return ("[turns %d, tokens in cache %d: reused %d, prefilled %d, stepped %d, rewound %d]"):format(
+    s.turns, conv.ctx.session:pos(), s.reused, s.prefilled, s.stepped, s.rewound)
+end
+
+io.write(("slua chat: %s, decoder %s (/quit to leave, Ctrl-C stops a reply)\n"):format(model.path, recipe))
+while true do
+  io.write("> ")
+  io.flush()
+  local ok, line = pcall(io.read, "l")
+  if not ok then
+    io.write("\n(Ctrl-D or /quit leaves)\n")
+    goto continue
+  end
+  if line == nil then io.write("\n"); break end
+  line = line:gsub("^%s+", ""):gsub("%s+$", "")
+  if line == "" then goto continue end
+  if line:sub(1, 1) == "/" then
+    local cmd, rest = line:match("^/(%S+)%s*(.*)$")
+    if cmd == "quit" or cmd == "exit" then break
+    elseif cmd == "reset" then conv:reset(); io.write("(conversation cleared)\n")
+    elseif cmd == "system" then conv.system = rest; io.write(rest == "" and "(no system prompt)\n" or "(system prompt set)\n")
+    elseif cmd == "save" then
+      if rest == "" then io.write("usage: /save FILE.json\n")
+      else
+        local f, err = io.open(rest, "w")
+        if not f then io.write("cannot save: ", err, "\n")
+        else f:write(conv:to_json(), "\n"); f:close(); io.write(("(saved %d messages to %s)\n"):format(#conv.messages, rest)) end
+      end
+    elseif cmd == "stats" then io.write(stats_line(), "\n")
+    else io.write("commands: /reset, /system TEXT, /save FILE.json, /stats, /quit\n") end
+    goto continue
+  end
+  conv:add("user", line)
+  do
+    local reply, why = conv:reply(function(piece) io.write(piece); io.flush() end)
+    if reply == nil then
+      table.remove(conv.messages)
+      io.write("slua: chat template: ", why, "\n")
+    else
+      io.write(why == "interrupted" and " [stopped]\n" or "\n")
+      if show_stats then io.stderr:write(stats_line(), "\n") end
+    end
+  end
+  ::continue::
+end
+if show_stats then io.stderr:write(stats_line(), "\n") end

@@ -1,0 +1,157 @@
+-- slua.conversation: a multi-turn chat over one KV cache.
+--
+--   local conv = require("slua.conversation").new(model, decoder, {system =, template =})
+--   conv:add("user", "Hi")
+--   local reply, why = conv:reply(function(piece) io.write(piece) end)
+--
+-- Each reply re-renders the whole conversation through the chat template (as transformers
+-- would) and compares the ids with the tokens already in the cache: only what follows the first
+-- difference is evaluated (usually just the new turn; an edited system prompt or a reply the
+-- template re-tokenizes differently rewinds to where they part). conv.stats counts tokens
+-- reused, prefilled and stepped, and how many were rewound.
+--
+-- decoder: what a recipe gives sl.generate (slua.run): opt, session (options or function),
+-- amateurs, scores, chain, sample. Amateur sessions follow the main one turn by turn.
+local sl = require "slua"
+local chat = require "slua.chat"
+local V = require("slua.jinja").value
+
+local Conversation = {}
+Conversation.__index = Conversation
+
+local M = {}
+
+function M.new(model, decoder, opts)
+  opts = opts or {}
+  local opt = decoder.opt
+  local self = setmetatable({
+    model = model, decoder = decoder, opt = opt, system = opts.system,
+    template = opts.template, messages = {},
+    stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0 },
+  }, Conversation)
+  if sl.check_options then sl.check_options(opt, model) end  -- the options' checks that need the model
+  local session_opts = decoder.session
+  if type(session_opts) == "function" then session_opts = session_opts(model, opt) end
+  self.ctx = {
+    model = model, tokenizer = model.tokenizer, opt = opt, prompt_len = 0, step = 0,
+    max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
+  }
+  self.ctx.session = model:session(session_opts)
+  self.ctx.amateurs = decoder.amateurs and decoder.amateurs(self.ctx) or {}
+  self.chain = decoder.chain or sl.chain(sl.processors.standard(opt))
+  self.sample = decoder.sample
+  if self.sample == nil then self.sample = opt.do_sample end
+  self.scores_of = decoder.scores or function(c) return c.out.logits end
+  return self
+end
+
+function Conversation:add(role, content)
+  self.messages[#self.messages + 1] = { role = role, content = content }
+end
+
+function Conversation:reset()
+  self.messages = {}
+  self.ctx.session:reset()
+  for _, a in ipairs(self.ctx.amateurs) do a:reset() end
+end
+
+-- The messages the template sees (the system turn first when set), as template values.
+function Conversation:turns()
+  local list = V.list()
+  local function add(role, content)
+    local d = V.dict()
+    V.dict_set(d, "role", role)
+    V.dict_set(d, "content", content)
+    list.n = list.n + 1
+    list[list.n] = d
+  end
+  if self.system and self.system ~= "" then add("system", self.system) end
+  for _, m in ipairs(self.messages) do add(m.role, m.content) end
+  return list
+end
+
+-- The conversation so far as JSON ({"messages": [...]}, key order as rendered).
+function Conversation:to_json()
+  local d = V.dict()
+  V.dict_set(d, "messages", self:turns())
+  return V.to_json(d, { indent = 2 })
+end
+
+-- Brings every session's cache to `ids`, evaluating only from the first difference; returns
+-- the main session's output for the last id.
+function Conversation:sync(ids)
+  local s = self.ctx.session
+  local cached = s:tokens()
+  local p = 0
+  while p < #cached and p < #ids and cached[p + 1] == ids[p + 1] do p = p + 1 end
+  if p == #ids then p = p - 1 end  -- the last id is evaluated again for its logits
+  local st = self.stats
+  if p < #cached then
+    st.rewound = st.rewound + (#cached - p)
+    s:rewind(p)
+    for _, a in ipairs(self.ctx.amateurs) do a:rewind(p) end
+  end
+  local rest = table.move(ids, p + 1, #ids, 1, {})
+  st.reused = st.reused + p
+  st.prefilled = st.prefilled + #rest
+  self.ctx.amateur_outs = {}
+  for i, a in ipairs(self.ctx.amateurs) do self.ctx.amateur_outs[i] = a:prefill(rest) end
+  return s:prefill(rest)
+end
+
+-- Renders the conversation with the generation prompt, then decodes a reply, calling
+-- on_piece(text) as it streams. The reply joins the conversation (also when interrupted).
+-- Returns reply text, stop reason ("eos", "stop_string", "max_new_tokens", "context_full",
+-- "interrupted"), or nil, message when the template rejects the conversation.
+function Conversation:reply(on_piece)
+  local model, ctx, opt = self.model, self.ctx, self.opt
+  local text, ids = chat.apply(model, self:turns(), { add_generation_prompt = true, template = self.template })
+  if not text then return nil, ids end
+  if not ids then return nil, model.path .. ": no tokenizer.json" end
+  if #ids >= model.config.max_position then return nil, "the conversation no longer fits the context" end
+  local stream = model.tokenizer:stream{ skip_special = true }
+  local eos = {}
+  for _, id in ipairs(model.eos) do eos[id] = true end
+  local stops = {}
+  for s in (opt.stop or ""):gmatch("[^|]+") do stops[#stops + 1] = s end
+  ctx.generated, ctx.step, ctx.prompt_len = {}, 0, #ids
+  local pieces, why = {}, "max_new_tokens"
+  local ok, err = pcall(function()
+    ctx.out = self:sync(ids)
+    for step = 0, opt.max_new_tokens - 1 do
+      ctx.step = step
+      local scores, _ = self.scores_of(ctx)
+      scores = self.chain(ctx, scores) or scores
+      local id = self.sample and scores:sample(ctx.rng) or scores:argmax()
+      ctx.generated[#ctx.generated + 1] = id
+      if eos[id] then why = "eos"; break end
+      local piece = stream:put(id)
+      pieces[#pieces + 1] = piece
+      if piece ~= "" and on_piece then on_piece(piece) end
+      local hit = false
+      if #stops > 0 then
+        local so_far = table.concat(pieces)
+        for _, s in ipairs(stops) do if so_far:find(s, 1, true) then hit = true end end
+      end
+      if hit then why = "stop_string"; break end
+      if step == opt.max_new_tokens - 1 then break end
+      if ctx.session:pos() >= model.config.max_position then why = "context_full"; break end
+      ctx.out = ctx.session:step(id)
+      self.stats.stepped = self.stats.stepped + 1
+      for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
+    end
+  end)
+  if not ok then
+    local msg = type(err) == "table" and err.message or tostring(err)
+    if not msg:find("interrupted", 1, true) then error(err, 0) end
+    why = "interrupted"
+  end
+  local tail = stream:finish()
+  if tail ~= "" and on_piece then on_piece(tail) end
+  local reply = model.tokenizer:decode(ctx.generated, { skip_special = true })
+  self:add("assistant", reply)
+  self.stats.turns = self.stats.turns + 1
+  return reply, why
+end
+
+return M
