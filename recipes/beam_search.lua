@@ -11,9 +11,10 @@
 -- the tokens earlier groups chose this step as a Hamming penalty (HammingDiversity, which
 -- HF runs first in the chain); then HF's order: repetition penalty, no-repeat n-gram, the
 -- EOS reward (ExponentialDecayLengthPenalty; factor 1 = off), all on log-probabilities as in
--- HF's beam search (add your own processors to the chain). --eos-token-id overrides the model's EOS ids; an id outside
--- the vocabulary (the fixtures' 512) is never generated. JSON: sequences best first, with
--- HF's new_ids (a finished one ends with the first EOS id) and the EOS that ended it.
+-- HF's beam search (add your own processors to the chain). --eos-token-id overrides the
+-- model's EOS ids; an id outside the vocabulary (the fixtures' 512) is never generated. JSON:
+-- sequences best first, with HF's new_ids (a finished one ends with the first EOS id) and the
+-- EOS that ended it; Ctrl-C gives the best hypotheses so far.
 local sl = require "slua"
 local beam = require "slua.beam"
 local decode = require "slua.decode"

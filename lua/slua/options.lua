@@ -10,7 +10,7 @@
 -- A spec may give: default, type ("number" | "integer" | "string" | "boolean" | "ids", else
 -- taken from the default), min / max (inclusive), gt / lt (exclusive), choices, check =
 -- function(value, opt) returning a rule the value breaks ("> 0 when sampling") or nil, rule
--- (the words --help shows for a check),
+-- (the words --help shows for a check, after the range),
 -- model_check = function(value, model, opt) the same once the model is loaded (layers, token
 -- ids; sl.generate runs these, other scripts call sl.check_options(opt, model)), and help. Options named like a well-known one (temperature, top_p, threads, ...) take its rule
 -- from `known` below unless the spec says otherwise, so recipes get HF's rules for free.
