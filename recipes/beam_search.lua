@@ -11,29 +11,31 @@
 -- the tokens earlier groups chose this step as a Hamming penalty (HammingDiversity, which
 -- HF runs first in the chain); then HF's order: repetition penalty, no-repeat n-gram, the
 -- EOS reward (ExponentialDecayLengthPenalty; factor 1 = off), all on log-probabilities as in
--- HF's beam search (add your own processors to the chain). --eos-token-id overrides the model's EOS ids; an id outside
--- the vocabulary (the fixtures' 512) is never generated. JSON: sequences best first, with
--- HF's new_ids (a finished one ends with the first EOS id) and the EOS that ended it.
+-- HF's beam search (add your own processors to the chain). --eos-token-id overrides the
+-- model's EOS ids; an id outside the vocabulary (the fixtures' 512) is never generated. JSON:
+-- sequences best first, with HF's new_ids (a finished one ends with the first EOS id) and the
+-- EOS that ended it; Ctrl-C gives the best hypotheses so far.
 local sl = require "slua"
 local beam = require "slua.beam"
 local decode = require "slua.decode"
 local P = sl.processors
 
 local opt = sl.run_options(arg, {
-  num_beams = 4, length_penalty = 1.0, early_stopping = "false", num_return_sequences = 1,
-  num_beam_groups = 1, diversity_penalty = 0.0, eos_token_id = "",
-  repetition_penalty = 1.0, no_repeat_ngram_size = 0, eos_decay_start = 0, eos_decay_factor = 1.0,
+  num_beams = 4, num_beam_groups = 1, diversity_penalty = 0.0, num_return_sequences = 1,
+  length_penalty = 1.0, early_stopping = "false", eos_token_id = "",
+  repetition_penalty = 1.0, no_repeat_ngram_size = 0,
+  eos_decay_start = { default = 0, min = 0, help = "EOS reward: new tokens before it starts" },
+  eos_decay_factor = { default = 1.0, gt = 0, help = "EOS reward: factor ^ (tokens past the start) (1 = off)" },
 })
-decode.check_beam_options(opt)
 
-decode.run("beam_search", opt, function(model, prompt)
+decode.run("beam_search", opt, function(model, prompt, progress)
   local eos = decode.eos_ids(opt, model)
   local custom = {}
   if opt.eos_decay_factor ~= 1 then custom[1] = P.exp_decay_length(opt.eos_decay_start, opt.eos_decay_factor, eos) end
   local chain = sl.chain(P.standard(opt, custom))
   if opt.num_beam_groups > 1 then chain:insert(1, P.hamming_diversity(opt.diversity_penalty)) end
   return beam.search{
-    model = model, prompt = prompt, chain = chain, eos = eos,
+    model = model, prompt = prompt, chain = chain, eos = eos, progress = progress,
     num_beams = opt.num_beams, num_beam_groups = opt.num_beam_groups, max_new_tokens = opt.max_new_tokens,
     length_penalty = opt.length_penalty, num_return_sequences = opt.num_return_sequences,
     early_stopping = decode.early_stopping(opt.early_stopping),

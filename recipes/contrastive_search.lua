@@ -13,11 +13,10 @@ local sl = require "slua"
 local decode = require "slua.decode"
 local P = sl.processors
 
-local opt = sl.run_options(arg, { penalty_alpha = 0.6, top_k = 4, eos_token_id = "", repetition_penalty = 1.0 })
-if not (opt.penalty_alpha >= 0 and opt.penalty_alpha <= 1) then
-  sl.fail(("option --penalty-alpha must be in [0, 1] (got %s)"):format(opt.penalty_alpha))
-end
-if opt.top_k < 1 then sl.fail(("option --top-k must be >= 1 (got %d)"):format(opt.top_k)) end
+local opt = sl.run_options(arg, {
+  penalty_alpha = 0.6, eos_token_id = "", repetition_penalty = 1.0,
+  top_k = { default = 4, min = 1, help = "candidates evaluated at each step" },
+})
 local chain = sl.chain(P.standard(opt))
 local alpha = opt.penalty_alpha
 

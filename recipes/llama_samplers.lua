@@ -15,39 +15,42 @@ local sl = require "slua"
 local P = sl.processors
 
 local opt = sl.run_options(arg, {
-  temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, top_n_sigma = 0.0, xtc_probability = 0.0,
-  xtc_threshold = 0.1, dry_multiplier = 0.0, dry_base = 1.75, dry_allowed_length = 2, dry_penalty_last_n = 0,
-  dry_breakers = '\n|:|"|*', mirostat_tau = 0.0, mirostat_eta = 0.1, repetition_penalty = 1.0,
+  temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, repetition_penalty = 1.0,
+  top_n_sigma = { default = 0.0, min = 0, help = "keep tokens within n standard deviations of the best (0 = off)" },
+  xtc_probability = { default = 0.0, min = 0, max = 1, help = "XTC: chance per step of excluding the top choices (0 = off)" },
+  xtc_threshold = { default = 0.1, min = 0, max = 1, help = "XTC: tokens with p >= this are top choices" },
+  dry_multiplier = { default = 0.0, min = 0, help = "DRY: penalty scale (0 = off)" },
+  dry_base = { default = 1.75, min = 1, help = "DRY: penalty base, raised to the repeat length past the allowed one" },
+  dry_allowed_length = { default = 2, min = 1, help = "DRY: repeats this long go unpenalised" },
+  dry_penalty_last_n = { default = 0, min = 0, help = "DRY: look at the last N tokens only (0 = all)" },
+  dry_breakers = { default = '\n|:|"|*', help = "DRY: strings that end a repeat, separated by |" },
+  mirostat_tau = { default = 0.0, min = 0, help = "mirostat v2: target surprise (0 = off)" },
+  mirostat_eta = { default = 0.1, min = 0, help = "mirostat v2: learning rate" },
 })
-for _, k in ipairs{ "top_k", "min_p", "top_n_sigma", "xtc_probability", "dry_multiplier", "dry_penalty_last_n",
-                    "mirostat_tau", "mirostat_eta" } do
-  if opt[k] < 0 then sl.fail(("option --%s must be >= 0 (got %s)"):format(k:gsub("_", "-"), opt[k])) end
-end
-if opt.dry_base < 1 then sl.fail(("option --dry-base must be >= 1 (got %s)"):format(opt.dry_base)) end
-if opt.dry_allowed_length < 1 then sl.fail(("option --dry-allowed-length must be >= 1 (got %d)"):format(opt.dry_allowed_length)) end
-if not (opt.temperature > 0) then sl.fail(("option --temperature must be > 0 (got %s)"):format(opt.temperature)) end
 
-local chain = sl.chain{}
-if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
-
-local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
-if opt.dry_multiplier > 0 then
-  local breakers = {}
-  for s in opt.dry_breakers:gsub("\\n", "\n"):gmatch("[^|]+") do
-    for _, id in ipairs(model.tokenizer and model.tokenizer:encode(s) or {}) do breakers[#breakers + 1] = id end
-  end
-  chain:insert(P.dry(opt.dry_multiplier, { base = opt.dry_base, allowed_length = opt.dry_allowed_length,
-                                           window = opt.dry_penalty_last_n, breakers = breakers }))
-end
-local mirostat = opt.mirostat_tau > 0
-if not mirostat then
-  if opt.top_n_sigma > 0 then chain:insert(P.top_n_sigma(opt.top_n_sigma)) end
-  if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
-  if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
-  if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
-  if opt.xtc_probability > 0 then chain:insert(P.xtc(opt.xtc_threshold, opt.xtc_probability, { seed = opt.seed + 1 })) end
-end
-if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
-if mirostat then chain:insert((P.mirostat_v2(opt.mirostat_tau, opt.mirostat_eta))) end
-
-sl.generate{ recipe = "llama_samplers", opt = opt, model = model, chain = chain, sample = true }
+sl.generate{
+  recipe = "llama_samplers", opt = opt, sample = true,
+  chain = function(model)
+    local chain = sl.chain{}
+    if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
+    if opt.dry_multiplier > 0 then
+      local breakers = {}
+      for s in opt.dry_breakers:gsub("\\n", "\n"):gmatch("[^|]+") do
+        for _, id in ipairs(model.tokenizer and model.tokenizer:encode(s) or {}) do breakers[#breakers + 1] = id end
+      end
+      chain:insert(P.dry(opt.dry_multiplier, { base = opt.dry_base, allowed_length = opt.dry_allowed_length,
+                                               window = opt.dry_penalty_last_n, breakers = breakers }))
+    end
+    local mirostat = opt.mirostat_tau > 0
+    if not mirostat then
+      if opt.top_n_sigma > 0 then chain:insert(P.top_n_sigma(opt.top_n_sigma)) end
+      if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
+      if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
+      if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
+      if opt.xtc_probability > 0 then chain:insert(P.xtc(opt.xtc_threshold, opt.xtc_probability, { seed = opt.seed + 1 })) end
+    end
+    if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
+    if mirostat then chain:insert((P.mirostat_v2(opt.mirostat_tau, opt.mirostat_eta))) end
+    return chain
+  end,
+}

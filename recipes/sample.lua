@@ -17,15 +17,6 @@ local opt = sl.run_options(arg, {
   temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
   typical_p = 1.0, epsilon_cutoff = 0.0, eta_cutoff = 0.0,
 })
-if not (opt.typical_p > 0 and opt.typical_p <= 1) then
-  sl.fail(("option --typical-p must be in (0, 1] (got %s)"):format(opt.typical_p))
-end
-for _, k in ipairs{ "epsilon_cutoff", "eta_cutoff" } do
-  if not (opt[k] >= 0 and opt[k] < 1) then
-    sl.fail(("option --%s must be in [0, 1) (got %s)"):format(k:gsub("_", "-"), opt[k]))
-  end
-end
-
 local chain = sl.chain{}
 if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
 if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end

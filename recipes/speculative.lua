@@ -15,12 +15,14 @@ local decode = require "slua.decode"
 local speculative = require "slua.speculative"
 
 local opt = sl.run_options(arg, {
-  draft_skip_layers = "", draft_model = "", draft_tokens = 4, do_sample = false, eos_token_id = "",
-  temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
+  draft_skip_layers = { default = "", help = "blocks the draft skips, e.g. 2,3 or 8-15 (\"\" = the upper half but the last)",
+                        check = speculative.blocks_syntax, model_check = speculative.blocks_rule },
+  draft_model = { default = "", help = "a smaller draft model with the same vocabulary (instead of skipping blocks)" },
+  draft_tokens = { default = 4, min = 1, help = "tokens the draft proposes per round" },
+  do_sample = false, eos_token_id = "", temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
 })
-if opt.draft_tokens < 1 then sl.fail(("option --draft-tokens must be >= 1 (got %d)"):format(opt.draft_tokens)) end
 
-decode.run("speculative", opt, function(model, prompt)
+decode.run("speculative", opt, function(model, prompt, progress)
   local draft
   if opt.draft_model ~= "" then
     draft = decode.load_draft(opt.draft_model, model):session()
@@ -31,10 +33,9 @@ decode.run("speculative", opt, function(model, prompt)
   end
   local eos = {}
   for _, id in ipairs(decode.eos_ids(opt, model)) do eos[id] = true end
-  local r = speculative.generate{
+  return decode.speculative({
     model = model, main = model:session(), draft = draft, prompt = prompt, k = opt.draft_tokens,
     max_new_tokens = opt.max_new_tokens, chain = sl.chain(sl.processors.standard(opt)), eos = eos,
-    sample = opt.do_sample, rng = sl.rng(opt.seed),
-  }
-  return decode.speculative_result(r)
+    sample = opt.do_sample, rng = sl.rng(opt.seed), draft_name = opt.draft_model ~= "" and opt.draft_model or nil,
+  }, progress)
 end)

@@ -11,6 +11,7 @@
 -- Scores follow HF in float32: each step adds a beam's running score to the processed
 -- log-softmax of its logits (in C), and the candidate values become the new running scores.
 local sl = require "slua"
+local run = require "slua.run"
 
 local M = {}
 
@@ -133,9 +134,11 @@ end
 -- (1.0), early_stopping (false), num_return_sequences (1), eos (ids; default the model's),
 -- chain (processors; ctx.group_tokens holds this step's tokens of the earlier groups),
 -- session (options for model:session), on_step (function(step, beams), optional),
--- full_copies (benchmarks: copy whole caches instead of the rows after the shared prefix).
+-- full_copies (benchmarks: copy whole caches instead of the rows after the shared prefix),
+-- progress (a table: progress.partial() then gives the result as if the search ended with
+-- the last complete step, for an interrupted run).
 -- Returns { sequences = {{new_ids, score, eos}, ...} best first, steps, kv_rows_copied,
--- kv_rows_full_copy }.
+-- kv_rows_full_copy }. Logits that are not finite stop the search (naming the model).
 function M.search(spec)
   local model, B = spec.model, spec.num_beams
   local G = spec.num_beam_groups or 1
@@ -156,6 +159,31 @@ function M.search(spec)
     beams[i] = { session = s0, logits = out.logits, ids = {}, score = (i - 1) % size == 0 and 0.0 or -1e9 }
   end
   local copied, full, steps = 0, 0, 0
+  local function finalize()
+    -- HF finalize: the running beams of unfinished groups join their hypotheses, then the best
+    -- num_return_sequences of all groups (sorted ascending, stable, taken from the end).
+    local pool = {}
+    for g = 1, G do
+      if not done[g] then
+        for j = 1, size do
+          local b = beams[(g - 1) * size + j]
+          hyps[g]:add(b.ids, b.score, #b.ids, nil)
+        end
+      end
+      for _, h in ipairs(hyps[g].beams) do pool[#pool + 1] = h end
+    end
+    for i, h in ipairs(pool) do h.order = i end
+    table.sort(pool, function(a, b) return a.score < b.score or (a.score == b.score and a.order < b.order) end)
+    local sequences = {}
+    for k = 1, math.min(spec.num_return_sequences or 1, #pool) do
+      local h = pool[#pool - k + 1]
+      local ids = { table.unpack(h.ids) }
+      if h.eos then ids[#ids + 1] = eos_ids[1] end -- HF writes eos_token_id[0] after a finished hypothesis
+      sequences[k] = { new_ids = ids, score = h.score, eos = h.eos or sl.json.null }
+    end
+    return { sequences = sequences, steps = steps, kv_rows_copied = copied, kv_rows_full_copy = full }
+  end
+  if spec.progress then spec.progress.partial = finalize end
   for step = 1, max_new do
     steps = step
     local group_tokens, next_all = {}, {}
@@ -167,6 +195,7 @@ function M.search(spec)
         local rows = {}
         for j = 1, size do
           local b = beams[first + j]
+          run.check_finite(b.logits, model.path, step - 1)
           local ctx = { model = model, session = b.session, prompt_len = #spec.prompt, step = step - 1,
                         max_new_tokens = max_new, generated = b.ids, group_tokens = group_tokens }
           local scores = b.logits:clone():log_softmax()
@@ -199,28 +228,7 @@ function M.search(spec)
     for _, nb in ipairs(moving) do nb.logits = nb.session:step(nb.id).logits end
   end
 
-  -- HF finalize: the running beams of unfinished groups join their hypotheses, then the best
-  -- num_return_sequences of all groups (sorted ascending, stable, taken from the end).
-  local pool = {}
-  for g = 1, G do
-    if not done[g] then
-      for j = 1, size do
-        local b = beams[(g - 1) * size + j]
-        hyps[g]:add(b.ids, b.score, #b.ids, nil)
-      end
-    end
-    for _, h in ipairs(hyps[g].beams) do pool[#pool + 1] = h end
-  end
-  for i, h in ipairs(pool) do h.order = i end
-  table.sort(pool, function(a, b) return a.score < b.score or (a.score == b.score and a.order < b.order) end)
-  local sequences = {}
-  for k = 1, math.min(spec.num_return_sequences or 1, #pool) do
-    local h = pool[#pool - k + 1]
-    local ids = { table.unpack(h.ids) }
-    if h.eos then ids[#ids + 1] = eos_ids[1] end -- HF writes eos_token_id[0] after a finished hypothesis
-    sequences[k] = { new_ids = ids, score = h.score, eos = h.eos or sl.json.null }
-  end
-  return { sequences = sequences, steps = steps, kv_rows_copied = copied, kv_rows_full_copy = full }
+  return finalize()
 end
 
 return M

@@ -1,50 +1,26 @@
--- slua.decode: what the search recipes (beam search, contrastive search, speculative decoding)
--- share: the --eos-token-id override, option checks, and running a search that returns
--- several sequences (text or one JSON object).
+-- slua.decode: what the search recipes (beam search, speculative decoding) share: the
+-- --eos-token-id override, a draft model, and running a search that returns several sequences
+-- as every recipe runs: text or one JSON object, handed to an in-process caller instead
+-- (sl.invoke), Ctrl-C still handing over what was found.
 local sl = require "slua"
-local core = require "slua.core"
+local run = require "slua.run"
+local speculative = require "slua.speculative"
 
 local D = {}
 
--- --eos-token-id "2" or "2,7" (HF's eos_token_id generate argument) over the model's EOS ids.
--- Ids outside the vocabulary are accepted, as HF accepts them: they are simply never generated.
+-- --eos-token-id "2" or "2,7" (HF's eos_token_id generate argument; slua.options checks it)
+-- over the model's EOS ids. Ids outside the vocabulary are accepted, as HF accepts them: they
+-- are simply never generated.
 function D.eos_ids(opt, model)
   if opt.eos_token_id == nil or opt.eos_token_id == "" then return model.eos end
-  local ids = sl.parse_ints(opt.eos_token_id, "eos-token-id")
-  for _, id in ipairs(ids) do
-    if id < 0 then sl.fail(("option --eos-token-id must be >= 0 (got %d)"):format(id)) end
-  end
-  return ids
+  return sl.parse_ids(opt.eos_token_id, "eos_token_id")
 end
 
+-- --early-stopping (false | true | never, checked by slua.options) as HF's value.
 function D.early_stopping(text)
   if text == "true" or text == true then return true end
-  if text == "false" or text == false then return false end
   if text == "never" then return "never" end
-  sl.fail(("option --early-stopping must be true, false or never (got '%s')"):format(tostring(text)))
-end
-
-local function at_least(opt, key, min)
-  if opt[key] < min then
-    sl.fail(("option --%s must be >= %s (got %s)"):format(key:gsub("_", "-"), min, opt[key]))
-  end
-end
-
-function D.check_beam_options(opt)
-  at_least(opt, "num_beams", 1)
-  at_least(opt, "num_beam_groups", 1)
-  at_least(opt, "num_return_sequences", 1)
-  at_least(opt, "no_repeat_ngram_size", 0)
-  if opt.num_beams % opt.num_beam_groups ~= 0 then
-    sl.fail(("option --num-beams (%d) must be a multiple of --num-beam-groups (%d)"):format(
-      opt.num_beams, opt.num_beam_groups))
-  end
-  if opt.num_return_sequences > opt.num_beams then
-    sl.fail(("option --num-return-sequences (%d) must be <= --num-beams (%d)"):format(
-      opt.num_return_sequences, opt.num_beams))
-  end
-  if not (opt.repetition_penalty > 0) then sl.fail("option --repetition-penalty must be > 0") end
-  D.early_stopping(opt.early_stopping)
+  return false
 end
 
 -- A draft or second model for `model`: same vocabulary (size and, with tokenizers, ids).
@@ -71,30 +47,53 @@ function D.speculative_result(r)
   }
 end
 
--- Loads the model, encodes the prompt, runs search(model, prompt) -> result with `sequences`
--- ({new_ids, score, ...} best first), then prints every sequence's text, or one JSON object:
+-- slua.speculative.generate(spec) as a search result for D.run, its progress included.
+function D.speculative(spec, progress)
+  local raw = {}
+  spec.progress = raw
+  progress.partial = function() return raw.partial and D.speculative_result(raw.partial()) end
+  return D.speculative_result(speculative.generate(spec))
+end
+
+-- Loads the model (or takes sl.invoke's), encodes the prompt, runs
+-- search(model, prompt, progress) -> result with `sequences` ({new_ids, score, ...} best first),
+-- then prints every sequence's text after the prompt, or one JSON object:
 -- {model, recipe, options, prompt_ids, new_ids (the best), text, sequences, ...result}.
+-- A search that sets progress.partial = function() return result so far end hands over what
+-- it has found on Ctrl-C, with stop_reason "interrupted" (the host then exits with 130).
+-- Texts are HF's: decode(prompt + new)[len(decode(prompt)):].
 function D.run(recipe, opt, search)
-  sl.set_threads(opt.threads)
-  local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+  local model = run.model(opt)
+  sl.check_options(opt, model)
   local prompt = sl.prompt_ids(model, opt)
   local tok = model.tokenizer
-  local result = search(model, prompt)
-  local function text(ids) return tok and tok:decode(ids, { skip_special = true }) or table.concat(ids, " ") end
-  for _, s in ipairs(result.sequences) do s.text = text(s.new_ids) end
-  result.model, result.recipe, result.options, result.prompt_ids = model.path, recipe, opt, prompt
-  result.new_ids = result.sequences[1] and result.sequences[1].new_ids or {}
-  result.text = text(result.new_ids)
-  if opt.format == "json" then
-    io.write(core.json_encode(result), "\n")
-  else
-    local head = text(prompt)
+  local function text(ids)
+    if tok then return run.continuation_text(tok, prompt, ids) end
+    return #ids > 0 and " " .. table.concat(ids, " ") or ""
+  end
+  local function write_text(result)
+    local head = tok and tok:decode(prompt, { skip_special = true }) or table.concat(prompt, " ")
     for i, s in ipairs(result.sequences) do
-      if #result.sequences > 1 then io.write(("[%d] score %.4f: "):format(i, s.score)) end
+      if #result.sequences > 1 and s.score then io.write(("[%d] score %.4f: "):format(i, s.score)) end
       io.write(head, s.text, "\n")
     end
   end
-  return result
+  local function finish(result)
+    for _, s in ipairs(result.sequences) do s.text = text(s.new_ids) end
+    result.model, result.recipe, result.options, result.prompt_ids = model.path, recipe, opt, prompt
+    result.new_ids = result.sequences[1] and result.sequences[1].new_ids or {}
+    result.text = text(result.new_ids)
+    return run.emit_result(result, opt, write_text)
+  end
+  local progress = {}
+  local guard <close> = run.guard(opt, function()
+    local result = progress.partial and progress.partial() or { sequences = {} }
+    result.stop_reason = "interrupted"
+    finish(result)
+  end)
+  local result = search(model, prompt, progress)
+  guard.finished = true
+  return finish(result)
 end
 
 return D

@@ -10,7 +10,7 @@
 -- A spec may give: default, type ("number" | "integer" | "string" | "boolean" | "ids", else
 -- taken from the default), min / max (inclusive), gt / lt (exclusive), choices, check =
 -- function(value, opt) returning a rule the value breaks ("> 0 when sampling") or nil, rule
--- (the words --help shows for a check),
+-- (the words --help shows for a check, after the range),
 -- model_check = function(value, model, opt) the same once the model is loaded (layers, token
 -- ids; sl.generate runs these, other scripts call sl.check_options(opt, model)), and help. Options named like a well-known one (temperature, top_p, threads, ...) take its rule
 -- from `known` below unless the spec says otherwise, so recipes get HF's rules for free.
@@ -48,6 +48,20 @@ local function when_sampling(v, opt)
   if opt.do_sample ~= false and not (v > 0) then return "> 0 when sampling" end
 end
 
+-- HF's cross-option rules of beam search (GenerationConfig.validate, BeamSearchScorer).
+local function multiple_of_groups(v, opt)
+  local g = opt.num_beam_groups
+  if g and g >= 1 and v % g ~= 0 then return ("a multiple of --num-beam-groups (%d)"):format(g) end
+end
+
+local function diverse(v, opt)
+  if (opt.num_beam_groups or 1) > 1 and not (v > 0) then return "> 0 when --num-beam-groups > 1" end
+end
+
+local function at_most_beams(v, opt)
+  if opt.num_beams and v > opt.num_beams then return ("<= --num-beams (%d)"):format(opt.num_beams) end
+end
+
 -- Rules follow HF transformers where it has them (generation/logits_process.py,
 -- configuration_utils.py); 0 turns top_k off, as it does in HF's GenerationConfig.
 O.known = {
@@ -69,6 +83,23 @@ O.known = {
   min_p = { type = "number", min = 0, max = 1, help = "keep tokens with p >= min_p * max p (0 = off)" },
   repetition_penalty = { type = "number", gt = 0, help = "CTRL penalty on tokens already seen (1 = off)" },
   no_repeat_ngram_size = { type = "integer", min = 0, help = "ban repeated n-grams of this size (0 = off)" },
+  typical_p = { type = "number", gt = 0, max = 1, help = "keep the locally typical set of mass p (1 = off)" },
+  epsilon_cutoff = { type = "number", min = 0, lt = 1, help = "drop tokens with p < epsilon (0 = off)" },
+  eta_cutoff = { type = "number", min = 0, lt = 1,
+                 help = "drop tokens with p < min(eta, sqrt(eta) * exp(-entropy)) (0 = off)" },
+  eos_token_id = { type = "ids", help = "end-of-sequence ids, comma-separated, instead of the model's "
+                   .. "(an id outside the vocabulary is never generated)" },
+  num_beams = { type = "integer", min = 1, check = multiple_of_groups, rule = "a multiple of --num-beam-groups",
+                help = "beams kept at each step" },
+  num_beam_groups = { type = "integer", min = 1, help = "diverse beam search: groups of beams (1 = off)" },
+  diversity_penalty = { type = "number", min = 0, check = diverse, rule = "> 0 when --num-beam-groups > 1",
+                        help = "diverse beam search: penalty per use of a token by an earlier group this step" },
+  num_return_sequences = { type = "integer", min = 1, check = at_most_beams, rule = "<= --num-beams",
+                           help = "sequences returned, best first" },
+  length_penalty = { type = "number", help = "a finished hypothesis scores sum(log p) / length ^ this" },
+  early_stopping = { choices = { "false", "true", "never" }, help = "beam search ends with num_beams finished "
+                     .. "hypotheses: false = once no beam can beat them, true = at once, never = canonical" },
+  penalty_alpha = { type = "number", min = 0, max = 1, help = "contrastive search: weight of the degeneration penalty" },
 }
 
 ---------------------------------------------------------------------------- specs
@@ -89,9 +120,8 @@ local function spec_of(name, entry)
   return spec
 end
 
--- The rule a value must follow, as words ("in [0, 1]", "> 0", "one of text, json").
-local function rule_text(spec)
-  if spec.rule then return spec.rule end
+-- The range or choices a value must be in, as words ("in [0, 1]", "> 0", "one of text, json").
+local function range_text(spec)
   if spec.choices then
     local names = {}
     for i, c in ipairs(spec.choices) do names[i] = c == "" and '""' or c end
@@ -104,6 +134,14 @@ local function rule_text(spec)
   if spec.gt ~= nil then return "> " .. shown(spec.gt) end
   if spec.max ~= nil then return "<= " .. shown(spec.max) end
   if spec.lt ~= nil then return "< " .. shown(spec.lt) end
+end
+
+-- Every rule of a value, as --help shows it: its range, then what its check asks ("in [0, 1]",
+-- ">= 1; a multiple of --num-beam-groups").
+local function rule_text(spec)
+  local range = range_text(spec)
+  if range and spec.rule then return range .. "; " .. spec.rule end
+  return range or spec.rule
 end
 
 -- Integers are plain decimal (no 0x10, no 1e2): what a user types is what the option holds.
@@ -163,6 +201,7 @@ local function coerce(name, spec, value)
     if value == false or value == "false" or value == "0" or value == "no" then return false end
     O.fail(("option %s expects true or false (got %s)"):format(flag(name), shown(value)), 2)
   end
+  if type(value) == "boolean" and spec.choices then value = tostring(value) end -- JSON's true for "true"
   if type(value) ~= "string" and type(value) ~= "number" then
     O.fail(("option %s expects a string (got a %s)"):format(flag(name), type(value)), 2)
   end
@@ -176,12 +215,12 @@ local function validate(name, spec, value, opt)
     for _, c in ipairs(spec.choices) do
       if value == c then return end
     end
-    O.error(name, rule_text(spec), value)
+    O.error(name, range_text(spec), value)
   end
   if type(value) == "number" then
     local ok = (spec.min == nil or value >= spec.min) and (spec.max == nil or value <= spec.max)
       and (spec.gt == nil or value > spec.gt) and (spec.lt == nil or value < spec.lt)
-    if not ok then O.error(name, rule_text(spec), value) end
+    if not ok then O.error(name, range_text(spec), value) end
   end
   if spec.check then
     local broken = spec.check(value, opt)
@@ -214,7 +253,7 @@ end
 local function default_text(spec)
   local d = spec.default
   if d == "" or d == nil then return '""' end
-  return math.type(d) == "float" and shown(d) or tostring(d)
+  return math.type(d) == "float" and shown(d) or (tostring(d):gsub("\n", "\\n"))
 end
 
 -- The help of a script: its header comment, then every option it reads with its default, the

@@ -6,6 +6,7 @@
 --                amateurs = function(ctx) ... end,    -- extra sessions stepped in lockstep (optional)
 --                scores = function(ctx) return scores, info end,  -- default: the final logits
 --                chain = sl.chain{...},               -- default: processors from the options
+--                                                     -- (or function(model, opt) returning one)
 --                sample = bool,                       -- default: opt.do_sample
 --                eos = {ids} or function(model) }     -- default: the model's EOS ids
 --
@@ -111,7 +112,7 @@ end
 
 -- HF's text of new tokens: decode(prompt + new)[len(decode(prompt)):], so that the first new
 -- token keeps the space a SentencePiece decoder strips only at the start of a text.
-local function continuation_text(tok, prompt, new)
+function run.continuation_text(tok, prompt, new)
   if not tok then return "" end
   local all = table.move(new, 1, #new, #prompt + 1, table.move(prompt, 1, #prompt, 1, {}))
   local head = tok:decode(prompt, { skip_special = true })
@@ -124,7 +125,7 @@ end
 
 -- Final logits that are NaN or infinite come from the model (bad weights, overflow), not from
 -- the method: stop at the step where they appear, naming the model.
-local function check_finite(logits, path, step)
+function run.check_finite(logits, path, step)
   local nan, pos, neg = logits:nonfinite()
   if nan + pos + neg == 0 then return end
   local parts = {}
@@ -140,12 +141,49 @@ local function is_interrupt(err)
   return (type(err) == "table" and err.message or err) == "interrupted"
 end
 
+-- The model of a run: the one an in-process caller (run.invoke) gave, else --model's (or the
+-- bundled one), with --threads applied.
+function run.model(opt)
+  local sl = require "slua"
+  sl.set_threads(opt.threads)
+  return host and host.model or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+end
+
+-- Hands over the result of a run: to the in-process caller (run.invoke), else as one JSON
+-- object, else through write_text(result) in text mode.
+function run.emit_result(result, opt, write_text)
+  if host then
+    host.results[#host.results + 1] = result
+  elseif opt.format == "json" then
+    io.write(core.json_encode(result), "\n")
+  elseif write_text then
+    write_text(result)
+  end
+  io.flush()
+  return result
+end
+
+-- A to-be-closed guard over a run (local g <close> = run.guard(opt, finish, streamed)): Ctrl-C
+-- (the host raises "interrupted") calls finish() so that what was generated is still handed
+-- over, then the host exits with 130; another failure ends a streamed text line, so that its
+-- message starts a line. g.finished = true once the run has handed its result over itself.
+function run.guard(opt, finish, streamed)
+  return setmetatable({ finished = false }, { __close = function(g, err)
+    if err == nil or g.finished then return end
+    if is_interrupt(err) then
+      g.finished = true
+      finish()
+    elseif streamed and opt.format == "text" and not host then
+      io.write("\n")
+      io.flush()
+    end
+  end })
+end
+
 function run.generate(spec)
   local sl = require "slua"
   local opt = spec.opt
-  sl.set_threads(opt.threads)
-  local model = spec.model or (host and host.model)
-    or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+  local model = spec.model or run.model(opt)
   local tok = model.tokenizer
   sl.check_options(opt, model)
   local session_opts = type(spec.session) == "function" and spec.session(model, opt) or spec.session
@@ -167,7 +205,9 @@ function run.generate(spec)
   ctx.session = reused or model:session(session_opts)
   if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
   ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
-  local chain = spec.chain or sl.chain(sl.processors.standard(opt))
+  local chain = spec.chain
+  if type(chain) == "function" then chain = chain(model, opt) end
+  chain = chain or sl.chain(sl.processors.standard(opt))
   local sample = spec.sample
   if sample == nil then sample = opt.do_sample end
   local scores_of = spec.scores or function(c) return c.out.logits end
@@ -190,38 +230,16 @@ function run.generate(spec)
     local result = {
       model = model.path, recipe = spec.recipe, options = opt, prompt_ids = prompt,
       new_ids = ctx.generated, stop_reason = stop_reason, steps = steps,
-      text = continuation_text(tok, prompt, ctx.generated),
+      text = run.continuation_text(tok, prompt, ctx.generated),
     }
     for k, v in pairs(spec.extra or {}) do result[k] = v end
     return result
   end
-  local finished = false
   local function finish()
-    finished = true
     if stream then emit(opt, stream:finish()) end
-    local result = result_of()
-    if host then
-      host.results[#host.results + 1] = result
-    elseif opt.format == "json" then
-      io.write(core.json_encode(result), "\n")
-    else
-      io.write("\n")
-    end
-    io.flush()
-    return result
+    return run.emit_result(result_of(), opt, function() io.write("\n") end)
   end
-  -- Ctrl-C (the host raises "interrupted") still prints what was generated, then the host
-  -- exits with 130; another failure ends the streamed line, so its message starts a line.
-  local on_error <close> = setmetatable({}, { __close = function(_, err)
-    if err == nil or finished then return end
-    if is_interrupt(err) then
-      stop_reason = "interrupted"
-      finish()
-    elseif opt.format == "text" and not host then
-      io.write("\n")
-      io.flush()
-    end
-  end })
+  local guard <close> = run.guard(opt, function() stop_reason = "interrupted"; finish() end, true)
 
   local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   local n_vocab = model.n_vocab
@@ -239,8 +257,8 @@ function run.generate(spec)
   end
   for step = 0, opt.max_new_tokens - 1 do
     ctx.step = step
-    check_finite(ctx.out.logits, model.path, step)
-    for i, a in ipairs(ctx.amateur_outs) do check_finite(a.logits, "the amateur of " .. model.path, step) end
+    run.check_finite(ctx.out.logits, model.path, step)
+    for i, a in ipairs(ctx.amateur_outs) do run.check_finite(a.logits, "the amateur of " .. model.path, step) end
     local scores, info = scores_of(ctx)
     scores = sl.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
@@ -267,6 +285,7 @@ function run.generate(spec)
     ctx.out = ctx.session:step(id)
     for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
   end
+  guard.finished = true
   local result = finish()
   return result, ctx
 end

@@ -11,6 +11,7 @@
 -- accepted prefix. Greedy output is the main model's greedy output; sampled output has the
 -- main model's distribution.
 local sl = require "slua"
+local run = require "slua.run"
 
 local S = {}
 
@@ -33,14 +34,21 @@ end
 
 -- spec: model, main (session), draft (session), prompt, k, max_new_tokens, chain, eos (set of
 -- ids), sample (bool), rng, force_accept (benchmarks only: accept each proposal with this
--- probability whatever the tokens, to time the method as a function of acceptance).
--- Returns { new_ids, stop_reason, rounds = {{drafted, accepted}, ...} }.
+-- probability whatever the tokens, to time the method as a function of acceptance),
+-- draft_name (the draft in messages; default "the draft of <model path>"), progress (a table:
+-- progress.partial() then gives the result for the tokens committed so far).
+-- Returns { new_ids, stop_reason, rounds = {{drafted, accepted}, ...} }. Logits of either
+-- model that are not finite stop the run, naming it.
 function S.generate(spec)
   local main, draft, chain, k_max = spec.main, spec.draft, spec.chain or sl.chain{}, spec.k
   local prompt, max_new = spec.prompt, spec.max_new_tokens
   local committed = { table.unpack(prompt) } -- prompt + generated; the last one is pending in main
   local generated, rounds, stop_reason = {}, {}, "max_new_tokens"
   local limit = spec.model.config.max_position
+  local path, draft_name = spec.model.path, spec.draft_name or ("the draft of " .. spec.model.path)
+  if spec.progress then
+    spec.progress.partial = function() return { new_ids = generated, stop_reason = stop_reason, rounds = rounds } end
+  end
   if #prompt > 1 then main:prefill({ table.unpack(prompt, 1, #prompt - 1) }) end
   local function scores_of(logits, extra, n)
     local ctx = { model = spec.model, session = history(committed, extra, n), prompt_len = #prompt,
@@ -60,6 +68,7 @@ function S.generate(spec)
       dout = draft:prefill({ table.unpack(committed, have + 1) })
     end
     for i = 1, k do
+      run.check_finite(dout.logits, draft_name, #generated + i - 1)
       q[i] = scores_of(dout.logits, proposals, i - 1)
       proposals[i] = pick(q[i])
       if i < k then dout = draft:step(proposals[i]) end
@@ -68,6 +77,7 @@ function S.generate(spec)
     local rows = main:prefill({ committed[#committed], table.unpack(proposals) }, { all_logits = true }):all_logits()
     local accepted, final = 0, nil
     for i = 1, k + 1 do
+      run.check_finite(rows[i], path, #generated + i - 1)
       local p = scores_of(rows[i], proposals, i - 1)
       if i > k then final = pick(p); break end
       local d, ok = proposals[i], false
@@ -102,24 +112,40 @@ function S.generate(spec)
   return { new_ids = generated, stop_reason = stop_reason, rounds = rounds }
 end
 
--- "2,3,7" or "8-15" (inclusive ranges) -> sorted unique block list, checked against n_layer.
-function S.parse_blocks(text, n_layer)
+-- "2,3,7" or "8-15" (inclusive ranges) -> sorted unique block list; nil and the rule the text
+-- breaks when it is not such a list or (given n_layer) names a block outside [0, n_layer - 1]
+-- or every block.
+function S.blocks(text, n_layer)
+  local rule = n_layer and ("blocks or ranges in [0, %d], not all of them"):format(n_layer - 1)
+    or "blocks or ranges such as 2,3 or 8-15"
   local blocks, seen = {}, {}
-  for part in tostring(text):gmatch("[^,]+") do
+  for part in (tostring(text) .. ","):gmatch("([^,]*),") do
     local a, b = part:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
-    a, b = tonumber(a), tonumber(b)
-    if not a then a = math.tointeger(tonumber(part)); b = a end
-    if not a or a < 0 or b < a or b >= n_layer then
-      sl.fail(("option --draft-skip-layers: '%s' is not a block or range in [0, %d]"):format(part, n_layer - 1))
-    end
+    if not a then a = part:match("^%s*(%d+)%s*$"); b = a end
+    a, b = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
+    if not a or not b or b < a or (n_layer and b >= n_layer) then return nil, rule end
     for l = a, b do
       if not seen[l] then seen[l] = true; blocks[#blocks + 1] = l end
     end
   end
   table.sort(blocks)
-  if #blocks == 0 or #blocks >= n_layer then
-    sl.fail(("option --draft-skip-layers must leave between 1 and %d blocks to the draft"):format(n_layer - 1))
-  end
+  if n_layer and #blocks >= n_layer then return nil, rule end
+  return blocks
+end
+
+-- Option checks of --draft-skip-layers ("" = the default): its form, then against the model.
+function S.blocks_syntax(text)
+  if text ~= "" then return select(2, S.blocks(text)) end
+end
+
+function S.blocks_rule(text, model)
+  if text ~= "" then return select(2, S.blocks(text, model.n_layer)) end
+end
+
+-- S.blocks for --draft-skip-layers, a usage error when the text breaks its rule.
+function S.parse_blocks(text, n_layer)
+  local blocks, rule = S.blocks(text, n_layer)
+  if not blocks then sl.option_error("draft_skip_layers", rule, text) end
   return blocks
 end
 
