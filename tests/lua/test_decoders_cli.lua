@@ -101,7 +101,7 @@ T.case("--help lists each decoder option with its help and its rule", function()
                     "%-%-num%-return%-sequences%s+1%s+sequences returned, best first %[>= 1; <= %-%-num%-beams%]",
                     "%-%-diversity%-penalty%s+0%s+diverse beam search: .- %[>= 0; > 0 when %-%-num%-beam%-groups > 1%]",
                     "%-%-early%-stopping%s+false%s+.- %[one of false, true, never%]",
-                    "%-%-eos%-token%-id%s+\"\"%s+end%-of%-sequence ids", "%-%-eos%-decay%-factor%s+1%s+EOS reward" },
+                    "%-%-eos%-token%-id%s+%S+%s+end%-of%-sequence ids", "%-%-eos%-decay%-factor%s+1%s+EOS reward" },
     contrastive_search = { "%-%-top%-k%s+4%s+candidates evaluated at each step %[>= 1%]",
                            "%-%-penalty%-alpha%s+0%.6%s+contrastive search: .- %[in %[0, 1%]%]" },
     speculative = { "%-%-draft%-tokens%s+4%s+tokens the draft proposes per round %[>= 1%]",
