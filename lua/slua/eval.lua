@@ -144,6 +144,15 @@ function M.generate(model, prompt_text, setting, stops)
   options.max_new_tokens = setting.max_new_tokens or 256
   if stops and #stops > 0 then options.stop = table.concat(stops, "|") end
   if setting.seed then options.seed = setting.seed end
+  -- The official scripts run few-shot prompts past max_position_embeddings (RoPE is defined
+  -- there); unless --n-ctx says otherwise, the context grows to fit, in powers of two so the
+  -- prefix cache keeps one session for most items.
+  if (options.n_ctx or 0) == 0 and model.tokenizer then
+    local need = #model.tokenizer:encode(prompt_text, { special = true }) + options.max_new_tokens
+    local n_ctx = model.config.max_position
+    while n_ctx < need do n_ctx = n_ctx * 2 end
+    if n_ctx > model.config.max_position then options.n_ctx = n_ctx end
+  end
   local cache = nil
   if setting.prefix_cache ~= false then
     cache = generation_cache[model] or {}

@@ -53,23 +53,20 @@ if task_name == nil or task_name:match("^%-%-") then
   sl.fail("usage: slua eval TASK [options] (tasks: " .. table.concat(ev.task_names, ", ") .. "; see --help)")
 end
 local task = ev.tasks[task_name]
-if not task then sl.fail(("unknown task '%s' (tasks: %s)"):format(task_name, table.concat(ev.task_names, ", "))) end
+if not task then sl.fail(("unknown task '%s' (tasks: %s)"):format(task_name, table.concat(ev.task_names, ", ")), 2) end
 
 local rest = { [0] = argv[0] }
 for i = 2, #argv do rest[#rest + 1] = argv[i] end
 local opt = sl.options(rest, {
-  model = "", data = "", items = "", early_exit_layers = "-1", limit = 0, shard = "", output = "",
+  model = "", data = "", items = "", early_exit_layers = "-1",
+  limit = { default = 0, min = 0, help = "the first N items (0 = all)" },
+  shard = "", output = "",
   prefix_cache = true, details = false, relative_top = "", relative_top_value = "", post_softmax = "",
   recipe = "", recipe_options = "", max_new_tokens = 256, repetition_penalty = "", lang = "zh", seed = 42,
-  threads = 0, progress = "auto", pause = 0.0, n_ctx = 0,
+  threads = 0, progress = { default = "auto", choices = { "auto", "always", "never" } },
+  pause = { default = 0.0, min = 0 }, n_ctx = 0,
 })
-if opt.progress ~= "auto" and opt.progress ~= "always" and opt.progress ~= "never" then
-  sl.fail(("option --progress must be auto, always or never (got '%s')"):format(opt.progress))
-end
-if opt.limit < 0 then sl.fail("option --limit must be >= 0") end
-if opt.max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0") end
-if opt.n_ctx < 0 then sl.fail("option --n-ctx must be >= 0") end
-if opt.data ~= "" and opt.items ~= "" then sl.fail("give --data or --items, not both") end
+if opt.data ~= "" and opt.items ~= "" then sl.fail("give --data or --items, not both", 2) end
 local shard = runner.parse_shard(opt.shard)
 sl.set_threads(opt.threads)
 
