@@ -12,7 +12,8 @@
 -- where any other key is an option of the recipe; model and threads for both. A point's id
 -- hashes the task and the settings `slua eval` would hash, so the same setting is the same point.
 -- Each result line is the task's record plus point, item, task, options (those settings),
--- metrics (the task's metrics of that item alone) and timings.
+-- metrics (the task's metrics of that item alone) and timings. Reports aggregate a bundled
+-- task's metrics with its summarize; an own task's metrics are averaged over items.
 local sl = require "slua"
 local core = require "slua.core"
 local ev = require "slua.eval"
@@ -42,10 +43,10 @@ end
 
 -- The metric names of a task: its own list, else the fractional entries of summarize({}), sorted
 -- (counts such as n are left out).
-function task.metric_names(mod)
+function task.metric_names(file, mod)
   if mod.metric_names then return mod.metric_names end
   local names = {}
-  for k, v in pairs(mod.summarize({})) do if math.type(v) == "float" then names[#names + 1] = k end end
+  for k, v in pairs(guard(file, "task.summarize", mod.summarize, {})) do if math.type(v) == "float" then names[#names + 1] = k end end
   table.sort(names)
   return names
 end
@@ -90,7 +91,10 @@ function task.resolve(file, t, resolve_path)
   local list = {}
   for i, item in ipairs(items) do list[i] = { id = item.id, options = {}, eval_item = item } end
   local metrics = {}
-  for i, name in ipairs(task.metric_names(mod)) do metrics[i] = { name = name, unit = "fraction" } end
+  local bundled = ev.tasks[mod.name] == mod   -- their metrics are all fractions; an own task may say
+  for i, name in ipairs(task.metric_names(file, mod)) do
+    metrics[i] = { name = name, unit = bundled and "fraction" or (mod.units or {})[name] }
+  end
   return { name = mod.name, module = mod, kind = mod.kind, items = list, settings = extra, lang = t.lang,
            metrics = metrics }
 end
