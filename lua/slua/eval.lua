@@ -53,10 +53,14 @@ function M.session(model, need)
   return entry.session
 end
 
--- Forget the cached prefix of a model (the next score recomputes from position 0).
+-- Forget the cached prefix of a model: the next score starts on a new session, from position
+-- 0, exactly as the first score after loading the model does (a sweep runs each setting so).
 function M.drop_cache(model)
   local entry = sessions[model]
-  if entry then entry.session:reset() end
+  if entry then
+    entry.session:close()
+    sessions[model] = nil
+  end
 end
 
 local modes = { baseline = true, ["dola-static"] = true, dola = true }

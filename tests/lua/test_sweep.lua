@@ -224,7 +224,9 @@ T.case("bad sweep files fail before any run, naming file and key", function()
   local dir = tmpdir()
   local function bad(name, body, needle)
     local file = ("%s/%s.lua"):format(dir, name)
-    write(file, "return {\n  model = 'models/stories260K', recipe = 'greedy', fixed = { max_new_tokens = 4, threads = 1 },\n" .. body .. "\n}\n")
+    -- task sweeps set their own recipe, if any
+    local head = name:match("^task") and "fixed = { threads = 1 }," or "recipe = 'greedy', fixed = { max_new_tokens = 4, threads = 1 },"
+    write(file, "return {\n  model = 'models/stories260K', " .. head .. "\n" .. body .. "\n}\n")
     local out, ok = sweep(("%s --out %s/out-%s"):format(file, dir, name))
     T.truthy(not ok, name .. " must fail")
     T.truthy(out:find("slua: " .. file .. ": " .. needle, 1, true), name .. ": " .. out)
@@ -243,21 +245,30 @@ T.case("bad sweep files fail before any run, naming file and key", function()
   bad("metric_name", "grid = { seed = {1} }, metrics = { 'lenght' },", "metrics[1]: unknown metric 'lenght'")
   bad("field", "grdi = { seed = {1} },", "grdi: unknown field")
   bad("prompts", "prompts = 'missing.jsonl',", "prompts: cannot open 'missing.jsonl'")
-  bad("task", "task = 'gsm8k',", "task: 'gsm8k' needs the evaluation harness")
+  bad("task", "task = 'gsm8k_x',", "task: unknown task 'gsm8k_x'")
+  bad("task_option", "task = { name = 'truthfulqa_mc', limt = 2 },", "task.limt: unknown task option")
+  bad("task_limit", "task = { name = 'truthfulqa_mc', limit = -1 },", "task.limit: option --limit must be >= 0")
+  bad("task_key", "task = 'truthfulqa_mc', grid = { early_exit_layers = {'-1'}, dola_layers = {'low'} },",
+      "grid.dola_layers: unknown option of task truthfulqa_mc")
+  bad("task_layers", "task = 'truthfulqa_mc', grid = { early_exit_layers = {'-1', '2,9'} },",
+      "grid.early_exit_layers: option --early-exit-layers: layer 9 out of range [0, 5]")
+  bad("task_recipe_option", "task = { name = 'gsm8k', limit = 1 }, recipe = 'greedy', grid = { dola_layerz = {'low'} },",
+      "grid.dola_layerz: ")
+  bad("task_scoring_recipe", "task = 'truthfulqa_mc', recipe = 'greedy', grid = { early_exit_layers = {'-1'} },",
+      "recipe: task truthfulqa_mc scores answers; it runs no recipe")
 end)
 
-T.case("zip, points and a task table expand as documented", function()
+T.case("zip, points and a prompt list expand as documented", function()
   local dir = tmpdir()
   local file = dir .. "/shapes.lua"
   write(file, [[
 return {
   name = "shapes", model = "models/stories260K", recipe = "greedy",
-  task = { items = { { id = "a", prompt = "Once upon a time" }, { id = "b", prompt_ids = { 1, 403 } } },
-           metrics = { starts_with_space = function(ctx, r) return r.text:sub(1, 1) == " " end } },
+  prompts = { { id = "a", prompt = "Once upon a time" }, { id = "b", prompt_ids = { 1, 403 } } },
   fixed = { max_new_tokens = 3, threads = 1 },
   zip = { seed = { 1, 2 }, repetition_penalty = { 1.0, 1.3 } },
   points = function() return { { seed = 9, repetition_penalty = 2.0 } } end,
-  metrics = { "length" },
+  metrics = { "length", starts_with_space = function(ctx, r) return r.text:sub(1, 1) == " " end },
 }
 ]])
   local out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
@@ -270,33 +281,59 @@ return {
   T.eq(rs[5].options.seed, 9, "the extra point last")
   T.eq(rs[2].options.prompt_ids, "1,403", "prompt ids item")
   T.eq(table.concat(rs[2].prompt_ids, ","), "1,403", "used as given")
-  T.truthy(rs[1].metrics.starts_with_space ~= nil and rs[1].metrics.length == 3, "task and sweep metrics")
+  T.truthy(rs[1].metrics.starts_with_space ~= nil and rs[1].metrics.length == 3, "built-in and own metrics")
 end)
 
-T.case("a named task comes from slua.eval through the task interface", function()
-  local seen = {}
-  package.loaded["slua.eval"] = { tasks = { toy = {
-    load = function(opts) return { { id = "q1", q = "Once upon a time" }, { id = "q2", q = "The cat" } } end,
-    prompt = function(ex, opts) seen.limit = opts.limit; return ex.q end,
-    extract = function(text, ex) return text:match("%a+") end,
-    is_correct = function(answer, ex) return ex.id == "q1" and answer ~= nil end,
-  } } }
+T.case("an own task module runs through the task interface, its summary in the report", function()
   local dir = tmpdir()
-  local file = dir .. "/task.lua"
-  write(file, [[return { model = "models/stories260K", recipe = "greedy", task = { name = "toy", limit = 2 },
-    fixed = { max_new_tokens = 3, threads = 1 }, grid = { repetition_penalty = { 1.0, 1.5 } } }]])
-  local spec = require "slua.sweep.spec"
-  local runner = require "slua.sweep.runner"
-  local plan = spec.load(file)
-  package.loaded["slua.eval"] = nil
-  T.eq(#plan.pairs, 4, "2 points x 2 task items")
-  T.eq(seen.limit, 2, "task options reach the task")
-  T.eq(runner.run(plan, dir .. "/o", { quiet = true }), 4, "four runs")
+  local file = dir .. "/own.lua"
+  -- A scoring task of its own: the log-prob of " time" after "Once upon a"; its metric is a
+  -- median (not a plain mean), so the report must take it from summarize.
+  write(file, [[
+local ev = require "slua.eval"
+return {
+  name = "own",
+  task = {
+    name = "own", kind = "score", limit = 3,
+    load = function(path)
+      return { { id = "a", p = "Once upon a", c = " time" }, { id = "b", p = "The cat", c = " sat" },
+               { id = "c", p = "One day", c = "," }, { id = "d", p = "never", c = " used" } }
+    end,
+    evaluate = function(model, item, setting)
+      local r = ev.score_answer(model, { prompt = item.p, continuation = item.c }, setting)
+      return { id = item.id, log_prob = r.log_prob, likely = r.log_prob > -6 and 1.0 or 0.0 }
+    end,
+    summarize = function(records)
+      local lp = {}
+      for i, r in ipairs(records) do lp[i] = r.log_prob end
+      table.sort(lp)
+      local likely = 0.0
+      for _, r in ipairs(records) do likely = likely + r.likely end
+      return { median_log_prob = #lp > 0 and lp[(#lp + 1) // 2] or 0.0, likely = #lp > 0 and likely / #lp or 0.0,
+               n = #records }
+    end,
+  },
+  fixed = { threads = 1 },
+  grid = { early_exit_layers = { "-1", "2,5" } },
+  metrics = { prompt_chars = function(ctx, r) return #ctx.item.eval_item.p end },
+}
+]])
+  local out, ok = sweep(("%s --out %s/o --quiet"):format(file, dir))
+  T.truthy(ok, out)
   local rs = lines_of(dir .. "/o/results.jsonl")
-  T.eq(rs[1].item, "q1", "item ids from the examples")
-  T.eq(rs[1].options.prompt, "Once upon a time", "prompt from the task")
-  T.eq(rs[1].metrics.correct, 1, "correct from extract + is_correct")
-  T.eq(rs[2].metrics.correct, 0, "an incorrect item")
+  T.eq(#rs, 6, "2 points x 3 items (limit 3)")
+  T.eq(rs[1].item, "a", "item ids from the task")
+  T.eq(rs[1].task, "own", "task named in every line")
+  T.eq(rs[1].options.mode, "baseline", "-1 is the baseline")
+  T.eq(rs[4].options.mode, "dola-static", "2,5 is static DoLa")
+  T.truthy(rs[1].log_prob ~= rs[4].log_prob, "the settings score differently")
+  T.eq(rs[1].metrics.median_log_prob, rs[1].log_prob, "per-item metric: the summary of the item alone")
+  T.eq(rs[2].metrics.prompt_chars, 7, "the sweep's own metric sees the item")
+  local rep = sl.json.decode((sweep(("report %s/o --format json"):format(dir))))
+  T.eq(rep.task, "own", "the report names the task")
+  -- an own task is not known to the report: its metrics are plain means over items
+  local lp = { rs[1].log_prob, rs[2].log_prob, rs[3].log_prob }
+  T.near(rep.points[1].metrics.median_log_prob.mean, (lp[1] + lp[2] + lp[3]) / 3, 1e-12, "plain mean")
 end)
 
 T.case("a changed sweep file runs only its new points; changed settings get new ids", function()

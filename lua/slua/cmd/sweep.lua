@@ -1,4 +1,5 @@
--- slua sweep: run a grid of recipe settings over prompts in one process, resumably.
+-- slua sweep: run a grid of recipe settings over prompts, or of evaluation settings over a
+-- task's items, in one process, resumably.
 --
 -- Usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--steps] [--quiet] [--no-report]
 --                   [--sync-every SECONDS]
@@ -7,8 +8,8 @@
 --        slua sweep report OUT [--format md|json]
 --        slua sweep merge OUT/shard-* [--out OUT]
 --        slua sweep status OUT
--- FILE.lua returns the sweep table (see lua/slua/sweep/spec.lua): recipe, model, prompts, fixed
--- options, grid/zip/points, metrics. Results go to OUT/results.jsonl (default runs/<name>), one
+-- FILE.lua returns the sweep table (see lua/slua/sweep/spec.lua): recipe, model, prompts (or
+-- task, see lua/slua/sweep/task.lua), fixed options, grid/zip/points, metrics. Results go to OUT/results.jsonl (default runs/<name>), one
 -- line per (point, item); rerunning skips finished pairs. --shard I/N runs one deterministic
 -- part into OUT/shard-I; merge joins shards and lists missing pairs. --slurm hands the shards
 -- to a Slurm job array; --backend NAME picks lua/slua/sweep/backend/NAME.lua, which also

@@ -49,9 +49,9 @@ metrics.builtin = {
   eos = { fn = function(_, r) return r.stop_reason == "eos" and 1 or 0 end, unit = "fraction" },
 }
 
--- metrics.resolve(file, list, task) -> {{name, fn, unit}} in a stable order (list order, then
--- named functions sorted, then the task's own metrics).
-function metrics.resolve(file, list, task)
+-- metrics.resolve(file, list) -> {{name, fn, unit}} in a stable order (list order, then named
+-- functions sorted).
+function metrics.resolve(file, list)
   local out, seen = {}, {}
   local function add(name, fn, unit, where)
     if seen[name] then sl.fail(("%s: %s: metric '%s' given twice"):format(file, where, name)) end
@@ -87,7 +87,26 @@ function metrics.resolve(file, list, task)
   end
   table.sort(named)
   for _, k in ipairs(named) do add(k, list[k], nil, "metrics." .. k) end
-  for _, m in ipairs(task and task.metrics or {}) do add(m.name, m.fn, m.unit, "task metric " .. m.name) end
+  return out
+end
+
+-- metrics.resolve_task(file, list, task) -> the task's metrics (computed by the task itself, no
+-- fn), then the sweep's named functions, which get ctx and the task's record of the item.
+function metrics.resolve_task(file, list, task)
+  local out, seen = {}, {}
+  for _, m in ipairs(task.metrics) do
+    out[#out + 1] = { name = m.name, unit = m.unit, where = "task metric " .. m.name }
+    seen[m.name] = true
+  end
+  for k, v in pairs(list or {}) do
+    if math.type(k) == "integer" then
+      sl.fail(("%s: metrics[%d]: a task sweep reports the task's metrics; add others as named functions"):format(file, k))
+    end
+  end
+  for _, m in ipairs(metrics.resolve(file, list)) do
+    if seen[m.name] then sl.fail(("%s: %s: task %s already has a metric '%s'"):format(file, m.where, task.name, m.name)) end
+    out[#out + 1] = m
+  end
   return out
 end
 
@@ -95,6 +114,7 @@ end
 function metrics.compute(file, list, ctx, result)
   local values = {}
   for _, m in ipairs(list) do
+    if not m.fn then goto next end
     local ok, v = pcall(m.fn, ctx, result)
     if not ok then
       return nil, ("%s: %s: %s"):format(file, m.where, type(v) == "table" and tostring(v.message) or tostring(v))
@@ -104,6 +124,7 @@ function metrics.compute(file, list, ctx, result)
       return nil, ("%s: %s: returned %s, not a number"):format(file, m.where, tostring(v))
     end
     values[m.name] = v
+    ::next::
   end
   return values
 end

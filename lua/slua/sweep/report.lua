@@ -1,5 +1,6 @@
 -- slua.sweep.report: a sweep's results as a pivot table (points as rows, metrics as columns,
--- mean ± standard error over items) in Markdown, CSV and JSON, and one SVG plot per metric.
+-- mean ± standard error over items; a task's own summary for task metrics) in Markdown, CSV
+-- and JSON, and one SVG plot per metric.
 --
 --   OUT/report.md, OUT/report.csv, OUT/plots/<metric>.svg
 -- A plot puts the metric against the sweep's `plot.x` (default: the first swept key whose
@@ -33,10 +34,22 @@ local function display(v)
   return tostring(v)
 end
 
--- report.build(dir) -> {name, recipe, swept, metrics, units, rows = {{id, params, n, stats}}}
+-- A task's aggregate of one point's records: task.summarize where the task is known here (its
+-- metric need not be a plain mean over items), else nil.
+local function summarizer(task_name)
+  if not task_name then return nil end
+  local ok, ev = pcall(require, "slua.eval")
+  local mod = ok and ev.tasks[task_name]
+  return mod and mod.summarize
+end
+
+-- report.build(dir) -> {name, recipe, task, swept, metrics, units, rows = {{id, params, n, stats}}}
+-- stats = {n, mean, se}: mean is the task's summary for task metrics, else the mean over items;
+-- se is the standard error of the per-item values.
 function report.build(dir)
   local m = store.read_manifest(dir)
   local records = store.read(dir, false)
+  local summarize = summarizer(m.task)
   local by_point = {}
   for _, r in ipairs(records) do
     by_point[r.point] = by_point[r.point] or {}
@@ -51,18 +64,32 @@ function report.build(dir)
       for _, r in ipairs(rs) do values[#values + 1] = r.metrics and r.metrics[name] end
       row.metrics[name] = stats(values)
     end
+    if summarize and #rs > 0 then
+      local summary = summarize(rs)
+      for _, name in ipairs(m.metrics) do
+        if type(summary[name]) == "number" then row.metrics[name].mean = summary[name] end
+      end
+    end
     total = total + #rs
     rows[#rows + 1] = row
   end
-  return { name = m.name, recipe = m.recipe, model = m.model, swept = m.swept, plot = m.plot,
+  return { name = m.name, recipe = m.recipe, task = m.task, model = m.model, swept = m.swept, plot = m.plot,
            metrics = m.metrics, units = m.units or {}, rows = rows, runs = total,
-           expected = #m.points * #m.items, records = records, manifest = m }
+           expected = #m.points * #m.items, records = records, manifest = m, summarize = summarize }
+end
+
+-- "recipe `dola`", "task `truthfulqa_mc`" or both (a generating task's fixed recipe).
+function report.what(rep)
+  local parts = {}
+  if rep.task then parts[#parts + 1] = ("task `%s`"):format(rep.task) end
+  if rep.recipe then parts[#parts + 1] = ("recipe `%s`"):format(rep.recipe) end
+  return table.concat(parts, ", ")
 end
 
 function report.markdown(rep)
   local out = {}
-  out[#out + 1] = ("Sweep **%s**: recipe `%s`, %d points, %d of %d runs; mean ± standard error over items."):format(
-    rep.name, rep.recipe, #rep.rows, rep.runs, rep.expected)
+  out[#out + 1] = ("Sweep **%s**: %s, %d points, %d of %d runs; %s ± standard error over items."):format(
+    rep.name, report.what(rep), #rep.rows, rep.runs, rep.expected, rep.task and "the task's metrics" or "mean")
   out[#out + 1] = ""
   local head = {}
   for _, k in ipairs(rep.swept) do head[#head + 1] = k end
@@ -121,7 +148,7 @@ function report.json(rep)
   for i, row in ipairs(rep.rows) do
     rows[i] = { point = row.id, params = row.params, n = row.n, metrics = row.metrics }
   end
-  return sl.json.encode({ name = rep.name, recipe = rep.recipe, swept = rep.swept, metrics = rep.metrics,
+  return sl.json.encode({ name = rep.name, recipe = rep.recipe, task = rep.task, swept = rep.swept, metrics = rep.metrics,
                           runs = rep.runs, expected = rep.expected, points = rows }) .. "\n"
 end
 
@@ -168,16 +195,23 @@ function report.plots(rep)
     for _, sv in ipairs(names) do
       local pts = {}
       for _, xv in ipairs(xs) do
-        local values = {}
+        local values, pooled_records = {}, {}
         for _, row in ipairs(rep.rows) do
           local rx = row.params[x]
           if type(rx) == "table" then rx = display(rx) end
           local rs = series_key and display(row.params[series_key]) or "all"
           if rx == xv and rs == sv then
-            for _, r in ipairs(per_point[row.id] or {}) do values[#values + 1] = r.metrics[metric] end
+            for _, r in ipairs(per_point[row.id] or {}) do
+              values[#values + 1] = r.metrics[metric]
+              pooled_records[#pooled_records + 1] = r
+            end
           end
         end
         local s = stats(values)
+        if rep.summarize and s.n > 0 then
+          local summary = rep.summarize(pooled_records)
+          if type(summary[metric]) == "number" then s.mean = summary[metric] end
+        end
         if s.n > 0 then pts[#pts + 1] = { xv, s.mean, s.se } end
       end
       series[#series + 1] = { name = sv, points = pts }
@@ -188,7 +222,8 @@ function report.plots(rep)
       metric = metric,
       svg = plot.svg{
         title = ("%s by %s"):format(metric, x),
-        subtitle = ("sweep %s, recipe %s: mean ± s.e. over items%s"):format(rep.name, rep.recipe, pooled),
+        subtitle = ("sweep %s, %s: %s ± s.e. over items%s"):format(rep.name, (report.what(rep):gsub("`", "")),
+          rep.summarize and "the task's summary" or "mean", pooled),
         x_label = x, y_label = unit and ("%s (%s)"):format(metric, unit) or metric,
         x = xs, series = series, legend_title = series_key,
       },

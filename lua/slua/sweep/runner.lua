@@ -1,9 +1,10 @@
 -- slua.sweep.runner: runs a plan's pairs in this process, each model loaded once, appending one
 -- result line per (point, item) and skipping pairs already in the results.
 --
--- A result line: point, item, recipe, model, options (the full option set), the recipe's JSON
--- fields (prompt_ids, new_ids, text, stop_reason, its extras; `steps` only with steps = true),
--- metrics, and timings = {run_s, tokens_per_s} (the only field that differs between reruns).
+-- A result line of a recipe sweep: point, item, recipe, model, options (the full option set),
+-- the recipe's JSON fields (prompt_ids, new_ids, text, stop_reason, its extras; `steps` only
+-- with steps = true), metrics, and timings = {run_s, tokens_per_s} (the only field that differs
+-- between reruns). A task sweep's line is the task's record instead (slua.sweep.task).
 -- Ctrl-C lets the current run finish and its line be written, then exits 130; a second Ctrl-C
 -- stops at once (the resume drops a torn line).
 local sl = require "slua"
@@ -12,6 +13,8 @@ local spec = require "slua.sweep.spec"
 local store = require "slua.sweep.store"
 local metrics = require "slua.sweep.metrics"
 local progress = require "slua.sweep.progress"
+local task = require "slua.sweep.task"
+local ev = require "slua.eval"
 
 local runner = {}
 
@@ -44,6 +47,7 @@ end
 -- Tries the metrics on a short run of the first pair (at most 2 new tokens), so a metric that
 -- raises stops the sweep before any of its runs.
 function runner.check_metrics(plan, models)
+  if plan.task then return end   -- a task sweep computes them before its first line is written
   local own = false
   for _, m in ipairs(plan.metrics) do if not metrics.builtin[m.name] or metrics.builtin[m.name].fn ~= m.fn then own = true end end
   if not own then return end
@@ -56,6 +60,37 @@ function runner.check_metrics(plan, models)
   local result = run_pair(plan, model, pair.point, pair.item, spec.argv(values))
   local _, err = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, pair.point, pair.item, result), result)
   if err then sl.fail(err .. " (on a check run, before the sweep started)") end
+end
+
+-- The result line of a recipe run.
+local function recipe_record(plan, models, point, item)
+  local model = load_model(models, point.options.model ~= "" and point.options.model or sl.default_model)
+  local t0 = core.clock()
+  local result = run_pair(plan, model, point, item)
+  local run_s = core.clock() - t0
+  -- A run's sessions hold C memory (KV caches, logits) behind small userdata that the
+  -- collector does not weigh; free them now rather than after hundreds of runs.
+  collectgarbage("collect")
+  local values, merr = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, point, item, result), result)
+  if not values then sl.fail(merr) end
+  local record = {}
+  for k, v in pairs(result) do record[k] = v end
+  if not plan.steps then record.steps = nil end
+  record.point, record.item, record.metrics = point.id, item.id, values
+  record.timings = { run_s = run_s, tokens_per_s = #result.new_ids / math.max(run_s, 1e-9) }
+  return record
+end
+
+-- The result line of a task item: its record, the task's metrics and the sweep's own ones.
+local function task_record(plan, point, item)
+  local rec, values, run_s = task.evaluate(plan, point, item)
+  local own, merr = metrics.compute(plan.file, plan.metrics, { point = point.id, item = item,
+    options = point.options, params = point.params, plan = plan }, rec)
+  if not own then sl.fail(merr) end
+  for k, v in pairs(own) do values[k] = v end
+  rec.point, rec.item, rec.task, rec.options, rec.metrics = point.id, item.id, plan.task.name, point.options, values
+  rec.timings = { run_s = run_s }
+  return rec
 end
 
 -- runner.run(plan, dir, {pairs = subset, quiet, sync_every}) -> number of runs made
@@ -86,23 +121,15 @@ function runner.run(plan, dir, opts)
   local bar = progress.new(#todo, points, { quiet = opts.quiet })
   core.fs.trap_interrupt(true)
   local ok, err = pcall(function()
+    local current
     for i, pr in ipairs(todo) do
       local point, item = pr.point, pr.item
-      local model = load_model(models, point.options.model ~= "" and point.options.model or sl.default_model)
-      local t0 = core.clock()
-      local result = run_pair(plan, model, point, item)
-      local run_s = core.clock() - t0
-      -- A run's sessions hold C memory (KV caches, logits) behind small userdata that the
-      -- collector does not weigh; free them now rather than after hundreds of runs.
-      collectgarbage("collect")
-      local values, merr = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, point, item, result), result)
-      if not values then sl.fail(merr) end
-      local record = {}
-      for k, v in pairs(result) do record[k] = v end
-      if not plan.steps then record.steps = nil end
-      record.point, record.item, record.metrics = point.id, item.id, values
-      record.timings = { run_s = run_s, tokens_per_s = #result.new_ids / math.max(run_s, 1e-9) }
-      out:append(record)
+      if plan.task and point ~= current then
+        -- every point starts from an empty prefix cache, as `slua eval` run alone does
+        ev.drop_cache(task.model(point.values.model))
+        current = point
+      end
+      out:append(plan.task and task_record(plan, point, item) or recipe_record(plan, models, point, item))
       bar:update(spec.describe(plan, point), last_of[point.id] == i)
       if core.fs.interrupted() and i < #todo then error("interrupted", 0) end
     end

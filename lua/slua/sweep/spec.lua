@@ -3,9 +3,11 @@
 -- A sweep file returns a table:
 --   name     = "dola-layers"            -- default: the file name without .lua
 --   model    = "models/stories260K"     -- default: the bundled model
---   recipe   = "dola"                   -- a bundled recipe name or a path to your own
+--   recipe   = "dola"                   -- a bundled recipe name or a path to your own (a task
+--                                          sweep: only a generating task's, optional)
 --   prompts  = "prompts.jsonl"          -- JSONL {prompt | prompt_ids, id?}, or a Lua list of such
---   task     = "gsm8k" | {...}          -- instead of prompts: see slua.sweep.task
+--   task     = "truthfulqa_mc" | {name = "gsm8k", limit = 20, ...}  -- instead of recipe and
+--                                          prompts: an evaluation task, see slua.sweep.task
 --   fixed    = { max_new_tokens = 64 }  -- options every point shares
 --   grid     = { dola_layers = {"low", "high", "2,4"}, repetition_penalty = {1.0, 1.2} }
 --   zip      = { a = {1, 2}, b = {"x", "y"} }   -- paired lists (same length), crossed with grid
@@ -236,27 +238,31 @@ function spec.load(file)
   if not ok then sl.fail(type(s) == "table" and s.message or tostring(s)) end
   if type(s) ~= "table" then sl.fail(("%s: must return a table (the sweep)"):format(file)) end
   for key in pairs(s) do check_type(file, s, key) end
-  if not s.recipe then sl.fail(("%s: recipe: missing (a recipe name or path)"):format(file)) end
+  if not s.recipe and not s.task then sl.fail(("%s: recipe: missing (a recipe name or path)"):format(file)) end
   local base = file:match("^(.*)/[^/]*$") or "."
   local plan = {
     file = file, recipe = s.recipe, steps = s.steps or false, plot = s.plot or {}, cost = s.cost,
     name = s.name or file:match("([^/]+)%.lua$") or file, out = s.out,
   }
-  local recipe_path = run.recipe_path(s.recipe)
-  if not exists(recipe_path) then
-    sl.fail(("%s: recipe: unknown recipe '%s' (no %s)"):format(file, s.recipe, recipe_path))
+  if s.recipe then
+    local recipe_path = run.recipe_path(s.recipe)
+    if not exists(recipe_path) then
+      sl.fail(("%s: recipe: unknown recipe '%s' (no %s)"):format(file, s.recipe, recipe_path))
+    end
   end
   plan.model = s.model and resolve(s.model, base) or sl.default_model
   if s.prompts and s.task then sl.fail(("%s: task: give prompts or task, not both"):format(file)) end
   if s.task then
-    plan.task = task.resolve(file, s.task)
+    plan.task = task.resolve(file, s.task, function(path) return resolve(path, base) end)
+    if s.recipe and plan.task.kind == "score" then
+      sl.fail(("%s: recipe: task %s scores answers; it runs no recipe"):format(file, plan.task.name))
+    end
     plan.items = plan.task.items
-  elseif s.prompts then
-    plan.items = load_items(file, "prompts", s.prompts, base)
+    plan.metrics = metrics.resolve_task(file, s.metrics, plan.task)
   else
-    plan.items = { { id = 1, options = {} } }
+    plan.items = s.prompts and load_items(file, "prompts", s.prompts, base) or { { id = 1, options = {} } }
+    plan.metrics = metrics.resolve(file, s.metrics)
   end
-  plan.metrics = metrics.resolve(file, s.metrics, plan.task)
 
   local points, swept = expand(file, s)
   plan.swept = swept
@@ -272,27 +278,36 @@ function spec.load(file)
     end
     -- A model may be swept too (each is loaded once); paths resolve as the sweep's own.
     p.values.model = p.values.model and resolve(tostring(p.values.model), base) or plan.model
-    p.values.format = "json"
-    local argv = spec.argv(p.values)
-    local okp, full = pcall(run.options_of, s.recipe, argv)
-    if not okp then
-      local msg = type(full) == "table" and full.message or tostring(full)
-      local key = msg:match("option %-%-([%w%-_]+)")
-      local where = key and p.from[key:gsub("%-", "_")] or "recipe"
-      if msg:find("^unknown option") then
-        msg = ("unknown option of recipe %s (see slua %s --help)"):format(s.recipe, s.recipe)
+    local full, setting, identity
+    if plan.task then
+      if s.recipe and p.values.recipe == nil then p.values.recipe = s.recipe end
+      full, setting, identity = task.point(plan, p)
+    else
+      p.values.format = "json"
+      local argv = spec.argv(p.values)
+      local okp
+      okp, full = pcall(run.options_of, s.recipe, argv)
+      if not okp then
+        local msg = type(full) == "table" and full.message or tostring(full)
+        local key = msg:match("option %-%-([%w%-_]+)")
+        local where = key and p.from[key:gsub("%-", "_")] or "recipe"
+        if msg:find("^unknown option") then
+          msg = ("unknown option of recipe %s (see slua %s --help)"):format(s.recipe, s.recipe)
+        end
+        sl.fail(("%s: %s: %s"):format(file, where, msg))
       end
-      sl.fail(("%s: %s: %s"):format(file, where, msg))
+      local options = {}
+      for k, v in pairs(full) do if not item_options[k] then options[k] = v end end
+      identity = { recipe = s.recipe, options = options }
     end
-    local identity = {}
-    for k, v in pairs(full) do if not item_options[k] then identity[k] = v end end
-    local id = spec.hash(sl.json.encode({ recipe = s.recipe, options = identity }))
+    local id = spec.hash(sl.json.encode(identity))
     if by_id[id] then
       sl.fail(("%s: points %d and %d have the same settings"):format(file, by_id[id].index, i))
     end
     local params = {}
     for _, k in ipairs(swept) do params[k] = p.values[k] end
-    local point = { id = id, index = i, values = p.values, from = p.from, options = full, params = params }
+    local point = { id = id, index = i, values = p.values, from = p.from, options = full, params = params,
+                    setting = setting }
     by_id[id] = point
     plan.points[i] = point
   end

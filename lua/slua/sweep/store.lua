@@ -1,6 +1,6 @@
 -- slua.sweep.store: one sweep's output directory.
 --
---   DIR/sweep.json      the plan: name, recipe, swept keys, metrics, points (id, values, options),
+--   DIR/sweep.json      the plan: name, recipe or task, swept keys, metrics, points (id, values, options),
 --                       items (ids), written before the first run (replaced atomically)
 --   DIR/results.jsonl   one JSON object per finished (point, item) pair, appended whole with one
 --                       write(2); a torn last line (the process killed mid-write) is cut off when
@@ -110,7 +110,7 @@ function store.manifest(plan)
   local ms, units = {}, {}
   for i, m in ipairs(plan.metrics) do ms[i] = m.name; units[m.name] = m.unit end
   return {
-    name = plan.name, file = plan.file, recipe = plan.recipe, model = plan.model,
+    name = plan.name, file = plan.file, recipe = plan.recipe, task = plan.task and plan.task.name, model = plan.model,
     swept = plan.swept, plot = plan.plot, metrics = ms, units = units, points = points, items = items,
     shard = plan.shard,
   }

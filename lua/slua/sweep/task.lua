@@ -1,92 +1,172 @@
--- slua.sweep.task: a sweep's `task` — items and task metrics from an evaluation task instead of
--- a prompt file.
+-- slua.sweep.task: a sweep over an evaluation task (lua/slua/eval.lua) instead of a recipe over
+-- prompts: every (point, item) is one task.evaluate(model, item, setting), exactly as `slua eval`
+-- runs it, and the report shows the task's own metrics (MC1/MC2/MC3, accuracy) per point.
 --
---   task = "gsm8k"                             -- require("slua.eval").tasks.gsm8k, defaults
---   task = { name = "gsm8k", limit = 50, ... } -- the same with options for the task
---   task = { items = {...} | function() ... end, metrics = { name = function(ctx, r) ... end } }
+--   task = "truthfulqa_mc"                                      -- its bundled data, every item
+--   task = { name = "gsm8k", limit = 20, data = "my.jsonl" }    -- limit, data | items, lang (mgsm)
+--   task = { name = "mine", kind = "score", load = ..., evaluate = ..., summarize = ... }  -- your own
 --
--- What a named task module is expected to provide (the evaluation harness's task interface):
---   load(opts)                 -> list of examples (plain tables; `id` optional)
---   prompt(example, opts)      -> the prompt text of one example
---   extract(text, example)     -> the answer found in a generated continuation
---   is_correct(answer, example)-> boolean
---   metrics                    -> optional {name = function(ctx, result) -> number}
--- Each example becomes an item {id, options = {prompt = ...}, example = example}; the metric
--- `correct` (1/0, its mean is the accuracy) comes from extract + is_correct. Tasks that score
--- answers by likelihood (multiple choice) rather than by generation need a scoring recipe.
+-- A point's options are those of `slua eval` (lua/slua/eval/setting.lua): early_exit_layers
+-- ("-1", "2,5", "0,2,4,5" or a list), relative_top, relative_top_value, post_softmax for scoring
+-- tasks; recipe, recipe_options, repetition_penalty, max_new_tokens, seed for generating ones,
+-- where any other key is an option of the recipe; model and threads for both. A point's id
+-- hashes the task and the settings `slua eval` would hash, so the same setting is the same point.
+-- Each result line is the task's record plus point, item, task, options (those settings),
+-- metrics (the task's metrics of that item alone) and timings. Reports aggregate a bundled
+-- task's metrics with its summarize; an own task's metrics are averaged over items.
 local sl = require "slua"
+local core = require "slua.core"
+local ev = require "slua.eval"
+local evs = require "slua.eval.setting"
+local run = require "slua.run"
 
 local task = {}
 
-local function adapt_items(file, list)
-  local items, seen = {}, {}
-  for i, it in ipairs(list) do
-    if type(it) ~= "table" then sl.fail(("%s: task.items[%d]: not a table"):format(file, i)) end
-    local o = {}
-    if it.prompt_ids ~= nil then
-      o.prompt_ids = type(it.prompt_ids) == "table" and table.concat(it.prompt_ids, ",") or tostring(it.prompt_ids)
-    elseif type(it.prompt) == "string" then
-      o.prompt = it.prompt
-    else
-      sl.fail(("%s: task.items[%d]: needs prompt or prompt_ids"):format(file, i))
-    end
-    local id = it.id == nil and i or it.id
-    if seen[tostring(id)] then sl.fail(("%s: task.items[%d]: duplicate id %s"):format(file, i, tostring(id))) end
-    seen[tostring(id)] = true
-    items[i] = { id = id, options = o, example = it.example or it }
-  end
-  if #items == 0 then sl.fail(("%s: task: no items"):format(file)) end
-  return items
+-- Keys of the sweep's task table that pick items; anything else belongs to an own task module.
+local item_keys = { name = true, data = true, items = true, limit = true, lang = true }
+
+-- A failure raised inside f, reported as "<file>: <where>: <message>".
+local function guard(file, where, f, ...)
+  local ok, a, b = pcall(f, ...)
+  if ok then return a, b end
+  local msg = type(a) == "table" and a.message or tostring(a)
+  if type(where) == "function" then where = where(msg) end
+  sl.fail(("%s: %s: %s"):format(file, where, msg))
 end
 
-local function named_metrics(file, t)
-  local out, names = {}, {}
-  for k in pairs(t or {}) do names[#names + 1] = k end
+local models = {}
+-- Each model is loaded once per process (the plan checks layer numbers against it).
+function task.model(path)
+  if not models[path] then models[path] = sl.check(sl.load(path)) end
+  return models[path]
+end
+
+-- The metric names of a task: its own list, else the fractional entries of summarize({}), sorted
+-- (counts such as n are left out).
+function task.metric_names(file, mod)
+  if mod.metric_names then return mod.metric_names end
+  local names = {}
+  for k, v in pairs(guard(file, "task.summarize", mod.summarize, {})) do if math.type(v) == "float" then names[#names + 1] = k end end
   table.sort(names)
-  for _, k in ipairs(names) do
-    if type(t[k]) ~= "function" then sl.fail(("%s: task.metrics.%s: expected a function"):format(file, k)) end
-    out[#out + 1] = { name = k, fn = t[k], unit = nil }
-  end
-  return out
+  return names
 end
 
--- A task module (the evaluation harness's interface) as items and metrics.
-local function from_module(file, name, mod, opts)
-  for _, f in ipairs({ "load", "prompt", "extract", "is_correct" }) do
-    if type(mod[f]) ~= "function" then sl.fail(("%s: task: task '%s' has no %s()"):format(file, name, f)) end
+-- task.resolve(file, t, resolve_path) -> {name, module, kind, items = {{id, options = {}, eval_item}},
+-- settings (what the items add to every point's settings), metrics = {{name, unit}}}
+function task.resolve(file, t, resolve_path)
+  if type(t) == "string" then t = { name = t } end
+  if t.items ~= nil and type(t.items) ~= "string" then
+    sl.fail(("%s: task.items: the path of a pre-tokenised items file (prompts of a recipe sweep go in `prompts`)"):format(file))
   end
-  local examples = mod.load(opts)
+  local mod
+  if t.evaluate ~= nil then
+    mod = {}
+    for k, v in pairs(t) do if not item_keys[k] then mod[k] = v end end
+    mod.name = t.name or "custom"
+    for _, f in ipairs({ "load", "evaluate", "summarize" }) do
+      if type(mod[f]) ~= "function" then sl.fail(("%s: task.%s: an own task needs a function %s"):format(file, f, f)) end
+    end
+    if mod.kind ~= "score" and mod.kind ~= "generate" then
+      sl.fail(("%s: task.kind: \"score\" or \"generate\" (got %s)"):format(file, tostring(mod.kind)))
+    end
+  else
+    if type(t.name) ~= "string" then sl.fail(("%s: task: a task name, or a table with name and options"):format(file)) end
+    for k in pairs(t) do
+      if not item_keys[k] then
+        sl.fail(("%s: task.%s: unknown task option (known: data, items, lang, limit, name)"):format(file, tostring(k)))
+      end
+    end
+    mod = ev.tasks[t.name]
+    if not mod then
+      sl.fail(("%s: task: unknown task '%s' (tasks: %s)"):format(file, t.name, table.concat(ev.task_names, ", ")))
+    end
+  end
+  local opts = { limit = t.limit, lang = t.lang, data = t.data and resolve_path(t.data),
+                 items = t.items and resolve_path(t.items) }
+  local items, extra = guard(file, function(msg)
+    local key = msg:match("^option %-%-(%w+)") or (t.items and "items" or "data")
+    return "task." .. key
+  end, evs.items, mod, opts)
+  if #items == 0 then sl.fail(("%s: task: no items"):format(file)) end
   local list = {}
-  for i, ex in ipairs(examples) do
-    list[i] = { id = ex.id, prompt = mod.prompt(ex, opts), example = ex }
+  for i, item in ipairs(items) do list[i] = { id = item.id, options = {}, eval_item = item } end
+  local metrics = {}
+  local bundled = ev.tasks[mod.name] == mod   -- their metrics are all fractions; an own task may say
+  for i, name in ipairs(task.metric_names(file, mod)) do
+    metrics[i] = { name = name, unit = bundled and "fraction" or (mod.units or {})[name] }
   end
-  local ms = named_metrics(file, mod.metrics)
-  table.insert(ms, 1, {
-    name = "correct", unit = "fraction",
-    fn = function(ctx, r)
-      local ex = ctx.item.example
-      return mod.is_correct(mod.extract(r.text, ex), ex) and 1 or 0
-    end,
-  })
-  return { name = name, items = adapt_items(file, list), metrics = ms }
+  return { name = mod.name, module = mod, kind = mod.kind, items = list, settings = extra, lang = t.lang,
+           metrics = metrics }
 end
 
-function task.resolve(file, t)
-  if type(t) == "table" and t.items then
-    local items = t.items
-    if type(items) == "function" then items = items() end
-    if type(items) ~= "table" then sl.fail(("%s: task.items: expected a list or a function returning one"):format(file)) end
-    return { name = t.name or "custom", items = adapt_items(file, items), metrics = named_metrics(file, t.metrics) }
+-- task.point(plan, p) -> options (the settings), setting, identity: a point's values as the
+-- evaluation setting; keys are checked against the task's kind (and, for generating tasks, the
+-- recipe's own options), each problem named by where the key came from.
+function task.point(plan, p)
+  local t, file = plan.task, plan.file
+  local accepted = evs.keys[t.kind]
+  local opts, recipe_options = { lang = t.lang }, {}
+  for k, v in pairs(p.values) do
+    if k == "model" or k == "threads" then
+      -- the model is loaded below; threads change speed, not results
+    elseif accepted[k] then
+      opts[k] = v
+    elseif t.kind == "generate" then
+      recipe_options[k] = v
+    else
+      local known = {}
+      for name in pairs(accepted) do known[#known + 1] = name end
+      table.sort(known)
+      sl.fail(("%s: %s: unknown option of task %s (known: %s)"):format(file, p.from[k] or k, t.name,
+        table.concat(known, ", ")))
+    end
   end
-  local name = type(t) == "string" and t or t.name
-  if type(name) ~= "string" then sl.fail(("%s: task: a task name, {name = ..., options}, or {items = ...}"):format(file)) end
-  local ok, eval = pcall(require, "slua.eval")
-  if not ok or type(eval) ~= "table" or type(eval.tasks) ~= "table" then
-    sl.fail(("%s: task: '%s' needs the evaluation harness (slua.eval), which is not installed"):format(file, name))
+  if next(recipe_options) then
+    if opts.recipe_options ~= nil and type(opts.recipe_options) ~= "table" then
+      sl.fail(("%s: %s: a table when other keys are recipe options"):format(file, p.from.recipe_options))
+    end
+    for k, v in pairs(opts.recipe_options or {}) do recipe_options[k] = v end
+    opts.recipe_options = recipe_options
   end
-  local mod = eval.tasks[name]
-  if type(mod) ~= "table" then sl.fail(("%s: task: unknown task '%s'"):format(file, name)) end
-  return from_module(file, name, mod, type(t) == "table" and t or {})
+  local model = guard(file, p.from.model or "model", task.model, p.values.model)
+  local setting, settings = guard(file, function(msg)
+    local key = msg:match("option %-%-([%w%-]+)")
+    return key and p.from[(key:gsub("%-", "_"))] or "task"
+  end, evs.build, t.module, model, opts)
+  for k, v in pairs(t.settings) do settings[k] = v end
+  if t.kind == "generate" then
+    local argv = { "--format", "json" }
+    for _, a in ipairs(run.argv(settings.recipe_options)) do argv[#argv + 1] = a end
+    guard(file, function(msg)
+      local key = msg:match("option %-%-([%w%-_]+)")
+      local where = key and (p.from[(key:gsub("%-", "_"))] or p.from.recipe_options) or p.from.recipe or "recipe"
+      return where
+    end, run.options_of, settings.recipe, argv)
+  end
+  return settings, setting, { task = t.name, settings = settings }
+end
+
+-- The result line of one (point, item): the task's record, its metrics, the time it took.
+function task.evaluate(plan, point, item)
+  local t = plan.task
+  if point.values.threads then sl.set_threads(point.values.threads) end
+  local model = task.model(point.values.model)
+  local t0 = core.clock()
+  local ok, rec = pcall(t.module.evaluate, model, item.eval_item, point.setting)
+  local run_s = core.clock() - t0
+  if not ok then
+    local msg = type(rec) == "table" and rec.message or tostring(rec)
+    if msg:find("interrupted", 1, true) and #msg < 80 then error("interrupted", 0) end
+    sl.fail(("%s: point %s, item %s: %s"):format(plan.file, point.id, tostring(item.id), msg))
+  end
+  local alone = t.module.summarize({ rec })
+  local values = {}
+  for _, m in ipairs(t.metrics) do
+    local v = alone[m.name]
+    if type(v) == "boolean" then v = v and 1 or 0 end
+    values[m.name] = v
+  end
+  return rec, values, run_s
 end
 
 return task
