@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "bench_cli.h"
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "slua/sl.h"
 
 int main(int argc, char **argv)

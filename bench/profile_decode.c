@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "model/internal.h"
 #include "slua/sl.h"
 
 #include "bench_cli.h"

@@ -15,9 +15,9 @@
 
 #include <json-c/json.h>
 
-#include "config.h"
-#include "json_util.h"
-#include "kernels.h"
+#include "model/config.h"
+#include "util/json_util.h"
+#include "kernels/kernels.h"
 
 #define WEIGHT_STD 0.02
 /* Values generated and converted per write; bounds the tool's memory to a few MiB however

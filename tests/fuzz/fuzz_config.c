@@ -2,9 +2,9 @@
  * config must satisfy what the loader sizes its buffers by. */
 #include <json-c/json.h>
 
-#include "config.h"
+#include "model/config.h"
 #include "fuzz_util.h"
-#include "json_util.h"
+#include "util/json_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

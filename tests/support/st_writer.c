@@ -6,7 +6,7 @@
 
 #include <criterion/criterion.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 #include "test_util.h"
 
 void tu_st_write(const char *path, const tu_tensor *tensors, int32_t n) { tu_st_write_offset(path, tensors, n, 0); }

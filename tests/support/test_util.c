@@ -8,7 +8,7 @@
 
 #include <criterion/criterion.h>
 
-#include "kernels_simd.h"
+#include "kernels/kernels_simd.h"
 
 const char *tu_src(const char *rel)
 {

@@ -9,7 +9,7 @@
 
 #include <criterion/criterion.h>
 
-#include "internal.h"
+#include "model/internal.h"
 #include "st_writer.h"
 #include "test_util.h"
 

@@ -9,7 +9,7 @@
 
 #include <criterion/criterion.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "test_util.h"
 #include "slua/sl.h"
 

@@ -6,7 +6,7 @@
 
 #include <criterion/criterion.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "st_writer.h"
 #include "test_util.h"
 

@@ -8,7 +8,7 @@
 
 #include "sl_test_files.h"
 #include "slua/sl.h"
-#include "tokenizer_internal.h"
+#include "tokenizer/tokenizer_internal.h"
 
 static char dir[512];
 

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "slua/sl_ops.h"
 
 int32_t sl_contrast_skiplayer(float *out, const float *e, const float *a, int32_t n, float alpha, float beta,

@@ -1,5 +1,5 @@
 /* DoLa candidate-layer resolution (HF transformers _dola_decoding, spec §3.3). */
-#include "error.h"
+#include "util/error.h"
 #include "slua/sl_ops.h"
 
 static sl_status push(int32_t *out, int32_t cap, int32_t *n, int32_t layer, sl_error *err)

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "ops_internal.h"
 #include "slua/sl_decode.h"
 

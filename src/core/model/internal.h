@@ -5,7 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "kernels.h"
+#include "kernels/kernels.h"
 #include "safetensors.h"
 #include "slua/sl_model.h"
 

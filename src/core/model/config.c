@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "error.h"
-#include "json_util.h"
+#include "util/error.h"
+#include "util/json_util.h"
 
 /* Keeps every size product (rows x cols, ctx x dims) far from overflowing int64 and float
  * index arithmetic. */

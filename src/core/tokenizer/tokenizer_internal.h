@@ -9,7 +9,7 @@
 #include <pcre2.h>
 #include <stdbool.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "slua/sl_tokenizer.h"
 
 /* Token ids must lie below 2 x (vocabulary entries + added tokens) + this slack. */

@@ -2,7 +2,7 @@
  * and log are float32 polynomials after Cephes (expf, logf: within 2 ulp of the correctly
  * rounded values), so results stay within float32 rounding of the scalar paths in ops.c; sums
  * are in double as there. */
-#include "kernels_simd.h"
+#include "kernels/kernels_simd.h"
 #include "ops_simd.h"
 
 #ifdef SL_X86

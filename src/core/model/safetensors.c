@@ -11,9 +11,9 @@
 
 #include <json-c/json.h>
 
-#include "error.h"
-#include "file_io.h"
-#include "json_util.h"
+#include "util/error.h"
+#include "util/file_io.h"
+#include "util/json_util.h"
 
 /* Headers are small JSON documents; anything larger is corrupt or hostile. */
 #define ST_MAX_HEADER (100u << 20)

@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "error.h"
+#include "util/error.h"
 #include "internal.h"
-#include "json_util.h"
+#include "util/json_util.h"
 
 static sl_status own_buffer(sl_model *m, void **out, size_t bytes, const char *what, sl_error *err)
 {

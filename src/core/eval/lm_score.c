@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "internal.h"
+#include "util/error.h"
+#include "model/internal.h"
 #include "slua/sl_eval.h"
 #include "slua/sl_ops.h"
 

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "util/error.h"
 #include "internal.h"
 
 #define ROWS_BUDGET_BYTES ((size_t)64 << 20)

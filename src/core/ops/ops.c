@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <stdbool.h>
 
-#include "kernels.h"
-#include "kernels_simd.h"
+#include "kernels/kernels.h"
+#include "kernels/kernels_simd.h"
 #include "ops_simd.h"
 #include "ops_internal.h"
 #include "slua/sl_ops.h"

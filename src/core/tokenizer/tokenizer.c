@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "file_io.h"
+#include "util/file_io.h"
 #include "tokenizer_internal.h"
 
 /* ---------------------------------------------------------------- file helpers */
