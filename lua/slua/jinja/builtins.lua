@@ -160,11 +160,16 @@ local function lower_cp(cp)
   return cp
 end
 
+-- The code point of one character from V.chars, or nil for a stray byte (not UTF-8).
+local function codepoint(c)
+  return utf8.len(c, 1, -1, true) and utf8.codepoint(c, 1, 1, true) or nil
+end
+
 local function map_case(s, f, sharp_s)
   if V.is_ascii(s) then return f == upper_cp and s:upper() or s:lower() end
   local out = {}
   for _, c in ipairs(V.chars(s)) do
-    local cp = utf8.codepoint(c, 1, 1, true)
+    local cp = codepoint(c)
     if sharp_s and cp == 0xDF then out[#out + 1] = "SS"
     else out[#out + 1] = cp and utf8.char(f(cp)) or c end
   end
@@ -176,7 +181,7 @@ function B.lower(s) return map_case(s, lower_cp, false) end
 
 -- Cased: has an upper- or lower-case form different from itself.
 local function is_cased(c)
-  local cp = utf8.codepoint(c, 1, 1, true)
+  local cp = codepoint(c)
   return cp ~= nil and (upper_cp(cp) ~= cp or lower_cp(cp) ~= cp or cp == 0xDF)
 end
 local function is_upper_char(c) return is_cased(c) and B.lower(c) ~= c end
@@ -272,7 +277,10 @@ function B.percent_format(fmt, values, nd)
         if type(v) ~= "number" then V.fail(("%%%s format: a number is required, not %s"):format(conv, V.kind(v)), nd) end
         if conv == "d" or conv == "i" then
           out[#out + 1] = ("%" .. flags .. "d"):format(math.tointeger(v) or math.tointeger(v >= 0 and math.floor(v) or math.ceil(v)) or 0)
-        elseif conv == "c" then out[#out + 1] = utf8.char(math.tointeger(v) or 0)
+        elseif conv == "c" then
+          local cp = math.tointeger(v) or 0
+          if cp < 0 or cp > 0x10FFFF then V.fail("%c arg not in range(0x110000)", nd) end
+          out[#out + 1] = utf8.char(cp)
         elseif conv == "x" or conv == "X" or conv == "o" then
           out[#out + 1] = ("%" .. flags .. conv):format(math.tointeger(v) or 0)
         else out[#out + 1] = ("%" .. flags .. conv):format(v) end

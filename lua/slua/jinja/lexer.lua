@@ -22,7 +22,10 @@ local SIMPLE_ESCAPES = {
 
 -- Python's unicode-escape decoding of a string literal's body; unknown escapes stay as written.
 local function unescape(body)
-  return (body:gsub("\\(U%x%x%x%x%x%x%x%x)", function(h) return utf8.char(tonumber(h:sub(2), 16)) end)
+  return (body:gsub("\\(U%x%x%x%x%x%x%x%x)", function(h)
+      local cp = tonumber(h:sub(2), 16)
+      return cp <= 0x10FFFF and utf8.char(cp) or nil -- beyond Unicode: left as written
+    end)
     :gsub("\\(u%x%x%x%x)", function(h) return utf8.char(tonumber(h:sub(2), 16)) end)
     :gsub("\\(x%x%x)", function(h) return utf8.char(tonumber(h:sub(2), 16)) end)
     :gsub("\\([0-7][0-7]?[0-7]?)", function(o) return utf8.char(tonumber(o, 8)) end)

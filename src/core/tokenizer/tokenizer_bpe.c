@@ -270,13 +270,14 @@ static sl_status word_merge(sl_tokenizer *tok, const char *s, size_t n, sl_token
         if ((i > 0 && tok->cont_prefix_len) || (i + cl == n && tok->eow_suffix_len)) {
             char *b = tok->bpe_buf;
             clen = 0;
-            if (i > 0) {
+            /* either affix may be absent (NULL, length 0): memcpy must not see NULL */
+            if (i > 0 && tok->cont_prefix_len) {
                 memcpy(b, tok->cont_prefix, tok->cont_prefix_len);
                 clen = tok->cont_prefix_len;
             }
             memcpy(b + clen, s + i, cl);
             clen += cl;
-            if (i + cl == n) {
+            if (i + cl == n && tok->eow_suffix_len) {
                 memcpy(b + clen, tok->eow_suffix, tok->eow_suffix_len);
                 clen += tok->eow_suffix_len;
             }
