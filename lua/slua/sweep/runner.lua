@@ -62,6 +62,8 @@ function runner.check_metrics(plan, models)
   if err then sl.fail(err .. " (on a check run, before the sweep started)") end
 end
 
+local runs_since_collect = 0
+
 -- The result line of a recipe run.
 local function recipe_record(plan, models, point, item)
   local model = load_model(models, point.options.model ~= "" and point.options.model or sl.default_model)
@@ -69,8 +71,13 @@ local function recipe_record(plan, models, point, item)
   local result = run_pair(plan, model, point, item)
   local run_s = core.clock() - t0
   -- A run's sessions hold C memory (KV caches, logits) behind small userdata that the
-  -- collector does not weigh; free them now rather than after hundreds of runs.
-  collectgarbage("collect")
+  -- collector does not weigh: a full collection frees them, after every long run and every
+  -- 16th short one, so at most a few runs' buffers wait and short runs do not pay for it.
+  runs_since_collect = runs_since_collect + 1
+  if runs_since_collect >= 16 or run_s > 0.05 then
+    collectgarbage("collect")
+    runs_since_collect = 0
+  end
   local values, merr = metrics.compute(plan.file, plan.metrics, metric_ctx(plan, model, point, item, result), result)
   if not values then sl.fail(merr) end
   local record = {}
