@@ -2,7 +2,8 @@
  * reference of the same stored keys and values: with the best kernels of this CPU, with AVX2
  * only (SL_NO_AVX512) and with the portable ones (SL_NO_AVX2); float32 and float16 caches, odd
  * head dims (tails of the 8- and 16-wide vectors), GQA layouts (several KV heads per row, head
- * g at offset g * head_dim), lengths 1..300 (tails of the four-row passes). */
+ * g at offset g * head_dim), lengths 1..300 (tails of the four-row passes); the heads of a GQA
+ * group taken through the cache together equal each head alone. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -89,7 +90,7 @@ static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
         for (int32_t j = 0; j < n; j++)
             expect_close(sc[j], p[j], p[j] + 1e-6 * hd, n + hd, "softmax", hd, n, g, kt);
         /* The weighted sum of the kernel's probabilities. */
-        sl_attn_values(out, sc, Vg, stride, kt, hd, n);
+        sl_attn_values(out, sc, Vg, stride, kt, hd, n, false);
         for (int32_t c = 0; c < hd; c++) {
             double w = 0, a = 0;
             for (int32_t j = 0; j < n; j++) {
@@ -131,6 +132,50 @@ static void check_all(void)
                 check_shape(hds[a], ns[b], n_kvs[(a + b) % 2], kts[t]);
 }
 
+/* A GQA group through sl_attend_heads (blocks of cached rows shared by the heads) gives each
+ * head exactly sl_attend's result. */
+static void check_heads(int32_t hd, int32_t n, int32_t n_q, sl_dtype kt)
+{
+    int n_kv = 2;
+    int64_t stride = (int64_t)n_kv * hd, es = kt == SL_DTYPE_F16 ? 2 : 4;
+    float *kref = malloc((size_t)(n * stride) * sizeof(float)), *vref = malloc((size_t)(n * stride) * sizeof(float));
+    float *q = malloc((size_t)(n_q * hd) * sizeof(float)), *out = malloc((size_t)(n_q * hd) * sizeof(float));
+    float *one = malloc((size_t)hd * sizeof(float)), *sc = malloc((size_t)(n_q * n) * sizeof(float));
+    cr_assert(kref && vref && q && out && one && sc);
+    void *K = make_cache(kref, n * stride, kt, 2.0f), *V = make_cache(vref, n * stride, kt, 1.0f);
+    for (int32_t c = 0; c < n_q * hd; c++)
+        q[c] = uniform();
+    const char *K1 = (const char *)K + hd * es, *V1 = (const char *)V + hd * es; /* KV head 1 */
+    sl_attend_heads(out, q, hd, n_q, K1, V1, stride, kt, hd, n, sc, n);
+    for (int32_t h = 0; h < n_q; h++) {
+        float *sc1 = malloc((size_t)n * sizeof(float));
+        sl_attend(one, q + h * hd, K1, V1, stride, kt, hd, n, sc1);
+        for (int32_t c = 0; c < hd; c++)
+            cr_assert_eq(out[h * hd + c], one[c], "head %d of %d, column %d: %g vs %g (hd %d, n %d, dtype %d)", h, n_q,
+                         c, out[h * hd + c], one[c], hd, n, (int)kt);
+        free(sc1);
+    }
+    free(K);
+    free(V);
+    free(kref);
+    free(vref);
+    free(q);
+    free(out);
+    free(one);
+    free(sc);
+}
+
+static void check_all_heads(void)
+{
+    static const int32_t ns[] = {1, 5, 63, 64, 65, 129, 300};
+    static const int32_t hds[] = {7, 64, 80};
+    for (int t = 0; t < 2; t++)
+        for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+                for (int32_t n_q = 1; n_q <= 4; n_q++)
+                    check_heads(hds[a], ns[b], n_q, t ? SL_DTYPE_F16 : SL_DTYPE_F32);
+}
+
 /* Masked positions (-inf, as the causal prefill writes them) take no weight. */
 static void check_masked_softmax(void)
 {
@@ -155,6 +200,7 @@ Test(attention, best_matches_double_reference)
     tu_cap_kernels("SL_NO_AVX2", false);
     tu_cap_kernels("SL_NO_AVX512", false);
     check_all();
+    check_all_heads();
     check_masked_softmax();
 }
 
@@ -162,6 +208,7 @@ Test(attention, avx2_matches_double_reference)
 {
     tu_cap_kernels("SL_NO_AVX512", true);
     check_all();
+    check_all_heads();
     check_masked_softmax();
     tu_cap_kernels("SL_NO_AVX512", false);
 }
@@ -170,6 +217,7 @@ Test(attention, portable_matches_double_reference)
 {
     tu_cap_kernels("SL_NO_AVX2", true);
     check_all();
+    check_all_heads();
     check_masked_softmax();
     tu_cap_kernels("SL_NO_AVX2", false);
 }

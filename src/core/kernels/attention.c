@@ -41,15 +41,17 @@ void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl
     }
 }
 
-void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n)
+void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+                    bool add)
 {
     int level = simd_level();
     if (level > 0) {
-        sl_attn_values_simd(level, out, p, V, stride, kt, hd, n);
+        sl_attn_values_simd(level, out, p, V, stride, kt, hd, n, add);
         return;
     }
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
-    memset(out, 0, (size_t)hd * sizeof *out);
+    if (!add)
+        memset(out, 0, (size_t)hd * sizeof *out);
     for (int32_t j = 0; j < n; j++) {
         const void *vj = (const char *)V + (int64_t)j * stride * es;
         float pj = p[j];
@@ -87,7 +89,36 @@ void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t
 {
     sl_attn_scores(sc, q, K, stride, kt, hd, n, sqrtf((float)hd));
     sl_attn_softmax(sc, n);
-    sl_attn_values(out, sc, V, stride, kt, hd, n);
+    sl_attn_values(out, sc, V, stride, kt, hd, n, false);
+}
+
+/* Rows per block: 64 rows of a 64-dim F32 head are 16 KiB of keys, which stay in L1 while
+ * every head of the group scores them. */
+#define ATTN_BLOCK_ROWS 64
+
+void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
+                     int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float *sc, int64_t sc_stride)
+{
+    if (n_q == 1) {
+        sl_attend(out, q, K, V, stride, kt, hd, n, sc);
+        return;
+    }
+    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
+    float denom = sqrtf((float)hd);
+    for (int32_t j = 0; j < n; j += ATTN_BLOCK_ROWS) {
+        int32_t m = n - j < ATTN_BLOCK_ROWS ? n - j : ATTN_BLOCK_ROWS;
+        const char *Kj = (const char *)K + (int64_t)j * stride * es;
+        for (int32_t h = 0; h < n_q; h++)
+            sl_attn_scores(sc + h * sc_stride + j, q + h * q_stride, Kj, stride, kt, hd, m, denom);
+    }
+    for (int32_t h = 0; h < n_q; h++)
+        sl_attn_softmax(sc + h * sc_stride, n);
+    for (int32_t j = 0; j < n; j += ATTN_BLOCK_ROWS) {
+        int32_t m = n - j < ATTN_BLOCK_ROWS ? n - j : ATTN_BLOCK_ROWS;
+        const char *Vj = (const char *)V + (int64_t)j * stride * es;
+        for (int32_t h = 0; h < n_q; h++)
+            sl_attn_values(out + h * q_stride, sc + h * sc_stride + j, Vj, stride, kt, hd, m, j > 0);
+    }
 }
 
 #ifndef SL_X86
@@ -97,9 +128,9 @@ void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, in
     (void)level, (void)sc, (void)q, (void)K, (void)stride, (void)kt, (void)hd, (void)n, (void)denom;
 }
 void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
-                         int32_t hd, int32_t n)
+                         int32_t hd, int32_t n, bool add)
 {
-    (void)level, (void)out, (void)p, (void)V, (void)stride, (void)kt, (void)hd, (void)n;
+    (void)level, (void)out, (void)p, (void)V, (void)stride, (void)kt, (void)hd, (void)n, (void)add;
 }
 float sl_attn_max_simd(int level, const float *x, int32_t n)
 {

@@ -84,11 +84,11 @@ static SL_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void 
 
 /* nv vectors of 8 output columns from column c0, accumulated over all n rows in registers. */
 static SL_INLINE SL_AVX2 void values_block_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t n,
-                                                int32_t c0, int nv, sl_dtype kt)
+                                                int32_t c0, int nv, bool add, sl_dtype kt)
 {
     __m256 acc[8];
     for (int v = 0; v < nv; v++)
-        acc[v] = _mm256_setzero_ps();
+        acc[v] = add ? _mm256_loadu_ps(out + c0 + 8 * v) : _mm256_setzero_ps();
     for (int32_t j = 0; j < n; j++) {
         const void *vj = kv_row(V, j, stride, kt);
         __m256 pj = _mm256_set1_ps(p[j]);
@@ -100,23 +100,23 @@ static SL_INLINE SL_AVX2 void values_block_avx2(float *out, const float *p, cons
 }
 
 static SL_INLINE SL_AVX2 void values_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
-                                          int32_t n, sl_dtype kt)
+                                          int32_t n, bool add, sl_dtype kt)
 {
     int32_t c = 0;
     for (; c + 64 <= hd; c += 64)
-        values_block_avx2(out, p, V, stride, n, c, 8, kt);
+        values_block_avx2(out, p, V, stride, n, c, 8, add, kt);
     switch ((hd - c) / 8) {
-    case 7: values_block_avx2(out, p, V, stride, n, c, 7, kt); break;
-    case 6: values_block_avx2(out, p, V, stride, n, c, 6, kt); break;
-    case 5: values_block_avx2(out, p, V, stride, n, c, 5, kt); break;
-    case 4: values_block_avx2(out, p, V, stride, n, c, 4, kt); break;
-    case 3: values_block_avx2(out, p, V, stride, n, c, 3, kt); break;
-    case 2: values_block_avx2(out, p, V, stride, n, c, 2, kt); break;
-    case 1: values_block_avx2(out, p, V, stride, n, c, 1, kt); break;
+    case 7: values_block_avx2(out, p, V, stride, n, c, 7, add, kt); break;
+    case 6: values_block_avx2(out, p, V, stride, n, c, 6, add, kt); break;
+    case 5: values_block_avx2(out, p, V, stride, n, c, 5, add, kt); break;
+    case 4: values_block_avx2(out, p, V, stride, n, c, 4, add, kt); break;
+    case 3: values_block_avx2(out, p, V, stride, n, c, 3, add, kt); break;
+    case 2: values_block_avx2(out, p, V, stride, n, c, 2, add, kt); break;
+    case 1: values_block_avx2(out, p, V, stride, n, c, 1, add, kt); break;
     default: break;
     }
     for (c += (hd - c) / 8 * 8; c < hd; c++) {
-        float s = 0.0f;
+        float s = add ? out[c] : 0.0f;
         for (int32_t j = 0; j < n; j++)
             s += p[j] * kv_scalar(kv_row(V, j, stride, kt), c, kt);
         out[c] = s;
@@ -207,11 +207,13 @@ static SL_INLINE SL_AVX512 void scores_avx512(float *sc, const float *q, const v
 /* nv vectors of 16 output columns from column c0 (the last one masked by `last`), accumulated
  * over all n rows in registers. */
 static SL_INLINE SL_AVX512 void values_block_avx512(float *out, const float *p, const void *V, int64_t stride,
-                                                    int32_t n, int32_t c0, int nv, __mmask16 last, sl_dtype kt)
+                                                    int32_t n, int32_t c0, int nv, __mmask16 last, bool add,
+                                                    sl_dtype kt)
 {
     __m512 acc[8];
-    for (int v = 0; v < nv; v++)
-        acc[v] = _mm512_setzero_ps();
+    for (int v = 0; v < nv - 1; v++)
+        acc[v] = add ? _mm512_loadu_ps(out + c0 + 16 * v) : _mm512_setzero_ps();
+    acc[nv - 1] = add ? _mm512_maskz_loadu_ps(last, out + c0 + 16 * (nv - 1)) : _mm512_setzero_ps();
     for (int32_t j = 0; j < n; j++) {
         const void *vj = kv_row(V, j, stride, kt);
         __m512 pj = _mm512_set1_ps(p[j]);
@@ -225,25 +227,25 @@ static SL_INLINE SL_AVX512 void values_block_avx512(float *out, const float *p, 
 }
 
 static SL_INLINE SL_AVX512 void values_avx512(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
-                                              int32_t n, sl_dtype kt)
+                                              int32_t n, bool add, sl_dtype kt)
 {
     int32_t c = 0;
     for (; c + 128 <= hd; c += 128)
-        values_block_avx512(out, p, V, stride, n, c, 8, 0xffff, kt);
+        values_block_avx512(out, p, V, stride, n, c, 8, 0xffff, add, kt);
     int32_t rest = hd - c;
     if (rest == 0)
         return;
     int nv = (rest + 15) / 16;
     __mmask16 last = rest % 16 ? (__mmask16)((1u << (rest % 16)) - 1u) : (__mmask16)0xffff;
     switch (nv) {
-    case 8: values_block_avx512(out, p, V, stride, n, c, 8, last, kt); break;
-    case 7: values_block_avx512(out, p, V, stride, n, c, 7, last, kt); break;
-    case 6: values_block_avx512(out, p, V, stride, n, c, 6, last, kt); break;
-    case 5: values_block_avx512(out, p, V, stride, n, c, 5, last, kt); break;
-    case 4: values_block_avx512(out, p, V, stride, n, c, 4, last, kt); break;
-    case 3: values_block_avx512(out, p, V, stride, n, c, 3, last, kt); break;
-    case 2: values_block_avx512(out, p, V, stride, n, c, 2, last, kt); break;
-    default: values_block_avx512(out, p, V, stride, n, c, 1, last, kt); break;
+    case 8: values_block_avx512(out, p, V, stride, n, c, 8, last, add, kt); break;
+    case 7: values_block_avx512(out, p, V, stride, n, c, 7, last, add, kt); break;
+    case 6: values_block_avx512(out, p, V, stride, n, c, 6, last, add, kt); break;
+    case 5: values_block_avx512(out, p, V, stride, n, c, 5, last, add, kt); break;
+    case 4: values_block_avx512(out, p, V, stride, n, c, 4, last, add, kt); break;
+    case 3: values_block_avx512(out, p, V, stride, n, c, 3, last, add, kt); break;
+    case 2: values_block_avx512(out, p, V, stride, n, c, 2, last, add, kt); break;
+    default: values_block_avx512(out, p, V, stride, n, c, 1, last, add, kt); break;
     }
 }
 
@@ -289,21 +291,25 @@ static SL_AVX512 void scores_avx512_f16(float *sc, const float *q, const void *K
 {
     scores_avx512(sc, q, K, st, hd, n, d, SL_DTYPE_F16);
 }
-static SL_AVX2 void values_avx2_f32(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n)
+static SL_AVX2 void values_avx2_f32(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n,
+                                    bool add)
 {
-    values_avx2(o, p, V, st, hd, n, SL_DTYPE_F32);
+    values_avx2(o, p, V, st, hd, n, add, SL_DTYPE_F32);
 }
-static SL_AVX2 void values_avx2_f16(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n)
+static SL_AVX2 void values_avx2_f16(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n,
+                                    bool add)
 {
-    values_avx2(o, p, V, st, hd, n, SL_DTYPE_F16);
+    values_avx2(o, p, V, st, hd, n, add, SL_DTYPE_F16);
 }
-static SL_AVX512 void values_avx512_f32(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n)
+static SL_AVX512 void values_avx512_f32(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n,
+                                        bool add)
 {
-    values_avx512(o, p, V, st, hd, n, SL_DTYPE_F32);
+    values_avx512(o, p, V, st, hd, n, add, SL_DTYPE_F32);
 }
-static SL_AVX512 void values_avx512_f16(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n)
+static SL_AVX512 void values_avx512_f16(float *o, const float *p, const void *V, int64_t st, int32_t hd, int32_t n,
+                                        bool add)
 {
-    values_avx512(o, p, V, st, hd, n, SL_DTYPE_F16);
+    values_avx512(o, p, V, st, hd, n, add, SL_DTYPE_F16);
 }
 
 void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
@@ -317,13 +323,13 @@ void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, in
 }
 
 void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
-                         int32_t hd, int32_t n)
+                         int32_t hd, int32_t n, bool add)
 {
     bool f16 = kt == SL_DTYPE_F16;
     if (level >= 2)
-        (f16 ? values_avx512_f16 : values_avx512_f32)(out, p, V, stride, hd, n);
+        (f16 ? values_avx512_f16 : values_avx512_f32)(out, p, V, stride, hd, n, add);
     else
-        (f16 ? values_avx2_f16 : values_avx2_f32)(out, p, V, stride, hd, n);
+        (f16 ? values_avx2_f16 : values_avx2_f32)(out, p, V, stride, hd, n, add);
 }
 
 float sl_attn_max_simd(int level, const float *x, int32_t n)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "internal.h"
 #include "kernels/attention.h"
@@ -44,16 +45,22 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
     int nt = sl_threads();
     int64_t stride = s->cap;
     if (n == 1 || kt != SL_DTYPE_F32) {
-        /* Each head's query rows in turn, heads across threads: the cache is read in its stored
-         * type by the kernels, and head h keeps its scores in row h of the scratch. */
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)(p + n) * n * nh * hd > 32768)
-        for (int32_t h = 0; h < nh; h++) {
-            int64_t g = h / group;
-            for (int32_t i = 0; i < n; i++) {
-                int32_t j1 = p + i + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-                int64_t off = ((int64_t)j0 * kvd + g * hd) * es;
-                sl_attend(s->att + i * qd + (int64_t)h * hd, s->q + i * qd + (int64_t)h * hd, K + off, V + off, kvd,
-                          kt, hd, j1 - j0, s->scores + h * stride);
+        /* Heads in contiguous ranges per thread; the heads of a range that share a KV head go
+         * through the cache together (sl_attend_heads), reading it in its stored type. Head h
+         * keeps its scores in row h of the scratch. */
+#pragma omp parallel num_threads(nt) if (nt > 1 && (int64_t)(p + n) * n * nh * hd > 32768)
+        {
+            int32_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            int32_t h0 = (int32_t)((int64_t)nh * t / T), h1 = (int32_t)((int64_t)nh * (t + 1) / T);
+            for (int32_t h = h0; h < h1;) {
+                int32_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
+                for (int32_t i = 0; i < n; i++) {
+                    int32_t j1 = p + i + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
+                    int64_t off = ((int64_t)j0 * kvd + g * hd) * es;
+                    sl_attend_heads(s->att + i * qd + (int64_t)h * hd, s->q + i * qd + (int64_t)h * hd, hd, end - h,
+                                    K + off, V + off, kvd, kt, hd, j1 - j0, s->scores + h * stride, stride);
+                }
+                h = end;
             }
         }
         return;
@@ -103,7 +110,7 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
             sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
             sl_attn_softmax(sc, m + 1);
-            sl_attn_values(out, sc, Vh, kvd, kt, hd, m);
+            sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
             for (int32_t cc = 0; cc < hd; cc++)
                 out[cc] += sc[m] * (kt == SL_DTYPE_F16 ? sl_f16_to_f32(((const uint16_t *)(V + own))[cc])
                                                        : ((const float *)(V + own))[cc]);
