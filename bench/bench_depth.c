@@ -152,7 +152,8 @@ int main(int argc, char **argv)
         med_q[i] = bench_median(&ratio[i * runs], runs);
         printf("%-5s  %5d  %7.2f  %.3f\n", kv_names[i / N_DEPTHS], depths[i % N_DEPTHS], med_t[i], med_q[i]);
     }
-    printf("{\"bench\":\"depth\",\"threads\":%ld,\"gen\":%ld,\"runs\":%ld,\"foreign\":%.3f,\"load\":[%.2f,%.2f],\"rows\":[",
+    printf("{\"bench\":\"depth\",\"threads\":%ld,\"gen\":%ld,\"runs\":%ld,\"foreign\":%.3f,"
+           "\"load\":[%.2f,%.2f],\"rows\":[",
            threads, gen, runs, foreign, load0, load1);
     for (int i = 0; i < N_KV * N_DEPTHS; i++)
         printf("%s{\"kv\":\"%s\",\"depth\":%d,\"tok_s\":%.3f,\"ratio\":%.4f}", i ? "," : "", kv_names[i / N_DEPTHS],

@@ -49,7 +49,8 @@ static void expect_close(double got, double want, double abs_sum, int terms, con
 {
     double tol = 2.0 * (terms + 2) * FLT_EPSILON * abs_sum + 1e-30;
     cr_assert(fabs(got - want) <= tol, "%s: |%g - %g| > %g (hd %d, n %d, kv head %d, dtype %d, level %s)", what, got,
-              want, tol, hd, n, g, (int)kt, getenv("SL_NO_AVX2") ? "portable" : getenv("SL_NO_AVX512") ? "avx2" : "best");
+              want, tol, hd, n, g, (int)kt,
+              getenv("SL_NO_AVX2") ? "portable" : getenv("SL_NO_AVX512") ? "avx2" : "best");
 }
 
 static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
@@ -106,8 +107,8 @@ static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
             double w = 0;
             for (int32_t j = 0; j < n; j++)
                 w += p[j] * vref[j * stride + g * hd + c];
-            cr_assert(fabs(out[c] - w) <= 1e-5 * (1 + hd / 16.0), "attend: |%g - %g| (hd %d, n %d, dtype %d)", out[c], w,
-                      hd, n, (int)kt);
+            cr_assert(fabs(out[c] - w) <= 1e-5 * (1 + hd / 16.0), "attend: |%g - %g| (hd %d, n %d, dtype %d)", out[c],
+                      w, hd, n, (int)kt);
         }
     }
     free(K);

@@ -255,8 +255,10 @@ static SL_AVX512 float max_avx512(const float *x, int32_t n)
     int32_t j = 0;
     for (; j + 16 <= n; j += 16)
         m = _mm512_max_ps(m, _mm512_loadu_ps(x + j));
-    if (j < n)
-        m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - j)) - 1u), m, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - j)) - 1u), x + j));
+    if (j < n) {
+        __mmask16 tail = (__mmask16)((1u << (n - j)) - 1u);
+        m = _mm512_mask_max_ps(m, tail, m, _mm512_maskz_loadu_ps(tail, x + j));
+    }
     return _mm512_reduce_max_ps(m);
 }
 
@@ -273,11 +275,13 @@ static SL_AVX512 void scale_avx512(float *x, int32_t n, float s)
 /* ------------------------------------------------------------------ entry points
  * The cache type is a constant at each call, so the loads fold to one form per variant. */
 
-static SL_AVX2 void scores_avx2_f32(float *sc, const float *q, const void *K, int64_t st, int32_t hd, int32_t n, float d)
+static SL_AVX2 void scores_avx2_f32(float *sc, const float *q, const void *K, int64_t st, int32_t hd, int32_t n,
+                                    float d)
 {
     scores_avx2(sc, q, K, st, hd, n, d, SL_DTYPE_F32);
 }
-static SL_AVX2 void scores_avx2_f16(float *sc, const float *q, const void *K, int64_t st, int32_t hd, int32_t n, float d)
+static SL_AVX2 void scores_avx2_f16(float *sc, const float *q, const void *K, int64_t st, int32_t hd, int32_t n,
+                                    float d)
 {
     scores_avx2(sc, q, K, st, hd, n, d, SL_DTYPE_F16);
 }
