@@ -26,5 +26,5 @@ contrast.generate("contrastive", opt, function(ctx, extra)
     if not same then sl.fail(("%s: tokenizer differs from the expert's at id %d"):format(dir, at)) end
   end
   extra.amateur = dir
-  return amateur:session()
+  return amateur:session{ kv_type = ctx.opt.kv_type }
 end)

@@ -25,16 +25,16 @@ local opt = sl.run_options(arg, {
 decode.run("speculative", opt, function(model, prompt, progress)
   local draft
   if opt.draft_model ~= "" then
-    draft = decode.load_draft(opt.draft_model, model):session()
+    draft = decode.load_draft(opt.draft_model, model):session{ kv_type = opt.kv_type }
   else
     local N = model.n_layer
     local spec = opt.draft_skip_layers ~= "" and opt.draft_skip_layers or ("%d-%d"):format(N // 2, N - 2)
-    draft = model:session{ skip = speculative.parse_blocks(spec, N) }
+    draft = model:session{ skip = speculative.parse_blocks(spec, N), kv_type = opt.kv_type }
   end
   local eos = {}
   for _, id in ipairs(decode.eos_ids(opt, model)) do eos[id] = true end
   return decode.speculative({
-    model = model, main = model:session(), draft = draft, prompt = prompt, k = opt.draft_tokens,
+    model = model, main = model:session{ kv_type = opt.kv_type }, draft = draft, prompt = prompt, k = opt.draft_tokens,
     max_new_tokens = opt.max_new_tokens, chain = sl.chain(sl.processors.standard(opt)), eos = eos,
     sample = opt.do_sample, rng = sl.rng(opt.seed), draft_name = opt.draft_model ~= "" and opt.draft_model or nil,
   }, progress)

@@ -83,6 +83,9 @@ SL_API size_t sl_model_weight_bytes(const sl_model *model);
 typedef struct sl_session_params {
     int32_t n_ctx;   /* longest sequence; 0 = max_position_embeddings (the KV cache grows on demand) */
     int32_t n_batch; /* prefill chunk size; 0 = 256 */
+    /* KV cache storage: SL_DTYPE_F32 (default; HF float32 results) or SL_DTYPE_F16 (half the
+     * memory and reads per step at long contexts; lossy: keys and values rounded to float16). */
+    sl_dtype kv_type;
 } sl_session_params;
 
 SL_API sl_session_params sl_session_default_params(void);

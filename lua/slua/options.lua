@@ -72,6 +72,8 @@ O.known = {
   max_new_tokens = { type = "integer", min = 0, help = "tokens to generate at most" },
   n_ctx = { type = "integer", min = 0, help = "context length (0 = max_position_embeddings; RoPE runs past it)" },
   seed = { type = "integer", min = 0, help = "seed of the sampling generator" },
+  kv_type = { choices = { "f32", "f16" },
+              help = "KV cache storage: f32 (HF float32) or f16 (half the cache reads at long contexts; lossy: logits move by ~1e-3, tokens may differ)" },
   threads = { type = "integer", min = 0, max = core.max_threads,
               help = ("CPU threads, at most %d (0 = all CPUs)"):format(core.max_threads) },
   format = { choices = { "text", "json" }, help = "text streams the continuation; json prints one object" },

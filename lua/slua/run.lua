@@ -39,6 +39,7 @@ run.common = {
   seed = 42,
   stop = "",                -- stop string(s), separated by "|"
   n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
+  kv_type = "f32",          -- KV cache storage: f32 | f16 (lossy)
 }
 for k, v in pairs(require("slua.chat_options").common) do run.input[k] = v end  -- --chat, --messages, ...
 for k, v in pairs(run.input) do run.common[k] = v end
@@ -191,8 +192,8 @@ function run.generate(spec)
     model = model, tokenizer = tok, opt = opt, prompt_len = 0, step = 0,
     max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
   }
-  if opt.n_ctx > 0 then
-    local with_ctx = { n_ctx = opt.n_ctx }
+  if opt.n_ctx > 0 or opt.kv_type ~= "f32" then
+    local with_ctx = { n_ctx = opt.n_ctx, kv_type = opt.kv_type }
     for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
     session_opts = with_ctx
   end

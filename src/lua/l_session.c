@@ -50,7 +50,25 @@ static void configure(lua_State *L, sl_session *s, int opts, const int32_t *laye
         apply_or_raise(L, sl_session_keep_hidden(s, true, &err), &err);
 }
 
-/* model:session{n_ctx=, n_batch=, layers={...}, raw=, norm=, hidden=, skip={...}, keep_hidden=} */
+/* kv_type = "f32" (default) | "f16": the KV cache storage. */
+static sl_dtype opt_kv_type(lua_State *L, int opts)
+{
+    if (lua_isnoneornil(L, opts) || lua_getfield(L, opts, "kv_type") == LUA_TNIL) {
+        if (!lua_isnoneornil(L, opts))
+            lua_pop(L, 1);
+        return SL_DTYPE_F32;
+    }
+    static const char *const names[] = {"f32", "f16", NULL};
+    const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    for (int i = 0; v && names[i]; i++)
+        if (strcmp(v, names[i]) == 0) {
+            lua_pop(L, 1);
+            return i == 0 ? SL_DTYPE_F32 : SL_DTYPE_F16;
+        }
+    return (sl_dtype)luaL_error(L, "session: kv_type must be \"f32\" or \"f16\" (got %s)", luaL_tolstring(L, -1, NULL));
+}
+
+/* model:session{n_ctx=, n_batch=, kv_type=, layers={...}, raw=, norm=, hidden=, skip={...}, keep_hidden=} */
 int l_session_new(lua_State *L)
 {
     lua_settop(L, 2); /* options sit at fixed indices below anything pushed later */
@@ -60,6 +78,7 @@ int l_session_new(lua_State *L)
     sl_session_params p = sl_session_default_params();
     p.n_ctx = (int32_t)l_optfield_integer(L, 2, "n_ctx", 0);
     p.n_batch = (int32_t)l_optfield_integer(L, 2, "n_batch", p.n_batch);
+    p.kv_type = opt_kv_type(L, 2);
     unsigned what = parse_what(L, 2);
     int32_t n_layers, n_skip;
     int32_t *layers = opt_ints(L, 2, "layers", &n_layers);

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include <cblas.h>
+#include <omp.h>
 
 #include "internal.h"
+#include "kernels/attention.h"
 
 static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t pos0, const float *inv_freq,
                       float *cs)
@@ -31,60 +33,35 @@ static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t 
     }
 }
 
-static void softmax_inplace(float *x, int32_t n)
-{
-    float m = -INFINITY;
-    for (int32_t j = 0; j < n; j++)
-        m = x[j] > m ? x[j] : m;
-    float sum = 0.0f;
-    for (int32_t j = 0; j < n; j++) {
-        x[j] = expf(x[j] - m);
-        sum += x[j];
-    }
-    float inv = 1.0f / sum;
-    for (int32_t j = 0; j < n; j++)
-        x[j] *= inv;
-}
-
-/* One query row against keys [j0, j1) of a KV head: out = softmax(q·K / sqrt(hd)) · V. */
-static void attend_one(float *out, const float *q, const float *K, const float *V, int64_t kvd, int32_t hd,
-                       int32_t j0, int32_t j1, float *sc)
-{
-    float denom = sqrtf((float)hd);
-    for (int32_t j = j0; j < j1; j++) {
-        const float *kj = K + (int64_t)j * kvd;
-        float d = 0.0f;
-        for (int32_t c = 0; c < hd; c++)
-            d += q[c] * kj[c];
-        sc[j - j0] = d / denom;
-    }
-    softmax_inplace(sc, j1 - j0);
-    memset(out, 0, (size_t)hd * sizeof *out);
-    for (int32_t j = j0; j < j1; j++) {
-        const float *vj = V + (int64_t)j * kvd;
-        float p = sc[j - j0];
-        for (int32_t c = 0; c < hd; c++)
-            out[c] += p * vj[c];
-    }
-}
-
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). */
 static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
-    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
-    const float *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
+    sl_dtype kt = s->params.kv_type;
+    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     int32_t window = c->sliding_window;
-    if (n == 1) {
-        int32_t j1 = p + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-        int nt = sl_threads();
-        int64_t stride = s->cap;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)j1 * nh * hd > 32768)
-        for (int32_t h = 0; h < nh; h++) {
-            int64_t g = h / group;
-            attend_one(s->att + (int64_t)h * hd, s->q + (int64_t)h * hd, K + g * hd, V + g * hd, kvd, hd, j0, j1,
-                       s->scores + h * stride);
+    int nt = sl_threads();
+    int64_t stride = s->cap;
+    if (n == 1 || kt != SL_DTYPE_F32) {
+        /* Heads in contiguous ranges per thread; the heads of a range that share a KV head go
+         * through the cache together (sl_attend_heads), reading it in its stored type. Head h
+         * keeps its scores in row h of the scratch. */
+#pragma omp parallel num_threads(nt) if (nt > 1 && (int64_t)(p + n) * n * nh * hd > 32768)
+        {
+            int32_t t = omp_get_thread_num(), T = omp_get_num_threads();
+            int32_t h0 = (int32_t)((int64_t)nh * t / T), h1 = (int32_t)((int64_t)nh * (t + 1) / T);
+            for (int32_t h = h0; h < h1;) {
+                int32_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
+                for (int32_t i = 0; i < n; i++) {
+                    int32_t j1 = p + i + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
+                    int64_t off = ((int64_t)j0 * kvd + g * hd) * es;
+                    sl_attend_heads(s->att + i * qd + (int64_t)h * hd, s->q + i * qd + (int64_t)h * hd, hd, end - h,
+                                    K + off, V + off, kvd, kt, hd, j1 - j0, s->scores + h * stride, stride);
+                }
+                h = end;
+            }
         }
         return;
     }
@@ -94,16 +71,16 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
         int64_t g = h / group;
         float *S = s->scores; /* [n][L] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, 1.0f, s->q + (int64_t)h * hd, (int)qd,
-                    K + g * hd, (int)kvd, 0.0f, S, L);
+                    (const float *)K + g * hd, (int)kvd, 0.0f, S, L);
         for (int32_t i = 0; i < n; i++) {
             float *row = S + (int64_t)i * L;
             int32_t qpos = p + i, j0 = window > 0 && qpos + 1 > window ? qpos + 1 - window : 0;
             for (int32_t j = 0; j < L; j++)
                 row[j] = (j >= j0 && j <= qpos) ? row[j] / denom : -INFINITY;
-            softmax_inplace(row, L);
+            sl_attn_softmax(row, L);
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, V + g * hd, (int)kvd, 0.0f,
-                    s->att + (int64_t)h * hd, (int)qd);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, (const float *)V + g * hd,
+                    (int)kvd, 0.0f, s->att + (int64_t)h * hd, (int)qd);
     }
 }
 
@@ -113,8 +90,9 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
-    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
-    const float *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
+    sl_dtype kt = s->params.kv_type;
+    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     int32_t window = c->sliding_window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
     float denom = sqrtf((float)hd);
     int nt = sl_threads();
@@ -124,24 +102,31 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
         for (int32_t h = 0; h < nh; h++) {
             int64_t g = h / group;
             const float *q = s->q + i * qd + (int64_t)h * hd;
-            const float *own_k = K + (int64_t)(p + i) * kvd + g * hd, *own_v = V + (int64_t)(p + i) * kvd + g * hd;
+            const char *Kh = K + ((int64_t)j0 * kvd + g * hd) * es, *Vh = V + ((int64_t)j0 * kvd + g * hd) * es;
+            int64_t own = ((int64_t)(p + i) * kvd + g * hd) * es;
             float *sc = s->scores + h * stride, *out = s->att + i * qd + (int64_t)h * hd;
             int32_t m = p - j0;
-            for (int32_t j = 0; j <= m; j++) {
-                const float *kj = j < m ? K + (int64_t)(j0 + j) * kvd + g * hd : own_k;
-                float d = 0.0f;
-                for (int32_t cc = 0; cc < hd; cc++)
-                    d += q[cc] * kj[cc];
-                sc[j] = d / denom;
-            }
-            softmax_inplace(sc, m + 1);
-            memset(out, 0, (size_t)hd * sizeof *out);
-            for (int32_t j = 0; j <= m; j++) {
-                const float *vj = j < m ? V + (int64_t)(j0 + j) * kvd + g * hd : own_v;
-                for (int32_t cc = 0; cc < hd; cc++)
-                    out[cc] += sc[j] * vj[cc];
-            }
+            /* The cached rows, then the row's own key and value as position m. */
+            sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
+            sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
+            sl_attn_softmax(sc, m + 1);
+            sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
+            for (int32_t cc = 0; cc < hd; cc++)
+                out[cc] += sc[m] * (kt == SL_DTYPE_F16 ? sl_f16_to_f32(((const uint16_t *)(V + own))[cc])
+                                                       : ((const float *)(V + own))[cc]);
         }
+    }
+}
+
+/* Rows [p, p + count / kvd) of a cache in its stored type. */
+static void store_kv(void *cache, const float *src, int32_t p, int64_t count, int64_t kvd, sl_dtype kt)
+{
+    if (kt == SL_DTYPE_F16) {
+        uint16_t *dst = (uint16_t *)cache + (int64_t)p * kvd;
+        for (int64_t i = 0; i < count; i++)
+            dst[i] = sl_f32_to_f16(src[i]);
+    } else {
+        memcpy((float *)cache + (int64_t)p * kvd, src, (size_t)count * sizeof(float));
     }
 }
 
@@ -176,8 +161,8 @@ static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
         rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
     }
     if (!s->parent || l >= s->branch) {
-        memcpy(s->k_cache[l] + (int64_t)p * kvd, s->k, (size_t)n * (size_t)kvd * sizeof(float));
-        memcpy(s->v_cache[l] + (int64_t)p * kvd, s->v, (size_t)n * (size_t)kvd * sizeof(float));
+        store_kv(s->k_cache[l], s->k, p, n * kvd, kvd, s->params.kv_type);
+        store_kv(s->v_cache[l], s->v, p, n * kvd, kvd, s->params.kv_type);
     }
     if (s->branching)
         attention_branches(s, l, n, p);

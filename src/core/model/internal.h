@@ -52,7 +52,7 @@ struct sl_session {
     int32_t cap;     /* positions allocated in the caches */
     int32_t pos;
     sl_token *tokens; /* [cap] */
-    float **k_cache, **v_cache; /* [n_layer] -> [cap][n_head_kv * head_dim]; NULL where not owned */
+    void **k_cache, **v_cache; /* [n_layer] -> [cap][n_head_kv * head_dim] of params.kv_type; NULL where not owned */
     uint8_t *skip;   /* [n_layer] */
     int32_t n_forks;
 
@@ -106,7 +106,9 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
 /* K/V cache pointer for a layer: the session's own or, below a fork's branch, its parent's. */
-float *sl_session_kv(const sl_session *s, int32_t layer, bool value);
+void *sl_session_kv(const sl_session *s, int32_t layer, bool value);
+/* Bytes per cached key or value element. */
+static inline int64_t sl_session_kv_size(const sl_session *s) { return s->params.kv_type == SL_DTYPE_F16 ? 2 : 4; }
 /* Tap of a session at a layer, or NULL. */
 sl_tap *sl_session_find_tap(const sl_session *s, int32_t layer);
 

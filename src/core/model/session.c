@@ -9,7 +9,7 @@
 
 sl_session_params sl_session_default_params(void)
 {
-    sl_session_params p = {0, DEFAULT_N_BATCH};
+    sl_session_params p = {0, DEFAULT_N_BATCH, SL_DTYPE_F32};
     return p;
 }
 
@@ -17,7 +17,7 @@ static int32_t kv_dim(const sl_model *m) { return m->cfg.n_head_kv * m->cfg.head
 
 static bool owns_layer(const sl_session *s, int32_t l) { return !s->parent || l >= s->branch; }
 
-float *sl_session_kv(const sl_session *s, int32_t layer, bool value)
+void *sl_session_kv(const sl_session *s, int32_t layer, bool value)
 {
     while (!owns_layer(s, layer))
         s = s->parent;
@@ -46,7 +46,7 @@ static void *grow(void *p, size_t bytes, bool *ok)
 static bool ensure_caches(sl_session *s)
 {
     const sl_model_config *c = &s->model->cfg;
-    size_t bytes = (size_t)s->cap * (size_t)kv_dim(s->model) * sizeof(float);
+    size_t bytes = (size_t)s->cap * (size_t)kv_dim(s->model) * (size_t)sl_session_kv_size(s);
     bool ok = true;
     for (int32_t l = 0; l < c->n_layer; l++) {
         bool needed = owns_layer(s, l) && !s->skip[l];
@@ -74,7 +74,7 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
     if (cap < need)
         cap = need;
     bool ok = true;
-    size_t kv_bytes = (size_t)cap * (size_t)kv_dim(s->model) * sizeof(float);
+    size_t kv_bytes = (size_t)cap * (size_t)kv_dim(s->model) * (size_t)sl_session_kv_size(s);
     s->tokens = grow(s->tokens, (size_t)cap * sizeof *s->tokens, &ok);
     for (int32_t l = 0; l < c->n_layer && ok; l++) {
         if (!s->k_cache[l])
@@ -180,6 +180,12 @@ static sl_session *session_new(sl_model *model, const sl_session_params *params,
     s->params = params ? *params : sl_session_default_params();
     if (s->params.n_batch <= 0)
         s->params.n_batch = DEFAULT_N_BATCH;
+    if (s->params.kv_type != SL_DTYPE_F32 && s->params.kv_type != SL_DTYPE_F16) {
+        sl_error_set(err, SL_STATUS_E_ARG, "%s: kv_type must be f32 or f16 (got dtype %d)", model->path,
+                     (int)s->params.kv_type);
+        sl_session_free(s);
+        return NULL;
+    }
     s->n_ctx = s->params.n_ctx > 0 ? s->params.n_ctx : c->max_position;
     size_t nb = (size_t)s->params.n_batch;
     size_t qd = (size_t)c->n_head * (size_t)c->head_dim, kvd = (size_t)kv_dim(model);

@@ -63,6 +63,8 @@ static sl_status check_copy(const sl_session *dst, const sl_session *src, sl_err
         return sl_error_set(err, SL_STATUS_E_STATE, "session copy: forks and sessions with forks are not copied");
     if (memcmp(dst->skip, src->skip, (size_t)src->model->cfg.n_layer) != 0)
         return sl_error_set(err, SL_STATUS_E_STATE, "session copy: the skip masks differ");
+    if (dst->params.kv_type != src->params.kv_type)
+        return sl_error_set(err, SL_STATUS_E_ARG, "session copy: the KV cache types differ (kv_type)");
     return SL_STATUS_OK;
 }
 
@@ -93,8 +95,11 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
     for (int32_t l = 0; l < c->n_layer && rows > 0; l++) {
         if (!src->k_cache[l])
             continue;
-        memcpy(dst->k_cache[l] + common * kvd, src->k_cache[l] + common * kvd, rows * kvd * sizeof(float));
-        memcpy(dst->v_cache[l] + common * kvd, src->v_cache[l] + common * kvd, rows * kvd * sizeof(float));
+        size_t es = (size_t)sl_session_kv_size(src);
+        memcpy((char *)dst->k_cache[l] + common * kvd * es, (char *)src->k_cache[l] + common * kvd * es,
+               rows * kvd * es);
+        memcpy((char *)dst->v_cache[l] + common * kvd * es, (char *)src->v_cache[l] + common * kvd * es,
+               rows * kvd * es);
     }
     if (src->keep_hidden && rows > 0)
         memcpy(dst->final_hidden + (size_t)common * (size_t)c->n_embd,

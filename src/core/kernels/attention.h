@@ -1,0 +1,44 @@
+/* Attention over a KV cache: the scores of one query against a run of cached keys, the
+ * softmax, and the weighted sum of the cached values. Keys and values are stored as float32 or
+ * float16 (SL_DTYPE_F32 / SL_DTYPE_F16) rows with a stride; all arithmetic is float32. A
+ * portable version and AVX2 / AVX-512 versions are picked at run time like the matrix kernels. */
+#ifndef SLUA_CORE_ATTENTION_H
+#define SLUA_CORE_ATTENTION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "slua/sl_model.h"
+
+/* sc[j] = (q · K[j]) / denom for j < n; row j of K starts stride values after row j - 1. */
+void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+                    float denom);
+
+/* out[c] = sum_j p[j] * V[j][c] for c < hd; with add, the sum continues from out's values (so
+ * rows taken in blocks give the same float32 result as all rows at once). */
+void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+                    bool add);
+
+/* x = softmax(x) in place (x[j] = -INFINITY takes no weight). */
+void sl_attn_softmax(float *x, int32_t n);
+
+/* One query row over n cached rows: out = softmax(q·K / sqrt(hd)) · V, with sc as scratch [n]. */
+void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt, int32_t hd,
+               int32_t n, float *sc);
+
+/* The n_q query heads that share one KV head (GQA): head h's query at q + h * q_stride, its
+ * output at out + h * q_stride, its scores at sc + h * sc_stride ([n] each). The cached rows are
+ * taken in blocks that serve every head while they are in cache, so K and V are read from
+ * memory once per group instead of once per head; the float32 result is sl_attend's per head. */
+void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
+                     int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float *sc, int64_t sc_stride);
+
+/* The SIMD versions (attention_x86.c); level 1 = AVX2, 2 = AVX-512. */
+void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
+                         int32_t n, float denom);
+void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
+                         int32_t hd, int32_t n, bool add);
+float sl_attn_max_simd(int level, const float *x, int32_t n);
+void sl_attn_scale_simd(int level, float *x, int32_t n, float s);
+
+#endif
