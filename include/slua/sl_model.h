@@ -76,6 +76,9 @@ typedef struct sl_load_params {
 /* sl_model_load with parameters (NULL = the defaults, as sl_model_load). */
 SL_API sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl_error *err);
 
+/* The format the model's matrices are kept in. */
+SL_API sl_weight_format sl_model_weight_format(const sl_model *model);
+
 /* Models are reference-counted: sessions retain their model, so any free order is safe. */
 SL_API sl_model *sl_model_retain(sl_model *model);
 SL_API void sl_model_free(sl_model *model);

@@ -114,6 +114,8 @@ static int l_model_index(lua_State *L)
         lua_pushinteger(L, c->n_embd);
     else if (!strcmp(key, "path"))
         lua_pushstring(L, sl_model_path(m));
+    else if (!strcmp(key, "weights"))
+        lua_pushstring(L, sl_model_weight_format(m) == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored");
     else if (!strcmp(key, "tied"))
         lua_pushboolean(L, c->tie_word_embeddings);
     else if (!strcmp(key, "bos"))

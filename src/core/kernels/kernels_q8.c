@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
 {
     int64_t blocks = sl_q8_blocks(cols);
@@ -27,14 +29,18 @@ void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool 
 bool sl_q8_convert(int8_t *q, float *d, const sl_weight *w)
 {
     int64_t blocks = sl_q8_blocks(w->cols);
-    float *row = malloc((size_t)w->cols * sizeof *row);
-    if (!row)
+    int nt = sl_threads();
+    float *rows = malloc((size_t)nt * (size_t)w->cols * sizeof *rows);
+    if (!rows)
         return false;
+    /* Rows are independent: the conversion of a large model is worth the threads. */
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && w->rows * w->cols >= (1 << 20))
     for (int64_t r = 0; r < w->rows; r++) {
+        float *row = rows + (int64_t)omp_get_thread_num() * w->cols;
         sl_weight_row(row, w, r);
         sl_q8_quantize_row(q + r * blocks * SL_Q8_BLOCK, d + r * blocks, row, w->cols, true);
     }
-    free(row);
+    free(rows);
     return true;
 }
 

@@ -257,6 +257,7 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
     m->cfg.dtype = m->embed.dtype;
     if (weights == SL_WEIGHTS_Q8_0 && (rc = quantize_model_q8(m, err)))
         goto fail;
+    m->weights = weights;
     compute_inv_freq(m);
     return m;
 fail:
@@ -286,6 +287,7 @@ void sl_model_free(sl_model *m)
 
 const sl_model_config *sl_model_get_config(const sl_model *m) { return &m->cfg; }
 const char *sl_model_path(const sl_model *m) { return m->path; }
+sl_weight_format sl_model_weight_format(const sl_model *m) { return m->weights; }
 int32_t sl_model_n_layer(const sl_model *m) { return m->cfg.n_layer; }
 int32_t sl_model_n_vocab(const sl_model *m) { return m->cfg.n_vocab; }
 int32_t sl_model_n_embd(const sl_model *m) { return m->cfg.n_embd; }
