@@ -309,7 +309,11 @@ static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, cons
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
         for (int32_t i = 0; i < n; i += TILE_ROWS) {
-            sl_q8_act part = {.q = a->q + i * stride, .d = a->d + i * a->blocks, .blocks = a->blocks};
+            sl_q8_act part = {.q = a->q + i * stride,
+                              .d = a->d + i * a->blocks,
+                              .blocks = a->blocks,
+                              .offset = a->offset + i * a->blocks * 8,
+                              .d8 = a->d8 + i * a->blocks * 8};
             fn(out + (int64_t)i * ldo, ldo, &part, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, b0, b1);
         }
     }
@@ -368,20 +372,12 @@ static void group_run(const sl_matmul_job *jobs, int count, const float *x, int3
         work += jobs[j].w->rows * jobs[j].w->cols;
     /* Q8_0 weights take the activation rows quantised once for the whole group (all its
      * products read the same rows, so the same number of columns). */
-    int8_t *q = NULL;
-    float *d = NULL;
     sl_q8_act xq = {0};
     for (int j = 0; j < count; j++) {
-        if (!jobs[j].w->q8_scales)
-            continue;
-        int64_t cols = jobs[j].w->cols, blocks = sl_q8_blocks(cols);
-        q = malloc((size_t)(n * blocks * SL_Q8_BLOCK));
-        d = malloc((size_t)(n * blocks) * sizeof *d);
-        if (q && d)
-            for (int32_t i = 0; i < n; i++)
-                sl_q8_quantize_row(q + i * blocks * SL_Q8_BLOCK, d + i * blocks, x + i * cols, cols, false);
-        xq = (sl_q8_act){.q = q && d ? q : NULL, .d = d, .blocks = blocks};
-        break;
+        if (jobs[j].w->q8_scales) {
+            sl_q8_act_init(&xq, x, n, jobs[j].w->cols);
+            break;
+        }
     }
     int nt = sl_threads();
     if (nt > 1 && work * n >= 65536) {
@@ -390,8 +386,7 @@ static void group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     } else {
         group_share(jobs, count, x, &xq, n, swiglu, 0, 1);
     }
-    free(q);
-    free(d);
+    sl_q8_act_free(&xq);
 }
 
 void sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n)

@@ -44,6 +44,37 @@ bool sl_q8_convert(int8_t *q, float *d, const sl_weight *w)
     return true;
 }
 
+bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols)
+{
+    int64_t blocks = sl_q8_blocks(cols), stride = blocks * SL_Q8_BLOCK;
+    int8_t *q = malloc((size_t)(n * stride));
+    float *d = malloc((size_t)(n * blocks) * sizeof *d), *d8 = malloc((size_t)(n * blocks * 8) * sizeof *d8);
+    int32_t *offset = malloc((size_t)(n * blocks * 8) * sizeof *offset);
+    *a = (sl_q8_act){.q = q, .d = d, .blocks = blocks, .offset = offset, .d8 = d8};
+    if (!q || !d || !d8 || !offset) {
+        sl_q8_act_free(a);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        sl_q8_quantize_row(q + i * stride, d + i * blocks, x + i * cols, cols, false);
+        for (int64_t g = 0; g < blocks * 8; g++) {
+            const int8_t *qg = q + i * stride + g * 4;
+            offset[i * blocks * 8 + g] = -128 * ((int32_t)qg[0] + qg[1] + qg[2] + qg[3]);
+            d8[i * blocks * 8 + g] = d[i * blocks + g / 8];
+        }
+    }
+    return true;
+}
+
+void sl_q8_act_free(sl_q8_act *a)
+{
+    free((void *)a->q);
+    free((void *)a->d);
+    free((void *)a->offset);
+    free((void *)a->d8);
+    *a = (sl_q8_act){0};
+}
+
 void sl_q8_rows_generic(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w, int64_t r0,
                         int64_t r1)
 {

@@ -24,7 +24,17 @@ typedef struct sl_q8_act {
     const int8_t *q; /* [n][blocks * 32] */
     const float *d;  /* [n][blocks] */
     int64_t blocks;
+    /* For the AVX-512 VNNI kernel, which multiplies unsigned w + 128 by signed x: per group of
+     * 4 bytes, -128 * (their sum of x) ([n][blocks * 8]), and each block's scale repeated 8
+     * times ([n][blocks * 8]). */
+    const int32_t *offset;
+    const float *d8;
 } sl_q8_act;
+
+/* Quantises n rows of cols values into a (buffers malloc'd; free with sl_q8_act_free).
+ * False when out of memory (a is then empty). */
+bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols);
+void sl_q8_act_free(sl_q8_act *a);
 
 /* out[j * ldo + r] = sum over blocks of w.d[r][b] * a.d[j][b] * (int) sum_k w.q[r][b][k] * a.q[j][b][k],
  * for j < nx, r0 <= r < r1; a points at the first of the nx rows. */
