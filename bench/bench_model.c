@@ -1,7 +1,7 @@
 /* Prefill and decode throughput of one model directory, against a memory-bandwidth bound.
  *   bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]
  *                         [--warmup 1] [--bandwidth-gbs 29] [--seed 1]
- *                         [--max-foreign 0.05] [--retries 20]
+ *                         [--max-foreign 0.05] [--retries 20] [--weights stored|q8_0]
  * Each run resets the session, evaluates a prompt of random token ids in one call (prefill)
  * and then evaluates --gen single tokens (decode). The report gives medians over the runs as
  * readable lines followed by one JSON line for scripts.
@@ -44,13 +44,14 @@ typedef struct options {
     long seed;
     double max_foreign; /* tolerated share of all CPUs used by other processes */
     long retries;
+    sl_weight_format weights;
 } options;
 
 static void usage(FILE *to)
 {
     fprintf(to, "usage: bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]\n"
                 "                   [--warmup 1] [--bandwidth-gbs 29] [--seed 1] [--max-foreign 0.05]\n"
-                "                   [--retries 20]\n");
+                "                   [--retries 20] [--weights stored|q8_0]\n");
 }
 
 static void die(const char *file, const char *what, const char *detail) { bench_die(file, what, detail); }
@@ -75,7 +76,7 @@ static double parse_positive(const char *flag, const char *v)
 
 static options parse_options(int argc, char **argv)
 {
-    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20};
+    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20, SL_WEIGHTS_STORED};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -109,6 +110,10 @@ static options parse_options(int argc, char **argv)
             o.max_foreign = parse_positive(a, v);
         else if (strcmp(a, "--retries") == 0)
             o.retries = parse_long(a, v, 0, 10000);
+        else if (strcmp(a, "--weights") == 0 && (strcmp(v, "stored") == 0 || strcmp(v, "q8_0") == 0))
+            o.weights = strcmp(v, "q8_0") == 0 ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
+        else if (strcmp(a, "--weights") == 0)
+            die("bench_model", "invalid option value", "--weights; expected stored or q8_0");
         else
             die("bench_model", "unknown option", a);
     }
@@ -267,7 +272,8 @@ int main(int argc, char **argv)
 
     sl_error err;
     double t_load0 = bench_now_s();
-    sl_model *model = sl_model_load(o.model_dir, &err);
+    sl_load_params load = {.weights = o.weights};
+    sl_model *model = sl_model_load_params(o.model_dir, &load, &err);
     double load_s = bench_now_s() - t_load0;
     if (!model) {
         fprintf(stderr, "slua: %s\n", err.msg);
@@ -316,7 +322,8 @@ int main(int argc, char **argv)
     printf("model     %s  %s %s  D=%d L=%d heads=%d/%d hd=%d F=%d V=%d%s\n", o.model_dir, c->architecture,
            dtype_name(c->dtype), c->n_embd, c->n_layer, c->n_head, c->n_head_kv, c->head_dim, c->n_ff, c->n_vocab,
            c->tie_word_embeddings ? " tied" : "");
-    printf("weights   %.1f MB mapped, load %.1f ms\n", weight_bytes / 1e6, load_s * 1e3);
+    printf("weights   %.1f MB mapped, load %.1f ms%s\n", weight_bytes / 1e6, load_s * 1e3,
+           o.weights == SL_WEIGHTS_Q8_0 ? " (converted to q8_0: the bandwidth line counts the mapped bytes)" : "");
     printf("setup     threads %d, prompt %ld, gen %ld, runs %ld of %ld (+%ld warm-up)\n", threads, o.prompt_len,
            o.gen, o.runs, attempts, o.warmup);
     printf("prefill   %.1f tok/s median (%.1f .. %.1f), other processes <= %.0f %% CPU\n", prefill_med, ps.lo, ps.hi,
@@ -336,6 +343,7 @@ int main(int argc, char **argv)
     json_object_object_add(j, "model", json_object_new_string(o.model_dir));
     json_object_object_add(j, "architecture", json_object_new_string(c->architecture));
     json_object_object_add(j, "dtype", json_object_new_string(dtype_name(c->dtype)));
+    json_object_object_add(j, "weights", json_object_new_string(o.weights == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored"));
     json_object_object_add(j, "n_embd", json_object_new_int(c->n_embd));
     json_object_object_add(j, "n_layer", json_object_new_int(c->n_layer));
     json_object_object_add(j, "n_head", json_object_new_int(c->n_head));

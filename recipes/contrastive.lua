@@ -17,7 +17,7 @@ local opt = sl.run_options(arg, contrast.options_with{
 
 contrast.generate("contrastive", opt, function(ctx, extra)
   local dir = opt.amateur ~= "" and opt.amateur or ctx.model.path
-  local amateur = sl.check(sl.load(dir))
+  local amateur = sl.check(sl.load(dir, { weights = ctx.model.weights }))
   if amateur.n_vocab ~= ctx.model.n_vocab then
     sl.fail(("%s: vocabulary of %d ids, the expert has %d"):format(dir, amateur.n_vocab, ctx.model.n_vocab))
   end

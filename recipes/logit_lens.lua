@@ -19,7 +19,7 @@ local opt = sl.run_options(arg, {
   max_new_tokens = { default = 0, min = 0, help = "extend the prompt with this many greedy tokens first" },
 }, "input")
 sl.set_threads(opt.threads)
-local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
 local ids = sl.prompt_ids(model, opt)
 if opt.max_new_tokens > 0 then                     -- extend with the greedy continuation
   local s <close> = model:session()

@@ -13,7 +13,7 @@ local opt = sl.run_options(arg, {
   top = { default = 5, min = 1, help = "text mode: tokens shown per vector" },
 }, "input")
 sl.set_threads(opt.threads)
-local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
 sl.check_options(opt, model)
 local layers = sl.parse_ids(opt.layers, "layers")
 local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = true }

@@ -63,6 +63,22 @@ typedef struct sl_model_config {
  * Returns an owned handle (free with sl_model_free) or NULL with err filled. */
 SL_API sl_model *sl_model_load(const char *dir, sl_error *err);
 
+/* How the matrices are kept in memory. SL_WEIGHTS_Q8_0 converts the projection and MLP
+ * matrices and the LM head at load to llama.cpp's Q8_0 (blocks of 32 int8 with one float16
+ * scale each; the embedding stays as stored): about half the bytes of BF16 per token, lossy,
+ * NOT HF-exact. */
+typedef enum sl_weight_format { SL_WEIGHTS_STORED = 0, SL_WEIGHTS_Q8_0 = 1 } sl_weight_format;
+
+typedef struct sl_load_params {
+    sl_weight_format weights;
+} sl_load_params;
+
+/* sl_model_load with parameters (NULL = the defaults, as sl_model_load). */
+SL_API sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl_error *err);
+
+/* The format the model's matrices are kept in. */
+SL_API sl_weight_format sl_model_weight_format(const sl_model *model);
+
 /* Models are reference-counted: sessions retain their model, so any free order is safe. */
 SL_API sl_model *sl_model_retain(sl_model *model);
 SL_API void sl_model_free(sl_model *model);

@@ -23,9 +23,10 @@ function D.early_stopping(text)
   return false
 end
 
--- A draft or second model for `model`: same vocabulary (size and, with tokenizers, ids).
+-- A draft or second model for `model`: same vocabulary (size and, with tokenizers, ids), its
+-- weights kept in the same format.
 function D.load_draft(dir, model)
-  local other = sl.check(sl.load(dir))
+  local other = sl.check(sl.load(dir, { weights = model.weights }))
   if other.n_vocab ~= model.n_vocab then
     sl.fail(("%s: vocabulary of %d ids, the model has %d"):format(dir, other.n_vocab, model.n_vocab))
   end

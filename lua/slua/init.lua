@@ -66,7 +66,8 @@ end
 
 ---------------------------------------------------------------------------- loading
 
--- sl.load(dir [, {tokenizer = true}]) -> Model | nil, message, code
+-- sl.load(dir [, {tokenizer = true, weights = "stored" | "q8_0"}]) -> Model | nil, message, code
+-- (q8_0: the matrices converted to 8-bit blocks at load; lossy, not HF-exact)
 function M.load(dir, opts) return core.load(dir or M.default_model, opts) end
 
 ---------------------------------------------------------------------------- options

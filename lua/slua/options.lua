@@ -76,6 +76,9 @@ O.known = {
               help = "KV cache storage: f32 (HF float32) or f16 (half the cache reads at long contexts; lossy: logits move by ~1e-3, tokens may differ)" },
   threads = { type = "integer", min = 0, max = core.max_threads,
               help = ("CPU threads, at most %d (0 = all CPUs)"):format(core.max_threads) },
+  weights = { choices = { "stored", "q8_0" },
+              help = "stored keeps the checkpoint's F32/BF16/F16; q8_0 converts the matrices at load to 8-bit "
+                     .. "blocks (llama.cpp Q8_0): faster decode, lossy, NOT HF-exact" },
   format = { choices = { "text", "json" }, help = "text streams the continuation; json prints one object" },
   stop = { type = "string", help = "stop strings, separated by |" },
   do_sample = { type = "boolean", help = "draw from softmax(scores) instead of argmax" },

@@ -32,6 +32,7 @@ run.input = {
   prompt_ids = "",          -- comma-separated ids, used as-is (no BOS added)
   truncate_prompt = false,  -- keep the end of a prompt that does not fit the context
   threads = 0,              -- 0 = all CPUs
+  weights = "stored",       -- stored | q8_0 (lossy, not HF-exact)
   format = "text",          -- text | json
 }
 run.common = {
@@ -147,7 +148,8 @@ end
 function run.model(opt)
   local sl = require "slua"
   sl.set_threads(opt.threads)
-  return host and host.model or sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+  return host and host.model
+    or sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
 end
 
 -- Hands over the result of a run: to the in-process caller (run.invoke), else as one JSON

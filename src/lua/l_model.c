@@ -15,14 +15,22 @@ static int l_model_release(lua_State *L)
     return 0;
 }
 
-/* core.load(dir [, {tokenizer = true}]) -> Model | nil, message, code */
+/* core.load(dir [, {tokenizer = true, weights = "stored" | "q8_0"}]) -> Model | nil, message, code */
 static int l_load(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
     int want_tok = l_optfield_boolean(L, 2, "tokenizer", 1);
+    sl_load_params params = {.weights = SL_WEIGHTS_STORED};
+    if (lua_istable(L, 2)) {
+        static const char *const formats[] = {"stored", "q8_0", NULL};
+        lua_getfield(L, 2, "weights");
+        if (!lua_isnil(L, -1))
+            params.weights = luaL_checkoption(L, -1, NULL, formats) == 1 ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
+        lua_pop(L, 1);
+    }
     l_box *b = l_newbox(L, L_MODEL, 1);
     sl_error err;
-    sl_model *m = sl_model_load(dir, &err);
+    sl_model *m = sl_model_load_params(dir, &params, &err);
     if (!m)
         return l_pushfail(L, &err);
     b->ptr = m;
@@ -106,6 +114,8 @@ static int l_model_index(lua_State *L)
         lua_pushinteger(L, c->n_embd);
     else if (!strcmp(key, "path"))
         lua_pushstring(L, sl_model_path(m));
+    else if (!strcmp(key, "weights"))
+        lua_pushstring(L, sl_model_weight_format(m) == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored");
     else if (!strcmp(key, "tied"))
         lua_pushboolean(L, c->tie_word_embeddings);
     else if (!strcmp(key, "bos"))

@@ -1,4 +1,5 @@
 #include "kernels.h"
+#include "kernels_q8.h"
 #include "kernels_simd.h"
 
 #include <math.h>
@@ -110,6 +111,13 @@ static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt);
 
 void sl_weight_row(float *out, const sl_weight *w, int64_t row)
 {
+    if (w->q8_scales) {
+        int64_t blocks = sl_q8_blocks(w->cols);
+        const int8_t *q = (const int8_t *)w->data + row * blocks * SL_Q8_BLOCK;
+        for (int64_t c = 0; c < w->cols; c++)
+            out[c] = w->q8_scales[row * blocks + c / SL_Q8_BLOCK] * (float)q[c];
+        return;
+    }
     convert_values(out, sl_row_ptr(w, row), w->cols, w->dtype);
 }
 
@@ -284,11 +292,38 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
     }
 }
 
+/* Rows [r0, r1) of a product with Q8_0 weights, blocked like tiled_rows. */
+static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, const sl_weight *w, int64_t r0,
+                    int64_t r1)
+{
+    if (!a->q) { /* no memory for the quantised activations: NaN, which the callers report */
+        for (int32_t i = 0; i < n; i++)
+            for (int64_t r = r0; r < r1; r++)
+                out[(int64_t)i * ldo + r] = NAN;
+        return;
+    }
+    sl_q8_rows_fn fn = sl_q8_rows_at(sl_kernel_isa());
+    int64_t stride = a->blocks * SL_Q8_BLOCK;
+    int64_t block = (int64_t)TILE_WEIGHT_BYTES / (a->blocks * (SL_Q8_BLOCK + (int64_t)sizeof(float)));
+    block = block < 16 ? 16 : block & ~(int64_t)3;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
+        for (int32_t i = 0; i < n; i += TILE_ROWS) {
+            sl_q8_act part = {.q = a->q + i * stride,
+                              .d = a->d + i * a->blocks,
+                              .blocks = a->blocks,
+                              .offset = a->offset + i * a->blocks * 8,
+                              .d8 = a->d8 + i * a->blocks * 8};
+            fn(out + (int64_t)i * ldo, ldo, &part, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, b0, b1);
+        }
+    }
+}
+
 /* The share of thread t (of nt) of every product in the group, bias included. With swiglu,
  * jobs[0] (gate) and jobs[1] (up) have the same shape, so each thread owns the same rows of
  * both and applies gate = silu(gate) * up to them without waiting for the others. */
-static void group_share(const sl_matmul_job *jobs, int count, const float *x, int32_t n, bool swiglu, int t,
-                        int nt)
+static void group_share(const sl_matmul_job *jobs, int count, const float *x, const sl_q8_act *xq, int32_t n,
+                        bool swiglu, int t, int nt)
 {
     for (int j = 0; j < count; j++) {
         const sl_weight *w = jobs[j].w;
@@ -296,7 +331,9 @@ static void group_share(const sl_matmul_job *jobs, int count, const float *x, in
         if (r1 <= r0)
             continue;
         sl_isa isa = sl_kernel_isa();
-        if (n <= (isa >= SL_ISA_AVX2 ? SMALL_N_AVX2 : SMALL_N)) {
+        if (w->q8_scales) {
+            q8_rows(jobs[j].out, jobs[j].ldo, xq, n, w, r0, r1);
+        } else if (n <= (isa >= SL_ISA_AVX2 ? SMALL_N_AVX2 : SMALL_N)) {
             pick_rows_fn(w->dtype)(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
         } else if (isa >= SL_ISA_AVX512) {
             tiled_rows(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
@@ -333,13 +370,23 @@ static void group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     int64_t work = 0;
     for (int j = 0; j < count; j++)
         work += jobs[j].w->rows * jobs[j].w->cols;
+    /* Q8_0 weights take the activation rows quantised once for the whole group (all its
+     * products read the same rows, so the same number of columns). */
+    sl_q8_act xq = {0};
+    for (int j = 0; j < count; j++) {
+        if (jobs[j].w->q8_scales) {
+            sl_q8_act_init(&xq, x, n, jobs[j].w->cols);
+            break;
+        }
+    }
     int nt = sl_threads();
     if (nt > 1 && work * n >= 65536) {
 #pragma omp parallel num_threads(nt)
-        group_share(jobs, count, x, n, swiglu, omp_get_thread_num(), omp_get_num_threads());
+        group_share(jobs, count, x, &xq, n, swiglu, omp_get_thread_num(), omp_get_num_threads());
     } else {
-        group_share(jobs, count, x, n, swiglu, 0, 1);
+        group_share(jobs, count, x, &xq, n, swiglu, 0, 1);
     }
+    sl_q8_act_free(&xq);
 }
 
 void sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n)

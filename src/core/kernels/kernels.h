@@ -12,6 +12,9 @@ typedef struct sl_weight {
     const void *data;
     sl_dtype dtype;
     int64_t rows, cols;
+    /* Q8_0 (kernels_q8.h): data is int8 [rows][blocks * 32], these the scales [rows][blocks];
+     * NULL for stored F32/F16/BF16 weights. */
+    const float *q8_scales;
 } sl_weight;
 
 /* out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]) for i < n; out has row stride ldo.

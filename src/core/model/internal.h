@@ -32,6 +32,7 @@ struct sl_model {
     float *final_norm; /* (n_embd) */
     sl_block *blocks;  /* [n_layer] */
     float *inv_freq;   /* RoPE inverse frequencies (head_dim / 2), scaling applied */
+    sl_weight_format weights; /* SL_WEIGHTS_Q8_0: the block and LM-head matrices are Q8_0 */
     void **owned;      /* float32 vectors and realigned weights, freed with the model */
     int32_t n_owned;
 };

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "util/error.h"
 #include "internal.h"
+#include "kernels/kernels_q8.h"
 #include "util/json_util.h"
 
 static sl_status own_buffer(sl_model *m, void **out, size_t bytes, const char *what, sl_error *err)
@@ -64,6 +65,7 @@ static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_
                             t->file, name, sl_st_dtype_name(t->dtype));
     }
     w->data = t->data;
+    w->q8_scales = NULL;
     /* The format promises no alignment (a header may end with any number of padding spaces), but
      * the kernels read elements through typed pointers: a misaligned tensor is copied once. */
     if ((uintptr_t)t->data % sl_st_dtype_size(t->dtype) != 0) {
@@ -129,6 +131,37 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
     return SL_STATUS_OK;
 }
 
+/* w (a stored matrix) converted to Q8_0 in buffers the model owns. */
+static sl_status quantize_q8(sl_model *m, sl_weight *w, const char *what, sl_error *err)
+{
+    int64_t blocks = sl_q8_blocks(w->cols);
+    void *q = NULL, *d = NULL;
+    sl_status rc = own_buffer(m, &q, (size_t)(w->rows * blocks * SL_Q8_BLOCK), what, err);
+    if (rc == SL_STATUS_OK)
+        rc = own_buffer(m, &d, (size_t)(w->rows * blocks) * sizeof(float), what, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
+    if (!sl_q8_convert(q, d, w))
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory converting %s to q8_0", m->path, what);
+    w->data = q;
+    w->q8_scales = d;
+    return SL_STATUS_OK;
+}
+
+static sl_status quantize_model_q8(sl_model *m, sl_error *err)
+{
+    sl_status rc;
+    for (int32_t i = 0; i < m->cfg.n_layer; i++) {
+        sl_block *b = &m->blocks[i];
+        sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
+            if ((rc = quantize_q8(m, ws[k], "a block's matrices", err)))
+                return rc;
+    }
+    /* A tied LM head gets its own Q8_0 copy; the embedding lookup keeps the stored values. */
+    return quantize_q8(m, &m->lm_head, "lm_head", err);
+}
+
 /* RoPE inverse frequencies exactly as HF computes them in float32, including the
  * linear and llama3 rescalings. */
 static void compute_inv_freq(sl_model *m)
@@ -179,9 +212,16 @@ static sl_status load_config(sl_model *m, sl_error *err)
     return rc;
 }
 
-sl_model *sl_model_load(const char *dir, sl_error *err)
+sl_model *sl_model_load(const char *dir, sl_error *err) { return sl_model_load_params(dir, NULL, err); }
+
+sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl_error *err)
 {
     sl_error_clear(err);
+    sl_weight_format weights = params ? params->weights : SL_WEIGHTS_STORED;
+    if (weights != SL_WEIGHTS_STORED && weights != SL_WEIGHTS_Q8_0) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load_params: unknown weight format %d", (int)weights);
+        return NULL;
+    }
     if (!dir || !*dir) {
         sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load: empty model directory");
         return NULL;
@@ -215,6 +255,9 @@ sl_model *sl_model_load(const char *dir, sl_error *err)
         if ((rc = bind_block(m, i, err)))
             goto fail;
     m->cfg.dtype = m->embed.dtype;
+    if (weights == SL_WEIGHTS_Q8_0 && (rc = quantize_model_q8(m, err)))
+        goto fail;
+    m->weights = weights;
     compute_inv_freq(m);
     return m;
 fail:
@@ -244,6 +287,7 @@ void sl_model_free(sl_model *m)
 
 const sl_model_config *sl_model_get_config(const sl_model *m) { return &m->cfg; }
 const char *sl_model_path(const sl_model *m) { return m->path; }
+sl_weight_format sl_model_weight_format(const sl_model *m) { return m->weights; }
 int32_t sl_model_n_layer(const sl_model *m) { return m->cfg.n_layer; }
 int32_t sl_model_n_vocab(const sl_model *m) { return m->cfg.n_vocab; }
 int32_t sl_model_n_embd(const sl_model *m) { return m->cfg.n_embd; }

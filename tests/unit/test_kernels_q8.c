@@ -1,0 +1,190 @@
+/* Q8_0 weights: the quantisation against llama.cpp's definition, and the products at every
+ * kernel level (best = AVX-512 VNNI where the CPU has it, AVX2, generic) against a double
+ * reference on the same quantised data: exact up to the order of the float summation. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "kernels/kernels.h"
+#include "kernels/kernels_q8.h"
+#include "test_util.h"
+#include "slua/sl.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static float uniform(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+Test(kernels_q8, quantize_row_follows_llama_cpp_q8_0)
+{
+    float x[40], d[2];
+    int8_t q[64];
+    for (int i = 0; i < 40; i++)
+        x[i] = (float)(i - 20) * 0.37f;
+    x[3] = -9.5f; /* the largest magnitude of block 0 */
+    sl_q8_quantize_row(q, d, x, 40, true);
+    float d0 = 9.5f / 127.0f;
+    cr_assert_eq(d[0], sl_f16_to_f32(sl_f32_to_f16(d0)), "scale is max|x| / 127 as float16");
+    cr_assert_eq(q[3], -127);
+    for (int i = 0; i < 32; i++)
+        cr_assert_eq(q[i], (int8_t)roundf(x[i] / d0), "q[%d]", i);
+    float d1 = 19.0f * 0.37f / 127.0f; /* block 1: x[32..39] = 12..19 * 0.37 */
+    cr_assert_eq(d[1], sl_f16_to_f32(sl_f32_to_f16(d1)));
+    cr_assert_eq(q[39], 127);
+    for (int i = 40; i < 64; i++)
+        cr_assert_eq(q[i], 0, "padding q[%d]", i);
+    float z[32] = {0};
+    sl_q8_quantize_row(q, d, z, 32, false);
+    cr_assert(d[0] == 0.0f && q[0] == 0 && q[31] == 0, "an all-zero block has scale 0");
+}
+
+/* A Q8_0 weight converted from a random stored matrix (owned by the caller through q, d). */
+static sl_weight make_q8(int64_t rows, int64_t cols, sl_dtype dt, int8_t **q, float **d)
+{
+    float *f = malloc((size_t)(rows * cols) * sizeof *f);
+    cr_assert_not_null(f);
+    for (int64_t i = 0; i < rows * cols; i++)
+        f[i] = uniform() * (i % 7 == 0 ? 4.0f : 1.0f); /* outliers make the scales differ */
+    void *stored = f;
+    uint16_t *h = NULL;
+    if (dt == SL_DTYPE_BF16) {
+        h = malloc((size_t)(rows * cols) * sizeof *h);
+        cr_assert_not_null(h);
+        for (int64_t i = 0; i < rows * cols; i++)
+            h[i] = sl_f32_to_bf16(f[i]);
+        stored = h;
+    }
+    sl_weight src = {.data = stored, .dtype = dt, .rows = rows, .cols = cols};
+    int64_t blocks = sl_q8_blocks(cols);
+    *q = malloc((size_t)(rows * blocks * SL_Q8_BLOCK));
+    *d = malloc((size_t)(rows * blocks) * sizeof **d);
+    cr_assert(*q && *d && sl_q8_convert(*q, *d, &src));
+    free(f);
+    free(h);
+    return (sl_weight){.data = *q, .dtype = dt, .rows = rows, .cols = cols, .q8_scales = *d};
+}
+
+static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias)
+{
+    int8_t *wq;
+    float *wd;
+    sl_weight w = make_q8(rows, cols, (rows + cols) % 2 ? SL_DTYPE_BF16 : SL_DTYPE_F32, &wq, &wd);
+    int64_t blocks = sl_q8_blocks(cols), stride = blocks * SL_Q8_BLOCK, ldo = rows + 3;
+    float *x = malloc((size_t)(n * cols) * sizeof *x), *b = malloc((size_t)rows * sizeof *b);
+    float *out = malloc((size_t)(n * ldo) * sizeof *out), *xd = malloc((size_t)(n * blocks) * sizeof *xd);
+    int8_t *xq = malloc((size_t)(n * stride));
+    cr_assert(x && b && out && xd && xq);
+    for (int64_t i = 0; i < n * cols; i++)
+        x[i] = uniform();
+    for (int64_t r = 0; r < rows; r++)
+        b[r] = uniform();
+    for (int32_t i = 0; i < n; i++)
+        sl_q8_quantize_row(xq + i * stride, xd + i * blocks, x + i * cols, cols, false);
+    for (int64_t i = 0; i < n * ldo; i++)
+        out[i] = NAN;
+    sl_matmul(out, ldo, x, n, &w, bias ? b : NULL);
+    const char *level = getenv("SL_NO_AVX2") ? "generic" : getenv("SL_NO_AVX512") ? "avx2" : "best";
+    for (int32_t i = 0; i < n; i++) {
+        for (int64_t r = 0; r < ldo; r++) {
+            float got = out[i * ldo + r];
+            if (r >= rows) {
+                cr_assert(isnan(got), "padding [%d][%ld] written", i, (long)r);
+                continue;
+            }
+            double want = bias ? b[r] : 0.0, mag = bias ? fabs(b[r]) : 0.0;
+            for (int64_t k = 0; k < blocks; k++) {
+                int64_t dot = 0;
+                for (int e = 0; e < SL_Q8_BLOCK; e++)
+                    dot += (int64_t)wq[r * stride + k * SL_Q8_BLOCK + e] * xq[i * stride + k * SL_Q8_BLOCK + e];
+                double p = (double)wd[r * blocks + k] * xd[i * blocks + k] * (double)dot;
+                want += p;
+                mag += fabs(p);
+            }
+            cr_assert(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s n %d [%d][%ld] (%ldx%ld): got %.9g want %.9g",
+                      level, n, i, (long)r, (long)rows, (long)cols, got, want);
+        }
+    }
+    free(wq);
+    free(wd);
+    free(x);
+    free(b);
+    free(out);
+    free(xd);
+    free(xq);
+}
+
+static void check_all(void)
+{
+    static const int32_t ns[] = {1, 2, 3, 5, 17, 33, 50};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 64}, {70, 172}, {16, 96}};
+    for (int threads = 1; threads <= 2; threads++) {
+        sl_set_num_threads(threads);
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_product(shapes[s][0], shapes[s][1], ns[k], (s + k) % 2 == 0);
+    }
+    sl_set_num_threads(1);
+}
+
+Test(kernels_q8, matmul_best_matches_double_reference)
+{
+    tu_cap_kernels("SL_NO_AVX2", false);
+    tu_cap_kernels("SL_NO_AVX512", false);
+    check_all();
+}
+
+Test(kernels_q8, matmul_avx2_matches_double_reference)
+{
+    tu_cap_kernels("SL_NO_AVX512", true);
+    check_all();
+    tu_cap_kernels("SL_NO_AVX512", false);
+}
+
+Test(kernels_q8, matmul_generic_matches_double_reference)
+{
+    tu_cap_kernels("SL_NO_AVX2", true);
+    check_all();
+    tu_cap_kernels("SL_NO_AVX2", false);
+}
+
+/* The quantised product stays close to the exact one: per element at most half a step of the
+ * weight's and of the activation's scale. */
+Test(kernels_q8, matmul_is_close_to_the_float_product)
+{
+    int64_t rows = 48, cols = 256;
+    float *f = malloc((size_t)(rows * cols) * sizeof *f), x[256], out[48], row[256];
+    cr_assert_not_null(f);
+    for (int64_t i = 0; i < rows * cols; i++)
+        f[i] = uniform();
+    for (int i = 0; i < 256; i++)
+        x[i] = uniform();
+    sl_weight src = {.data = f, .dtype = SL_DTYPE_F32, .rows = rows, .cols = cols};
+    int8_t *q = malloc((size_t)(rows * cols));
+    float *d = malloc((size_t)(rows * cols / 32) * sizeof *d);
+    cr_assert(q && d && sl_q8_convert(q, d, &src));
+    sl_weight w = {.data = q, .dtype = SL_DTYPE_F32, .rows = rows, .cols = cols, .q8_scales = d};
+    sl_matmul(out, rows, x, 1, &w, NULL);
+    for (int64_t r = 0; r < rows; r++) {
+        double exact = 0.0, bound = 0.0;
+        for (int64_t c = 0; c < cols; c++) {
+            exact += (double)f[r * cols + c] * x[c];
+            bound += 0.5 * (1.0 / 127.0) * 2.0 + 1e-6; /* |w|,|x| <= 1: each error under a step of either */
+        }
+        cr_assert(fabs(out[r] - exact) <= bound, "row %ld: %g vs %g", (long)r, out[r], exact);
+        sl_weight_row(row, &w, r);
+        for (int64_t c = 0; c < cols; c++)
+            cr_assert(fabsf(row[c] - f[r * cols + c]) <= 0.57f * d[r * 8 + c / 32], "dequantised [%ld][%ld]",
+                      (long)r, (long)c);
+    }
+    free(f);
+    free(q);
+    free(d);
+}
