@@ -51,6 +51,35 @@ function T.json_file(path)
   return v
 end
 
+-- A fresh temporary directory.
+function T.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. dir))
+  return dir
+end
+
+-- s quoted for the shell.
+function T.q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- A file's bytes, or "" when it cannot be read.
+function T.read(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- Runs the slua binary with args (each quoted), stdout and stderr into files under dir;
+-- returns stdout, stderr and the exit code.
+function T.exec(slua, args, dir)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = T.q(a) end
+  local _, _, code = os.execute(("%s %s >%s/out 2>%s/err"):format(T.q(slua), table.concat(quoted, " "), dir, dir))
+  return T.read(dir .. "/out"), T.read(dir .. "/err"), code
+end
+
 -- Run a command, return its stdout and whether it exited 0.
 function T.run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1"))

@@ -7,28 +7,11 @@ local T = require "harness"
 local sl = require "slua"
 
 local slua = arg[1] or "build/slua"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmp = T.tmpdir()
+local q, read = T.q, T.read
 
 -- Runs slua with args (a recipe name or path first); returns stdout, stderr, exit code.
-local function exec(args)
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s >%s/out 2>%s/err"):format(q(slua), table.concat(quoted, " "), tmp, tmp)
-  local _, _, code = os.execute(cmd)
-  return read(tmp .. "/out"), read(tmp .. "/err"), code
-end
+local function exec(args) return T.exec(slua, args, tmp) end
 
 local function json_run(args)
   local out, err, code = exec(args)

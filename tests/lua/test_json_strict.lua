@@ -7,19 +7,8 @@ local T = require "harness"
 local sl = require "slua"
 
 local slua = arg[1] or "build/slua"
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmp = T.tmpdir()
+local q, read = T.q, T.read
 
 local files = {}
 

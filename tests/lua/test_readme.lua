@@ -10,19 +10,8 @@ local T = require "harness"
 
 local slua = arg[1] or "build/slua"
 if not slua:match("^/") then slua = SLUA_ROOT .. "/" .. slua end
-local tmp = os.tmpname()
-os.remove(tmp)
-assert(os.execute("mkdir -p " .. tmp))
-
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local tmp = T.tmpdir()
+local q, read = T.q, T.read
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))
