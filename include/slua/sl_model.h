@@ -149,6 +149,25 @@ enum {
 SL_API sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags,
                                  sl_error *err);
 
+/* One session's part of a batched evaluation. */
+typedef struct sl_batch_entry {
+    sl_session *session;
+    const sl_token *tokens;
+    int32_t n_tokens;
+    unsigned flags; /* SL_EVAL_* */
+} sl_batch_entry;
+
+/* sl_session_eval on several sessions of one model at once: each block reads its weights once
+ * for the rows of every session that runs it, and the LM head runs once for all final rows and
+ * requested layers. Each session keeps its own KV cache, position, skip mask (its rows bypass
+ * the blocks it skips) and per-layer requests; prompts and single steps mix freely. The
+ * results equal those of evaluating each session alone, up to float32 summation order where a
+ * product takes a different kernel for a different number of rows. A fork may come with its
+ * parent when both evaluate the same tokens: its rows then join at its branch, taking the
+ * parent's residual stream there. A session appears at most once. On error no session
+ * changes. */
+SL_API sl_status sl_session_eval_batch(const sl_batch_entry *entries, int32_t n, sl_error *err);
+
 /* Per-position layer logits for a row range (teacher forcing). */
 typedef struct sl_rows_request {
     int32_t row0;          /* first row of the eval (0-based in `tokens`) whose logits are wanted */

@@ -34,7 +34,7 @@ static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t 
 }
 
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). */
-static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
+static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
@@ -57,7 +57,7 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
                 for (int32_t i = 0; i < n; i++) {
                     int32_t j1 = p + i + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
                     int64_t off = ((int64_t)j0 * kvd + g * hd) * es;
-                    sl_attend_heads(s->att + i * qd + (int64_t)h * hd, s->q + i * qd + (int64_t)h * hd, hd, end - h,
+                    sl_attend_heads(att + i * qd + (int64_t)h * hd, Q + i * qd + (int64_t)h * hd, hd, end - h,
                                     K + off, V + off, kvd, kt, hd, j1 - j0, s->scores + h * stride, stride);
                 }
                 h = end;
@@ -70,7 +70,7 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
     for (int32_t h = 0; h < nh; h++) {
         int64_t g = h / group;
         float *S = s->scores; /* [n][L] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, 1.0f, s->q + (int64_t)h * hd, (int)qd,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, 1.0f, Q + (int64_t)h * hd, (int)qd,
                     (const float *)K + g * hd, (int)kvd, 0.0f, S, L);
         for (int32_t i = 0; i < n; i++) {
             float *row = S + (int64_t)i * L;
@@ -80,13 +80,13 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p)
             sl_attn_softmax(row, L);
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, (const float *)V + g * hd,
-                    (int)kvd, 0.0f, s->att + (int64_t)h * hd, (int)qd);
+                    (int)kvd, 0.0f, att + (int64_t)h * hd, (int)qd);
     }
 }
 
 /* Branch evaluation: n alternative tokens all at position p, each attending to the cached keys
  * [0, p) and to its own key, written at cache row p + i (rows past pos are scratch). */
-static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p)
+static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
@@ -101,10 +101,10 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)(p + 1) * nh * hd > 32768)
         for (int32_t h = 0; h < nh; h++) {
             int64_t g = h / group;
-            const float *q = s->q + i * qd + (int64_t)h * hd;
+            const float *q = Q + i * qd + (int64_t)h * hd;
             const char *Kh = K + ((int64_t)j0 * kvd + g * hd) * es, *Vh = V + ((int64_t)j0 * kvd + g * hd) * es;
             int64_t own = ((int64_t)(p + i) * kvd + g * hd) * es;
-            float *sc = s->scores + h * stride, *out = s->att + i * qd + (int64_t)h * hd;
+            float *sc = s->scores + h * stride, *out = att + i * qd + (int64_t)h * hd;
             int32_t m = p - j0;
             /* The cached rows, then the row's own key and value as position m. */
             sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
@@ -136,45 +136,62 @@ static void add_rows(float *x, const float *y, int64_t count)
         x[i] += y[i];
 }
 
-/* One decoder block over n rows of s->x at positions [p, p+n). Below a fork's branch the
- * K/V rows already sit in the parent's cache, so they are not written. */
-static void block_forward(sl_session *s, int32_t l, int32_t n, int32_t p)
+/* The rows of `set` as seen at decoder layer l: a fork evaluated with its parent takes the
+ * parent's rows below its first computed block. */
+static const sl_fw_set *rows_owner(const sl_fw_set *sets, const sl_fw_set *set, int32_t l)
 {
-    const sl_model *m = s->model;
+    while (set->src >= 0 && l < set->first)
+        set = &sets[set->src];
+    return set;
+}
+
+static bool set_runs_block(const sl_fw_set *set, int32_t l) { return l >= set->first && !set->s->skip[l]; }
+
+/* One decoder block over the rows of the sets that run it (`active`, count n_active), laid out
+ * one after the other from row 0 of xw. Below a fork's branch the K/V rows already sit in the
+ * parent's cache, so they are not written. */
+static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W, float *xw, const sl_fw_bufs *bf,
+                          const sl_model *m, int32_t l)
+{
     const sl_model_config *c = &m->cfg;
     const sl_block *b = &m->blocks[l];
     int32_t D = c->n_embd, F = c->n_ff, hd = c->head_dim;
     int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
 
-    sl_rmsnorm(s->xn, s->x, b->attn_norm, n, D, c->rms_eps);
-    sl_matmul_job qkv[3] = {{.out = s->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
-                            {.out = s->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
-                            {.out = s->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
-    sl_matmul_group(qkv, 3, s->xn, n);
-    if (s->branching) { /* every row sits at position p */
-        for (int32_t i = 0; i < n; i++) {
-            rope_rows(s->q + i * qd, 1, c->n_head, hd, p, m->inv_freq, s->rope_cs);
-            rope_rows(s->k + i * kvd, 1, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+    sl_rmsnorm(bf->xn, xw, b->attn_norm, W, D, c->rms_eps);
+    sl_matmul_job qkv[3] = {{.out = bf->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
+                            {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
+                            {.out = bf->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
+    sl_matmul_group(qkv, 3, bf->xn, W);
+    for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++) {
+        sl_session *s = active[a]->s;
+        int32_t n = active[a]->n, p = active[a]->p;
+        float *q = bf->q + r * qd, *k = bf->k + r * kvd, *v = bf->v + r * kvd, *att = bf->att + r * qd;
+        if (s->branching) { /* every row sits at position p */
+            for (int32_t i = 0; i < n; i++) {
+                rope_rows(q + i * qd, 1, c->n_head, hd, p, m->inv_freq, s->rope_cs);
+                rope_rows(k + i * kvd, 1, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+            }
+        } else {
+            rope_rows(q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
+            rope_rows(k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
         }
-    } else {
-        rope_rows(s->q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
-        rope_rows(s->k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+        if (!s->parent || l >= s->branch) {
+            store_kv(s->k_cache[l], k, p, n * kvd, kvd, s->params.kv_type);
+            store_kv(s->v_cache[l], v, p, n * kvd, kvd, s->params.kv_type);
+        }
+        if (s->branching)
+            attention_branches(s, l, n, p, q, att);
+        else
+            attention(s, l, n, p, q, att);
     }
-    if (!s->parent || l >= s->branch) {
-        store_kv(s->k_cache[l], s->k, p, n * kvd, kvd, s->params.kv_type);
-        store_kv(s->v_cache[l], s->v, p, n * kvd, kvd, s->params.kv_type);
-    }
-    if (s->branching)
-        attention_branches(s, l, n, p);
-    else
-        attention(s, l, n, p);
-    sl_matmul(s->xn, D, s->att, n, &b->wo, b->bo);
-    add_rows(s->x, s->xn, (int64_t)n * D);
+    sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo);
+    add_rows(xw, bf->xn, (int64_t)W * D);
 
-    sl_rmsnorm(s->xn, s->x, b->ffn_norm, n, D, c->rms_eps);
-    sl_matmul_swiglu(s->ff_gate, s->ff_up, F, s->xn, n, &b->w_gate, b->b_gate, &b->w_up, b->b_up);
-    sl_matmul(s->xn, D, s->ff_gate, n, &b->w_down, b->b_down);
-    add_rows(s->x, s->xn, (int64_t)n * D);
+    sl_rmsnorm(bf->xn, xw, b->ffn_norm, W, D, c->rms_eps);
+    sl_matmul_swiglu(bf->ff_gate, bf->ff_up, F, bf->xn, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up);
+    sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down);
+    add_rows(xw, bf->xn, (int64_t)W * D);
 }
 
 static int32_t request_slot(const sl_session *s, int32_t layer)
@@ -185,25 +202,26 @@ static int32_t request_slot(const sl_session *s, int32_t layer)
     return -1;
 }
 
-/* Record the residual stream entering decoder layer l (l = N: after the last block): into
- * this session's taps for its forks, and into the requested hidden states. */
-static void capture(sl_session *s, int32_t l, int32_t n, int32_t p, bool last_chunk)
+/* Record the residual stream entering decoder layer l (l = N: after the last block), rows x of
+ * the set: into the session's taps for its forks, and into the requested hidden states. */
+static void capture(const sl_fw_set *set, int32_t l, const float *x)
 {
-    int32_t D = s->model->cfg.n_embd;
+    sl_session *s = set->s;
+    int32_t D = s->model->cfg.n_embd, n = set->n, p = set->p;
     sl_tap *t = sl_session_find_tap(s, l);
     if (t)
-        memcpy(t->data + (int64_t)p * D, s->x, (size_t)n * (size_t)D * sizeof(float));
+        memcpy(t->data + (int64_t)p * D, x, (size_t)n * (size_t)D * sizeof(float));
     const sl_rows_capture *rc = s->rows;
     if (rc && rc->slot[l] >= 0) {
         int32_t first = p - rc->pos0 - rc->row0; /* row of this chunk's first token */
         int32_t lo = first < 0 ? -first : 0, hi = rc->n_rows - first < n ? rc->n_rows - first : n;
         if (hi > lo)
-            memcpy(rc->hidden + ((int64_t)rc->slot[l] * rc->n_rows + first + lo) * D, s->x + (int64_t)lo * D,
+            memcpy(rc->hidden + ((int64_t)rc->slot[l] * rc->n_rows + first + lo) * D, x + (int64_t)lo * D,
                    (size_t)(hi - lo) * (size_t)D * sizeof(float));
     }
     int32_t slot = l < s->model->cfg.n_layer ? request_slot(s, l) : -1;
-    if (last_chunk && slot >= 0)
-        memcpy(s->layer_hidden + (int64_t)slot * D, s->x + (int64_t)(n - 1) * D, (size_t)D * sizeof(float));
+    if (set->last_chunk && slot >= 0)
+        memcpy(s->layer_hidden + (int64_t)slot * D, x + (int64_t)(n - 1) * D, (size_t)D * sizeof(float));
 }
 
 /* A fork can start at its branch when the parent recorded every layer it needs for these
@@ -223,14 +241,39 @@ static bool fork_can_use_taps(const sl_session *s, int32_t p)
     return true;
 }
 
-/* The LM head over the final position and every requested layer, as one product. */
-static void output_head(sl_session *s, int32_t n)
+/* The rows of a set entering its first block: the embeddings or, for a fork whose parent has
+ * recorded them, the parent's residual stream at the branch. */
+static void set_start(sl_fw_set *set, float *x)
 {
+    sl_session *s = set->s;
+    const sl_model *m = s->model;
+    int32_t D = m->cfg.n_embd, n = set->n, p = set->p;
+    set->first = 0;
+    if (s->parent && fork_can_use_taps(s, p)) {
+        const sl_tap *t = sl_session_find_tap(s->parent, s->branch);
+        memcpy(x, t->data + (int64_t)p * D, (size_t)n * (size_t)D * sizeof(float));
+        for (int32_t i = 0; i < s->n_req && set->last_chunk; i++) {
+            if (s->req_layers[i] >= s->branch)
+                continue;
+            const sl_tap *u = sl_session_find_tap(s->parent, s->req_layers[i]);
+            memcpy(s->layer_hidden + (int64_t)i * D, u->data + (int64_t)(p + n - 1) * D, (size_t)D * sizeof(float));
+        }
+        set->first = s->branch;
+        return;
+    }
+    for (int32_t i = 0; i < n; i++)
+        sl_weight_row(x + (int64_t)i * D, &m->embed, set->tokens[i]);
+}
+
+/* The LM-head input rows of a set: the final position, then every requested layer's raw and
+ * logit-lens rows (the order of the session's logits buffer). Returns the row count. */
+static int32_t head_rows(const sl_fw_set *set, const float *x, float *rows)
+{
+    sl_session *s = set->s;
     const sl_model *m = s->model;
     const sl_model_config *c = &m->cfg;
     int32_t D = c->n_embd, N = c->n_layer;
-    float *rows = s->head_rows;
-    sl_rmsnorm(rows, s->x + (int64_t)(n - 1) * D, m->final_norm, 1, D, c->rms_eps);
+    sl_rmsnorm(rows, x + (int64_t)(set->n - 1) * D, m->final_norm, 1, D, c->rms_eps);
     int32_t nrows = 1;
     for (int32_t i = 0; i < s->n_req; i++) {
         int32_t l = s->req_layers[i];
@@ -250,52 +293,111 @@ static void output_head(sl_session *s, int32_t n)
                 sl_rmsnorm(dst, hid, m->final_norm, 1, D, c->rms_eps);
         }
     }
-    sl_matmul(s->logits, c->n_vocab, rows, nrows, &m->lm_head, NULL);
+    return nrows;
+}
+
+int32_t sl_fw_head_rows(const sl_session *s)
+{
+    int32_t per = ((s->req_what & SL_LAYER_RAW) ? 1 : 0) + ((s->req_what & SL_LAYER_NORM) ? 1 : 0);
+    return 1 + per * s->n_req;
+}
+
+/* Final rows of a set: hidden_states[N] per position, all-position logits. */
+static void set_finish(const sl_fw_set *set, const float *x, float *xn)
+{
+    sl_session *s = set->s;
+    const sl_model *m = s->model;
+    const sl_model_config *c = &m->cfg;
+    int32_t D = c->n_embd, n = set->n;
+    if (s->keep_hidden) /* the same normalisation the head applies to the last row */
+        sl_rmsnorm(s->final_hidden + (int64_t)set->p * D, x, m->final_norm, n, D, c->rms_eps);
+    if (set->all_logits) {
+        sl_rmsnorm(xn, x, m->final_norm, n, D, c->rms_eps);
+        sl_matmul(s->logits_all + (int64_t)set->all_offset * c->n_vocab, c->n_vocab, xn, n, &m->lm_head, NULL);
+    }
+}
+
+/* Without per-layer requests the last row of logits_all is all the head would give. */
+static bool set_needs_head(const sl_fw_set *set)
+{
+    return set->last_chunk && (!set->all_logits || set->s->n_req > 0);
+}
+
+void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
+{
+    const sl_model *m = sets[0].s->model;
+    const sl_model_config *c = &m->cfg;
+    int32_t D = c->n_embd, N = c->n_layer, V = c->n_vocab;
+    sl_fw_set *stack[64], **active = n_sets <= 64 ? stack : bf->active;
+
+    for (int32_t i = 0; i < n_sets; i++)
+        if (sets[i].src < 0)
+            set_start(&sets[i], bf->x + (int64_t)sets[i].row * D);
+    for (int32_t l = 0; l < N; l++) {
+        int32_t n_active = 0, W = 0;
+        bool all = true;
+        for (int32_t i = 0; i < n_sets; i++) {
+            sl_fw_set *set = &sets[i];
+            if (set->src >= 0 && l == set->first) /* a fork joins from its parent's rows */
+                memcpy(bf->x + (int64_t)set->row * D, bf->x + (int64_t)sets[set->src].row * D,
+                       (size_t)set->n * (size_t)D * sizeof(float));
+            if (l >= set->first || set->src >= 0) /* below a tap start the rows are not this layer's */
+                capture(set, l, bf->x + (int64_t)rows_owner(sets, set, l)->row * D);
+            if (set_runs_block(set, l)) {
+                active[n_active++] = set;
+                W += set->n;
+            } else {
+                all = false;
+            }
+        }
+        if (n_active == 0)
+            continue;
+        if (all) {
+            block_forward(active, n_active, W, bf->x, bf, m, l);
+            continue;
+        }
+        /* Some rows bypass this block: run it on the others, gathered and scattered back. */
+        for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++)
+            memcpy(bf->gather + (int64_t)r * D, bf->x + (int64_t)active[a]->row * D,
+                   (size_t)active[a]->n * (size_t)D * sizeof(float));
+        block_forward(active, n_active, W, bf->gather, bf, m, l);
+        for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++)
+            memcpy(bf->x + (int64_t)active[a]->row * D, bf->gather + (int64_t)r * D,
+                   (size_t)active[a]->n * (size_t)D * sizeof(float));
+    }
+    int32_t n_head = 0;
+    for (int32_t i = 0; i < n_sets; i++) {
+        const float *x = bf->x + (int64_t)rows_owner(sets, &sets[i], N)->row * D;
+        capture(&sets[i], N, x);
+        set_finish(&sets[i], x, bf->xn);
+        if (set_needs_head(&sets[i]))
+            n_head += head_rows(&sets[i], x, bf->head_rows + (int64_t)n_head * D);
+    }
+    /* The LM head once for the final rows and requested layers of every set. */
+    if (n_head > 0)
+        sl_matmul(bf->head_logits, V, bf->head_rows, n_head, &m->lm_head, NULL);
+    for (int32_t i = 0, h = 0; i < n_sets; i++) {
+        sl_session *s = sets[i].s;
+        if (set_needs_head(&sets[i])) {
+            int32_t k = sl_fw_head_rows(s);
+            if (bf->head_logits != s->logits)
+                memcpy(s->logits, bf->head_logits + (int64_t)h * V, (size_t)k * (size_t)V * sizeof(float));
+            h += k;
+        }
+        if (sets[i].last_chunk && sets[i].all_logits) /* same inputs, same kernel: bit-identical rows */
+            memcpy(s->logits, s->logits_all + (int64_t)(sets[i].all_offset + sets[i].n - 1) * V,
+                   (size_t)V * sizeof(float));
+    }
 }
 
 sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
                            int32_t all_offset, sl_error *err)
 {
     (void)err;
-    const sl_model *m = s->model;
-    const sl_model_config *c = &m->cfg;
-    int32_t D = c->n_embd, N = c->n_layer, p = s->pos;
-    int32_t first = 0;
-
-    if (s->parent && fork_can_use_taps(s, p)) {
-        const sl_tap *t = sl_session_find_tap(s->parent, s->branch);
-        memcpy(s->x, t->data + (int64_t)p * D, (size_t)n * (size_t)D * sizeof(float));
-        for (int32_t i = 0; i < s->n_req && last_chunk; i++) {
-            if (s->req_layers[i] >= s->branch)
-                continue;
-            const sl_tap *u = sl_session_find_tap(s->parent, s->req_layers[i]);
-            memcpy(s->layer_hidden + (int64_t)i * D, u->data + (int64_t)(p + n - 1) * D, (size_t)D * sizeof(float));
-        }
-        first = s->branch;
-    } else {
-        for (int32_t i = 0; i < n; i++)
-            sl_weight_row(s->x + (int64_t)i * D, &m->embed, tokens[i]);
-    }
-    for (int32_t l = first; l < N; l++) {
-        capture(s, l, n, p, last_chunk);
-        if (!s->skip[l])
-            block_forward(s, l, n, p);
-    }
-    capture(s, N, n, p, last_chunk);
-    if (s->keep_hidden) /* the same normalisation output_head applies to the last row */
-        sl_rmsnorm(s->final_hidden + (int64_t)p * D, s->x, m->final_norm, n, D, c->rms_eps);
-
-    if (all_logits) {
-        sl_rmsnorm(s->xn, s->x, m->final_norm, n, D, c->rms_eps);
-        sl_matmul(s->logits_all + (int64_t)all_offset * c->n_vocab, c->n_vocab, s->xn, n, &m->lm_head, NULL);
-    }
-    if (last_chunk) {
-        /* Without per-layer requests the last row of logits_all is all the head would give. */
-        if (!all_logits || s->n_req > 0)
-            output_head(s, n);
-        if (all_logits) /* same inputs, same kernel: keep the rows bit-identical */
-            memcpy(s->logits, s->logits_all + (int64_t)(all_offset + n - 1) * c->n_vocab,
-                   (size_t)c->n_vocab * sizeof(float));
-    }
+    sl_fw_set set = {.s = s, .tokens = tokens, .n = n, .p = s->pos, .row = 0, .src = -1,
+                     .last_chunk = last_chunk, .all_logits = all_logits, .all_offset = all_offset};
+    sl_fw_bufs bf = {.x = s->x, .xn = s->xn, .q = s->q, .k = s->k, .v = s->v, .att = s->att,
+                     .ff_gate = s->ff_gate, .ff_up = s->ff_up, .head_rows = s->head_rows, .head_logits = s->logits};
+    sl_forward_sets(&set, 1, &bf);
     return SL_STATUS_OK;
 }

@@ -100,6 +100,35 @@ typedef struct sl_rows_capture {
     float *hidden;  /* [n_slots][n_rows][n_embd] */
 } sl_rows_capture;
 
+/* One session's rows in a forward pass over several sessions (forward.c, batch.c). */
+typedef struct sl_fw_set {
+    sl_session *s;
+    const sl_token *tokens;
+    int32_t n, p;     /* rows of this chunk and the position of the first */
+    int32_t row;      /* first row in the pass's buffers */
+    int32_t first;    /* first block computed (set by the pass, or the fork's branch when src >= 0) */
+    int32_t src;      /* set of this fork's parent, whose rows stand in below `first`; or -1 */
+    bool last_chunk;  /* fill the final and per-layer outputs */
+    bool all_logits;  /* logits of every row into logits_all from all_offset */
+    int32_t all_offset;
+} sl_fw_set;
+
+/* Scratch of a pass: [rows][...] activations for all sets, the rows gathered for a block some
+ * sets bypass, and the stacked LM-head inputs and outputs of every set. */
+typedef struct sl_fw_bufs {
+    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up;
+    float *gather;       /* [rows][n_embd]; unused with one set */
+    float *head_rows;    /* [head rows][n_embd] */
+    float *head_logits;  /* [head rows][n_vocab] */
+    sl_fw_set **active;  /* [sets], needed above 64 sets */
+} sl_fw_bufs;
+
+/* Runs the sets through the model together: each block's products take the rows of every set
+ * that runs it; attention, caches and captures stay per session. */
+void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bufs);
+/* LM-head rows a session's last chunk needs: the final row plus its per-layer requests. */
+int32_t sl_fw_head_rows(const sl_session *s);
+
 /* Forward one chunk of n tokens at positions [s->pos, s->pos + n); fills per-layer outputs
  * when last_chunk. Implemented in forward.c. */
 sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,

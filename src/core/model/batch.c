@@ -1,0 +1,228 @@
+/* Batched evaluation: the next tokens of several sessions of one model in one pass per chunk,
+ * so that every weight is read once for all of their rows. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+#include "internal.h"
+
+/* Rows of one pass: entries are added in order while they fit (a prompt's chunk with its
+ * forks counts whole), so scratch stays bounded when many prompts arrive together. */
+#define PASS_ROWS 512
+
+typedef struct batch_plan {
+    int32_t *parent;  /* [n]: entry of a fork's parent evaluated with it, or -1 */
+    int32_t *done;    /* [n]: tokens evaluated so far */
+    sl_fw_set *sets;  /* [n] */
+    sl_fw_bufs bufs;
+} batch_plan;
+
+static void plan_free(batch_plan *p)
+{
+    free(p->parent);
+    free(p->done);
+    free(p->sets);
+    sl_fw_bufs *b = &p->bufs;
+    free(b->x);
+    free(b->xn);
+    free(b->q);
+    free(b->k);
+    free(b->v);
+    free(b->att);
+    free(b->ff_gate);
+    free(b->ff_up);
+    free(b->gather);
+    free(b->head_rows);
+    free(b->head_logits);
+    free(b->active);
+}
+
+static int32_t find_entry(const sl_batch_entry *e, int32_t n, const sl_session *s)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (e[i].session == s)
+            return i;
+    return -1;
+}
+
+/* The checks of sl_session_eval for entry i, and those of a batch: one model, each session
+ * once, a fork with its parent only when both evaluate the same tokens from the same point. */
+static sl_status check_entry(const sl_batch_entry *e, int32_t n, int32_t i, int32_t *parent, sl_error *err)
+{
+    const sl_session *s = e[i].session;
+    if (!s)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d has no session", i + 1);
+    const sl_model_config *c = &s->model->cfg;
+    if (s->model != e[0].session->model)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d is a session of %s, entry 1 of %s", i + 1,
+                            s->model->path, e[0].session->model->path);
+    if (find_entry(e, i, s) >= 0)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d repeats the session of entry %d", i + 1,
+                            find_entry(e, i, s) + 1);
+    if (e[i].n_tokens <= 0 || !e[i].tokens)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d has no tokens", i + 1);
+    for (int32_t k = 0; k < e[i].n_tokens; k++)
+        if (e[i].tokens[k] < 0 || e[i].tokens[k] >= c->n_vocab)
+            return sl_error_set(err, SL_STATUS_E_RANGE, "eval_batch: entry %d: token id %d out of range [0, %d]",
+                                i + 1, e[i].tokens[k], c->n_vocab - 1);
+    if (e[i].n_tokens > s->n_ctx - s->pos)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "eval_batch: entry %d: context full (%d + %d tokens > n_ctx %d)",
+                            i + 1, s->pos, e[i].n_tokens, s->n_ctx);
+    parent[i] = -1;
+    if (!s->parent)
+        return SL_STATUS_OK;
+    const sl_session *p = s->parent;
+    int32_t j = find_entry(e, n, p);
+    if (j >= 0) {
+        if (p->pos != s->pos || e[j].n_tokens != e[i].n_tokens || p->params.n_batch != s->params.n_batch ||
+            memcmp(e[j].tokens, e[i].tokens, (size_t)e[i].n_tokens * sizeof *e[i].tokens) != 0 ||
+            (s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0))
+            return sl_error_set(err, SL_STATUS_E_STATE,
+                                "eval_batch: entry %d is a fork of entry %d and must evaluate the same tokens from "
+                                "the same position (fork at %d, parent at %d)",
+                                i + 1, j + 1, s->pos, p->pos);
+        parent[i] = j;
+        return SL_STATUS_OK;
+    }
+    if (p->pos < s->pos + e[i].n_tokens)
+        return sl_error_set(err, SL_STATUS_E_STATE,
+                            "eval_batch: entry %d: a fork must follow its parent (parent at position %d, fork needs %d)",
+                            i + 1, p->pos, s->pos + e[i].n_tokens);
+    if ((s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0) ||
+        memcmp(p->tokens + s->pos, e[i].tokens, (size_t)e[i].n_tokens * sizeof *e[i].tokens) != 0)
+        return sl_error_set(err, SL_STATUS_E_STATE, "eval_batch: entry %d: fork tokens differ from its parent's", i + 1);
+    return SL_STATUS_OK;
+}
+
+static int32_t chunk_of(const sl_batch_entry *e, const int32_t *done, int32_t i)
+{
+    int32_t left = e[i].n_tokens - done[i], nb = e[i].session->params.n_batch;
+    return left < nb ? left : nb;
+}
+
+/* Rows entry i takes in its next pass: its chunk, and the same again for each fork with it. */
+static int32_t group_rows(const sl_batch_entry *e, int32_t n, const int32_t *parent, const int32_t *done, int32_t i)
+{
+    int32_t chunk = chunk_of(e, done, i), rows = chunk;
+    for (int32_t k = 0; k < n; k++)
+        if (parent[k] == i)
+            rows += chunk;
+    return rows;
+}
+
+static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t rows, int32_t head, int32_t n)
+{
+    size_t R = (size_t)rows, D = (size_t)c->n_embd, qd = (size_t)c->n_head * (size_t)c->head_dim;
+    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)c->n_ff;
+    sl_fw_bufs *b = &p->bufs;
+    b->x = malloc(R * D * sizeof(float));
+    b->xn = malloc(R * D * sizeof(float));
+    b->gather = malloc(R * D * sizeof(float));
+    b->q = malloc(R * qd * sizeof(float));
+    b->att = malloc(R * qd * sizeof(float));
+    b->k = malloc(R * kvd * sizeof(float));
+    b->v = malloc(R * kvd * sizeof(float));
+    b->ff_gate = malloc(R * F * sizeof(float));
+    b->ff_up = malloc(R * F * sizeof(float));
+    b->head_rows = malloc((size_t)head * D * sizeof(float));
+    b->head_logits = malloc((size_t)head * (size_t)c->n_vocab * sizeof(float));
+    b->active = malloc((size_t)n * sizeof *b->active);
+    bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up &&
+              b->head_rows && b->head_logits && b->active;
+    return ok ? SL_STATUS_OK : SL_STATUS_E_NOMEM;
+}
+
+/* Entry k's next `chunk` tokens as a set of this pass; src: the set of its parent, or -1. */
+static void add_set(batch_plan *p, const sl_batch_entry *e, int32_t k, int32_t chunk, int32_t src, int32_t *n_sets,
+                    int32_t *rows)
+{
+    sl_session *s = e[k].session;
+    p->sets[(*n_sets)++] = (sl_fw_set){.s = s, .tokens = e[k].tokens + p->done[k], .n = chunk, .p = s->pos,
+                                       .row = *rows, .first = src >= 0 ? s->branch : 0, .src = src,
+                                       .last_chunk = p->done[k] + chunk == e[k].n_tokens,
+                                       .all_logits = (e[k].flags & SL_EVAL_ALL_LOGITS) != 0,
+                                       .all_offset = p->done[k]};
+    *rows += chunk;
+}
+
+sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *err)
+{
+    if (n <= 0 || !e)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: no entries");
+    if (n == 1 && e[0].session)
+        return sl_session_eval(e[0].session, e[0].tokens, e[0].n_tokens, e[0].flags, err);
+    batch_plan p = {0};
+    p.parent = malloc((size_t)n * sizeof *p.parent);
+    p.done = calloc((size_t)n, sizeof *p.done);
+    p.sets = malloc((size_t)n * sizeof *p.sets);
+    if (!p.parent || !p.done || !p.sets) {
+        plan_free(&p);
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for %d entries", n);
+    }
+    sl_status rc = SL_STATUS_OK;
+    for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
+        rc = check_entry(e, n, i, p.parent, err);
+    const sl_model_config *c = rc == SL_STATUS_OK ? &e[0].session->model->cfg : NULL;
+    int32_t max_rows = PASS_ROWS, head = 0;
+    for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
+        sl_session *s = e[i].session;
+        rc = sl_session_reserve(s, s->pos + e[i].n_tokens, err);
+        if (rc == SL_STATUS_OK && (e[i].flags & SL_EVAL_ALL_LOGITS) && e[i].n_tokens > s->cap_all) {
+            float *grown = realloc(s->logits_all, (size_t)e[i].n_tokens * (size_t)c->n_vocab * sizeof *grown);
+            if (!grown)
+                rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for %d rows of logits",
+                                  e[i].n_tokens);
+            else {
+                s->logits_all = grown;
+                s->cap_all = e[i].n_tokens;
+            }
+        }
+        if (p.parent[i] < 0) {
+            int32_t rows = group_rows(e, n, p.parent, p.done, i);
+            max_rows = rows > max_rows ? rows : max_rows;
+        }
+        head += sl_fw_head_rows(s);
+    }
+    if (rc == SL_STATUS_OK && alloc_bufs(&p, c, max_rows, head, n) != SL_STATUS_OK)
+        rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for a pass of %d rows", max_rows);
+    if (rc != SL_STATUS_OK) {
+        plan_free(&p);
+        return rc;
+    }
+
+    /* Nothing below can fail: the sessions only change from here on. */
+    for (;;) {
+        int32_t n_sets = 0, rows = 0;
+        for (int32_t i = 0; i < n; i++) {
+            if (p.parent[i] >= 0 || p.done[i] == e[i].n_tokens)
+                continue;
+            int32_t need = group_rows(e, n, p.parent, p.done, i);
+            if (rows > 0 && rows + need > max_rows)
+                continue;
+            int32_t chunk = chunk_of(e, p.done, i), at = n_sets;
+            add_set(&p, e, i, chunk, -1, &n_sets, &rows);
+            for (int32_t k = 0; k < n; k++)
+                if (p.parent[k] == i)
+                    add_set(&p, e, k, chunk, at, &n_sets, &rows);
+        }
+        if (n_sets == 0)
+            break;
+        sl_forward_sets(p.sets, n_sets, &p.bufs);
+        for (int32_t j = 0; j < n_sets; j++) {
+            sl_session *s = p.sets[j].s;
+            int32_t i = find_entry(e, n, s);
+            memcpy(s->tokens + s->pos, p.sets[j].tokens, (size_t)p.sets[j].n * sizeof *s->tokens);
+            s->pos += p.sets[j].n;
+            p.done[i] += p.sets[j].n;
+        }
+    }
+    for (int32_t i = 0; i < n; i++) {
+        sl_session *s = e[i].session;
+        s->n_all = (e[i].flags & SL_EVAL_ALL_LOGITS) ? e[i].n_tokens : 0;
+        s->n_branches = 0;
+        s->has_logits = true;
+        s->has_layers = true;
+    }
+    plan_free(&p);
+    return SL_STATUS_OK;
+}
