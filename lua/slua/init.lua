@@ -21,6 +21,10 @@ local M = {
   json = { encode = core.json_encode, decode = core.json_decode, null = core.null },
   load_tokenizer = core.load_tokenizer,
   clock = core.clock,         -- monotonic wall clock in seconds
+  -- sl.eval_batch{{session, ids | id [, all_logits = true]}, ...} -> {Output, ...}: several
+  -- sessions of one model evaluated together, each weight read once for all their rows; a
+  -- fork may come with its parent (same tokens). Outputs equal those of session:prefill/step.
+  eval_batch = core.eval_batch,
 }
 
 -- The directory holding lua/, recipes/ and models/ (set by the host; found from package.path

@@ -21,6 +21,7 @@
 -- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
 -- result, with stop_reason "interrupted".
 local core = require "slua.core"
+local batch = require "slua.batch"
 
 local run = {}
 
@@ -45,8 +46,13 @@ run.common = {
 for k, v in pairs(require("slua.chat_options").common) do run.input[k] = v end  -- --chat, --messages, ...
 for k, v in pairs(run.input) do run.common[k] = v end
 
--- In-process runs (run.invoke): the model to use and the results collected instead of printed.
-local host = nil
+-- In-process runs (run.invoke): the model to use and the results collected instead of printed,
+-- per coroutine, so that the jobs slua.batch runs side by side each have their own.
+local hosts = setmetatable({}, { __mode = "k" })
+local function current_host() return hosts[coroutine.running()] end
+
+-- A coroutine started on behalf of the running code (slua.batch) runs under its host.
+function run.inherit_host(co) hosts[co] = current_host() end
 
 -- sl.run_options(arg, own [, "input"]): the options of a recipe, its own merged over the common
 -- ones of a generation recipe (or, with "input", of a recipe that only reads a prompt).
@@ -59,6 +65,7 @@ function run.options(argv, own, kind)
   chat_options.apply_generation_config(argv, declared)  -- HF: the file's values, then flags
   local opt = sl.options(argv, declared)
   chat_options.check(opt)
+  local host = current_host()
   if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
   return opt
 end
@@ -106,7 +113,7 @@ local function split_stops(text)
 end
 
 local function emit(opt, s)
-  if not host and opt.format == "text" and s ~= "" then
+  if not current_host() and opt.format == "text" and s ~= "" then
     io.write(s)
     io.flush()
   end
@@ -148,6 +155,7 @@ end
 function run.model(opt)
   local sl = require "slua"
   sl.set_threads(opt.threads)
+  local host = current_host()
   return host and host.model
     or sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
 end
@@ -155,6 +163,7 @@ end
 -- Hands over the result of a run: to the in-process caller (run.invoke), else as one JSON
 -- object, else through write_text(result) in text mode.
 function run.emit_result(result, opt, write_text)
+  local host = current_host()
   if host then
     host.results[#host.results + 1] = result
   elseif opt.format == "json" then
@@ -176,7 +185,7 @@ function run.guard(opt, finish, streamed)
     if is_interrupt(err) then
       g.finished = true
       finish()
-    elseif streamed and opt.format == "text" and not host then
+    elseif streamed and opt.format == "text" and not current_host() then
       io.write("\n")
       io.flush()
     end
@@ -202,6 +211,7 @@ function run.generate(spec)
   -- A host's prefix cache (run.invoke with opts.sessions): the main session of the previous
   -- generation with the same model and session options is continued from the longest prefix
   -- it shares with this prompt. Recipes with amateur sessions always start afresh.
+  local host = current_host()
   local pool, reused = host and host.sessions, nil
   local pool_key = pool and not spec.amateurs and (model.path .. core.json_encode(session_opts or {}))
   if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
@@ -244,6 +254,15 @@ function run.generate(spec)
   end
   local guard <close> = run.guard(opt, function() stop_reason = "interrupted"; finish() end, true)
 
+  -- The main session and the amateurs in one pass (a fork joins at its branch), which under
+  -- slua.batch is also the pass of the other running generations.
+  local function eval_all(ids, amateur_ids)
+    local requests = { { ctx.session, ids } }
+    for i, a in ipairs(ctx.amateurs) do requests[i + 1] = { a, amateur_ids } end
+    local outs = batch.eval(requests)
+    ctx.out, ctx.amateur_outs = outs[1], table.move(outs, 2, #outs, 1, {})
+  end
+
   local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   local n_vocab = model.n_vocab
   local who = ("the scores function of %s"):format(spec.recipe or "the recipe")
@@ -254,9 +273,7 @@ function run.generate(spec)
       while keep < #prompt - 1 and held[keep + 1] == prompt[keep + 1] do keep = keep + 1 end
       ctx.session:rewind(keep)
     end
-    ctx.out = ctx.session:prefill(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}))
-    ctx.amateur_outs = {}
-    for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:prefill(prompt) end
+    eval_all(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}), prompt)
   end
   for step = 0, opt.max_new_tokens - 1 do
     ctx.step = step
@@ -285,8 +302,7 @@ function run.generate(spec)
     end
     if step == opt.max_new_tokens - 1 then break end
     if ctx.session:pos() >= max_pos then stop_reason = "context_full"; break end
-    ctx.out = ctx.session:step(id)
-    for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
+    eval_all(id, id)
   end
   guard.finished = true
   local result = finish()
@@ -338,12 +354,13 @@ function run.invoke(recipe, argv, opts)
   if #argv == 0 and next(argv) ~= nil then argv = run.argv(argv) end
   local recipe_arg = { [0] = path }
   for i, v in ipairs(argv) do recipe_arg[i] = v end
-  local saved_arg, saved_host = _G.arg, host
+  local co = coroutine.running()
+  local saved_arg, saved_host = _G.arg, hosts[co]
   local mine = { model = opts and opts.model, probe = opts and opts.probe, sessions = opts and opts.sessions,
                  results = {} }
-  _G.arg, host = recipe_arg, mine
+  _G.arg, hosts[co] = recipe_arg, mine
   local ok, e = pcall(chunk, table.unpack(recipe_arg))
-  _G.arg, host = saved_arg, saved_host
+  _G.arg, hosts[co] = saved_arg, saved_host
   if not ok then error(e, 0) end
   return mine.results
 end

@@ -68,6 +68,7 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_register_contrast(L);
     sl_lua_register_fs(L);
     sl_lua_register_eval(L);
+    sl_lua_register_session(L);
     lua_pushcfunction(L, l_set_threads);
     lua_setfield(L, -2, "set_threads");
     lua_pushcfunction(L, l_threads);

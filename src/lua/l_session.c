@@ -448,6 +448,64 @@ static int l_output_layer_summary(lua_State *L)
     return 1;
 }
 
+/* core.eval_batch{{session, ids | id [, all_logits = bool]}, ...} -> {Output, ...}: the entries
+ * evaluated together (sl_session_eval_batch); outputs in the order of the entries. */
+static int l_eval_batch(lua_State *L)
+{
+    lua_settop(L, 1);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    if (n < 1 || n > 1 << 20)
+        return luaL_argerror(L, 1, "eval_batch wants 1 to 1048576 entries");
+    sl_batch_entry *e = lua_newuserdatauv(L, (size_t)n * sizeof *e, 0); /* 2 */
+    lua_createtable(L, (int)n, 0);                                      /* 3: the id arrays, kept alive */
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_geti(L, 1, i) != LUA_TTABLE)
+            return luaL_error(L, "eval_batch: entry %d is not a table {session, ids}", (int)i);
+        lua_geti(L, -1, 1);
+        l_session_box *b = luaL_testudata(L, -1, L_SESSION);
+        if (!b || !b->s)
+            return luaL_error(L, "eval_batch: entry %d: [1] is not an open slua.Session", (int)i);
+        lua_pop(L, 1);
+        int32_t count = 1, *ids;
+        int t = lua_geti(L, -1, 2);
+        if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
+            lua_Integer id = lua_tointeger(L, -1);
+            ids = lua_newuserdatauv(L, sizeof *ids, 0);
+            ids[0] = id < INT32_MIN || id > INT32_MAX ? -1 : (int32_t)id;
+        } else if (t == LUA_TTABLE) {
+            ids = l_checkintarray(L, -1, &count, "ids");
+        } else {
+            return luaL_error(L, "eval_batch: entry %d: [2] must be a token id or a list of ids", (int)i);
+        }
+        lua_rawseti(L, 3, i);
+        lua_pop(L, 1);
+        unsigned flags = l_optfield_boolean(L, lua_gettop(L), "all_logits", 0) ? SL_EVAL_ALL_LOGITS : 0;
+        lua_pop(L, 1);
+        e[i - 1] = (sl_batch_entry){b->s, ids, count, flags};
+    }
+    sl_error err;
+    if (sl_session_eval_batch(e, (int32_t)n, &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
+    lua_createtable(L, (int)n, 0);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 1, i);
+        lua_geti(L, -1, 1);
+        l_session_box *b = lua_touserdata(L, -1);
+        b->generation++;
+        push_output(L, lua_gettop(L), b);
+        lua_rawseti(L, -4, i);
+        lua_pop(L, 2);
+    }
+    return 1;
+}
+
+void sl_lua_register_session(lua_State *L)
+{
+    lua_pushcfunction(L, l_eval_batch);
+    lua_setfield(L, -2, "eval_batch");
+}
+
 void sl_lua_open_session(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"prefill", l_session_prefill},

@@ -92,6 +92,7 @@ void sl_lua_register_json(lua_State *L);
 void sl_lua_register_contrast(lua_State *L);
 void sl_lua_register_fs(lua_State *L);
 void sl_lua_register_eval(lua_State *L);
+void sl_lua_register_session(lua_State *L);
 
 /* Push a tokenizer userdata owning tok (used by model loading). */
 void l_pushtokenizer(lua_State *L, sl_tokenizer *tok);

@@ -1,0 +1,116 @@
+-- slua.batch: many generations at once, each weight read once for all of them.
+--
+--   local outs = batch.eval{ {session, ids}, {amateur, ids} }   -- one pass (sl.eval_batch)
+--   local results = batch.map(prompts, function(p) return run_one(p) end, { batch = 8 })
+--
+-- Code that evaluates its sessions through batch.eval (the generation loop every recipe shares
+-- does) runs unchanged alone or as a job of batch.map. batch.map runs up to `batch` jobs as
+-- coroutines: each runs until it needs an evaluation; when every running job waits, all their
+-- requests go to the C core as one pass, prompts of newly started jobs mixed with the single
+-- steps of the others; a finished job's slot takes the next item at once (continuous
+-- batching). Results equal those of running the jobs one after the other, up to float32
+-- summation order (see sl_session_eval_batch), since each job keeps its own sessions, options,
+-- processors and random generator.
+local core = require "slua.core"
+
+local M = {}
+
+local WAIT = {}                                        -- what a job yields with its requests
+local slots = setmetatable({}, { __mode = "k" })       -- job coroutine -> its slot in batch.map
+
+-- The requests of one pass, grouped by model (sessions of different models cannot share a
+-- product), outputs in request order.
+local function eval_now(requests)
+  if #requests == 1 or requests[1] == nil then return core.eval_batch(requests) end
+  local groups, order = {}, {}
+  for i, r in ipairs(requests) do
+    local session = type(r) == "table" and r[1]
+    local model = type(session) == "userdata" and session:model() or false
+    if not groups[model] then groups[model] = {}; order[#order + 1] = model end
+    local g = groups[model]
+    g[#g + 1] = i
+  end
+  if #order == 1 then return core.eval_batch(requests) end
+  local outs = {}
+  for _, model in ipairs(order) do
+    local list = {}
+    for k, i in ipairs(groups[model]) do list[k] = requests[i] end
+    for k, o in ipairs(core.eval_batch(list)) do outs[groups[model][k]] = o end
+  end
+  return outs
+end
+
+-- batch.eval(requests) -> outputs: requests are {session, ids | id [, all_logits = true]}; the
+-- outputs those of session:prefill/step, in order. Inside a job of batch.map the requests wait
+-- for the pass shared with the other jobs.
+function M.eval(requests)
+  if slots[coroutine.running()] then return coroutine.yield(WAIT, requests) end
+  return eval_now(requests)
+end
+
+-- The slot (1 .. batch) of the running job of batch.map, or nil outside one: jobs in the same
+-- slot run one after the other, so a per-slot cache (a prefix cache's session) is never in
+-- use by two jobs at once.
+function M.slot() return slots[coroutine.running()] end
+
+-- batch.map(items, fn, opts) -> results, results[i] = fn(items[i], i)
+-- opts.batch: jobs at once (default 8); opts.on_result(i, result): called as each job finishes,
+-- in the order they finish. An error in a job stops the others and is raised again here.
+function M.map(items, fn, opts)
+  opts = opts or {}
+  local width = math.max(1, math.floor(opts.batch or 8))
+  local run = require "slua.run"
+  local results, running, free, next_item = {}, {}, {}, 1
+  for s = width, 1, -1 do free[#free + 1] = s end
+
+  -- Resumes a job; false once it has finished (its slot is free again).
+  local function resume(job, outs)
+    local ok, tag, requests = coroutine.resume(job.co, outs)
+    if not ok then error(tag, 0) end
+    if coroutine.status(job.co) == "dead" then
+      results[job.i] = tag
+      free[#free + 1] = job.slot
+      if opts.on_result then opts.on_result(job.i, tag) end
+      return false
+    end
+    if tag ~= WAIT then error("slua.batch: a job yielded outside batch.eval", 0) end
+    job.requests = requests
+    return true
+  end
+
+  local saved_arg = _G.arg  -- recipes run by jobs set it in turn
+  local ok, err = pcall(function()
+    while true do
+      while #free > 0 and next_item <= #items do
+        local i = next_item
+        next_item = i + 1
+        local job = { i = i, slot = table.remove(free), co = coroutine.create(function() return fn(items[i], i) end) }
+        slots[job.co] = job.slot
+        run.inherit_host(job.co)
+        if resume(job, nil) then running[#running + 1] = job end
+      end
+      if #running == 0 then break end
+      local all, first = {}, {}
+      for j, job in ipairs(running) do
+        first[j] = #all + 1
+        table.move(job.requests, 1, #job.requests, #all + 1, all)
+      end
+      local outs = M.eval(all)
+      local still = {}
+      for j, job in ipairs(running) do
+        local mine = table.move(outs, first[j], first[j] + #job.requests - 1, 1, {})
+        job.requests = nil
+        if resume(job, mine) then still[#still + 1] = job end
+      end
+      running = still
+    end
+  end)
+  _G.arg = saved_arg
+  if not ok then
+    for _, job in ipairs(running) do coroutine.close(job.co) end
+    error(err, 0)
+  end
+  return results
+end
+
+return M
