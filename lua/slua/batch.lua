@@ -113,4 +113,27 @@ function M.map(items, fn, opts)
   return results
 end
 
+-- batch.generate_many{recipe = "greedy", runs = {{prompt = "..."}, ...}, options = {...},
+--                     model = m, batch = 8, on_result = function(i, result) end} -> results
+-- Runs a recipe once per entry of runs (its flags as a table, over the shared options), up to
+-- `batch` generations at once on one loaded model (default: the recipe loads --model's, once
+-- per run), and returns each run's result table (what --format json prints), in run order.
+function M.generate_many(spec)
+  local run = require "slua.run"
+  local sl = require "slua"
+  if type(spec) ~= "table" or type(spec.runs) ~= "table" then
+    sl.fail("generate_many: wants {recipe = NAME, runs = {{flags}, ...}}")
+  end
+  local recipe = spec.recipe or "greedy"
+  local function one(flags)
+    local options = {}
+    for k, v in pairs(spec.options or {}) do options[k] = v end
+    for k, v in pairs(flags) do options[k] = v end
+    options.format = "json"
+    local results = run.invoke(recipe, options, { model = spec.model })
+    return results[#results] or sl.fail(("generate_many: recipe %s made no generation"):format(recipe))
+  end
+  return M.map(spec.runs, one, { batch = spec.batch, on_result = spec.on_result })
+end
+
 return M

@@ -152,5 +152,6 @@ M.generate = run.generate
 M.prompt_ids = run.prompt_ids
 M.run_options = run.options  -- sl.options over the flags every generation recipe shares
 M.invoke = run.invoke        -- run a recipe in this process, its results returned, not printed
+M.generate_many = require("slua.batch").generate_many  -- many runs of a recipe, batched
 
 return M
