@@ -129,8 +129,8 @@ function M.score_answer(model, a, setting)
   return r
 end
 
--- The generation loop's prefix cache per model: every GSM8K question shares the 8-shot demo,
--- every StrategyQA question the 6-shot one.
+-- The generation loop's prefix caches per model and batch slot: every GSM8K question shares
+-- the 8-shot demo, every StrategyQA question the 6-shot one.
 local generation_cache = setmetatable({}, { __mode = "k" })
 
 -- Generates a completion of prompt_text with any recipe, in this process, on a loaded model
@@ -159,8 +159,11 @@ function M.generate(model, prompt_text, setting, stops)
   end
   local cache = nil
   if setting.prefix_cache ~= false then
-    cache = generation_cache[model] or {}
-    generation_cache[model] = cache
+    -- one cache per slot of a batch (slua.batch), so that no two running generations share one
+    local slot = require("slua.batch").slot() or 0
+    generation_cache[model] = generation_cache[model] or {}
+    cache = generation_cache[model][slot] or {}
+    generation_cache[model][slot] = cache
   end
   local results = sl.invoke(setting.recipe or "greedy", options, { model = model, sessions = cache })
   local r = results[#results] or sl.fail("eval: the recipe made no generation")

@@ -219,6 +219,25 @@ T.case("a rerun with other settings is refused", function()
   T.truthy(not text:find("traceback", 1, true), "no traceback")
 end)
 
+T.case("--batch 3 generates the items together: the same answers as one at a time", function()
+  local one, three = tmp .. "/gsm-b1.jsonl", tmp .. "/gsm-b3.jsonl"
+  local common = "gsm8k --limit 5 --max-new-tokens 12 --progress never --output "
+  local s1, s3 = eval_cli(common .. one), eval_cli(common .. three .. " --batch 3")
+  T.eq(s3.batch, 3, "summary records the batch")
+  T.eq(s1.settings_hash, s3.settings_hash, "the batch is not a setting")
+  local by_id = {}
+  for _, r in ipairs(read_lines(one)) do by_id[r.id] = r end
+  local lines = read_lines(three)
+  T.eq(#lines, 5, "every item once")
+  for _, r in ipairs(lines) do
+    T.eq(r.completion, by_id[r.id].completion, "completion of " .. tostring(r.id))
+    T.eq(r.model_answer, by_id[r.id].model_answer, "answer of " .. tostring(r.id))
+  end
+  local q8 = eval_cli("gsm8k --limit 1 --max-new-tokens 4 --progress never --weights q8_0")
+  T.eq(q8.settings.weights, "q8_0", "8-bit weights are a setting")
+  T.truthy(q8.settings_hash ~= s1.settings_hash, "and change the hash")
+end)
+
 T.case("shards 0/3, 1/3, 2/3 merged equal one run", function()
   local whole = eval_cli(base .. " --output " .. tmp .. "/whole.out")
   local paths = {}

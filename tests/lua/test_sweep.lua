@@ -153,6 +153,27 @@ T.case("three shards merged equal the single-process results", function()
   T.truthy(not ok and st:find("shards to rerun: 1", 1, true), st)
 end)
 
+T.case("--batch 5 runs the pairs' generations together: the same tokens as one at a time", function()
+  local dir = tmpdir()
+  local out, ok = sweep(("%s/dola12.lua --out %s --quiet --batch 5"):format(DATA, dir))
+  T.truthy(ok, out)
+  local by_key = {}
+  for _, r in ipairs(lines_of(dola_out .. "/results.jsonl")) do by_key[r.point .. "/" .. r.item] = r end
+  local batched = lines_of(dir .. "/results.jsonl")
+  T.eq(#batched, 12, "every pair once")
+  for _, r in ipairs(batched) do
+    local one = by_key[r.point .. "/" .. r.item]
+    T.eq(sl.json.encode(r.new_ids), sl.json.encode(one.new_ids), r.point .. "/" .. r.item .. " tokens")
+    T.eq(r.text, one.text, "text")
+    for i, step in ipairs(one.steps) do
+      T.eq(r.steps[i].premature_layer, step.premature_layer, "premature layer")
+      T.near(r.steps[i].top[1][2], step.top[1][2], 1e-4, "top score")
+    end
+  end
+  out, ok = sweep(("%s/dola12.lua --out %s --quiet --batch 0"):format(DATA, dir))
+  T.truthy(not ok and out:find("--batch expects an integer in [1, 256]", 1, true), out)
+end)
+
 -- 5 points x 8 prompts of long greedy runs, killed at random moments.
 local function resume_sweep(dir)
   local prompts = {}

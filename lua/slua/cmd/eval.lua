@@ -7,6 +7,7 @@
 --          [--relative-top X] [--relative-top-value V] [--post-softmax true|false]
 --          [--recipe NAME] [--recipe-options JSON] [--max-new-tokens 256] [--repetition-penalty P]
 --          [--lang zh] [--n-ctx N] [--threads N] [--progress auto|always|never] [--pause SECONDS]
+--          [--batch N] [--weights stored|q8_0]
 --        slua eval --merge a.jsonl b.jsonl ... [--output merged.jsonl]
 --
 -- --early-exit-layers as the official scripts read it: one entry = baseline, two = static DoLa
@@ -18,7 +19,9 @@
 -- (TruthfulQA: {id, prompt_ids|n_prefix, answers=[{kind, full_ids}], ref_true, ref_best};
 -- FACTOR: {id, prompt_ids|n_prefix, full_ids=[true, false...]}). Each finished item is one line
 -- of --output, fsync'd; a rerun with the same output resumes, and refuses other settings. The
--- summary JSON goes to stdout; a progress line to stderr when it is a terminal.
+-- summary JSON goes to stdout; a progress line to stderr when it is a terminal. --batch N runs
+-- the generations of N items together (continuous batching): the same tokens, several times
+-- the throughput.
 local sl = require "slua"
 local ev = require "slua.eval"
 local runner = require "slua.eval.runner"
@@ -65,18 +68,25 @@ local opt = sl.options(rest, {
   recipe = "", recipe_options = "", max_new_tokens = 256, repetition_penalty = "", lang = "zh", seed = 42,
   threads = 0, progress = { default = "auto", choices = { "auto", "always", "never" } },
   pause = { default = 0.0, min = 0 }, n_ctx = 0,
+  batch = { default = 1, min = 1, max = 256,
+            help = "generations run together, each weight read once for all (same tokens; scores up to float32 summation order)" },
+  weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
 })
 if opt.data ~= "" and opt.items ~= "" then sl.fail("give --data or --items, not both", 2) end
 local shard = runner.parse_shard(opt.shard)
 sl.set_threads(opt.threads)
 
-local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil))
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
 local setting, settings = evs.build(task, model, opt)
+-- lossy weights change the results, so they are part of the settings (and of the hash); the
+-- stored weights add nothing, which keeps the hashes of existing result files
+if opt.weights ~= "stored" then settings.weights = opt.weights end
 local items, extra = evs.items(task, opt)
 for k, v in pairs(extra) do settings[k] = v end
 
 local summary = sl.try(runner.run, {
   task = task, model = model, items = items, setting = setting, settings = settings,
   output = opt.output ~= "" and opt.output or nil, shard = shard, progress = opt.progress, pause = opt.pause,
+  batch = opt.batch,
 })
 io.write(sl.json.encode(summary), "\n")

@@ -2,7 +2,7 @@
 -- task's items, in one process, resumably.
 --
 -- Usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--steps] [--quiet] [--no-report]
---                   [--sync-every SECONDS]
+--                   [--sync-every SECONDS] [--batch N]
 --        slua sweep FILE.lua --slurm [--array-size N] [--partition P] [--time T]
 --                   [--cpus-per-task C] [--sbatch-arg ARG]... [--dry-run] [--resubmit-missing]
 --        slua sweep report OUT [--format md|json]
@@ -13,7 +13,8 @@
 -- line per (point, item); rerunning skips finished pairs. --shard I/N runs one deterministic
 -- part into OUT/shard-I; merge joins shards and lists missing pairs. --slurm hands the shards
 -- to a Slurm job array; --backend NAME picks lua/slua/sweep/backend/NAME.lua, which also
--- declares its own flags (slurm.lua: the Slurm ones above).
+-- declares its own flags (slurm.lua: the Slurm ones above). --batch N runs N pairs' generations
+-- together (continuous batching; same tokens, scores up to float32 summation order).
 local sl = require "slua"
 local spec = require "slua.sweep.spec"
 local runner = require "slua.sweep.runner"
@@ -56,6 +57,7 @@ end
 
 local run_flags = {
   out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag", sync_every = "value",
+  batch = "value",
   backend = "value", slurm = "flag",   -- --slurm = --backend slurm
 }
 
@@ -144,7 +146,12 @@ local function run_sweep(argv)
   end
   local sync_every = tonumber(opt.sync_every or 1)
   if not sync_every or sync_every < 0 then sl.fail("sweep: --sync-every expects seconds >= 0") end
-  local n = runner.run(plan, dir, { pairs = pairs_to_run, quiet = opt.quiet, sync_every = sync_every })
+  local width = math.tointeger(tonumber(opt.batch or 1))
+  if not width or width < 1 or width > 256 then
+    sl.fail(("sweep: option --batch expects an integer in [1, 256] (got '%s')"):format(tostring(opt.batch)), 2)
+  end
+  local n = runner.run(plan, dir, { pairs = pairs_to_run, quiet = opt.quiet, sync_every = sync_every,
+                                    batch = width })
   io.stderr:write(("sweep: %d runs made, %d pairs in %s/results.jsonl\n"):format(n, #pairs_to_run, dir))
   if not opt.shard and not opt.no_report then
     local _, files = report.write(dir)

@@ -3,12 +3,14 @@
 -- settings, a progress line on a terminal, merging of shard files, and the summary.
 --
 --   runner.run{ task = mod, model = m, items = {...}, setting = {...}, settings = {...},
---               output = "results.jsonl", shard = {i, n}, progress = "auto", pause = 0 } -> summary
+--               output = "results.jsonl", shard = {i, n}, progress = "auto", pause = 0,
+--               batch = 1 } -> summary
 --
 -- `settings` is everything that decides the results (hashed into every line); `setting` is what
 -- task.evaluate receives.
 local sl = require "slua"
 local core = require "slua.core"
+local batch = require "slua.batch"
 
 local runner = {}
 
@@ -153,10 +155,10 @@ function runner.run(spec)
   local done_here = 0
   local shard_text = ("%d/%d"):format((spec.shard or { 0, 1 })[1], (spec.shard or { 0, 1 })[2])
   local done_before = #items - #todo
-  for _, item in ipairs(todo) do
-    local rec = task.evaluate(spec.model, item, spec.setting)
-    rec.id, rec.task, rec.settings_hash, rec.shard = item.id, task.name, hash, shard_text
-    by_id[item.id] = rec
+  -- Items run as jobs of slua.batch: with spec.batch > 1 the generations of that many items
+  -- share each forward pass; lines are written as items finish.
+  local function finished(_, rec)
+    by_id[rec.id] = rec
     if out then
       out:write(core.json_encode(rec), "\n")
       local ok, err = core.fsync(out)
@@ -172,6 +174,11 @@ function runner.run(spec)
     end
     if spec.pause and spec.pause > 0 then core.sleep(spec.pause) end
   end
+  batch.map(todo, function(item)
+    local rec = task.evaluate(spec.model, item, spec.setting)
+    rec.id, rec.task, rec.settings_hash, rec.shard = item.id, task.name, hash, shard_text
+    return rec
+  end, { batch = spec.batch or 1, on_result = finished })
   if show then io.stderr:write("\n") end
   if out then out:close() end
   local records = in_order(items, by_id)
@@ -180,6 +187,7 @@ function runner.run(spec)
   return {
     task = task.name, metrics = task.summarize(records), n = #records, n_items = #items, n_resumed = done_before,
     n_run = done_here, settings = spec.settings, settings_hash = hash, shard = shard_text, output = spec.output,
+    batch = spec.batch or 1,
     wall_s = core.clock() - t0, token_forwards = forwarded > 0 and forwarded or nil,
     tokens_scored = tokens > 0 and tokens or nil,
   }

@@ -5,8 +5,9 @@
 -- the recipe's JSON fields (prompt_ids, new_ids, text, stop_reason, its extras; `steps` only
 -- with steps = true), metrics, and timings = {run_s, tokens_per_s} (the only field that differs
 -- between reruns). A task sweep's line is the task's record instead (slua.sweep.task).
--- Ctrl-C lets the current run finish and its line be written, then exits 130; a second Ctrl-C
--- stops at once (the resume drops a torn line).
+-- Ctrl-C lets the current run finish and its line be written (with --batch N, the first of the
+-- running ones to finish), then exits 130; a second Ctrl-C stops at once (the resume drops a
+-- torn line and reruns the unfinished pairs).
 local sl = require "slua"
 local core = require "slua.core"
 local spec = require "slua.sweep.spec"
@@ -15,6 +16,7 @@ local metrics = require "slua.sweep.metrics"
 local progress = require "slua.sweep.progress"
 local task = require "slua.sweep.task"
 local ev = require "slua.eval"
+local batch = require "slua.batch"
 
 local runner = {}
 
@@ -100,7 +102,7 @@ local function task_record(plan, point, item)
   return rec
 end
 
--- runner.run(plan, dir, {pairs = subset, quiet, sync_every}) -> number of runs made
+-- runner.run(plan, dir, {pairs = subset, quiet, sync_every, batch}) -> number of runs made
 function runner.run(plan, dir, opts)
   opts = opts or {}
   local pairs_to_run = opts.pairs or plan.pairs
@@ -127,19 +129,25 @@ function runner.run(plan, dir, opts)
   runner.check_metrics(plan, models)
   local bar = progress.new(#todo, points, { quiet = opts.quiet })
   core.fs.trap_interrupt(true)
+  -- Pairs run as jobs of slua.batch: with opts.batch > 1 the generations of that many pairs
+  -- share each forward pass, and lines are appended as runs finish.
   local ok, err = pcall(function()
-    local current
-    for i, pr in ipairs(todo) do
+    local current, n_done = nil, 0
+    batch.map(todo, function(pr)
       local point, item = pr.point, pr.item
       if plan.task and point ~= current then
         -- every point starts from an empty prefix cache, as `slua eval` run alone does
         ev.drop_cache(task.model(point.values.model))
         current = point
       end
-      out:append(plan.task and task_record(plan, point, item) or recipe_record(plan, models, point, item))
+      return plan.task and task_record(plan, point, item) or recipe_record(plan, models, point, item)
+    end, { batch = opts.batch or 1, on_result = function(i, record)
+      local point = todo[i].point
+      out:append(record)
+      n_done = n_done + 1
       bar:update(spec.describe(plan, point), last_of[point.id] == i)
-      if core.fs.interrupted() and i < #todo then error("interrupted", 0) end
-    end
+      if core.fs.interrupted() and n_done < #todo then error("interrupted", 0) end
+    end })
   end)
   core.fs.trap_interrupt(false)
   out:close()
