@@ -35,6 +35,7 @@ static void plan_free(batch_plan *p)
     free(b->head_rows);
     free(b->head_logits);
     free(b->active);
+    free(b->rows);
 }
 
 static int32_t find_entry(const sl_batch_entry *e, int32_t n, const sl_session *s)
@@ -127,8 +128,9 @@ static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t row
     b->head_rows = malloc((size_t)head * D * sizeof(float));
     b->head_logits = malloc((size_t)head * (size_t)c->n_vocab * sizeof(float));
     b->active = malloc((size_t)n * sizeof *b->active);
+    b->rows = malloc((size_t)n * sizeof *b->rows);
     bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up &&
-              b->head_rows && b->head_logits && b->active;
+              b->head_rows && b->head_logits && b->active && b->rows;
     return ok ? SL_STATUS_OK : SL_STATUS_E_NOMEM;
 }
 

@@ -84,6 +84,32 @@ static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p, const 
     }
 }
 
+/* The single-row (decode) sets of a batched pass in one parallel region: each (session, KV
+ * head) pair is a task over that session's cache, so threads stay busy across sessions of
+ * short contexts instead of opening a region per session. Other sets are left to attention().
+ * row[a] is set a's first row in Q and att. */
+static void attention_decode_sets(sl_fw_set *const *active, const int32_t *row, int32_t n_active, int32_t layer,
+                                  const float *Q, float *att)
+{
+    const sl_model_config *c = &active[0]->s->model->cfg;
+    int32_t hd = c->head_dim, n_kv = c->n_head_kv, group = c->n_head / c->n_head_kv, window = c->sliding_window;
+    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)n_kv * hd, tasks = (int64_t)n_active * n_kv;
+    int nt = sl_threads();
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int64_t t = 0; t < tasks; t++) {
+        const sl_fw_set *set = active[t / n_kv];
+        const sl_session *s = set->s;
+        if (set->n != 1 || s->branching)
+            continue;
+        int32_t g = (int32_t)(t % n_kv), j1 = set->p + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
+        int64_t es = sl_session_kv_size(s), off = ((int64_t)j0 * kvd + (int64_t)g * hd) * es;
+        const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+        int64_t h = (int64_t)g * group, r = row[t / n_kv];
+        sl_attend_heads(att + r * qd + h * hd, Q + r * qd + h * hd, hd, group, K + off, V + off, kvd,
+                        s->params.kv_type, hd, j1 - j0, s->scores + h * s->cap, s->cap);
+    }
+}
+
 /* Branch evaluation: n alternative tokens all at position p, each attending to the cached keys
  * [0, p) and to its own key, written at cache row p + i (rows past pos are scratch). */
 static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
@@ -163,10 +189,11 @@ static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
                             {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
                             {.out = bf->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
     sl_matmul_group(qkv, 3, bf->xn, W);
+    int32_t stack_rows[64], *row = n_active <= 64 ? stack_rows : bf->rows, n_decode = 0;
     for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++) {
         sl_session *s = active[a]->s;
         int32_t n = active[a]->n, p = active[a]->p;
-        float *q = bf->q + r * qd, *k = bf->k + r * kvd, *v = bf->v + r * kvd, *att = bf->att + r * qd;
+        float *q = bf->q + r * qd, *k = bf->k + r * kvd, *v = bf->v + r * kvd;
         if (s->branching) { /* every row sits at position p */
             for (int32_t i = 0; i < n; i++) {
                 rope_rows(q + i * qd, 1, c->n_head, hd, p, m->inv_freq, s->rope_cs);
@@ -180,9 +207,18 @@ static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
             store_kv(s->k_cache[l], k, p, n * kvd, kvd, s->params.kv_type);
             store_kv(s->v_cache[l], v, p, n * kvd, kvd, s->params.kv_type);
         }
+        row[a] = r;
+        n_decode += n == 1 && !s->branching;
+    }
+    if (n_decode > 1)
+        attention_decode_sets(active, row, n_active, l, bf->q, bf->att);
+    for (int32_t a = 0; a < n_active; a++) {
+        sl_session *s = active[a]->s;
+        int32_t n = active[a]->n, p = active[a]->p;
+        float *q = bf->q + row[a] * qd, *att = bf->att + row[a] * qd;
         if (s->branching)
             attention_branches(s, l, n, p, q, att);
-        else
+        else if (n_decode <= 1 || n > 1)
             attention(s, l, n, p, q, att);
     }
     sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo);

@@ -121,6 +121,7 @@ typedef struct sl_fw_bufs {
     float *head_rows;    /* [head rows][n_embd] */
     float *head_logits;  /* [head rows][n_vocab] */
     sl_fw_set **active;  /* [sets], needed above 64 sets */
+    int32_t *rows;       /* [sets], likewise */
 } sl_fw_bufs;
 
 /* Runs the sets through the model together: each block's products take the rows of every set
