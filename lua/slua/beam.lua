@@ -12,6 +12,7 @@
 -- log-softmax of its logits (in C), and the candidate values become the new running scores.
 local sl = require "slua"
 local run = require "slua.run"
+local batch = require "slua.batch"
 
 local M = {}
 
@@ -225,7 +226,12 @@ function M.search(spec)
     for _, nb in ipairs(moving) do nb.parent_global = nil end
     if spec.on_step then spec.on_step(step, beams) end
     if all_done or step == max_new then break end
-    for _, nb in ipairs(moving) do nb.logits = nb.session:step(nb.id).logits end
+    -- every moving beam's next token in one pass: each weight read once for all beams
+    local requests = {}
+    for i, nb in ipairs(moving) do requests[i] = { nb.session, nb.id } end
+    if #requests > 0 then
+      for i, out in ipairs(batch.eval(requests)) do moving[i].logits = out.logits end
+    end
   end
 
   return finalize()

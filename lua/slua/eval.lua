@@ -162,7 +162,7 @@ function M.generate(model, prompt_text, setting, stops)
     -- one cache per slot of a batch (slua.batch), so that no two running generations share one
     local slot = require("slua.batch").slot() or 0
     generation_cache[model] = generation_cache[model] or {}
-    cache = generation_cache[model][slot] or {}
+    cache = generation_cache[model][slot] or { siblings = generation_cache[model] }
     generation_cache[model][slot] = cache
   end
   local results = sl.invoke(setting.recipe or "greedy", options, { model = model, sessions = cache })

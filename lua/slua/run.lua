@@ -210,11 +210,22 @@ function run.generate(spec)
   end
   -- A host's prefix cache (run.invoke with opts.sessions): the main session of the previous
   -- generation with the same model and session options is continued from the longest prefix
-  -- it shares with this prompt. Recipes with amateur sessions always start afresh.
+  -- it shares with this prompt. Recipes with amateur sessions always start afresh. The pool's
+  -- optional `siblings` are the pools of the other slots of a batch.
   local host = current_host()
   local pool, reused = host and host.sessions, nil
   local pool_key = pool and not spec.amateurs and (model.path .. core.json_encode(session_opts or {}))
   if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
+  -- A fresh pool of a batch slot (slua.batch) starts from a copy of a sibling slot's session,
+  -- so that a prefix every prompt shares (a few-shot demo) is evaluated once, not per slot.
+  if pool_key and not reused then
+    for _, other in pairs(pool.siblings or {}) do
+      if other ~= pool and other.key == pool_key and other.model == model and other.session then
+        reused = other.session:clone()
+        break
+      end
+    end
+  end
   ctx.session = reused or model:session(session_opts)
   if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
   ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
