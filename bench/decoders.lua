@@ -4,7 +4,8 @@
 -- Reports medians over runs of the time per decode step for: greedy; DoLa with the "high"
 -- candidates (final + candidate layers through one LM-head product, divergences, contrast,
 -- repetition penalty; its ratio to greedy is the median of per-run ratios);
--- SkipLayerCD's amateur alone, forked below its span (it runs blocks >= start only) and, for
+-- SkipLayerCD's expert and amateur as rows of one pass (as recipes run them); the amateur
+-- alone, forked below its span (it runs blocks >= start only) and, for
 -- comparison, the same amateur as an unforked session; and the expert alone. The ideal amateur
 -- cost with sharing is (N - start) / N of the expert.
 local sl = require "slua"
@@ -91,15 +92,38 @@ end
 local amateur_forked, pair_forked = pair_time(true)
 local amateur_plain = pair_time(false)
 
+-- SkipLayerCD as the generation loop runs it: expert and forked amateur as rows of one pass
+-- (sl.eval_batch), alternating run by run with greedy; the ratio is the median of per-run ratios.
+local function batched_pair_step(ss, outs)
+  local scores = sl.core.contrast_skiplayer(outs[1].logits, outs[2].logits, 0.1, 0.5, 1.0)
+  local id = scores:argmax()
+  outs[1], outs[2] = table.unpack(sl.eval_batch{ { ss[1], id }, { ss[2], id } })
+  return id
+end
+local function batched_pair()
+  local expert = model:session()
+  return { expert, expert:fork{ skip = require("slua.skiplayer").blocks(span) } }
+end
+local pair_times, pair_ratios = {}, {}
+for r = 1, opt.runs do
+  local g = time_once(function() return { model:session() } end, greedy_step)
+  pair_times[r] = time_once(batched_pair, batched_pair_step)
+  pair_ratios[r] = pair_times[r] / g
+end
+local pair_batched, pair_batched_ratio = median(pair_times), median(pair_ratios)
+
 local function ms(x) return x * 1e3 end
 print(("model %s: %d layers, vocab %d, %s, threads %d, prompt %d, %d steps x %d runs (medians)")
   :format(model.path, N, model.n_vocab, model.config.dtype, opt.threads, opt.prompt_len, opt.steps, opt.runs))
 print(("greedy step                 %8.3f ms"):format(ms(greedy)))
 print(("DoLa high step (%d cands)    %8.3f ms   %.2fx greedy"):format(#cand, ms(dola_t), dola_ratio))
-print(("SkipLayerCD span [%d,%d): expert+amateur step %8.3f ms   %.2fx greedy"):format(span[1], span[2], ms(pair_forked), pair_forked / greedy))
+print(("SkipLayerCD span [%d,%d), one pass: expert+amateur step %8.3f ms   %.2fx greedy"):format(span[1], span[2],
+  ms(pair_batched), pair_batched_ratio))
+print(("  stepped one after the other   %8.3f ms   %.2fx greedy"):format(ms(pair_forked), pair_forked / greedy))
 print(("  amateur, forked           %8.3f ms   %.2f of greedy (ideal (N-start)/N = %.2f)")
   :format(ms(amateur_forked), amateur_forked / greedy, (N - span[1]) / N))
 print(("  amateur, unforked         %8.3f ms   %.2f of greedy"):format(ms(amateur_plain), amateur_plain / greedy))
 print(sl.json.encode{ model = model.path, threads = opt.threads, greedy_ms = ms(greedy), dola_ms = ms(dola_t), dola_over_greedy = dola_ratio,
-  dola_candidates = #cand, skiplayer_pair_ms = ms(pair_forked), amateur_forked_ms = ms(amateur_forked),
+  dola_candidates = #cand, skiplayer_one_pass_ms = ms(pair_batched), skiplayer_one_pass_over_greedy = pair_batched_ratio,
+  skiplayer_pair_ms = ms(pair_forked), amateur_forked_ms = ms(amateur_forked),
   amateur_unforked_ms = ms(amateur_plain), span = span, ideal_amateur_fraction = (N - span[1]) / N })

@@ -165,7 +165,7 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
         rc = check_entry(e, n, i, p.parent, err);
     const sl_model_config *c = rc == SL_STATUS_OK ? &e[0].session->model->cfg : NULL;
-    int32_t max_rows = PASS_ROWS, head = 0;
+    int32_t max_rows = 0, total_rows = 0, head = 0;
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         sl_session *s = e[i].session;
         rc = sl_session_reserve(s, s->pos + e[i].n_tokens, err);
@@ -182,9 +182,14 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
         if (p.parent[i] < 0) {
             int32_t rows = group_rows(e, n, p.parent, p.done, i);
             max_rows = rows > max_rows ? rows : max_rows;
+            total_rows += rows;
         }
         head += sl_fw_head_rows(s);
     }
+    /* a pass holds every first chunk when they fit in PASS_ROWS, else up to PASS_ROWS rows or
+     * the largest single group */
+    if (max_rows < PASS_ROWS)
+        max_rows = total_rows < PASS_ROWS ? total_rows : PASS_ROWS;
     if (rc == SL_STATUS_OK && alloc_bufs(&p, c, max_rows, head, n) != SL_STATUS_OK)
         rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for a pass of %d rows", max_rows);
     if (rc != SL_STATUS_OK) {
