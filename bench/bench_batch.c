@@ -2,7 +2,7 @@
  * llama-batched-bench: B sequences each prefill a prompt, then decode one token per step
  * together.
  *   bench_batch MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--batch 1,2,4,8,16,32]
- *                         [--runs 3] [--seed 1] [--weights stored|q8_0] [--kv-type f32|f16]
+ *                         [--runs 3] [--seed 1] [--weights stored|q8_0] [--kv-type f32|f16] [--mmap]
  * For each B: B fresh sessions; the B prompts (random ids) as one batched call (prefill),
  * then --gen batched calls of B single tokens (decode). Reports medians over --runs, as
  * readable lines and one JSON line per B: {batch, prefill_tok_s, decode_tok_s, decode_step_ms,
@@ -26,13 +26,14 @@ typedef struct options {
     int n_batches;
     sl_weight_format weights;
     sl_dtype kv_type;
+    bool mmap;
 } options;
 
 static void usage(FILE *to)
 {
     fprintf(to, "usage: bench_batch MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64]\n"
                 "                   [--batch 1,2,4,8,16,32] [--runs 3] [--seed 1] [--weights stored|q8_0]\n"
-                "                   [--kv-type f32|f16]\n");
+                "                   [--kv-type f32|f16] [--mmap]\n");
 }
 
 static void parse_batches(options *o, const char *v)
@@ -64,6 +65,10 @@ static options parse(int argc, char **argv)
             if (o.model_dir)
                 bench_die("bench_batch", "unexpected argument", a);
             o.model_dir = a;
+            continue;
+        }
+        if (!strcmp(a, "--mmap")) {
+            o.mmap = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -149,7 +154,7 @@ int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
     sl_set_num_threads((int)o.threads);
-    sl_load_params lp = {.weights = o.weights};
+    sl_load_params lp = {.weights = o.weights, .mmap = o.mmap};
     sl_error err;
     sl_model *m = sl_model_load_params(o.model_dir, &lp, &err);
     if (!m)

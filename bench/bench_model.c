@@ -1,7 +1,7 @@
 /* Prefill and decode throughput of one model directory, against a memory-bandwidth bound.
  *   bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]
  *                         [--warmup 1] [--bandwidth-gbs 29] [--seed 1]
- *                         [--max-foreign 0.05] [--retries 20] [--weights stored|q8_0]
+ *                         [--max-foreign 0.05] [--retries 20] [--weights stored|q8_0] [--mmap]
  * Each run resets the session, evaluates a prompt of random token ids in one call (prefill)
  * and then evaluates --gen single tokens (decode). The report gives medians over the runs as
  * readable lines followed by one JSON line for scripts.
@@ -45,13 +45,14 @@ typedef struct options {
     double max_foreign; /* tolerated share of all CPUs used by other processes */
     long retries;
     sl_weight_format weights;
+    bool mmap; /* map the checkpoint instead of reading it into memory */
 } options;
 
 static void usage(FILE *to)
 {
     fprintf(to, "usage: bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]\n"
                 "                   [--warmup 1] [--bandwidth-gbs 29] [--seed 1] [--max-foreign 0.05]\n"
-                "                   [--retries 20] [--weights stored|q8_0]\n");
+                "                   [--retries 20] [--weights stored|q8_0] [--mmap]\n");
 }
 
 static void die(const char *file, const char *what, const char *detail) { bench_die(file, what, detail); }
@@ -76,7 +77,7 @@ static double parse_positive(const char *flag, const char *v)
 
 static options parse_options(int argc, char **argv)
 {
-    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20, SL_WEIGHTS_STORED};
+    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20, SL_WEIGHTS_STORED, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -87,6 +88,10 @@ static options parse_options(int argc, char **argv)
             if (o.model_dir)
                 die("bench_model", "too many arguments", a);
             o.model_dir = a;
+            continue;
+        }
+        if (strcmp(a, "--mmap") == 0) {
+            o.mmap = true;
             continue;
         }
         if (i + 1 >= argc)
@@ -272,7 +277,7 @@ int main(int argc, char **argv)
 
     sl_error err;
     double t_load0 = bench_now_s();
-    sl_load_params load = {.weights = o.weights};
+    sl_load_params load = {.weights = o.weights, .mmap = o.mmap};
     sl_model *model = sl_model_load_params(o.model_dir, &load, &err);
     double load_s = bench_now_s() - t_load0;
     if (!model) {

@@ -59,7 +59,7 @@ typedef struct sl_model_config {
 /* ------------------------------------------------------------------ Model */
 
 /* Load a model directory (config.json + model.safetensors or a sharded
- * model.safetensors.index.json). Weights are memory-mapped and kept in their stored type.
+ * model.safetensors.index.json). Weights are read into memory and kept in their stored type.
  * Returns an owned handle (free with sl_model_free) or NULL with err filled. */
 SL_API sl_model *sl_model_load(const char *dir, sl_error *err);
 
@@ -71,6 +71,10 @@ typedef enum sl_weight_format { SL_WEIGHTS_STORED = 0, SL_WEIGHTS_Q8_0 = 1 } sl_
 
 typedef struct sl_load_params {
     sl_weight_format weights;
+    /* false (default): read the checkpoint into private memory (huge pages where available),
+     * which decode streams fastest; true: map the files, so that processes on one machine share
+     * the page cache and pages load on first use. */
+    bool mmap;
 } sl_load_params;
 
 /* sl_model_load with parameters (NULL = the defaults, as sl_model_load). */

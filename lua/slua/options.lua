@@ -79,6 +79,9 @@ O.known = {
   weights = { choices = { "stored", "q8_0" },
               help = "stored keeps the checkpoint's F32/BF16/F16; q8_0 converts the matrices at load to 8-bit "
                      .. "blocks (llama.cpp Q8_0): faster decode, lossy, NOT HF-exact" },
+  mmap = { type = "boolean",
+           help = "map the checkpoint instead of reading it into memory: processes share the page cache and "
+                  .. "load lazily; decode may read it slower" },
   format = { choices = { "text", "json" }, help = "text streams the continuation; json prints one object" },
   stop = { type = "string", help = "stop strings, separated by |" },
   do_sample = { type = "boolean", help = "draw from softmax(scores) instead of argmax" },

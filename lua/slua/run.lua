@@ -34,6 +34,7 @@ run.input = {
   truncate_prompt = false,  -- keep the end of a prompt that does not fit the context
   threads = 0,              -- 0 = all CPUs
   weights = "stored",       -- stored | q8_0 (lossy, not HF-exact)
+  mmap = false,             -- map the checkpoint instead of reading it into memory
   format = "text",          -- text | json
 }
 run.common = {
@@ -157,7 +158,7 @@ function run.model(opt)
   sl.set_threads(opt.threads)
   local host = current_host()
   return host and host.model
-    or sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
+    or sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights, mmap = opt.mmap }))
 end
 
 -- Hands over the result of a run: to the in-process caller (run.invoke), else as one JSON

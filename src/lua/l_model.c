@@ -15,7 +15,7 @@ static int l_model_release(lua_State *L)
     return 0;
 }
 
-/* core.load(dir [, {tokenizer = true, weights = "stored" | "q8_0"}]) -> Model | nil, message, code */
+/* core.load(dir [, {tokenizer = true, weights = "stored" | "q8_0", mmap = false}]) -> Model | nil, message, code */
 static int l_load(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
@@ -27,6 +27,7 @@ static int l_load(lua_State *L)
         if (!lua_isnil(L, -1))
             params.weights = luaL_checkoption(L, -1, NULL, formats) == 1 ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
         lua_pop(L, 1);
+        params.mmap = l_optfield_boolean(L, 2, "mmap", 0) != 0;
     }
     l_box *b = l_newbox(L, L_MODEL, 1);
     sl_error err;

@@ -45,7 +45,7 @@ void tu_st_write_offset(const char *path, const tu_tensor *tensors, int32_t n, i
 tu_st_copy tu_st_read(const char *path)
 {
     sl_error err;
-    sl_st_set *set = sl_st_open_file(path, &err);
+    sl_st_set *set = sl_st_open_file(path, true, &err);
     if (!set)
         cr_assert_fail("%s", err.msg);
     tu_st_copy c;

@@ -94,6 +94,27 @@ Test(input_files, safetensors_data_at_any_offset_f32) { expect_same_logits_at_ev
 
 Test(input_files, safetensors_data_at_any_offset_bf16) { expect_same_logits_at_every_offset(true); }
 
+/* Weights read into memory (the default) and mapped (mmap) are the same bytes: logits are
+ * bit-identical, misaligned data sections included. */
+Test(input_files, read_and_mapped_checkpoints_give_identical_logits)
+{
+    for (int32_t off = 0; off < 8; off += 3) {
+        const char *dir = dir_at_offset(off, true);
+        sl_error err;
+        sl_load_params mapped = {.mmap = true}, read = {.mmap = false};
+        sl_model *a = sl_model_load_params(dir, &mapped, &err), *b = sl_model_load_params(dir, &read, &err);
+        cr_assert(a && b, "%s", err.msg);
+        float *x = all_logits(a), *y = all_logits(b);
+        size_t n = (size_t)N_PROMPT * (size_t)sl_model_n_vocab(a);
+        cr_assert_eq(memcmp(x, y, n * sizeof *x), 0, "offset %d: logits differ (max |d| %g)", off,
+                     tu_max_abs_diff(x, y, n));
+        free(x);
+        free(y);
+        sl_model_free(a);
+        sl_model_free(b);
+    }
+}
+
 /* A model directory whose file `name` is a FIFO (no writer ever opens it) and the rest copied from
  * stories260K. */
 static const char *dir_with_fifo(const char *name)

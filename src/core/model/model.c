@@ -237,7 +237,7 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
     sl_status rc = load_config(m, err);
     if (rc != SL_STATUS_OK)
         goto fail;
-    if (!(m->st = sl_st_open_dir(dir, err)))
+    if (!(m->st = sl_st_open_dir(dir, params && params->mmap, err)))
         goto fail;
     m->blocks = calloc((size_t)c->n_layer, sizeof *m->blocks);
     if (!m->blocks || own_vector(m, &m->inv_freq, c->head_dim / 2, "rope", err) != SL_STATUS_OK) {

@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, madvise */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -142,8 +143,36 @@ static sl_status parse_entry(const char *path, const char *name, json_object *en
 
 static sl_status parse_bytes(sl_st_set *set, st_file *f, sl_error *err);
 
-/* Map one file and append its tensors to set. */
-static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
+/* The whole file in private anonymous memory, on huge pages where the kernel gives them:
+ * decode streams every weight once per token, and such memory reads up to 1.7x faster than a
+ * file mapping on some machines (fewer TLB misses, no page-cache layout). */
+static void *read_whole(int fd, size_t size, const char *path, sl_status *rc, sl_error *err)
+{
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        *rc = sl_error_set(err, SL_STATUS_E_NOMEM,
+                           "%s: out of memory for %zu bytes of weights (--mmap maps the file instead)", path, size);
+        return NULL;
+    }
+    madvise(mem, size, MADV_HUGEPAGE); /* a hint: without it the read still works */
+    for (size_t done = 0; done < size;) {
+        size_t want = size - done < ((size_t)1 << 30) ? size - done : ((size_t)1 << 30);
+        ssize_t got = pread(fd, (char *)mem + done, want, (off_t)done);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            *rc = sl_error_set(err, SL_STATUS_E_IO, "%s: cannot read (%s)", path,
+                               got < 0 ? strerror(errno) : "file shrank while reading");
+            munmap(mem, size);
+            return NULL;
+        }
+        done += (size_t)got;
+    }
+    return mem;
+}
+
+/* Map (map) or read one file and append its tensors to set. */
+static sl_status load_file(sl_st_set *set, const char *path, bool map, sl_error *err)
 {
     st_file *grown = realloc(set->files, (size_t)(set->n_files + 1) * sizeof *grown);
     if (!grown)
@@ -167,11 +196,19 @@ static sl_status load_file(sl_st_set *set, const char *path, sl_error *err)
                             fsize);
     }
     f->size = fsize;
-    f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot map (%s)", path, strerror(errno));
+    if (!map) {
+        sl_status rc = SL_STATUS_OK;
+        f->map = read_whole(fd, f->size, path, &rc, err);
+        close(fd);
+        if (!f->map)
+            return rc;
+    } else {
+        f->map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
+            return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot map (%s)", path, strerror(errno));
+        }
     }
     set->mapped += f->size;
 
@@ -278,7 +315,7 @@ void sl_st_close(sl_st_set *set)
     free(set);
 }
 
-sl_st_set *sl_st_open_file(const char *path, sl_error *err)
+sl_st_set *sl_st_open_file(const char *path, bool map, sl_error *err)
 {
     sl_st_set *set = calloc(1, sizeof *set);
     if (!set) {
@@ -286,7 +323,7 @@ sl_st_set *sl_st_open_file(const char *path, sl_error *err)
         return NULL;
     }
     set->label = strdup(path);
-    if (!set->label || load_file(set, path, err) != SL_STATUS_OK || finish(set, err) != SL_STATUS_OK) {
+    if (!set->label || load_file(set, path, map, err) != SL_STATUS_OK || finish(set, err) != SL_STATUS_OK) {
         if (!set->label)
             sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
         sl_st_close(set);
@@ -328,7 +365,7 @@ static int seen_before(char **names, int32_t n, const char *name)
 }
 
 /* Open the shards listed in a model.safetensors.index.json and check every weight_map entry. */
-static sl_st_set *open_index(const char *dir, const char *index_path, sl_error *err)
+static sl_st_set *open_index(const char *dir, const char *index_path, bool map_files, sl_error *err)
 {
     json_object *root = NULL;
     if (sl_json_load_file(index_path, &root, err) != SL_STATUS_OK)
@@ -370,7 +407,7 @@ static sl_st_set *open_index(const char *dir, const char *index_path, sl_error *
         shards[n_shards++] = (char *)file;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, file);
-        if (load_file(set, path, err) != SL_STATUS_OK)
+        if (load_file(set, path, map_files, err) != SL_STATUS_OK)
             goto fail;
     }
     if (finish(set, err) != SL_STATUS_OK)
@@ -396,18 +433,18 @@ fail:
     return NULL;
 }
 
-sl_st_set *sl_st_open_dir(const char *dir, sl_error *err)
+sl_st_set *sl_st_open_dir(const char *dir, bool map, sl_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
     if (access(path, F_OK) == 0)
-        return open_index(dir, path, err);
+        return open_index(dir, path, map, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (access(path, F_OK) != 0) {
         sl_error_set(err, SL_STATUS_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
         return NULL;
     }
-    return sl_st_open_file(path, err);
+    return sl_st_open_file(path, map, err);
 }
 
 const sl_st_tensor *sl_st_find(const sl_st_set *set, const char *name)

@@ -7,6 +7,7 @@
 #ifndef SLUA_CORE_SAFETENSORS_H
 #define SLUA_CORE_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "slua/sl_base.h"
@@ -30,10 +31,11 @@ typedef struct sl_st_tensor {
 
 typedef struct sl_st_set sl_st_set;
 
-/* Open dir/model.safetensors, or every shard named by dir/model.safetensors.index.json. */
-sl_st_set *sl_st_open_dir(const char *dir, sl_error *err);
+/* Open dir/model.safetensors, or every shard named by dir/model.safetensors.index.json: mapped
+ * (map) or read into private memory. */
+sl_st_set *sl_st_open_dir(const char *dir, bool map, sl_error *err);
 /* Open one file. */
-sl_st_set *sl_st_open_file(const char *path, sl_error *err);
+sl_st_set *sl_st_open_file(const char *path, bool map, sl_error *err);
 /* Validate size bytes of a safetensors file already in memory (borrowed: they must outlive the
  * set); label names it in errors. */
 sl_st_set *sl_st_open_memory(const char *label, const void *bytes, size_t size, sl_error *err);
