@@ -284,6 +284,47 @@ Test(batch, long_prompts_span_several_passes)
     sl_model_free(m);
 }
 
+/* Up to four decode rows share a pass through the one-stream kernels, which accumulate each row
+ * as a step alone does: a small batch (an expert with its amateur, a few beams) is bit-identical
+ * to stepping each session alone. */
+Test(batch, few_decode_rows_are_bit_identical_to_steps_alone)
+{
+    sl_model *m = tu_load_model(tiny_dir("tiny-llama"));
+    int32_t V = sl_model_n_vocab(m);
+    const sl_token *prompts[4] = {prompt_a, prompt_b, prompt_c, prompt_a + 2};
+    const int32_t lens[4] = {10, 3, 7, 8};
+    for (int32_t B = 2; B <= 4; B++) {
+        sl_session *bs[4], *solo[4];
+        sl_token next[4];
+        for (int32_t r = 0; r < B; r++) {
+            bs[r] = session(m);
+            solo[r] = session(m);
+            eval_ok(bs[r], prompts[r], lens[r], 0);
+            eval_ok(solo[r], prompts[r], lens[r], 0);
+            next[r] = argmax(sl_session_logits(solo[r]), V);
+        }
+        for (int32_t step = 0; step < 6; step++) {
+            sl_batch_entry e[4];
+            for (int32_t r = 0; r < B; r++) {
+                e[r] = (sl_batch_entry){bs[r], &next[r], 1, 0};
+                eval_ok(solo[r], &next[r], 1, 0);
+            }
+            batch_ok(e, B);
+            for (int32_t r = 0; r < B; r++) {
+                cr_assert_eq(memcmp(sl_session_logits(bs[r]), sl_session_logits(solo[r]), (size_t)V * sizeof(float)), 0,
+                             "B %d row %d step %d: max|d| %g", B, r, step,
+                             tu_max_abs_diff(sl_session_logits(bs[r]), sl_session_logits(solo[r]), (size_t)V));
+                next[r] = argmax(sl_session_logits(solo[r]), V);
+            }
+        }
+        for (int32_t r = 0; r < B; r++) {
+            sl_session_free(bs[r]);
+            sl_session_free(solo[r]);
+        }
+    }
+    sl_model_free(m);
+}
+
 /* A bad entry anywhere fails the whole call before any session moves. */
 Test(batch, errors_leave_every_session_unchanged)
 {

@@ -286,9 +286,13 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
     block = block < 16 ? 16 : block & ~(int64_t)3;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
-        for (int32_t i = 0; i < n; i += TILE_ROWS)
-            fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * w->cols, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, b0,
-               b1);
+        /* a last chunk of a few rows joins the one before: the few-row kernels accumulate in
+         * another order than the tiles, and a row's result should not depend on where a chunk
+         * boundary fell */
+        for (int32_t i = 0, len; i < n; i += len) {
+            len = n - i <= TILE_ROWS + SL_FEW_ROWS ? n - i : TILE_ROWS;
+            fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * w->cols, len, w, b0, b1);
+        }
     }
 }
 

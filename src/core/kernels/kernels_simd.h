@@ -11,6 +11,11 @@
 #define SL_X86 1 /* the SIMD kernels are compiled in (and used when the CPU has them) */
 #endif
 
+/* Up to this many activation rows the SIMD row kernels read each weight row as one stream and
+ * accumulate every row as the one-row kernel does; more rows go through register tiles, which
+ * accumulate in another order. */
+#define SL_FEW_ROWS 4
+
 /* out[j * ldo + r] = sum_c x[j][c] * w[r][c] for j < nx, r0 <= r < r1. */
 typedef void (*sl_rows_fn)(float *out, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,
                            int64_t r1);

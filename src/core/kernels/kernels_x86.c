@@ -67,6 +67,59 @@ static SL_ALWAYS_INLINE SL_AVX2 void vec1_avx2(float *out, const float *x, const
     }
 }
 
+/* A few activation rows (a batched decode step, an expert with its amateur): each weight row
+ * is still read once as one forward stream and serves every activation row, and each row
+ * accumulates exactly as vec1_avx2 does, so its result does not depend on how many rows share
+ * the pass. NX is a constant at every call. */
+static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const float *x, const sl_weight *w,
+                                               int64_t r0, int64_t r1, sl_dtype dt, const int NX)
+{
+    int64_t cols = w->cols, c32 = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;
+    for (int64_t r = r0; r < r1; r++) {
+        const void *wr = sl_row_ptr(w, r);
+        __m256 acc[4][4];
+        for (int j = 0; j < NX; j++)
+            acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm256_setzero_ps();
+        int64_t c = 0;
+        for (; c < c32; c += 32) {
+            __m256 w0 = load8_w(wr, c, dt), w1 = load8_w(wr, c + 8, dt);
+            __m256 w2 = load8_w(wr, c + 16, dt), w3 = load8_w(wr, c + 24, dt);
+            for (int j = 0; j < NX; j++) {
+                const float *xj = x + j * cols + c;
+                acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xj), acc[j][0]);
+                acc[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xj + 8), acc[j][1]);
+                acc[j][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xj + 16), acc[j][2]);
+                acc[j][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xj + 24), acc[j][3]);
+            }
+        }
+        for (; c < c8; c += 8) {
+            __m256 w0 = load8_w(wr, c, dt);
+            for (int j = 0; j < NX; j++)
+                acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * cols + c), acc[j][0]);
+        }
+        for (int j = 0; j < NX; j++) {
+            float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[j][0], acc[j][1]), _mm256_add_ps(acc[j][2], acc[j][3])));
+            for (int64_t k = c; k < cols; k++)
+                s += sl_scalar_w(wr, k, dt) * x[j * cols + k];
+            out[j * ldo + r] = s;
+        }
+    }
+}
+
+/* SL_FEW_ROWS activation rows or fewer: one weight stream keeps the product near the 1-row
+ * read rate (bench_matmul, 2 threads: 2 rows at 20 GB/s, where the 4-row tiles read 15). */
+static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
+                                                   const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+{
+    switch (nx) {
+    case 1: vec1_avx2(out, x, w, r0, r1, dt); return true;
+    case 2: vecn_avx2(out, ldo, x, w, r0, r1, dt, 2); return true;
+    case 3: vecn_avx2(out, ldo, x, w, r0, r1, dt, 3); return true;
+    case 4: vecn_avx2(out, ldo, x, w, r0, r1, dt, 4); return true;
+    default: return false;
+    }
+}
+
 /* Several activation rows (prefill chunks, the LM head over DoLa's layers): the product is
  * compute-bound, not bandwidth-bound. A tile of R weight rows by C activation rows is
  * accumulated in registers, so each weight load serves C rows and each activation load R
@@ -137,10 +190,8 @@ static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const fl
 static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
                                                const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
-    if (nx == 1) {
-        vec1_avx2(out, x, w, r0, r1, dt);
+    if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt))
         return;
-    }
     int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
     for (int64_t r = r0; r < r1;) {
         const char *w0 = sl_row_ptr(w, r);
@@ -272,10 +323,8 @@ static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, cons
 static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
                                                    const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
-    if (nx == 1) { /* bandwidth-bound: the AVX2 kernel with its prefetching is as fast */
-        vec1_avx2(out, x, w, r0, r1, dt);
+    if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt)) /* bandwidth-bound: the AVX2 kernels are as fast */
         return;
-    }
     int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
     for (int64_t r = r0; r < r1;) {
         const char *w0 = sl_row_ptr(w, r);
