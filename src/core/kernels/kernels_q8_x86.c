@@ -28,13 +28,15 @@ static inline SL_Q8_AVX2 float hsum8_q8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Four weight rows per pass share every load of the activation row. */
+/* Four weight rows per pass share every load of the activation row; with a few activation rows
+ * (decode) the weight rows go one after another instead, each read as one forward stream (see
+ * vec1_avx2). Either way each output sums its blocks in the same order. */
 static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
                                     int64_t r0, int64_t r1)
 {
     int64_t blocks = a->blocks, stride = blocks * SL_Q8_BLOCK;
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (; nx > SL_FEW_ROWS && r + 4 <= r1; r += 4) {
         const int8_t *wq = (const int8_t *)w->data + r * stride;
         const float *wd = w->q8_scales + r * blocks;
         for (int32_t j = 0; j < nx; j++) {
@@ -133,7 +135,8 @@ static SL_Q8_VNNI void rows_q8_vnni(float *out, int64_t ldo, const sl_q8_act *a,
     for (int64_t r = r0; r < r1;) {
         const int8_t *wq = (const int8_t *)w->data + r * stride;
         const float *wd = w->q8_scales + r * blocks;
-        const int R = r1 - r >= 4 ? 4 : 1;
+        /* few activation rows: one weight row per tile, so the weights stream forward */
+        const int R = nx > SL_FEW_ROWS && r1 - r >= 4 ? 4 : 1;
         for (int32_t j0 = 0; j0 < nx;) {
             int C = nx - j0 >= SL_Q8_VNNI_COLS ? SL_Q8_VNNI_COLS : nx - j0;
             switch (R * 8 + C) {
