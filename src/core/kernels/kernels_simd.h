@@ -15,6 +15,9 @@
  * accumulate every row as the one-row kernel does; more rows go through register tiles, which
  * accumulate in another order. */
 #define SL_FEW_ROWS 4
+/* ... while those rows fit in half of a 32 KiB L1 data cache: every weight row reads all of them
+ * again, and from L2 they would cost more than the tiles (Llama-3.2-1B shape, 8192 columns). */
+#define SL_FEW_ROWS_BYTES (16 << 10)
 
 /* out[j * ldo + r] = sum_c x[j][c] * w[r][c] for j < nx, r0 <= r < r1. */
 typedef void (*sl_rows_fn)(float *out, int64_t ldo, const float *x, int32_t nx, const sl_weight *w, int64_t r0,

@@ -111,6 +111,8 @@ static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const fl
 static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
                                                    const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
+    if (nx > 1 && (int64_t)nx * w->cols * (int64_t)sizeof(float) > SL_FEW_ROWS_BYTES)
+        return false;
     switch (nx) {
     case 1: vec1_avx2(out, x, w, r0, r1, dt); return true;
     case 2: vecn_avx2(out, ldo, x, w, r0, r1, dt, 2); return true;
@@ -272,6 +274,58 @@ static SL_ALWAYS_INLINE SL_AVX512 __m256 fold16(__m512 v)
     return _mm256_add_ps(_mm512_castps512_ps256(v), hi);
 }
 
+/* vecn_avx2 at 16 lanes: NX activation rows (1 to SL_FEW_ROWS) against each weight row read
+ * as one forward stream, two accumulators per row over 32 columns. Half the instructions per
+ * weight byte of the 8-lane version, so one thread keeps closer to the read bandwidth. Each row
+ * sums the same way whatever NX is. */
+static SL_ALWAYS_INLINE SL_AVX512 void vecn_avx512(float *out, int64_t ldo, const float *x, const sl_weight *w,
+                                                   int64_t r0, int64_t r1, sl_dtype dt, const int NX)
+{
+    int64_t cols = w->cols, c32 = cols & ~(int64_t)31, c16 = cols & ~(int64_t)15;
+    __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1u);
+    for (int64_t r = r0; r < r1; r++) {
+        const void *wr = sl_row_ptr(w, r);
+        __m512 acc[4][2];
+        for (int j = 0; j < NX; j++)
+            acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+        int64_t c = 0;
+        for (; c < c32; c += 32) {
+            __m512 w0 = load16_w(wr, c, dt), w1 = load16_w(wr, c + 16, dt);
+            for (int j = 0; j < NX; j++) {
+                acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * cols + c), acc[j][0]);
+                acc[j][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + j * cols + c + 16), acc[j][1]);
+            }
+        }
+        if (c < c16) {
+            __m512 w0 = load16_w(wr, c, dt);
+            for (int j = 0; j < NX; j++)
+                acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * cols + c), acc[j][0]);
+            c += 16;
+        }
+        if (tail) {
+            __m512 w0 = load16_w_part(wr, c, tail, dt);
+            for (int j = 0; j < NX; j++)
+                acc[j][1] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(tail, x + j * cols + c), acc[j][1]);
+        }
+        for (int j = 0; j < NX; j++)
+            out[j * ldo + r] = hsum8(fold16(_mm512_add_ps(acc[j][0], acc[j][1])));
+    }
+}
+
+static SL_ALWAYS_INLINE SL_AVX512 bool few_rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
+                                                       const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+{
+    if (nx > 1 && (int64_t)nx * w->cols * (int64_t)sizeof(float) > SL_FEW_ROWS_BYTES)
+        return false;
+    switch (nx) {
+    case 1: vecn_avx512(out, ldo, x, w, r0, r1, dt, 1); return true;
+    case 2: vecn_avx512(out, ldo, x, w, r0, r1, dt, 2); return true;
+    case 3: vecn_avx512(out, ldo, x, w, r0, r1, dt, 3); return true;
+    case 4: vecn_avx512(out, ldo, x, w, r0, r1, dt, 4); return true;
+    default: return false;
+    }
+}
+
 #define SL_AVX512_COLS 6 /* activation rows per tile: 4 x 6 accumulators + 4 weight vectors */
 
 static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, const float *x, int64_t cols,
@@ -323,7 +377,7 @@ static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, cons
 static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
                                                    const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
-    if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt)) /* bandwidth-bound: the AVX2 kernels are as fast */
+    if (few_rows_avx512(out, ldo, x, nx, w, r0, r1, dt))
         return;
     int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
     for (int64_t r = r0; r < r1;) {
