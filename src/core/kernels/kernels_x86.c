@@ -283,6 +283,9 @@ static SL_ALWAYS_INLINE SL_AVX512 void vecn_avx512(float *out, int64_t ldo, cons
 {
     int64_t cols = w->cols, c32 = cols & ~(int64_t)31, c16 = cols & ~(int64_t)15;
     __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1u);
+    /* Sums wait in a small buffer and go out 16 rows at a time: storing each row's NX sums at
+     * once, ldo apart (often a multiple of 4 KiB), made the next weight loads wait on them. */
+    float sums[4][16];
     for (int64_t r = r0; r < r1; r++) {
         const void *wr = sl_row_ptr(w, r);
         __m512 acc[4][2];
@@ -308,7 +311,13 @@ static SL_ALWAYS_INLINE SL_AVX512 void vecn_avx512(float *out, int64_t ldo, cons
                 acc[j][1] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(tail, x + j * cols + c), acc[j][1]);
         }
         for (int j = 0; j < NX; j++)
-            out[j * ldo + r] = hsum8(fold16(_mm512_add_ps(acc[j][0], acc[j][1])));
+            sums[j][(r - r0) & 15] = hsum8(fold16(_mm512_add_ps(acc[j][0], acc[j][1])));
+        if (((r - r0) & 15) == 15 || r + 1 == r1) {
+            int64_t first = r - ((r - r0) & 15);
+            for (int j = 0; j < NX; j++)
+                for (int64_t k = first; k <= r; k++)
+                    out[j * ldo + k] = sums[j][k - first];
+        }
     }
 }
 
