@@ -20,8 +20,8 @@
 -- FACTOR: {id, prompt_ids|n_prefix, full_ids=[true, false...]}). Each finished item is one line
 -- of --output, fsync'd; a rerun with the same output resumes, and refuses other settings. The
 -- summary JSON goes to stdout; a progress line to stderr when it is a terminal. --batch N runs
--- the generations of N items together (continuous batching): the same tokens, several times
--- the throughput.
+-- the generations of N items together (continuous batching): the same tokens, each weight read
+-- once per step for all of them (bench/README.md, "Many sequences").
 local sl = require "slua"
 local ev = require "slua.eval"
 local runner = require "slua.eval.runner"
