@@ -30,7 +30,7 @@ static inline SL_Q8_AVX2 float hsum8_q8(__m256 v)
 
 /* Four weight rows per pass share every load of the activation row; with a few activation rows
  * (decode) the weight rows go one after another instead, each read as one forward stream (see
- * vec1_avx2). Either way each output sums its blocks in the same order. */
+ * vecn_avx2). Either way each output sums its blocks in the same order. */
 static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
                                     int64_t r0, int64_t r1)
 {

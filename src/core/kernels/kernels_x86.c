@@ -40,37 +40,13 @@ static inline SL_AVX2 float hsum8(__m256 v)
 #define SL_PREFETCH_BYTES 2048 /* how far ahead of the loads each weight row is prefetched */
 #endif
 
-/* One activation row: the weight rows one after another, each read as a single forward
- * stream (x, a few KiB, stays in L1). Interleaving several rows' streams halves the read rate
- * on some CPUs (Zen 4: 9 against 19 GB/s from one core), whose prefetchers follow one stream
- * best; four accumulators keep the FMA chains from limiting it. */
-static SL_ALWAYS_INLINE SL_AVX2 void vec1_avx2(float *out, const float *x, const sl_weight *w, int64_t r0, int64_t r1,
-                                               sl_dtype dt)
-{
-    int64_t cols = w->cols, c32 = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;
-    for (int64_t r = r0; r < r1; r++) {
-        const void *wr = sl_row_ptr(w, r);
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        int64_t c = 0;
-        for (; c < c32; c += 32) {
-            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
-            a1 = _mm256_fmadd_ps(load8_w(wr, c + 8, dt), _mm256_loadu_ps(x + c + 8), a1);
-            a2 = _mm256_fmadd_ps(load8_w(wr, c + 16, dt), _mm256_loadu_ps(x + c + 16), a2);
-            a3 = _mm256_fmadd_ps(load8_w(wr, c + 24, dt), _mm256_loadu_ps(x + c + 24), a3);
-        }
-        for (; c < c8; c += 8)
-            a0 = _mm256_fmadd_ps(load8_w(wr, c, dt), _mm256_loadu_ps(x + c), a0);
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; c < cols; c++)
-            s += sl_scalar_w(wr, c, dt) * x[c];
-        out[r] = s;
-    }
-}
-
-/* A few activation rows (a batched decode step, an expert with its amateur): each weight row
- * is still read once as one forward stream and serves every activation row, and each row
- * accumulates exactly as vec1_avx2 does, so its result does not depend on how many rows share
- * the pass. NX is a constant at every call. */
+/* NX activation rows (1 to SL_FEW_ROWS: a decode step, a batched one, an expert with its
+ * amateur): the weight rows one after another, each read as a single forward stream that serves
+ * every activation row. Interleaving several weight rows' streams halves the read rate on some
+ * CPUs (Zen 4: 9 against 19 GB/s from one core), whose prefetchers follow one stream best; four
+ * accumulators per row keep the FMA chains from limiting it. Each row sums the same way whatever
+ * NX is, so a row's result does not depend on how many rows share the pass. NX is a constant at
+ * every call. */
 static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const float *x, const sl_weight *w,
                                                int64_t r0, int64_t r1, sl_dtype dt, const int NX)
 {
@@ -106,15 +82,22 @@ static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const fl
     }
 }
 
+/* Whether nx activation rows take the few-row kernels: at most SL_FEW_ROWS, and (beyond one)
+ * no more than fit in half of L1, since every weight row reads all of them again. */
+static inline bool few_rows_fit(int32_t nx, const sl_weight *w)
+{
+    return nx == 1 || (nx <= SL_FEW_ROWS && (int64_t)nx * w->cols * (int64_t)sizeof(float) <= SL_FEW_ROWS_BYTES);
+}
+
 /* SL_FEW_ROWS activation rows or fewer: one weight stream keeps the product near the 1-row
  * read rate (bench_matmul, 2 threads: 2 rows at 20 GB/s, where the 4-row tiles read 15). */
 static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
                                                    const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
-    if (nx > 1 && (int64_t)nx * w->cols * (int64_t)sizeof(float) > SL_FEW_ROWS_BYTES)
+    if (!few_rows_fit(nx, w))
         return false;
     switch (nx) {
-    case 1: vec1_avx2(out, x, w, r0, r1, dt); return true;
+    case 1: vecn_avx2(out, ldo, x, w, r0, r1, dt, 1); return true;
     case 2: vecn_avx2(out, ldo, x, w, r0, r1, dt, 2); return true;
     case 3: vecn_avx2(out, ldo, x, w, r0, r1, dt, 3); return true;
     case 4: vecn_avx2(out, ldo, x, w, r0, r1, dt, 4); return true;
@@ -324,7 +307,7 @@ static SL_ALWAYS_INLINE SL_AVX512 void vecn_avx512(float *out, int64_t ldo, cons
 static SL_ALWAYS_INLINE SL_AVX512 bool few_rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
                                                        const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
-    if (nx > 1 && (int64_t)nx * w->cols * (int64_t)sizeof(float) > SL_FEW_ROWS_BYTES)
+    if (!few_rows_fit(nx, w))
         return false;
     switch (nx) {
     case 1: vecn_avx512(out, ldo, x, w, r0, r1, dt, 1); return true;

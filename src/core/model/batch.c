@@ -1,5 +1,6 @@
 /* Batched evaluation: the next tokens of several sessions of one model in one pass per chunk,
  * so that every weight is read once for all of their rows. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,6 @@ static sl_status check_entry(const sl_batch_entry *e, int32_t n, int32_t i, int3
     const sl_session *s = e[i].session;
     if (!s)
         return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d has no session", i + 1);
-    const sl_model_config *c = &s->model->cfg;
     if (s->model != e[0].session->model)
         return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d is a session of %s, entry 1 of %s", i + 1,
                             s->model->path, e[0].session->model->path);
@@ -62,19 +62,15 @@ static sl_status check_entry(const sl_batch_entry *e, int32_t n, int32_t i, int3
                             find_entry(e, i, s) + 1);
     if (e[i].n_tokens <= 0 || !e[i].tokens)
         return sl_error_set(err, SL_STATUS_E_ARG, "eval_batch: entry %d has no tokens", i + 1);
-    for (int32_t k = 0; k < e[i].n_tokens; k++)
-        if (e[i].tokens[k] < 0 || e[i].tokens[k] >= c->n_vocab)
-            return sl_error_set(err, SL_STATUS_E_RANGE, "eval_batch: entry %d: token id %d out of range [0, %d]",
-                                i + 1, e[i].tokens[k], c->n_vocab - 1);
-    if (e[i].n_tokens > s->n_ctx - s->pos)
-        return sl_error_set(err, SL_STATUS_E_RANGE, "eval_batch: entry %d: context full (%d + %d tokens > n_ctx %d)",
-                            i + 1, s->pos, e[i].n_tokens, s->n_ctx);
+    char what[48];
+    snprintf(what, sizeof what, "eval_batch: entry %d", i + 1);
+    int32_t j = s->parent ? find_entry(e, n, s->parent) : -1;
+    sl_status rc = sl_session_check_eval(s, e[i].tokens, e[i].n_tokens, j < 0, what, err);
+    if (rc != SL_STATUS_OK)
+        return rc;
     parent[i] = -1;
-    if (!s->parent)
-        return SL_STATUS_OK;
-    const sl_session *p = s->parent;
-    int32_t j = find_entry(e, n, p);
-    if (j >= 0) {
+    if (j >= 0) { /* evaluated with its parent: it joins the parent's rows */
+        const sl_session *p = s->parent;
         if (p->pos != s->pos || e[j].n_tokens != e[i].n_tokens || p->params.n_batch != s->params.n_batch ||
             memcmp(e[j].tokens, e[i].tokens, (size_t)e[i].n_tokens * sizeof *e[i].tokens) != 0 ||
             (s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0))
@@ -83,15 +79,7 @@ static sl_status check_entry(const sl_batch_entry *e, int32_t n, int32_t i, int3
                                 "the same position (fork at %d, parent at %d)",
                                 i + 1, j + 1, s->pos, p->pos);
         parent[i] = j;
-        return SL_STATUS_OK;
     }
-    if (p->pos < s->pos + e[i].n_tokens)
-        return sl_error_set(err, SL_STATUS_E_STATE,
-                            "eval_batch: entry %d: a fork must follow its parent (parent at position %d, fork needs %d)",
-                            i + 1, p->pos, s->pos + e[i].n_tokens);
-    if ((s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0) ||
-        memcmp(p->tokens + s->pos, e[i].tokens, (size_t)e[i].n_tokens * sizeof *e[i].tokens) != 0)
-        return sl_error_set(err, SL_STATUS_E_STATE, "eval_batch: entry %d: fork tokens differ from its parent's", i + 1);
     return SL_STATUS_OK;
 }
 
@@ -169,16 +157,8 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         sl_session *s = e[i].session;
         rc = sl_session_reserve(s, s->pos + e[i].n_tokens, err);
-        if (rc == SL_STATUS_OK && (e[i].flags & SL_EVAL_ALL_LOGITS) && e[i].n_tokens > s->cap_all) {
-            float *grown = realloc(s->logits_all, (size_t)e[i].n_tokens * (size_t)c->n_vocab * sizeof *grown);
-            if (!grown)
-                rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for %d rows of logits",
-                                  e[i].n_tokens);
-            else {
-                s->logits_all = grown;
-                s->cap_all = e[i].n_tokens;
-            }
-        }
+        if (rc == SL_STATUS_OK && (e[i].flags & SL_EVAL_ALL_LOGITS))
+            rc = sl_session_grow_all_logits(s, e[i].n_tokens, "eval_batch", err);
         if (p.parent[i] < 0) {
             int32_t rows = group_rows(e, n, p.parent, p.done, i);
             max_rows = rows > max_rows ? rows : max_rows;

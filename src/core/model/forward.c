@@ -33,33 +33,42 @@ static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t 
     }
 }
 
+/* Heads [h, h + count) (sharing KV head h / group) of the query at position qpos, one row of Q
+ * and att, over the cached rows its window sees: they go through the cache together
+ * (sl_attend_heads), reading it in its stored type. Head h keeps its scores in row h of the
+ * session's scratch. */
+static void attend_heads_at(const sl_session *s, int32_t layer, int32_t qpos, int32_t h, int32_t count,
+                            const float *q_row, float *att_row)
+{
+    const sl_model_config *c = &s->model->cfg;
+    int32_t hd = c->head_dim, g = h / (c->n_head / c->n_head_kv), window = c->sliding_window;
+    int32_t j1 = qpos + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
+    int64_t kvd = (int64_t)c->n_head_kv * hd, off = ((int64_t)j0 * kvd + (int64_t)g * hd) * sl_session_kv_size(s);
+    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, kvd,
+                    s->params.kv_type, hd, j1 - j0, s->scores + (int64_t)h * s->cap, s->cap);
+}
+
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). */
 static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
-    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
+    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
     sl_dtype kt = s->params.kv_type;
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     int32_t window = c->sliding_window;
     int nt = sl_threads();
-    int64_t stride = s->cap;
     if (n == 1 || kt != SL_DTYPE_F32) {
-        /* Heads in contiguous ranges per thread; the heads of a range that share a KV head go
-         * through the cache together (sl_attend_heads), reading it in its stored type. Head h
-         * keeps its scores in row h of the scratch. */
+        /* Heads in contiguous ranges per thread, those of a range sharing a KV head together. */
 #pragma omp parallel num_threads(nt) if (nt > 1 && (int64_t)(p + n) * n * nh * hd > 32768)
         {
             int32_t t = omp_get_thread_num(), T = omp_get_num_threads();
             int32_t h0 = (int32_t)((int64_t)nh * t / T), h1 = (int32_t)((int64_t)nh * (t + 1) / T);
             for (int32_t h = h0; h < h1;) {
                 int32_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
-                for (int32_t i = 0; i < n; i++) {
-                    int32_t j1 = p + i + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-                    int64_t off = ((int64_t)j0 * kvd + g * hd) * es;
-                    sl_attend_heads(att + i * qd + (int64_t)h * hd, Q + i * qd + (int64_t)h * hd, hd, end - h,
-                                    K + off, V + off, kvd, kt, hd, j1 - j0, s->scores + h * stride, stride);
-                }
+                for (int32_t i = 0; i < n; i++)
+                    attend_heads_at(s, layer, p + i, h, end - h, Q + i * qd, att + i * qd);
                 h = end;
             }
         }
@@ -92,21 +101,16 @@ static void attention_decode_sets(sl_fw_set *const *active, const int32_t *row, 
                                   const float *Q, float *att)
 {
     const sl_model_config *c = &active[0]->s->model->cfg;
-    int32_t hd = c->head_dim, n_kv = c->n_head_kv, group = c->n_head / c->n_head_kv, window = c->sliding_window;
-    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)n_kv * hd, tasks = (int64_t)n_active * n_kv;
+    int32_t n_kv = c->n_head_kv, group = c->n_head / c->n_head_kv;
+    int64_t qd = (int64_t)c->n_head * c->head_dim, tasks = (int64_t)n_active * n_kv;
     int nt = sl_threads();
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int64_t t = 0; t < tasks; t++) {
         const sl_fw_set *set = active[t / n_kv];
-        const sl_session *s = set->s;
-        if (set->n != 1 || s->branching)
+        if (set->n != 1 || set->s->branching)
             continue;
-        int32_t g = (int32_t)(t % n_kv), j1 = set->p + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-        int64_t es = sl_session_kv_size(s), off = ((int64_t)j0 * kvd + (int64_t)g * hd) * es;
-        const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
-        int64_t h = (int64_t)g * group, r = row[t / n_kv];
-        sl_attend_heads(att + r * qd + h * hd, Q + r * qd + h * hd, hd, group, K + off, V + off, kvd,
-                        s->params.kv_type, hd, j1 - j0, s->scores + h * s->cap, s->cap);
+        int64_t r = row[t / n_kv];
+        attend_heads_at(set->s, layer, set->p, (int32_t)(t % n_kv) * group, group, Q + r * qd, att + r * qd);
     }
 }
 

@@ -134,6 +134,12 @@ int32_t sl_fw_head_rows(const sl_session *s);
  * when last_chunk. Implemented in forward.c. */
 sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
                            int32_t all_offset, sl_error *err);
+/* The checks of an eval of n tokens on s (ids, context and, with against_parent, a fork's
+ * place behind its parent), messages prefixed with `what` ("eval", "eval_batch: entry 2"). */
+sl_status sl_session_check_eval(const sl_session *s, const sl_token *tokens, int32_t n, bool against_parent,
+                                const char *what, sl_error *err);
+/* Room for n rows of all-position logits. */
+sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what, sl_error *err);
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
 /* K/V cache pointer for a layer: the session's own or, below a fork's branch, its parent's. */

@@ -411,39 +411,54 @@ sl_status sl_session_set_layers(sl_session *s, const int32_t *layers, int32_t n,
     return SL_STATUS_OK;
 }
 
-sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags, sl_error *err)
+sl_status sl_session_check_eval(const sl_session *s, const sl_token *tokens, int32_t n, bool against_parent,
+                                const char *what, sl_error *err)
 {
     const sl_model_config *c = &s->model->cfg;
-    if (n <= 0 || !tokens)
-        return sl_error_set(err, SL_STATUS_E_ARG, "eval: no tokens");
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
-            return sl_error_set(err, SL_STATUS_E_RANGE, "eval: token id %d out of range [0, %d]", tokens[i],
+            return sl_error_set(err, SL_STATUS_E_RANGE, "%s: token id %d out of range [0, %d]", what, tokens[i],
                                 c->n_vocab - 1);
     if (n > s->n_ctx - s->pos)
-        return sl_error_set(err, SL_STATUS_E_RANGE, "eval: context full (%d + %d tokens > n_ctx %d)", s->pos, n,
+        return sl_error_set(err, SL_STATUS_E_RANGE, "%s: context full (%d + %d tokens > n_ctx %d)", what, s->pos, n,
                             s->n_ctx);
-    if (s->parent) {
+    if (s->parent && against_parent) {
         const sl_session *p = s->parent;
         if (p->pos < s->pos + n)
             return sl_error_set(err, SL_STATUS_E_STATE,
-                                "eval: a fork must follow its parent (parent at position %d, fork needs %d)", p->pos,
-                                s->pos + n);
+                                "%s: a fork must follow its parent (parent at position %d, fork needs %d)", what,
+                                p->pos, s->pos + n);
         if ((s->pos > 0 && memcmp(p->tokens, s->tokens, (size_t)s->pos * sizeof *s->tokens) != 0) ||
             memcmp(p->tokens + s->pos, tokens, (size_t)n * sizeof *tokens) != 0)
-            return sl_error_set(err, SL_STATUS_E_STATE, "eval: fork tokens differ from its parent's");
+            return sl_error_set(err, SL_STATUS_E_STATE, "%s: fork tokens differ from its parent's", what);
     }
-    sl_status rc = sl_session_reserve(s, s->pos + n, err);
+    return SL_STATUS_OK;
+}
+
+sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what, sl_error *err)
+{
+    if (n <= s->cap_all)
+        return SL_STATUS_OK;
+    float *grown = realloc(s->logits_all, (size_t)n * (size_t)s->model->cfg.n_vocab * sizeof *grown);
+    if (!grown)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for %d rows of logits", what, n);
+    s->logits_all = grown;
+    s->cap_all = n;
+    return SL_STATUS_OK;
+}
+
+sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags, sl_error *err)
+{
+    if (n <= 0 || !tokens)
+        return sl_error_set(err, SL_STATUS_E_ARG, "eval: no tokens");
+    sl_status rc = sl_session_check_eval(s, tokens, n, true, "eval", err);
+    if (rc == SL_STATUS_OK)
+        rc = sl_session_reserve(s, s->pos + n, err);
+    bool all = (flags & SL_EVAL_ALL_LOGITS) != 0;
+    if (rc == SL_STATUS_OK && all)
+        rc = sl_session_grow_all_logits(s, n, "eval", err);
     if (rc != SL_STATUS_OK)
         return rc;
-    bool all = (flags & SL_EVAL_ALL_LOGITS) != 0;
-    if (all && n > s->cap_all) {
-        float *grown = realloc(s->logits_all, (size_t)n * (size_t)c->n_vocab * sizeof *grown);
-        if (!grown)
-            return sl_error_set(err, SL_STATUS_E_NOMEM, "eval: out of memory for %d rows of logits", n);
-        s->logits_all = grown;
-        s->cap_all = n;
-    }
     /* Nothing below can fail: the session only changes from here on. */
     int32_t nb = s->params.n_batch;
     for (int32_t done = 0; done < n; done += nb) {

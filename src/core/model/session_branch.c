@@ -177,13 +177,9 @@ sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_
     sl_status rc = sl_session_reserve(s, s->pos + n, err);
     if (rc != SL_STATUS_OK)
         return rc;
-    if (n > s->cap_all) {
-        float *grown = realloc(s->logits_all, (size_t)n * (size_t)c->n_vocab * sizeof *grown);
-        if (!grown)
-            return sl_error_set(err, SL_STATUS_E_NOMEM, "eval_branches: out of memory for %d rows of logits", n);
-        s->logits_all = grown;
-        s->cap_all = n;
-    }
+    rc = sl_session_grow_all_logits(s, n, "eval_branches", err);
+    if (rc != SL_STATUS_OK)
+        return rc;
     s->branching = true;
     sl_forward_chunk(s, tokens, n, true, true, 0, err);
     s->branching = false;
