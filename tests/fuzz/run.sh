@@ -16,7 +16,7 @@ declare -A max_len=([safetensors]=8192 [config]=4096 [tokenizer_load]=65536 [enc
                     [options]=1024 [chat_template]=4096)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 mkdir -p "$build/fuzz/artifacts"
 failed=0
 summary=()

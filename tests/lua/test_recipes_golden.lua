@@ -17,8 +17,8 @@ end
 
 -- Every result of a golden file reproduced token for token, with the processed top-8 scores
 -- (and, for DoLa, the candidate layers, divergences, premature layer and kept count per step).
-local function check_generation(model, golden_file, recipe, args, tol)
-  tol = tol or TOL
+local function check_generation(model, golden_file, recipe, args, tol, rel)
+  tol, rel = tol or TOL, rel or 0
   local g = T.json_file(data .. model .. "/golden/" .. golden_file)
   local max_new = g.generate_kwargs.max_new_tokens
   for r, res in ipairs(g.results) do
@@ -35,7 +35,7 @@ local function check_generation(model, golden_file, recipe, args, tol)
             T.eq(got.steps[i].top[k][2], sl.json.null, ("step %d top %d score (-inf)"):format(i, k))
           else
             T.eq(got.steps[i].top[k][1], pair[1], ("step %d top %d id"):format(i, k))
-            T.near(got.steps[i].top[k][2], pair[2], tol, ("step %d top %d score"):format(i, k))
+            T.near(got.steps[i].top[k][2], pair[2], tol + rel * math.abs(pair[2]), ("step %d top %d score"):format(i, k))
           end
         end
         local d, mine = step.dola, got.steps[i]
@@ -68,10 +68,11 @@ for _, m in ipairs(models) do
     local layers = type(kw.dola_layers) == "table" and table.concat(kw.dola_layers, ",") or kw.dola_layers
     -- DoLa scores subtract log-softmaxed raw early-exit logits, which carry HF's own float32
     -- rounding of up to ~1e-4 (tests/unit/test_forward.c), and the penalty scales negative
-    -- scores by 1.2, so scores are held to 3e-4. Tokens, premature layers, kept counts are
-    -- exact and divergences within 1e-5.
+    -- scores by 1.2, so scores are held to 3e-4 plus float32's relative rounding of a score
+    -- (1e-5 of scores near 20: their log-softmax terms are sums over the vocabulary). Tokens,
+    -- premature layers, kept counts are exact and divergences within 1e-5.
     check_generation(m, file, "dola.lua",
-      ("--dola-layers %s --repetition-penalty %s"):format(layers, kw.repetition_penalty or 1.0), 3e-4)
+      ("--dola-layers %s --repetition-penalty %s"):format(layers, kw.repetition_penalty or 1.0), 3e-4, 1e-5)
   end
   T.case("logits.lua " .. m, function()
     local g = T.json_file(data .. m .. "/golden/logit_lens.json")

@@ -156,3 +156,76 @@ Test(kernels, swiglu_and_group_match_separate_products)
     }
     tu_cap_kernels("SL_NO_AVX2", false);
 }
+
+/* Batch invariance: row i of a product of n activation rows is bit-identical to the product of
+ * that row alone, for every row count (one-row, few-row and tiled kernels, blocked chunks), every
+ * stored dtype, shapes with column tails, and 1 or 2 threads. */
+static void check_rows_alone(int64_t rows, int64_t cols, sl_dtype dt, int threads)
+{
+    static const int32_t ns[] = {2, 3, 4, 5, 6, 7, 8, 13, 17, 33, 37, 49, 70};
+    int32_t nmax = 70;
+    sl_weight w;
+    float *ref = malloc((size_t)(rows * cols) * sizeof *ref);
+    float *x = malloc((size_t)nmax * (size_t)cols * sizeof *x);
+    float *alone = malloc((size_t)nmax * (size_t)rows * sizeof *alone);
+    float *out = malloc((size_t)nmax * (size_t)rows * sizeof *out);
+    cr_assert(ref && x && alone && out);
+    void *data = make_weight(&w, ref, rows, cols, dt);
+    for (int64_t i = 0; i < (int64_t)nmax * cols; i++)
+        x[i] = uniform();
+    sl_set_num_threads(1);
+    for (int32_t i = 0; i < nmax; i++)
+        sl_matmul(alone + (int64_t)i * rows, rows, x + (int64_t)i * cols, 1, &w, NULL);
+    sl_set_num_threads(threads);
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int32_t n = ns[k];
+        for (int32_t first = 0; first + n <= nmax; first += nmax - n > 0 ? nmax - n : 1) {
+            sl_matmul(out, rows, x + (int64_t)first * cols, n, &w, NULL);
+            for (int32_t i = 0; i < n; i++)
+                cr_assert(memcmp(out + (int64_t)i * rows, alone + (int64_t)(first + i) * rows,
+                                 (size_t)rows * sizeof *out) == 0,
+                          "%s: row %d of %d (%ldx%ld, dtype %d, %d threads) differs from the row alone",
+                          getenv("SL_NO_AVX2") ? "generic" : getenv("SL_NO_AVX512") ? "avx2" : "best", i, n,
+                          (long)rows, (long)cols, (int)dt, threads);
+            if (nmax - n <= 0)
+                break;
+        }
+    }
+    sl_set_num_threads(1);
+    free(data);
+    free(ref);
+    free(x);
+    free(alone);
+    free(out);
+}
+
+static void check_rows_alone_all(void)
+{
+    static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 576}, {9, 48}, {21, 2056}};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+                check_rows_alone(shapes[s][0], shapes[s][1], dts[d], threads);
+}
+
+Test(kernels, rows_of_a_batch_equal_rows_alone_best)
+{
+    tu_cap_kernels("SL_NO_AVX2", false);
+    tu_cap_kernels("SL_NO_AVX512", false);
+    check_rows_alone_all();
+}
+
+Test(kernels, rows_of_a_batch_equal_rows_alone_avx2)
+{
+    tu_cap_kernels("SL_NO_AVX512", true);
+    check_rows_alone_all();
+    tu_cap_kernels("SL_NO_AVX512", false);
+}
+
+Test(kernels, rows_of_a_batch_equal_rows_alone_generic)
+{
+    tu_cap_kernels("SL_NO_AVX2", true);
+    check_rows_alone_all();
+    tu_cap_kernels("SL_NO_AVX2", false);
+}

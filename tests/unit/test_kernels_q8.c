@@ -188,3 +188,61 @@ Test(kernels_q8, matmul_is_close_to_the_float_product)
     free(q);
     free(d);
 }
+
+/* Batch invariance: row i of a Q8_0 product of n activation rows is bit-identical to the
+ * product of that row alone, for every row count and 1 or 2 threads. */
+static void check_rows_alone(int64_t rows, int64_t cols, int threads)
+{
+    static const int32_t ns[] = {2, 4, 5, 7, 13, 33, 40};
+    const int32_t nmax = 40;
+    int8_t *wq;
+    float *wd;
+    sl_weight w = make_q8(rows, cols, SL_DTYPE_BF16, &wq, &wd);
+    float *x = malloc((size_t)(nmax * cols) * sizeof *x), *alone = malloc((size_t)(nmax * rows) * sizeof *alone);
+    float *out = malloc((size_t)(nmax * rows) * sizeof *out);
+    cr_assert(x && alone && out);
+    for (int64_t i = 0; i < nmax * cols; i++)
+        x[i] = uniform();
+    sl_set_num_threads(1);
+    for (int32_t i = 0; i < nmax; i++)
+        sl_matmul(alone + i * rows, rows, x + i * cols, 1, &w, NULL);
+    sl_set_num_threads(threads);
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        int32_t n = ns[k];
+        sl_matmul(out, rows, x + (nmax - n) * cols, n, &w, NULL);
+        for (int32_t i = 0; i < n; i++)
+            cr_assert(memcmp(out + i * rows, alone + (nmax - n + i) * rows, (size_t)rows * sizeof *out) == 0,
+                      "row %d of %d (%ldx%ld, %d threads) differs from the row alone", i, n, (long)rows, (long)cols,
+                      threads);
+    }
+    sl_set_num_threads(1);
+    free(wq);
+    free(wd);
+    free(x);
+    free(alone);
+    free(out);
+}
+
+static void check_rows_alone_all(void)
+{
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            check_rows_alone(shapes[s][0], shapes[s][1], threads);
+}
+
+Test(kernels_q8, rows_of_a_batch_equal_rows_alone_best) { check_rows_alone_all(); }
+
+Test(kernels_q8, rows_of_a_batch_equal_rows_alone_avx2)
+{
+    tu_cap_kernels("SL_NO_AVX512", true);
+    check_rows_alone_all();
+    tu_cap_kernels("SL_NO_AVX512", false);
+}
+
+Test(kernels_q8, rows_of_a_batch_equal_rows_alone_generic)
+{
+    tu_cap_kernels("SL_NO_AVX2", true);
+    check_rows_alone_all();
+    tu_cap_kernels("SL_NO_AVX2", false);
+}

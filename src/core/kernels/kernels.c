@@ -7,27 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
-#include <pthread.h>
 
-/* ------------------------------------------------------------------ threads
- *
- * One thread pool only: OpenBLAS runs single-threaded inside the project's OpenMP regions.
- * Two pools (OpenMP converting weights, OpenBLAS multiplying) take the cores from each other
- * with their idle spinning threads. */
+/* ------------------------------------------------------------------ threads */
 
 static int g_threads = 1;
-static pthread_once_t g_blas_once = PTHREAD_ONCE_INIT;
-
-static void blas_single_thread(void) { openblas_set_num_threads(1); }
 
 void sl_set_num_threads(int n)
 {
     if (n <= 0)
         n = omp_get_num_procs();
     g_threads = n < SL_MAX_THREADS ? n : SL_MAX_THREADS;
-    pthread_once(&g_blas_once, blas_single_thread);
 }
 
 int sl_get_num_threads(void) { return g_threads; }
@@ -215,21 +205,15 @@ static sl_rows_fn pick_rows_fn(sl_dtype dt)
 
 /* ------------------------------------------------------------------ matmul */
 
-/* Up to this many activation rows the weight is streamed once by our kernels; above it
- * OpenBLAS's blocked sgemm wins over the generic kernels (SMALL_N) and the AVX2 tiles
- * (SMALL_N_AVX2; bench_matmul: 83-87 GFLOP/s for the tiles from 17 to 64 rows against 48-87
- * for convert + sgemm). The AVX-512 tiles run at about twice sgemm's rate (Haswell kernels)
- * for any count, so with them larger products are blocked for the caches instead (TILE_*). */
+/* Products with more activation rows than this are blocked for the caches (tiled_rows). Every
+ * kernel of a level sums each output in that level's one order, so the blocking, the tile
+ * shapes and the thread split change the speed only, never a result: a row's product does not
+ * depend on how many rows share the pass. */
 #define SMALL_N 16
-#define SMALL_N_AVX2 48
 /* Weight rows per block (about 256 KiB of stored weight, in L2 while every chunk of activation
  * rows passes over it) and activation rows per chunk. */
 #define TILE_WEIGHT_BYTES (256u << 10)
 #define TILE_ROWS 32
-/* Rows of a converted F16/BF16 weight block handed to sgemm at once, per thread (about 2 MiB
- * of f32, at least 64 rows). */
-#define CONVERT_BYTES (2u << 20)
-#define CONVERT_MIN_ROWS 64
 
 static void add_bias(float *out, int64_t ldo, int32_t n, const float *bias, int64_t r0, int64_t r1)
 {
@@ -248,33 +232,6 @@ static inline int64_t split_row(int64_t rows, int t, int nt)
     return r < rows ? r : rows;
 }
 
-/* Rows [r0, r1) of a product with many activation rows, through single-threaded sgemm.
- * F16/BF16 weights are converted block by block into `tmp` (block rows) first. */
-static void gemm_rows(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, int64_t r0,
-                      int64_t r1, float *tmp, int64_t block)
-{
-    int64_t cols = w->cols;
-    if (r1 <= r0)
-        return;
-    if (w->dtype == SL_DTYPE_F32) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)(r1 - r0), (int)cols, 1.0f, x, (int)cols,
-                    (const float *)w->data + r0 * cols, (int)cols, 0.0f, out + r0, (int)ldo);
-        return;
-    }
-    if (!tmp) { /* no scratch: fall back to the streaming kernels, slower but correct */
-        sl_rows_fn fn = pick_rows_fn(w->dtype);
-        for (int32_t i = 0; i < n; i += SMALL_N)
-            fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * cols, n - i < SMALL_N ? n - i : SMALL_N, w, r0, r1);
-        return;
-    }
-    for (int64_t b0 = r0; b0 < r1; b0 += block) {
-        int64_t nb = r1 - b0 < block ? r1 - b0 : block;
-        convert_values(tmp, sl_row_ptr(w, b0), nb * cols, w->dtype);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nb, (int)cols, 1.0f, x, (int)cols, tmp,
-                    (int)cols, 0.0f, out + b0, (int)ldo);
-    }
-}
-
 /* Rows [r0, r1) of a product with many activation rows through the small-batch kernel, blocked
  * so that each block of weight rows stays in L2 while all the activation rows pass over it. */
 static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, int64_t r0,
@@ -286,13 +243,9 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
     block = block < 16 ? 16 : block & ~(int64_t)3;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
-        /* a last chunk of a few rows joins the one before: the few-row kernels accumulate in
-         * another order than the tiles, and a row's result should not depend on where a chunk
-         * boundary fell */
-        for (int32_t i = 0, len; i < n; i += len) {
-            len = n - i <= TILE_ROWS + SL_FEW_ROWS ? n - i : TILE_ROWS;
-            fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * w->cols, len, w, b0, b1);
-        }
+        for (int32_t i = 0; i < n; i += TILE_ROWS)
+            fn(out + (int64_t)i * ldo, ldo, x + (int64_t)i * w->cols, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, b0,
+               b1);
     }
 }
 
@@ -334,25 +287,12 @@ static void group_share(const sl_matmul_job *jobs, int count, const float *x, co
         int64_t r0 = split_row(w->rows, t, nt), r1 = split_row(w->rows, t + 1, nt);
         if (r1 <= r0)
             continue;
-        sl_isa isa = sl_kernel_isa();
-        if (w->q8_scales) {
+        if (w->q8_scales)
             q8_rows(jobs[j].out, jobs[j].ldo, xq, n, w, r0, r1);
-        } else if (n <= (isa >= SL_ISA_AVX2 ? SMALL_N_AVX2 : SMALL_N)) {
+        else if (n <= SMALL_N)
             pick_rows_fn(w->dtype)(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
-        } else if (isa >= SL_ISA_AVX512) {
+        else
             tiled_rows(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
-        } else {
-            float *tmp = NULL;
-            int64_t block = 0;
-            if (w->dtype != SL_DTYPE_F32) {
-                block = (int64_t)(CONVERT_BYTES / (sizeof(float) * (size_t)w->cols));
-                block = block < CONVERT_MIN_ROWS ? CONVERT_MIN_ROWS : block;
-                block = block > r1 - r0 ? r1 - r0 : block;
-                tmp = malloc((size_t)block * (size_t)w->cols * sizeof *tmp);
-            }
-            gemm_rows(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1, tmp, block);
-            free(tmp);
-        }
         add_bias(jobs[j].out, jobs[j].ldo, n, jobs[j].bias, r0, r1);
     }
     if (swiglu) {
@@ -370,7 +310,6 @@ static void group_run(const sl_matmul_job *jobs, int count, const float *x, int3
 {
     if (n <= 0 || count <= 0)
         return;
-    pthread_once(&g_blas_once, blas_single_thread);
     int64_t work = 0;
     for (int j = 0; j < count; j++)
         work += jobs[j].w->rows * jobs[j].w->cols;

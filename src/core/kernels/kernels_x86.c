@@ -110,11 +110,16 @@ static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, cons
  * accumulated in registers, so each weight load serves C rows and each activation load R
  * rows. R and C are constants at every call, so the loops unroll into registers. */
 
-/* The four sums of a, b, c, d. */
-static SL_ALWAYS_INLINE SL_AVX2 __m128 sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d)
+/* hsum8 of four vectors at once, each summed in hsum8's order: ((v0 + v4) + (v2 + v6)) +
+ * ((v1 + v5) + (v3 + v7)), so a tile's outputs round as the one-row kernel's. */
+static SL_ALWAYS_INLINE SL_AVX2 __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
 {
-    __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 t1 = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+    __m128 t2 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    __m128 t3 = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+    _MM_TRANSPOSE4_PS(t0, t1, t2, t3); /* t_k now holds lane k of each input */
+    return _mm_add_ps(_mm_add_ps(t0, t2), _mm_add_ps(t1, t3));
 }
 
 /* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
@@ -124,74 +129,105 @@ static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
     return (int)(j0 < extra * (base + 1) ? base + 1 : base);
 }
 
-/* How far ahead tiles prefetch: the same row of the next tile, at least 2 * SL_PREFETCH_BYTES. */
-static inline int64_t tile_prefetch_distance(int64_t row_bytes)
-{
-    return 4 * row_bytes > 2 * SL_PREFETCH_BYTES ? 4 * row_bytes : 2 * SL_PREFETCH_BYTES;
-}
+#define SL_AVX2_ROWS 3 /* weight rows per tile */
+#define SL_AVX2_COLS 3 /* activation rows per tile: 3 x 3 accumulators + 3 weight vectors + 1 */
+/* Bytes of a group of activation rows that stay in L1 while weight rows stream past them. */
+#define SL_TILE_L1_BYTES (12 << 10)
+/* Columns per chunk of a tile's passes: the tile's weight and activation rows of this many
+ * columns stay in L1 while the passes go over them. A multiple of 32. */
+#define SL_TILE_CHUNK 512
 
-#define SL_AVX2_COLS 2 /* activation rows per tile: 4 x 2 accumulators + 4 weight vectors (4 x 3 spills) */
-
+/* A tile of R weight rows by C activation rows, each output summed exactly as vecn_avx2 sums
+ * it: four accumulators a0..a3, a_k over columns [32b + 8k, 32b + 8k + 8) of every 32-column
+ * block, the 8-column blocks past the last 32 into a0, hsum8((a0 + a1) + (a2 + a3)), then the
+ * scalar tail. Four accumulators per output do not fit a register tile, so the tile takes the
+ * four in turn (pass k holds every output's a_k), chunk by chunk so the rows stay in L1; each
+ * a_k still sees its blocks in column order. */
 static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const float *x, int64_t cols,
-                                               const char *w0, int64_t row_bytes, int64_t ahead, const int R,
-                                               const int C,
-                                               sl_dtype dt)
+                                               const char *w0, int64_t row_bytes, const int R,
+                                               const int C, sl_dtype dt)
 {
-    __m256 acc[4][SL_AVX2_COLS];
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < C; j++)
-            acc[i][j] = _mm256_setzero_ps();
-    int64_t c = 0;
-    for (; c + 8 <= cols; c += 8) {
-        /* The hardware prefetchers alone leave the product waiting on memory. */
-        if (dt == SL_DTYPE_F32 || (c & 15) == 0)
+    int64_t c32 = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;
+    __m256 part[4][SL_AVX2_ROWS][SL_AVX2_COLS];
+    for (int64_t c0 = 0; c0 < c32 || c0 == 0; c0 += SL_TILE_CHUNK) {
+        int64_t c1 = c32 - c0 < SL_TILE_CHUNK ? c32 : c0 + SL_TILE_CHUNK;
+        for (int k = 0; k < 4; k++) {
+            __m256 acc[SL_AVX2_ROWS][SL_AVX2_COLS];
             for (int i = 0; i < R; i++)
-                _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + ahead, _MM_HINT_T0);
-        __m256 wv[4];
-        for (int i = 0; i < R; i++)
-            wv[i] = load8_w(w0 + i * row_bytes, c, dt);
-        for (int j = 0; j < C; j++) {
-            __m256 xv = _mm256_loadu_ps(x + j * cols + c);
+                for (int j = 0; j < C; j++)
+                    acc[i][j] = c0 == 0 ? _mm256_setzero_ps() : part[k][i][j];
+            for (int64_t c = c0 + 8 * k; c < c1; c += 32) {
+                __m256 wv[SL_AVX2_ROWS];
+                for (int i = 0; i < R; i++)
+                    wv[i] = load8_w(w0 + i * row_bytes, c, dt);
+                for (int j = 0; j < C; j++) {
+                    __m256 xv = _mm256_loadu_ps(x + j * cols + c);
+                    for (int i = 0; i < R; i++)
+                        acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+                }
+            }
             for (int i = 0; i < R; i++)
-                acc[i][j] = _mm256_fmadd_ps(wv[i], xv, acc[i][j]);
+                for (int j = 0; j < C; j++)
+                    part[k][i][j] = acc[i][j];
         }
     }
-    for (int j = 0; j < C; j++) {
-        float s[4];
-        if (R == 4)
-            _mm_storeu_ps(s, sum4_avx2(acc[0][j], acc[1][j], acc[2][j], acc[3][j]));
-        else
-            s[0] = hsum8(acc[0][j]);
+    for (int64_t c = c32; c < c8; c += 8)
         for (int i = 0; i < R; i++) {
-            for (int64_t k = c; k < cols; k++)
-                s[i] += sl_scalar_w(w0 + i * row_bytes, k, dt) * x[j * cols + k];
-            out[j * ldo + i] = s[i];
+            __m256 wv = load8_w(w0 + i * row_bytes, c, dt);
+            for (int j = 0; j < C; j++)
+                part[0][i][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * cols + c), part[0][i][j]);
         }
-    }
+    for (int j = 0; j < C; j++)
+        for (int i = 0; i < R; i++) {
+            const char *wr = w0 + i * row_bytes;
+            float s = hsum8(_mm256_add_ps(_mm256_add_ps(part[0][i][j], part[1][i][j]),
+                                          _mm256_add_ps(part[2][i][j], part[3][i][j])));
+            for (int64_t k = c8; k < cols; k++)
+                s += sl_scalar_w(wr, k, dt) * x[j * cols + k];
+            out[j * ldo + i] = s;
+        }
 }
 
-#define TILE_AVX2(R, C) tile_avx2(out + j0 * ldo + r, ldo, x + j0 * cols, cols, w0, row_bytes, ahead, R, C, dt)
+#define TILE_AVX2(R, C) tile_avx2(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, R, C, dt)
+
+/* The R x C tile at weight row r and activation row j0 (R and C constants in each case). */
+static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2_at(float *out, int64_t ldo, const float *x, const sl_weight *w,
+                                                 int64_t r, int32_t j0, int R, int C, sl_dtype dt)
+{
+    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt);
+    switch (R * 8 + C) {
+    case 25: TILE_AVX2(3, 1); break;
+    case 26: TILE_AVX2(3, 2); break;
+    case 27: TILE_AVX2(3, 3); break;
+    case 9: TILE_AVX2(1, 1); break;
+    case 10: TILE_AVX2(1, 2); break;
+    default: TILE_AVX2(1, 3); break;
+    }
+}
 
 static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const float *x, int32_t nx,
                                                const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
     if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt))
         return;
-    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
-    for (int64_t r = r0; r < r1;) {
-        const char *w0 = sl_row_ptr(w, r);
-        const int R = r1 - r >= 4 ? 4 : 1;
-        for (int32_t j0 = 0; j0 < nx;) {
-            int C = group_size(nx, j0, SL_AVX2_COLS);
-            switch (R * 8 + C) {
-            case 33: TILE_AVX2(4, 1); break;
-            case 34: TILE_AVX2(4, 2); break;
-            case 9: TILE_AVX2(1, 1); break;
-            default: TILE_AVX2(1, 2); break;
+    /* A group of activation rows that fits in L1 stays there while the weight rows stream by;
+     * with longer rows the tile's weight rows stay instead while the groups pass. */
+    if ((int64_t)SL_AVX2_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES) {
+        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+            C = group_size(nx, j0, SL_AVX2_COLS);
+            for (int64_t r = r0, R; r < r1; r += R) {
+                R = r1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
+                tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
             }
-            j0 += C;
         }
-        r += R;
+        return;
+    }
+    for (int64_t r = r0, R; r < r1; r += R) {
+        R = r1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
+        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+            C = group_size(nx, j0, SL_AVX2_COLS);
+            tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+        }
     }
 }
 
@@ -318,82 +354,105 @@ static SL_ALWAYS_INLINE SL_AVX512 bool few_rows_avx512(float *out, int64_t ldo, 
     }
 }
 
-#define SL_AVX512_COLS 6 /* activation rows per tile: 4 x 6 accumulators + 4 weight vectors */
+#define SL_AVX512_ROWS 4 /* weight rows per tile */
+#define SL_AVX512_COLS 3 /* activation rows per tile: 4 x 3 x 2 accumulators + 4 weight vectors + 1 */
 
+/* A tile of R weight rows by C activation rows, each output summed exactly as vecn_avx512 sums
+ * it: two accumulators over every 32-column block (the first 16 columns into a0, the next 16
+ * into a1), a last 16-column block into a0, the masked tail into a1, then
+ * hsum8(fold16(a0 + a1)); so a row's result does not depend on how many rows share the pass.
+ * Each activation vector is loaded once for the four weight rows: loads, not multiply-adds,
+ * limit 512-bit tiles on some CPUs (Zen 4 loads one 512-bit vector per cycle). */
 static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, const float *x, int64_t cols,
-                                                   const char *w0, int64_t row_bytes, int64_t ahead, const int R,
-                                                   const int C,
-                                                   sl_dtype dt)
+                                                   const char *w0, int64_t row_bytes, const int R,
+                                                   const int C, sl_dtype dt)
 {
-    __m512 acc[4][SL_AVX512_COLS];
+    int64_t c32 = cols & ~(int64_t)31, c16 = cols & ~(int64_t)15;
+    __m512 acc[SL_AVX512_ROWS][SL_AVX512_COLS][2];
     for (int i = 0; i < R; i++)
         for (int j = 0; j < C; j++)
-            acc[i][j] = _mm512_setzero_ps();
-    int64_t c = 0;
-    for (; c + 16 <= cols; c += 16) {
-        /* The hardware prefetchers alone leave the product waiting on memory. */
-        if (dt == SL_DTYPE_F32 || (c & 31) == 0)
+            acc[i][j][0] = acc[i][j][1] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < c32; c += 32) {
+        for (int h = 0; h < 2; h++) {
+            __m512 wv[SL_AVX512_ROWS];
             for (int i = 0; i < R; i++)
-                _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + ahead, _MM_HINT_T0);
-        __m512 wv[4];
-        for (int i = 0; i < R; i++)
-            wv[i] = load16_w(w0 + i * row_bytes, c, dt);
-        for (int j = 0; j < C; j++) {
-            __m512 xv = _mm512_loadu_ps(x + j * cols + c);
-            for (int i = 0; i < R; i++)
-                acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+                wv[i] = load16_w(w0 + i * row_bytes, c + 16 * h, dt);
+            for (int j = 0; j < C; j++) {
+                __m512 xv = _mm512_loadu_ps(x + j * cols + c + 16 * h);
+                for (int i = 0; i < R; i++)
+                    acc[i][j][h] = _mm512_fmadd_ps(wv[i], xv, acc[i][j][h]);
+            }
         }
+    }
+    int64_t c = c32;
+    if (c < c16) {
+        for (int i = 0; i < R; i++) {
+            __m512 wv = load16_w(w0 + i * row_bytes, c, dt);
+            for (int j = 0; j < C; j++)
+                acc[i][j][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + j * cols + c), acc[i][j][0]);
+        }
+        c += 16;
     }
     if (c < cols) {
         __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
-        __m512 wv[4];
-        for (int i = 0; i < R; i++)
-            wv[i] = load16_w_part(w0 + i * row_bytes, c, m, dt);
-        for (int j = 0; j < C; j++) {
-            __m512 xv = _mm512_maskz_loadu_ps(m, x + j * cols + c);
-            for (int i = 0; i < R; i++)
-                acc[i][j] = _mm512_fmadd_ps(wv[i], xv, acc[i][j]);
+        for (int i = 0; i < R; i++) {
+            __m512 wv = load16_w_part(w0 + i * row_bytes, c, m, dt);
+            for (int j = 0; j < C; j++)
+                acc[i][j][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + j * cols + c), acc[i][j][1]);
         }
     }
     for (int j = 0; j < C; j++) {
         if (R == 4)
-            _mm_storeu_ps(out + j * ldo, sum4_avx2(fold16(acc[0][j]), fold16(acc[1][j]), fold16(acc[2][j]),
-                                                   fold16(acc[3][j])));
+            _mm_storeu_ps(out + j * ldo, hsum8x4(fold16(_mm512_add_ps(acc[0][j][0], acc[0][j][1])),
+                                                 fold16(_mm512_add_ps(acc[1][j][0], acc[1][j][1])),
+                                                 fold16(_mm512_add_ps(acc[2][j][0], acc[2][j][1])),
+                                                 fold16(_mm512_add_ps(acc[3][j][0], acc[3][j][1]))));
         else
-            out[j * ldo] = hsum8(fold16(acc[0][j]));
+            for (int i = 0; i < R; i++)
+                out[j * ldo + i] = hsum8(fold16(_mm512_add_ps(acc[i][j][0], acc[i][j][1])));
     }
 }
 
-#define TILE_AVX512(R, C) tile_avx512(out + j0 * ldo + r, ldo, x + j0 * cols, cols, w0, row_bytes, ahead, R, C, dt)
+#define TILE_AVX512(R, C) tile_avx512(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, R, C, dt)
+
+/* The R x C tile at weight row r and activation row j0 (R and C constants in each case). */
+static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512_at(float *out, int64_t ldo, const float *x, const sl_weight *w,
+                                                 int64_t r, int32_t j0, int R, int C, sl_dtype dt)
+{
+    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt);
+    switch (R * 8 + C) {
+    case 33: TILE_AVX512(4, 1); break;
+    case 34: TILE_AVX512(4, 2); break;
+    case 35: TILE_AVX512(4, 3); break;
+    case 9: TILE_AVX512(1, 1); break;
+    case 10: TILE_AVX512(1, 2); break;
+    default: TILE_AVX512(1, 3); break;
+    }
+}
 
 static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
-                                                   const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+                                               const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
     if (few_rows_avx512(out, ldo, x, nx, w, r0, r1, dt))
         return;
-    int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt), ahead = tile_prefetch_distance(row_bytes);
-    for (int64_t r = r0; r < r1;) {
-        const char *w0 = sl_row_ptr(w, r);
-        const int R = r1 - r >= 4 ? 4 : 1;
-        for (int32_t j0 = 0; j0 < nx;) {
-            int C = group_size(nx, j0, SL_AVX512_COLS);
-            switch (R * 8 + C) {
-            case 33: TILE_AVX512(4, 1); break;
-            case 34: TILE_AVX512(4, 2); break;
-            case 35: TILE_AVX512(4, 3); break;
-            case 36: TILE_AVX512(4, 4); break;
-            case 37: TILE_AVX512(4, 5); break;
-            case 38: TILE_AVX512(4, 6); break;
-            case 9: TILE_AVX512(1, 1); break;
-            case 10: TILE_AVX512(1, 2); break;
-            case 11: TILE_AVX512(1, 3); break;
-            case 12: TILE_AVX512(1, 4); break;
-            case 13: TILE_AVX512(1, 5); break;
-            default: TILE_AVX512(1, 6); break;
+    /* A group of activation rows that fits in L1 stays there while the weight rows stream by;
+     * with longer rows the tile's weight rows stay instead while the groups pass. */
+    if ((int64_t)SL_AVX512_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES) {
+        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+            C = group_size(nx, j0, SL_AVX512_COLS);
+            for (int64_t r = r0, R; r < r1; r += R) {
+                R = r1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
+                tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
             }
-            j0 += C;
         }
-        r += R;
+        return;
+    }
+    for (int64_t r = r0, R; r < r1; r += R) {
+        R = r1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
+        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+            C = group_size(nx, j0, SL_AVX512_COLS);
+            tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+        }
     }
 }
 

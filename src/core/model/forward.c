@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
 #include "internal.h"
@@ -49,47 +48,26 @@ static void attend_heads_at(const sl_session *s, int32_t layer, int32_t qpos, in
                     s->params.kv_type, hd, j1 - j0, s->scores + (int64_t)h * s->cap, s->cap);
 }
 
-/* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). */
+/* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). Each query goes
+ * through the cache as a decode step's does (attend_heads_at), so its result does not depend on
+ * how the prompt was chunked or what else shared the pass. */
 static void attention(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
     const sl_model_config *c = &s->model->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
-    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd;
-    sl_dtype kt = s->params.kv_type;
-    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
-    int32_t window = c->sliding_window;
+    int64_t qd = (int64_t)nh * hd;
     int nt = sl_threads();
-    if (n == 1 || kt != SL_DTYPE_F32) {
-        /* Heads in contiguous ranges per thread, those of a range sharing a KV head together. */
+    /* Heads in contiguous ranges per thread, those of a range sharing a KV head together. */
 #pragma omp parallel num_threads(nt) if (nt > 1 && (int64_t)(p + n) * n * nh * hd > 32768)
-        {
-            int32_t t = omp_get_thread_num(), T = omp_get_num_threads();
-            int32_t h0 = (int32_t)((int64_t)nh * t / T), h1 = (int32_t)((int64_t)nh * (t + 1) / T);
-            for (int32_t h = h0; h < h1;) {
-                int32_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
-                for (int32_t i = 0; i < n; i++)
-                    attend_heads_at(s, layer, p + i, h, end - h, Q + i * qd, att + i * qd);
-                h = end;
-            }
+    {
+        int32_t t = omp_get_thread_num(), T = omp_get_num_threads();
+        int32_t h0 = (int32_t)((int64_t)nh * t / T), h1 = (int32_t)((int64_t)nh * (t + 1) / T);
+        for (int32_t h = h0; h < h1;) {
+            int32_t g = h / group, end = (g + 1) * group < h1 ? (g + 1) * group : h1;
+            for (int32_t i = 0; i < n; i++)
+                attend_heads_at(s, layer, p + i, h, end - h, Q + i * qd, att + i * qd);
+            h = end;
         }
-        return;
-    }
-    int32_t L = p + n;
-    float denom = sqrtf((float)hd);
-    for (int32_t h = 0; h < nh; h++) {
-        int64_t g = h / group;
-        float *S = s->scores; /* [n][L] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, 1.0f, Q + (int64_t)h * hd, (int)qd,
-                    (const float *)K + g * hd, (int)kvd, 0.0f, S, L);
-        for (int32_t i = 0; i < n; i++) {
-            float *row = S + (int64_t)i * L;
-            int32_t qpos = p + i, j0 = window > 0 && qpos + 1 > window ? qpos + 1 - window : 0;
-            for (int32_t j = 0; j < L; j++)
-                row[j] = (j >= j0 && j <= qpos) ? row[j] / denom : -INFINITY;
-            sl_attn_softmax(row, L);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, S, L, (const float *)V + g * hd,
-                    (int)kvd, 0.0f, att + (int64_t)h * hd, (int)qd);
     }
 }
 
@@ -140,10 +118,9 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
             sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
             sl_attn_softmax(sc, m + 1);
+            /* the own row continues the same sum, as it would as the next cached row */
             sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
-            for (int32_t cc = 0; cc < hd; cc++)
-                out[cc] += sc[m] * (kt == SL_DTYPE_F16 ? sl_f16_to_f32(((const uint16_t *)(V + own))[cc])
-                                                       : ((const float *)(V + own))[cc]);
+            sl_attn_values(out, sc + m, V + own, kvd, kt, hd, 1, true);
         }
     }
 }

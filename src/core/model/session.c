@@ -86,9 +86,8 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
         s->final_hidden = grow(s->final_hidden, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
     for (int32_t i = 0; i < s->n_taps && ok; i++)
         s->taps[i].data = grow(s->taps[i].data, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
-    /* Attention scores: a chunk's rows over the whole context, or one row per head in decode. */
-    int32_t rows = s->params.n_batch > c->n_head ? s->params.n_batch : c->n_head;
-    size_t score_floats = (size_t)rows * (size_t)cap;
+    /* Attention scores: one row per head over the whole context (queries attend one at a time). */
+    size_t score_floats = (size_t)c->n_head * (size_t)cap;
     if (ok && score_floats > (size_t)s->scores_cap) {
         s->scores = grow(s->scores, score_floats * sizeof(float), &ok);
         if (ok)
