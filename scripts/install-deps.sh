@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages slua needs to build and test, if any are missing.
 #   liblua5.4-dev    the Lua 5.4 host and module
-#   libopenblas-dev  GEMM for prefill and the batched LM head
 #   libjson-c-dev    config.json, safetensors headers, tokenizer.json
 #   libpcre2-dev     tokenizer pre-tokenizer regexes (\p{L}, look-ahead, case-insensitive groups)
 #   libutf8proc-dev  Unicode NFC/NFKC normalization and script classes for tokenizers
@@ -13,7 +12,7 @@
 #                    make fuzz: libFuzzer and the sanitizer runtimes for clang, OpenMP for clang
 # (Slurm for the sweep's job-array test: scripts/slurm-local.sh install, run by .ci/run)
 set -euo pipefail
-packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libopenblas-dev libjson-c-dev
+packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libjson-c-dev
           libpcre2-dev libutf8proc-dev libcriterion-dev librsvg2-bin lua5.4 python3
           clang libclang-rt-14-dev libomp-14-dev)
 missing=()
