@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 #include "internal.h"
-#include "slua/sl_decode.h"
+#include "slua/sl_ops.h"
 
 static bool same_request(const sl_session *a, const sl_session *b)
 {
