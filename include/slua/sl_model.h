@@ -150,7 +150,8 @@ enum {
 };
 
 /* Append n tokens (a prompt or one generated token) and run the model over them.
- * On error the session is unchanged (position and tokens as before the call). */
+ * On error the session keeps its position and tokens from before the call (an error inside
+ * the forward pass also clears its last outputs, as sl_session_rewind does). */
 SL_API sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags,
                                  sl_error *err);
 
