@@ -37,30 +37,25 @@ static int l_logits_keep_top_k(lua_State *L)
     return 1;
 }
 
-static int l_logits_keep_top_p(lua_State *L)
+/* keep_top_p / keep_min_p (p [, min_keep]), p in [0, 1]. */
+static int probability_warper(lua_State *L, bool top_p)
 {
     l_logits *x = l_checklogits(L, 1);
     lua_Number p = luaL_checknumber(L, 2);
     lua_Integer min_keep = luaL_optinteger(L, 3, 1);
-    luaL_argcheck(L, p >= 0 && p <= 1, 2, "top_p must be in [0, 1]");
+    luaL_argcheck(L, p >= 0 && p <= 1, 2, top_p ? "top_p must be in [0, 1]" : "min_p must be in [0, 1]");
     luaL_argcheck(L, min_keep >= 1, 3, "min_keep must be >= 1");
-    if (p < 1.0)
-        sl_proc_top_p(x->v, x->n, (float)p, min_keep > x->n ? x->n : (int32_t)min_keep);
+    int32_t keep = min_keep > x->n ? x->n : (int32_t)min_keep;
+    if (!top_p)
+        sl_proc_min_p(x->v, x->n, (float)p, keep);
+    else if (p < 1.0) /* HF builds no top-p warper at 1 */
+        sl_proc_top_p(x->v, x->n, (float)p, keep);
     lua_settop(L, 1);
     return 1;
 }
 
-static int l_logits_keep_min_p(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number p = luaL_checknumber(L, 2);
-    lua_Integer min_keep = luaL_optinteger(L, 3, 1);
-    luaL_argcheck(L, p >= 0 && p <= 1, 2, "min_p must be in [0, 1]");
-    luaL_argcheck(L, min_keep >= 1, 3, "min_keep must be >= 1");
-    sl_proc_min_p(x->v, x->n, (float)p, min_keep > x->n ? x->n : (int32_t)min_keep);
-    lua_settop(L, 1);
-    return 1;
-}
+static int l_logits_keep_top_p(lua_State *L) { return probability_warper(L, true); }
+static int l_logits_keep_min_p(lua_State *L) { return probability_warper(L, false); }
 
 /* Token history for history-based processors: a Session (its evaluated tokens) or an array.
  * Leaves a userdata holding the ids on the stack when it has to copy. */
