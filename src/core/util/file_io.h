@@ -16,8 +16,8 @@ sl_status sl_file_open_regular(const char *path, int *fd, size_t *size, sl_error
 /* Reads a whole regular file into a malloc'd buffer with a NUL after its *len bytes. */
 sl_status sl_file_read_all(const char *path, char **buf, size_t *len, sl_error *err);
 
-/* What a path names, following symlinks. Every check of a path's kind in the tree goes
- * through here, so a FIFO or a directory is named the same way wherever it is refused. */
+/* What a path names, following symlinks. The core and the bindings (core.fs) check a path's
+ * kind through here, so a FIFO or a directory is named the same way wherever it is refused. */
 typedef enum sl_file_kind {
     SL_FILE_MISSING, /* stat fails: absent, a dangling link, or not searchable */
     SL_FILE_REGULAR,
