@@ -1,5 +1,6 @@
 /* slua — models and sessions: loading Hugging Face checkpoints, the forward pass with a KV cache,
- * per-layer outputs (hidden states, early-exit and logit-lens logits) and layer-skip masks.
+ * per-layer outputs (hidden states, early-exit and logit-lens logits), layer-skip masks, and the
+ * session copies, hidden-state history and branch evaluation that search decoders build on.
  *
  * Layer numbers follow HF `hidden_states`: 0 = embedding output, 1..N-1 = residual stream after
  * decoder block l (no final norm), N = output of the last block after the final norm.
@@ -149,7 +150,8 @@ enum {
 };
 
 /* Append n tokens (a prompt or one generated token) and run the model over them.
- * On error the session is unchanged (position and tokens as before the call). */
+ * On error the session keeps its position and tokens from before the call (an error inside
+ * the forward pass also clears its last outputs, as sl_session_rewind does). */
 SL_API sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags,
                                  sl_error *err);
 
@@ -211,6 +213,35 @@ SL_API int32_t sl_session_pos(const sl_session *s);
 /* The evaluated tokens, [*n]. Borrowed: valid until the next eval. */
 SL_API const sl_token *sl_session_tokens(const sl_session *s, int32_t *n);
 SL_API sl_model *sl_session_model(const sl_session *s);
+
+/* ------------------------------------------------------------------ Copies and branches */
+
+/* Make dst the same state as src (tokens, KV cache, last outputs, per-layer request, hidden
+ * history): both on one model, neither a fork nor forked from, same skip mask. Rows of the
+ * common token prefix are not copied: equal positions under equal prefixes hold equal keys and
+ * values (bit for bit when both were evaluated the same way, e.g. both descend from one prefill).
+ * *n_copied (may be NULL) gets the number of positions copied. On error dst may have been
+ * reset to position 0. Beam search keeps its beams this way. */
+SL_API sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_copied, sl_error *err);
+/* A new session in src's state (see sl_session_copy). Owned; free with sl_session_free. */
+SL_API sl_session *sl_session_clone(const sl_session *src, sl_error *err);
+
+/* Record hidden_states[N] (after the final norm, as HF's output_hidden_states[-1]) of every
+ * evaluated position from now on. Turning it on needs position 0 (E_STATE otherwise). */
+SL_API sl_status sl_session_keep_hidden(sl_session *s, bool on, sl_error *err);
+/* The recorded rows [*n][n_embd] for positions [0, pos); NULL when not kept. Borrowed. */
+SL_API const float *sl_session_hidden_rows(const sl_session *s, int32_t *n);
+/* Contrastive search's degeneration penalty: the largest cosine similarity between the last
+ * position's row and every earlier row. NaN when not kept or pos < 2. */
+SL_API double sl_session_degeneration_penalty(const sl_session *s);
+
+/* Evaluate n alternative next tokens (n <= n_batch), each as if appended at the current
+ * position, in one pass over the weights; the session's position and tokens do not change.
+ * Afterwards sl_session_logits_all gives the n rows of final logits and, with keep_hidden,
+ * sl_session_branch_hidden(s, i) branch i's final-normed hidden state (valid until the next
+ * eval, rewind or reset). Not on forks or sessions with forks (E_STATE). */
+SL_API sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_t n, sl_error *err);
+SL_API const float *sl_session_branch_hidden(const sl_session *s, int32_t i);
 
 /* Forget everything (position 0). */
 SL_API void sl_session_reset(sl_session *s);

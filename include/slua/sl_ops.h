@@ -1,8 +1,10 @@
-/* slua — vector primitives over logits/scores, HF logits processors, and seeded sampling.
+/* slua — vector primitives over logits/scores, HF logits processors and warpers (with the
+ * entropy-based typical, epsilon and eta), llama.cpp's samplers that HF lacks (top-n-sigma, XTC,
+ * mirostat v2, DRY), and seeded sampling (with speculative sampling's residual draw).
  *
  * Every function works on a float array of n entries indexed by token id. "Masked" means set
- * to -INFINITY. Functions that modify scores do so in place. Semantics follow HF transformers'
- * LogitsProcessor classes exactly (see the README's "Processors" section for the default order:
+ * to -INFINITY. Functions that modify scores do so in place. The HF processors follow
+ * transformers' LogitsProcessor classes exactly (see the README's "Processors" section for the default order:
  * repetition penalty → no-repeat n-gram → logit bias → EOS length reward → custom processors →
  * temperature → top-k → top-p → min-p). */
 #ifndef SLUA_SL_OPS_H
@@ -40,6 +42,8 @@ SL_API double sl_ops_js(const float *p_logits, const float *q_logits, int32_t n)
  * every number. Writes min(k, n) ids (and values if vals != NULL); returns that count (0 for
  * k <= 0). O(n log k), no allocation. */
 SL_API int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float *vals);
+/* max over r < n_rows of cos(rows[r], v), rows [n_rows][dim]; a zero vector has cosine 0. */
+SL_API double sl_ops_max_cosine(const float *rows, int32_t n_rows, int32_t dim, const float *v);
 
 /* DoLa's layer divergence exactly as HF computes it (_dola_select_contrast): with
  * P = softmax(final), Q = softmax(premature), M = (P + Q) / 2, returns
@@ -145,6 +149,42 @@ SL_API void sl_proc_top_p(float *scores, int32_t n, float p, int32_t min_keep);
 /* MinPLogitsWarper: P = softmax(s); mask tokens with P < min_p * max(P); the top min_keep by
  * score are always kept (equal scores: lowest ids first; min_keep clamped to [1, n]). */
 SL_API void sl_proc_min_p(float *scores, int32_t n, float min_p, int32_t min_keep);
+/* TypicalLogitsWarper(mass, min_tokens_to_keep): tokens sorted by |-log p - H| ascending; the
+ * shortest prefix whose probability reaches mass is kept (ties with its last entry too), and at
+ * least the first min_keep of that order. E_NOMEM (scores untouched) without scratch memory. */
+SL_API sl_status sl_proc_typical(float *scores, int32_t n, float mass, int32_t min_keep, sl_error *err);
+/* EpsilonLogitsWarper: mask p < epsilon, except the min_keep highest scores. */
+SL_API void sl_proc_epsilon(float *scores, int32_t n, float epsilon, int32_t min_keep);
+/* EtaLogitsWarper: mask p < min(epsilon, sqrt(epsilon) * exp(-H)), except the min_keep highest. */
+SL_API void sl_proc_eta(float *scores, int32_t n, float epsilon, int32_t min_keep);
+
+/* ------------------------------------------------------------------ llama.cpp samplers */
+
+/* llama.cpp's samplers that HF lacks (src/llama-sampling.cpp), from their published definitions.
+ *
+ * Top-n-sigma (Tang et al. 2024, arXiv 2411.07641): mask scores below max - n_sigma * std,
+ * the population standard deviation of the unmasked scores. n_sigma <= 0 does nothing. */
+SL_API void sl_proc_top_n_sigma(float *scores, int32_t n, float n_sigma);
+/* XTC, "exclude top choices": when u <= probability and at least two tokens have
+ * p >= threshold (p = softmax(scores)), mask all of them but the least likely (equal
+ * probabilities: the highest id stays), unless fewer than min_keep tokens would be left.
+ * threshold > 0.5 does nothing. Returns the number masked, -1 without scratch memory. */
+SL_API int32_t sl_proc_xtc(float *scores, int32_t n, float threshold, float probability, double u, int32_t min_keep);
+/* Mirostat v2 (Basu et al. 2021, arXiv 2007.14966) truncation: mask tokens whose surprise
+ * -log2 p exceeds mu, keeping at least the most likely one. Returns the number kept. The
+ * caller draws from the rest and updates mu -= eta * (surprise of the draw - tau), the
+ * surprise taken in the truncated distribution (sl_surprise). */
+SL_API int32_t sl_proc_mirostat_v2(float *scores, int32_t n, float mu);
+/* -log2 softmax(scores)[id]; NaN for a bad id or all-masked scores. */
+SL_API double sl_surprise(const float *scores, int32_t n, sl_token id);
+/* DRY, "don't repeat yourself" (p-e-w, text-generation-webui / llama.cpp): for each earlier
+ * occurrence of the last token, the length L of the match ending there with the end of ids
+ * (stopping at a breaker token); the token that followed the occurrence loses
+ * multiplier * base ^ (L - allowed_length) when L >= allowed_length (the longest L per token).
+ * Nothing when the last token is a breaker or multiplier is 0. */
+SL_API sl_status sl_proc_dry(float *scores, int32_t n, const sl_token *ids, int32_t n_ids, float multiplier,
+                             float base, int32_t allowed_length, const sl_token *breakers, int32_t n_breakers,
+                             sl_error *err);
 
 /* ------------------------------------------------------------------ sampling */
 
@@ -166,6 +206,11 @@ SL_API double sl_rng_uniform(sl_rng *rng);
  * score is masked. Every call consumes exactly one draw, so a masked step does not shift later
  * draws. */
 SL_API sl_token sl_sample(const float *scores, int32_t n, sl_rng *rng);
+
+/* Speculative sampling's correction (Leviathan et al. 2023, Chen et al. 2023): a draw from
+ * norm(max(0, P - Q)) with P = softmax(p_scores), Q = softmax(q_scores); from P when the
+ * residual is empty (P == Q). One uniform per call; -1 if p_scores is entirely masked. */
+SL_API sl_token sl_sample_residual(const float *p_scores, const float *q_scores, int32_t n, sl_rng *rng);
 
 #ifdef __cplusplus
 }

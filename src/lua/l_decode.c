@@ -1,11 +1,7 @@
-/* Methods for the decoder catalogue, added to slua.Session and slua.Logits:
+/* Methods for the search decoders, added to slua.Session:
  *   session:clone() -> Session           session:copy(src) -> positions copied
  *   session:keep_hidden(bool)            session:degeneration_penalty() -> max cosine
- *   session:eval_branches({ids}) -> {logits = {...}, penalties = {...}}
- *   scores:keep_typical(mass [, min_keep])   scores:keep_epsilon(eps [, min_keep])
- *   scores:keep_eta(eps [, min_keep])      p:sample_residual(q, rng) -> id
- *   scores:keep_top_n_sigma(n)   scores:xtc(threshold, probability, u [, min_keep])
- *   scores:mirostat_v2(mu)       scores:surprise(id)   scores:dry(history, {...}) */
+ *   session:eval_branches({ids}) -> {logits = {...}, penalties = {...}} */
 #include <math.h>
 #include <string.h>
 
@@ -99,142 +95,6 @@ static int l_session_eval_branches(lua_State *L)
     return 1;
 }
 
-static int32_t opt_min_keep(lua_State *L, int idx, const l_logits *x)
-{
-    lua_Integer k = luaL_optinteger(L, idx, 1);
-    luaL_argcheck(L, k >= 1, idx, "min_keep must be >= 1");
-    return k > x->n ? x->n : (int32_t)k;
-}
-
-static int l_logits_keep_typical(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number mass = luaL_checknumber(L, 2);
-    luaL_argcheck(L, mass > 0 && mass < 1, 2, "typical_p must be in (0, 1)");
-    int32_t min_keep = opt_min_keep(L, 3, x);
-    sl_error err;
-    if (sl_proc_typical(x->v, x->n, (float)mass, min_keep, &err) != SL_STATUS_OK)
-        return l_raise(L, &err);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int cutoff_warper(lua_State *L, bool eta)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number eps = luaL_checknumber(L, 2);
-    luaL_argcheck(L, eps > 0 && eps < 1, 2, eta ? "eta_cutoff must be in (0, 1)" : "epsilon_cutoff must be in (0, 1)");
-    int32_t min_keep = opt_min_keep(L, 3, x);
-    if (eta)
-        sl_proc_eta(x->v, x->n, (float)eps, min_keep);
-    else
-        sl_proc_epsilon(x->v, x->n, (float)eps, min_keep);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_logits_keep_epsilon(lua_State *L) { return cutoff_warper(L, false); }
-static int l_logits_keep_eta(lua_State *L) { return cutoff_warper(L, true); }
-
-/* p:sample_residual(q, rng) -> id drawn from norm(max(0, softmax(p) - softmax(q))) */
-static int l_logits_sample_residual(lua_State *L)
-{
-    l_logits *p = l_checklogits(L, 1);
-    l_logits *q = l_checklogits(L, 2);
-    sl_rng *r = luaL_checkudata(L, 3, L_RNG);
-    luaL_argcheck(L, q->n == p->n, 2, "sizes differ");
-    sl_token id = sl_sample_residual(p->v, q->v, p->n, r);
-    if (id < 0)
-        return luaL_error(L, "sample_residual: every token is masked");
-    lua_pushinteger(L, id);
-    return 1;
-}
-
-/* scores:keep_top_n_sigma(n) */
-static int l_logits_keep_top_n_sigma(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number n = luaL_checknumber(L, 2);
-    luaL_argcheck(L, n >= 0, 2, "top_n_sigma must be >= 0");
-    sl_proc_top_n_sigma(x->v, x->n, (float)n);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* scores:xtc(threshold, probability, u [, min_keep]) -> scores, number masked */
-static int l_logits_xtc(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number threshold = luaL_checknumber(L, 2), probability = luaL_checknumber(L, 3), u = luaL_checknumber(L, 4);
-    luaL_argcheck(L, threshold >= 0 && threshold <= 1, 2, "xtc threshold must be in [0, 1]");
-    luaL_argcheck(L, probability >= 0 && probability <= 1, 3, "xtc probability must be in [0, 1]");
-    int32_t min_keep = opt_min_keep(L, 5, x);
-    int32_t masked = sl_proc_xtc(x->v, x->n, (float)threshold, (float)probability, u, min_keep);
-    if (masked < 0)
-        return luaL_error(L, "xtc: out of memory");
-    lua_settop(L, 1);
-    lua_pushinteger(L, masked);
-    return 2;
-}
-
-/* scores:mirostat_v2(mu) -> scores, number kept */
-static int l_logits_mirostat_v2(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number mu = luaL_checknumber(L, 2);
-    int32_t kept = sl_proc_mirostat_v2(x->v, x->n, (float)mu);
-    lua_settop(L, 1);
-    lua_pushinteger(L, kept);
-    return 2;
-}
-
-/* scores:surprise(id) -> -log2 softmax(scores)[id] */
-static int l_logits_surprise(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Integer id = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, id >= 0 && id < x->n, 2, "token id out of range");
-    lua_pushnumber(L, sl_surprise(x->v, x->n, (sl_token)id));
-    return 1;
-}
-
-/* scores:dry(history, {multiplier=, base=, allowed_length=, window=, breakers={ids}}) */
-static int l_logits_dry(lua_State *L)
-{
-    lua_settop(L, 3);
-    l_logits *x = l_checklogits(L, 1);
-    luaL_checktype(L, 3, LUA_TTABLE);
-    lua_Number multiplier = l_optfield_number(L, 3, "multiplier", 0.8), base = l_optfield_number(L, 3, "base", 1.75);
-    lua_Integer allowed = l_optfield_integer(L, 3, "allowed_length", 2), window = l_optfield_integer(L, 3, "window", 0);
-    luaL_argcheck(L, base >= 1, 3, "dry base must be >= 1");
-    luaL_argcheck(L, allowed >= 1, 3, "dry allowed_length must be >= 1");
-    luaL_argcheck(L, window >= 0, 3, "dry window must be >= 0");
-    int32_t n_ids, n_breakers = 0;
-    const sl_token *ids = l_history(L, 2, &n_ids);
-    const int32_t *breakers = NULL;
-    if (lua_getfield(L, 3, "breakers") != LUA_TNIL)
-        breakers = l_checkintarray(L, lua_gettop(L), &n_breakers, "breakers");
-    if (window > 0 && window < n_ids) {
-        ids += n_ids - window;
-        n_ids = (int32_t)window;
-    }
-    sl_error err;
-    if (sl_proc_dry(x->v, x->n, ids, n_ids, (float)multiplier, (float)base, (int32_t)allowed, breakers, n_breakers,
-                    &err) != SL_STATUS_OK)
-        return l_raise(L, &err);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* Adds the methods to the __index tables of classes registered before. */
-static void add_methods(lua_State *L, const char *tname, const luaL_Reg *methods)
-{
-    luaL_getmetatable(L, tname);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, methods, 0);
-    lua_pop(L, 2);
-}
-
 void sl_lua_open_decode(lua_State *L)
 {
     static const luaL_Reg session[] = {{"clone", l_session_clone},
@@ -243,16 +103,5 @@ void sl_lua_open_decode(lua_State *L)
                                        {"degeneration_penalty", l_session_degeneration_penalty},
                                        {"eval_branches", l_session_eval_branches},
                                        {NULL, NULL}};
-    static const luaL_Reg logits[] = {{"keep_typical", l_logits_keep_typical},
-                                      {"keep_epsilon", l_logits_keep_epsilon},
-                                      {"keep_eta", l_logits_keep_eta},
-                                      {"sample_residual", l_logits_sample_residual},
-                                      {"keep_top_n_sigma", l_logits_keep_top_n_sigma},
-                                      {"xtc", l_logits_xtc},
-                                      {"mirostat_v2", l_logits_mirostat_v2},
-                                      {"surprise", l_logits_surprise},
-                                      {"dry", l_logits_dry},
-                                      {NULL, NULL}};
-    add_methods(L, L_SESSION, session);
-    add_methods(L, L_LOGITS, logits);
+    l_addmethods(L, L_SESSION, session);
 }

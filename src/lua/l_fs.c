@@ -23,12 +23,20 @@
 #include <unistd.h>
 
 #include "l_util.h"
+#include "util/file_io.h"
 
 static int push_errno(lua_State *L, const char *what, const char *path)
 {
     int e = errno;
     luaL_pushfail(L);
     lua_pushfstring(L, "%s: %s (%s)", path, what, strerror(e));
+    return 2;
+}
+
+static int push_message(lua_State *L, const sl_error *err)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, err->msg);
     return 2;
 }
 
@@ -81,8 +89,7 @@ static int l_fs_mkdir(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     if (mkdir(path, 0755) != 0) {
-        struct stat st;
-        if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (errno == EEXIST && sl_file_kind_of(path) == SL_FILE_DIRECTORY) {
             lua_pushboolean(L, 1);
             return 1;
         }
@@ -151,44 +158,27 @@ static int l_fs_interrupted(lua_State *L)
     return 1;
 }
 
-static const char *file_kind(mode_t mode)
-{
-    if (S_ISDIR(mode))
-        return "a directory";
-    if (S_ISFIFO(mode))
-        return "a FIFO";
-    if (S_ISCHR(mode))
-        return "a character device";
-    if (S_ISBLK(mode))
-        return "a block device";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    return "not a plain file";
-}
-
 /* The buffer is Lua's (a userdata made before the file is opened), so an allocation failure
  * cannot leak the descriptor. */
 static int l_fs_read(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
+    sl_error err;
     if (stat(path, &st) != 0)
         return push_errno(L, "cannot open", path);
-    if (!S_ISREG(st.st_mode)) {
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
-        return 2;
-    }
+    if (sl_file_check_regular(path, st.st_mode, &err) != SL_STATUS_OK)
+        return push_message(L, &err);
     size_t cap = (size_t)st.st_size;
     char *buf = lua_newuserdatauv(L, cap ? cap : 1, 0);
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return push_errno(L, "cannot open", path);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced since the stat */
+    if (fstat(fd, &st) != 0)
+        st.st_mode = 0; /* named "not a plain file" below */
+    if (sl_file_check_regular(path, st.st_mode, &err) != SL_STATUS_OK) { /* replaced since the stat */
         close(fd);
-        luaL_pushfail(L);
-        lua_pushfstring(L, "%s: not a regular file", path);
-        return 2;
+        return push_message(L, &err);
     }
     size_t len = 0;
     while (len < cap) {

@@ -57,6 +57,7 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_open_model(L);
     sl_lua_open_session(L);
     sl_lua_open_logits(L);
+    sl_lua_open_processors(L);
     sl_lua_open_tokenizer(L);
     sl_lua_open_json(L);
     sl_lua_open_decode(L);

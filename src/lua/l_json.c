@@ -1,8 +1,9 @@
 /* JSON for recipes and tests: core.json_encode (tables, numbers, strings, booleans, Logits)
  * and core.json_decode (json-c). Logits are written from C, so dumping a vocabulary-sized
  * vector never loops in Lua. The output is strict RFC 8259 JSON: non-finite numbers (NaN, ±inf,
- * e.g. masked scores) are written as null, and every byte of a string that is not part of a
- * valid UTF-8 sequence is written as U+FFFD, so any JSON parser reads the output. */
+ * e.g. masked scores) are written as null, and each maximal ill-formed subpart of a string
+ * (util/utf8.h, as the tokenizer decodes) is written as one U+FFFD, so any JSON parser reads
+ * the output. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "l_util.h"
+#include "util/utf8.h"
 
 #define MAX_DEPTH 64
 
@@ -81,39 +83,6 @@ static void put_number(lua_State *L, jbuf *b, int idx)
     jb_str(b, tmp);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len) (1-4), or 0 when s[0] does not start one:
- * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t n;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (len < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 static void put_string(jbuf *b, const char *s, size_t len)
 {
     jb_char(b, '"');
@@ -133,13 +102,15 @@ static void put_string(jbuf *b, const char *s, size_t len)
             } else if (c < 0x80) {
                 jb_char(b, (char)c);
             } else {
-                size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
-                if (n == 0) {
-                    jb_str(b, "\xEF\xBF\xBD"); /* U+FFFD REPLACEMENT CHARACTER */
-                } else {
+                const unsigned char *u = (const unsigned char *)s + i;
+                size_t n = sl_utf8_char_len(u, len - i);
+                if (n)
                     jb_add(b, s + i, n);
-                    i += n - 1;
+                else {
+                    jb_str(b, SL_UTF8_REPLACEMENT);
+                    n = sl_utf8_invalid_len(u, len - i);
                 }
+                i += n - 1;
             }
         }
     }

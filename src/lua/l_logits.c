@@ -1,7 +1,7 @@
 /* slua.Logits (a float vector indexed by 0-based token id), slua.Mask and slua.Rng.
  *
- * Named methods mutate in place and return self, so they chain:
- *   scores:temperature(0.7):keep_top_k(50)
+ * Named methods mutate in place and return self, so they chain with the processors and warpers
+ * of l_processors.c: scores:add(bias):temperature(0.7):keep_top_k(50).
  * Operators (a - b, a * 2) and :clone() allocate new vectors. Token ids are 0-based as in
  * tokenizer.json and are only reached through :get(id) / :set(id, v). */
 #include <math.h>
@@ -226,140 +226,6 @@ static int l_logits_log_softmax(lua_State *L)
     return 1;
 }
 
-static int l_logits_temperature(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number t = luaL_checknumber(L, 2);
-    luaL_argcheck(L, t > 0, 2, "temperature must be > 0");
-    sl_proc_temperature(x->v, x->n, (float)t);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_logits_keep_top_k(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Integer k = luaL_checkinteger(L, 2), min_keep = luaL_optinteger(L, 3, 1);
-    luaL_argcheck(L, k >= 0, 2, "k must be >= 0");
-    luaL_argcheck(L, min_keep >= 1, 3, "min_keep must be >= 1");
-    if (k > 0)
-        sl_proc_top_k(x->v, x->n, k > x->n ? x->n : (int32_t)k, min_keep > x->n ? x->n : (int32_t)min_keep);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_logits_keep_top_p(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number p = luaL_checknumber(L, 2);
-    lua_Integer min_keep = luaL_optinteger(L, 3, 1);
-    luaL_argcheck(L, p >= 0 && p <= 1, 2, "top_p must be in [0, 1]");
-    luaL_argcheck(L, min_keep >= 1, 3, "min_keep must be >= 1");
-    if (p < 1.0)
-        sl_proc_top_p(x->v, x->n, (float)p, min_keep > x->n ? x->n : (int32_t)min_keep);
-    lua_settop(L, 1);
-    return 1;
-}
-
-static int l_logits_keep_min_p(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number p = luaL_checknumber(L, 2);
-    lua_Integer min_keep = luaL_optinteger(L, 3, 1);
-    luaL_argcheck(L, p >= 0 && p <= 1, 2, "min_p must be in [0, 1]");
-    luaL_argcheck(L, min_keep >= 1, 3, "min_keep must be >= 1");
-    sl_proc_min_p(x->v, x->n, (float)p, min_keep > x->n ? x->n : (int32_t)min_keep);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* Token history for history-based processors: a Session (its evaluated tokens) or an array.
- * Leaves a userdata holding the ids on the stack when it has to copy. */
-const sl_token *l_history(lua_State *L, int idx, int32_t *n)
-{
-    l_session_box *b = luaL_testudata(L, idx, L_SESSION);
-    if (b) {
-        if (!b->s)
-            luaL_error(L, "attempt to use a closed %s", L_SESSION);
-        return sl_session_tokens(b->s, n);
-    }
-    if (!lua_istable(L, idx))
-        luaL_typeerror(L, idx, "slua.Session or array of token ids");
-    return l_checkintarray(L, idx, n, "ids");
-}
-
-/* x:repetition_penalty(penalty, history [, {window=n, skip=k, exempt={ids}}])
- * history: a Session or an array of ids. skip drops the first k ids (e.g. the prompt), window
- * keeps only the last n. */
-static int l_logits_repetition_penalty(lua_State *L)
-{
-    lua_settop(L, 4); /* options sit at fixed indices below anything pushed later */
-    l_logits *x = l_checklogits(L, 1);
-    lua_Number penalty = luaL_checknumber(L, 2);
-    luaL_argcheck(L, penalty > 0, 2, "penalty must be > 0");
-    int32_t n_ids;
-    const sl_token *ids = l_history(L, 3, &n_ids);
-    lua_Integer window = l_optfield_integer(L, 4, "window", 0), skip = l_optfield_integer(L, 4, "skip", 0);
-    luaL_argcheck(L, window >= 0 && skip >= 0, 4, "window and skip must be >= 0");
-    int32_t n_exempt = 0;
-    const int32_t *exempt = NULL;
-    if (!lua_isnoneornil(L, 4) && lua_getfield(L, 4, "exempt") != LUA_TNIL)
-        exempt = l_checkintarray(L, lua_gettop(L), &n_exempt, "exempt");
-    int32_t from = skip > n_ids ? n_ids : (int32_t)skip;
-    if (window > 0 && n_ids - from > window)
-        from = n_ids - (int32_t)window;
-    if (penalty != 1.0)
-        sl_proc_repetition_penalty(x->v, x->n, ids + from, n_ids - from, (float)penalty, exempt, n_exempt);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* x:no_repeat_ngram(size, history) */
-static int l_logits_no_repeat_ngram(lua_State *L)
-{
-    lua_settop(L, 3);
-    l_logits *x = l_checklogits(L, 1);
-    lua_Integer size = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, size >= 1, 2, "n-gram size must be >= 1");
-    int32_t n_ids;
-    const sl_token *ids = l_history(L, 3, &n_ids);
-    sl_proc_no_repeat_ngram(x->v, x->n, ids, n_ids, (int32_t)size);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* x:exp_decay_length(eos_ids, cur_len, regulation_start, factor): HF ExponentialDecayLengthPenalty */
-static int l_logits_exp_decay_length(lua_State *L)
-{
-    lua_settop(L, 5);
-    l_logits *x = l_checklogits(L, 1);
-    int32_t n_eos;
-    const int32_t *eos = l_checkintarray(L, 2, &n_eos, "eos");
-    lua_Integer cur = luaL_checkinteger(L, 3), start = luaL_checkinteger(L, 4);
-    lua_Number factor = luaL_checknumber(L, 5);
-    sl_proc_exp_decay_length(x->v, x->n, eos, n_eos, (int32_t)cur, (int32_t)start, (float)factor);
-    lua_settop(L, 1);
-    return 1;
-}
-
-/* x:bias({[id] = delta, ...}) adds each delta */
-static int l_logits_bias(lua_State *L)
-{
-    l_logits *x = l_checklogits(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        int ok;
-        lua_Integer id = lua_tointegerx(L, -2, &ok);
-        if (!ok || id < 0 || id >= x->n)
-            return luaL_argerror(L, 2, "keys must be token ids in range");
-        x->v[id] += (float)luaL_checknumber(L, -1);
-        lua_pop(L, 1);
-    }
-    lua_settop(L, 1);
-    return 1;
-}
-
 /* Elementwise in place with a number or a same-sized Logits. */
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 
@@ -541,6 +407,20 @@ static int l_logits_sample(lua_State *L)
     return 1;
 }
 
+/* p:sample_residual(q, rng) -> id drawn from norm(max(0, softmax(p) - softmax(q))) */
+static int l_logits_sample_residual(lua_State *L)
+{
+    l_logits *p = l_checklogits(L, 1);
+    l_logits *q = l_checklogits(L, 2);
+    sl_rng *r = luaL_checkudata(L, 3, L_RNG);
+    luaL_argcheck(L, q->n == p->n, 2, "sizes differ");
+    sl_token id = sl_sample_residual(p->v, q->v, p->n, r);
+    if (id < 0)
+        return luaL_error(L, "sample_residual: every token is masked");
+    lua_pushinteger(L, id);
+    return 1;
+}
+
 /* ------------------------------------------------------------------ registration */
 
 void sl_lua_open_logits(lua_State *L)
@@ -561,14 +441,6 @@ void sl_lua_open_logits(lua_State *L)
                                        {"dola_divergence", l_logits_dola_divergence},
                                        {"softmax", l_logits_softmax},
                                        {"log_softmax", l_logits_log_softmax},
-                                       {"temperature", l_logits_temperature},
-                                       {"keep_top_k", l_logits_keep_top_k},
-                                       {"keep_top_p", l_logits_keep_top_p},
-                                       {"keep_min_p", l_logits_keep_min_p},
-                                       {"repetition_penalty", l_logits_repetition_penalty},
-                                       {"no_repeat_ngram", l_logits_no_repeat_ngram},
-                                       {"exp_decay_length", l_logits_exp_decay_length},
-                                       {"bias", l_logits_bias},
                                        {"add", l_logits_add},
                                        {"sub", l_logits_sub},
                                        {"mul", l_logits_mul},
@@ -577,6 +449,7 @@ void sl_lua_open_logits(lua_State *L)
                                        {"relative_top_mask", l_logits_relative_top_mask},
                                        {"masked_fill", l_logits_masked_fill},
                                        {"sample", l_logits_sample},
+                                       {"sample_residual", l_logits_sample_residual},
                                        {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__len", l_logits_len},   {"__tostring", l_logits_tostring},
                                     {"__add", l_logits__add},  {"__sub", l_logits__sub},

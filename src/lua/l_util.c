@@ -169,3 +169,11 @@ void **l_newcbox(lua_State *L)
     lua_setmetatable(L, -2);
     return slot;
 }
+
+void l_addmethods(lua_State *L, const char *tname, const luaL_Reg *methods)
+{
+    luaL_getmetatable(L, tname);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, methods, 0);
+    lua_pop(L, 2);
+}

@@ -63,9 +63,6 @@ int l_raise(lua_State *L, const sl_error *err);
 /* A Lua array of integers (ids or layers) → malloc'd int32 array; raises on bad entries, so
  * call it before any other allocation. The result lives in a userdata left on the stack. */
 int32_t *l_checkintarray(lua_State *L, int idx, int32_t *n, const char *what);
-/* Token history for history-based processors: a Session (its evaluated tokens, borrowed) or an
- * array of ids (copied into a userdata left on the stack). */
-const sl_token *l_history(lua_State *L, int idx, int32_t *n);
 /* Pushes a Lua array of the ints. */
 void l_pushintarray(lua_State *L, const int32_t *v, int32_t n);
 /* Table field helpers for option tables (absent → default). */
@@ -75,13 +72,17 @@ int l_optfield_boolean(lua_State *L, int idx, const char *key, int dflt);
 
 /* Registers a metatable with methods (__index table) and metamethods. */
 void l_newclass(lua_State *L, const char *tname, const luaL_Reg *methods, const luaL_Reg *meta);
+/* Adds methods to the __index table of a class registered before. */
+void l_addmethods(lua_State *L, const char *tname, const luaL_Reg *methods);
 
 void sl_lua_open_model(lua_State *L);
 void sl_lua_open_session(lua_State *L);
 void sl_lua_open_logits(lua_State *L);
 void sl_lua_open_tokenizer(lua_State *L);
 void sl_lua_open_json(lua_State *L);
-/* Decoder-catalogue methods on Session and Logits (after both are open). */
+/* Processor and warper methods on Logits (after it is open). */
+void sl_lua_open_processors(lua_State *L);
+/* Search-decoder methods on Session (after it is open). */
 void sl_lua_open_decode(lua_State *L);
 
 /* Module-level functions each file contributes to the core table (on top of the stack). */

@@ -4,18 +4,14 @@
 
 #include <criterion/criterion.h>
 #include <lauxlib.h>
-#include <lualib.h>
 
-#include "slua/sl_lua.h"
+#include "test_lua.h"
 
 static lua_State *L;
 
 static void setup(void)
 {
-    L = luaL_newstate();
-    luaL_openlibs(L);
-    luaL_requiref(L, "slua.core", luaopen_slua_core, 0);
-    lua_setglobal(L, "core");
+    L = tl_new_state();
     lua_getglobal(L, "package");
     lua_pushstring(L, SL_SOURCE_ROOT "/lua/?.lua;" SL_SOURCE_ROOT "/lua/?/init.lua");
     lua_setfield(L, -2, "path");

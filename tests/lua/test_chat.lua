@@ -11,11 +11,7 @@ local STORIES = SLUA_ROOT .. "/models/stories260K"
 local LLAMA2 = sl.chat.bundled_template("llama-2")
 local CHATML = sl.chat.bundled_template("chatml")
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write
 
 -- A copy of stories260K (weights linked) with the given tokenizer_config / generation_config.
 local function model_dir(tokenizer_config, generation_config)

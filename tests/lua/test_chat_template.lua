@@ -11,12 +11,7 @@ local V = jinja.value
 local DATA = SLUA_ROOT .. "/tests/data/chat_templates/"
 local NOW = "2025-07-10T12:00:00Z"
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return assert(T.read_file(path), "cannot read " .. path) end
 
 local FAMILIES = { "chatml", "gemma2", "llama2", "llama3", "mistral-v0.1", "phi3.5", "qwen2.5", "smollm2", "zephyr" }
 

@@ -10,23 +10,10 @@ local slua = arg[1] or "build/slua"
 local tmp = T.tmpdir()
 local q, read = T.q, T.read
 
--- Runs slua with args (a recipe name or path first); returns stdout, stderr, exit code.
-local function exec(args) return T.exec(slua, args, tmp) end
-
-local function json_run(args)
-  local out, err, code = exec(args)
-  if code ~= 0 then error(table.concat(args, " ") .. " failed:\n" .. err, 2) end
-  return assert(sl.json.decode(out)), err
-end
-
--- A usage error: exit 2, nothing on stdout, exactly one line on stderr.
-local function usage_error(args, line)
-  local out, err, code = exec(args)
-  local what = table.concat(args, " ")
-  T.eq(code, 2, what .. ": exit status")
-  T.eq(out, "", what .. ": stdout")
-  T.eq(err, line .. "\n", what .. ": message")
-end
+-- exec(args) runs slua (a recipe name or path first); json_run(args) decodes what it printed;
+-- usage_error(args, line) checks exit 2 with one line on stderr.
+local cli = T.cli(slua, tmp)
+local exec, json_run, usage_error = cli.exec, cli.json, cli.usage_error
 
 -- A copy of the bundled model in tmp/name, for damaging.
 local function model_copy(name)

@@ -11,14 +11,9 @@ local slua = arg[1] or "build/slua"
 local tmp = T.tmpdir()
 local q, read = T.q, T.read
 
--- Runs slua with args (a recipe name or path first); returns stdout, stderr, exit code.
-local function exec(args) return T.exec(slua, args, tmp) end
-
-local function json_run(args)
-  local out, err, code = exec(args)
-  if code ~= 0 then error(table.concat(args, " ") .. " failed:\n" .. err, 2) end
-  return assert(sl.json.decode(out))
-end
+-- exec(args) runs slua (a recipe name or path first); json_run(args) decodes what it printed.
+local cli = T.cli(slua, tmp)
+local exec, json_run = cli.exec, cli.json
 
 T.case("each option family of the decoders is checked where it is parsed: one line, exit 2", function()
   local cases = {

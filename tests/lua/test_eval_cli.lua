@@ -14,17 +14,7 @@ local models = SLUA_ROOT .. "/tests/data/hf-tiny/"
 
 local function rel(a, b) return math.abs(a - b) / math.max(1, math.abs(b)) end
 
-local function write_lines(path, objs)
-  local f = assert(io.open(path, "w"))
-  for _, o in ipairs(objs) do f:write(sl.json.encode(o), "\n") end
-  f:close()
-end
-
-local function read_lines(path)
-  local out = {}
-  for line in io.lines(path) do out[#out + 1] = assert(sl.json.decode(line)) end
-  return out
-end
+local write_lines, read_lines = T.write_json_lines, T.json_lines
 
 local function eval_cli(args)
   local out, ok = T.run(("%s eval %s --threads 1"):format(slua, args))

@@ -65,7 +65,7 @@ for _, name in ipairs{ "tiny-llama", "tiny-llama-tied" } do
   end)
 end
 
-T.case("the spec's worked example is the sum of terms, not a mean; clean errors", function()
+T.case("a score is the sum of its terms, not a mean (evals.md §2); clean errors", function()
   local model = sl.check(sl.load(SLUA_ROOT .. "/tests/data/hf-tiny/tiny-llama"))
   local r = ev.lm_score(model, { 1, 5, 6, 7 }, 2, {})
   T.near(r.log_prob, r.per_token[1] + r.per_token[2], 1e-4, "sum of the terms")

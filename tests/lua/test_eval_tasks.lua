@@ -1,6 +1,6 @@
 -- The evaluation tasks' strings against the official scripts' outputs (strings/*.json from
 -- voidism/DoLa and dgme-syz/SkipLayerCD): every prompt byte-exact, every extraction row, the
--- TruthfulQA helpers, and MC_calcs / FACTOR on the spec's worked examples.
+-- TruthfulQA helpers, and MC_calcs / FACTOR on the worked examples of docs/spec/evals.md §3, §4.
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local ev = require "slua.eval"
@@ -28,7 +28,7 @@ T.case("gsm8k: demo, prompts, reference answers and every extraction row", funct
   T.eq(table.concat(tasks.gsm8k.stop_words, "|"), table.concat(g.constants.stop_words, "|"), "stop words")
 end)
 
-T.case("gsm8k: the spec's listed consequences", function()
+T.case("gsm8k: the consequences listed in evals.md §5", function()
   local x = tasks.gsm8k.extract
   T.eq(x("The answer is 18.00"), "18.00", "18.00 stays")
   T.eq(x("The answer is \u{2212}5."), "5", "U+2212 is not a minus sign")
@@ -86,7 +86,7 @@ T.case("truthfulqa_mc: demo, prompts, reference lists and helpers", function()
   end
 end)
 
-T.case("truthfulqa_mc: MC_calcs on the spec's examples (overflow, per-group halving)", function()
+T.case("truthfulqa_mc: MC_calcs on the examples of evals.md §3 (overflow, per-group halving)", function()
   local m = tasks.truthfulqa_mc.metrics({ -3, -5 }, { -4, -2.5, -6 })
   T.eq(m.MC1, 0.0, "MC1")
   T.eq(m.MC3, 0.0, "MC3")

@@ -36,12 +36,7 @@ local function model_dir(own)
   return dir
 end
 
-local function read(path)
-  local f = assert(io.open(path))
-  local text = f:read("a")
-  f:close()
-  return text
-end
+local function read(path) return assert(T.read_file(path), "cannot read " .. path) end
 
 -- greedy on dir must fail (within the timeout) with exactly one line containing `want`
 local function expect_failure(dir, want)

@@ -13,11 +13,7 @@ if not slua:match("^/") then slua = SLUA_ROOT .. "/" .. slua end
 local tmp = T.tmpdir()
 local q, read = T.q, T.read
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
+local write = T.write
 
 -- The fenced blocks of a Markdown file: { lang, code, line, marker } (marker: the
 -- readme-test comment on the line before the fence, if any).

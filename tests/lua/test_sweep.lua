@@ -8,34 +8,7 @@ local sl = require "slua"
 local slua = arg[1] or "build/slua"
 local DATA = SLUA_ROOT .. "/tests/data/sweep"
 
-local made = {}   -- temporary directories, removed at the end
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. path))
-  made[#made + 1] = path
-  return path
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local function lines_of(path)
-  local out = {}
-  for line in (read(path) or ""):gmatch("([^\n]*)\n") do out[#out + 1] = assert(sl.json.decode(line), line) end
-  return out
-end
+local tmpdir, write, read, lines_of = T.tmpdir, T.write, T.read_file, T.json_lines
 
 -- A result without its timings, as canonical JSON.
 local function canonical(r)
@@ -382,5 +355,5 @@ T.case("a changed sweep file runs only its new points; changed settings get new 
   T.eq(rep.runs, 6, "and their runs only")
 end)
 
-for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
+T.remove_tmpdirs()
 T.finish()

@@ -8,17 +8,7 @@ local sl = require "slua"
 local slua = arg[1] or "build/slua"
 local dir = T.run("mktemp -d"):gsub("%s+$", "")
 
-local function write(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
-local function lines_of(path)
-  local out = {}
-  for line in io.lines(path) do out[#out + 1] = assert(sl.json.decode(line), line) end
-  return out
-end
+local write, lines_of = T.write, T.json_lines
 
 -- `slua eval ARGS --output FILE`: its summary and its result lines.
 local function eval_alone(args, output)

@@ -9,29 +9,7 @@ local sl = require "slua"
 
 local slua = arg[1] or "build/slua"
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  return text
-end
-
-local made = {}   -- temporary directories, removed at the end
-local function tmpdir()
-  local path = os.tmpname()
-  os.remove(path)
-  assert(os.execute("mkdir -p " .. path))
-  made[#made + 1] = path
-  return path
-end
+local sh, read, tmpdir = T.run, T.read_file, T.tmpdir
 
 local own_cluster, conf
 if not (os.getenv("SLURM_CONF") and select(2, sh("sinfo -h -o %T"))) then
@@ -140,5 +118,5 @@ T.case("an array task killed mid-run is completed by --resubmit-missing", functi
 end)
 
 if own_cluster then sh(("%s/scripts/slurm-local.sh down %s"):format(SLUA_ROOT, own_cluster)) end
-for _, d in ipairs(made) do os.execute("rm -rf '" .. d .. "'") end
+T.remove_tmpdirs()
 T.finish()

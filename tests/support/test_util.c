@@ -127,3 +127,37 @@ void tu_cap_kernels(const char *var, bool on)
         unsetenv(var);
     sl_kernel_isa_reload();
 }
+
+const char *const tu_tiny_models[3] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
+
+const char *tu_tiny_file(const char *name, const char *rel)
+{
+    char buf[512];
+    snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s%s%s", name, *rel ? "/" : "", rel);
+    return tu_src(buf);
+}
+
+sl_model *tu_load_tiny(const char *name) { return tu_load_model(tu_tiny_file(name, "")); }
+
+sl_session *tu_session(sl_model *m)
+{
+    sl_error err;
+    sl_session *s = sl_session_init(m, NULL, &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    return s;
+}
+
+void tu_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags)
+{
+    sl_error err;
+    cr_assert_eq(sl_session_eval(s, tokens, n, flags, &err), SL_STATUS_OK, "%s", err.msg);
+}
+
+sl_token tu_argmax(const float *x, int32_t n)
+{
+    sl_token best = 0;
+    for (int32_t i = 1; i < n; i++)
+        if (x[i] > x[best])
+            best = i;
+    return best;
+}

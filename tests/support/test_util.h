@@ -23,6 +23,18 @@ int32_t *tu_ints(json_object *arr, size_t *n);
 double tu_max_abs_diff(const float *a, const float *b, size_t n);
 /* A model that must load (fails the test otherwise). */
 sl_model *tu_load_model(const char *dir);
+/* The HF tiny fixtures of tests/data/hf-tiny/ (each with golden/ outputs of HF transformers). */
+extern const char *const tu_tiny_models[3]; /* tiny-llama, tiny-llama-tied, tiny-qwen2 */
+/* A file of a tiny fixture: tests/data/hf-tiny/<name>/<rel>, in one of tu_src's buffers. */
+const char *tu_tiny_file(const char *name, const char *rel);
+/* A tiny fixture's model, which must load. */
+sl_model *tu_load_tiny(const char *name);
+/* A session with the default parameters, which must be created. */
+sl_session *tu_session(sl_model *m);
+/* sl_session_eval, which must succeed. */
+void tu_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags);
+/* The first index of the largest entry (greedy decoding's choice). */
+sl_token tu_argmax(const float *x, int32_t n);
 /* A fresh temporary directory (removed by the OS's tmp policy; tests write small files). */
 const char *tu_tmpdir(void);
 /* Write bytes to dir/name. */

@@ -9,29 +9,6 @@
 
 #include "test_util.h"
 
-static const char *const tiny_models[] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
-
-static const char *tiny_dir(const char *name)
-{
-    static char buf[256];
-    snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s", name);
-    return tu_src(buf);
-}
-
-static sl_session *session(sl_model *m)
-{
-    sl_error err;
-    sl_session *s = sl_session_init(m, NULL, &err);
-    cr_assert_not_null(s, "%s", err.msg);
-    return s;
-}
-
-static void eval_ok(sl_session *s, const sl_token *t, int32_t n, unsigned flags)
-{
-    sl_error err;
-    cr_assert_eq(sl_session_eval(s, t, n, flags, &err), SL_STATUS_OK, "%s", err.msg);
-}
-
 static void batch_ok(const sl_batch_entry *e, int32_t n)
 {
     sl_error err;
@@ -54,24 +31,15 @@ static void same(const float *batched, const float *alone, size_t n, const char 
     cr_assert_leq(d, 1e-5 * scale, "%s: max|d| %g", what, d);
 }
 
-static sl_token argmax(const float *x, int32_t n)
-{
-    sl_token best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
 /* All prompts of greedy.json decoded together: prefill as one batch, then one batch per step of
  * the rows still running. Row r stops after max_new - 3r tokens, so rows leave one by one; the
  * last prompt joins only at step 5, prefilled in the same pass as the others' steps. Tokens must
  * be HF's, logits those of a session alone at every step. */
 static void check_greedy_batch(const char *name)
 {
-    sl_model *m = tu_load_model(tiny_dir(name));
+    sl_model *m = tu_load_tiny(name);
     char path[512];
-    snprintf(path, sizeof path, "%s/golden/greedy.json", tiny_dir(name));
+    snprintf(path, sizeof path, "%s", tu_tiny_file(name, "golden/greedy.json"));
     json_object *g = tu_load_json(path);
     json_object *results = tu_get(g, "results");
     int32_t R = (int32_t)json_object_array_length(results), V = sl_model_n_vocab(m);
@@ -88,9 +56,9 @@ static void check_greedy_batch(const char *name)
         limit[r] = max_new - 3 * r;
         join[r] = r == R - 1 ? 5 : 0;
         cr_assert_geq((int32_t)ne, limit[r]);
-        bs[r] = session(m);
-        solo[r] = session(m);
-        eval_ok(solo[r], prompt[r], (int32_t)np, 0);
+        bs[r] = tu_session(m);
+        solo[r] = tu_session(m);
+        tu_eval(solo[r], prompt[r], (int32_t)np, 0);
         next[r] = (sl_token)np; /* prompt length until the prompt is in */
     }
     worst = 0;
@@ -110,10 +78,10 @@ static void check_greedy_batch(const char *name)
         for (int32_t k = 0; k < n; k++) {
             int32_t r = idx[k];
             if (sl_session_pos(bs[r]) > sl_session_pos(solo[r]))
-                eval_ok(solo[r], &next[r], 1, 0);
+                tu_eval(solo[r], &next[r], 1, 0);
             cr_assert_eq(sl_session_pos(bs[r]), sl_session_pos(solo[r]));
             same(sl_session_logits(bs[r]), sl_session_logits(solo[r]), (size_t)V, "final logits");
-            next[r] = argmax(sl_session_logits(bs[r]), V);
+            next[r] = tu_argmax(sl_session_logits(bs[r]), V);
             cr_assert_eq(next[r], expected[r][made[r]], "%s row %d step %d: %d, HF %d", name, r, made[r], next[r],
                          expected[r][made[r]]);
             made[r]++;
@@ -131,9 +99,9 @@ static void check_greedy_batch(const char *name)
     sl_model_free(m);
 }
 
-Test(batch, greedy_tiny_llama) { check_greedy_batch(tiny_models[0]); }
-Test(batch, greedy_tiny_llama_tied) { check_greedy_batch(tiny_models[1]); }
-Test(batch, greedy_tiny_qwen2) { check_greedy_batch(tiny_models[2]); }
+Test(batch, greedy_tiny_llama) { check_greedy_batch(tu_tiny_models[0]); }
+Test(batch, greedy_tiny_llama_tied) { check_greedy_batch(tu_tiny_models[1]); }
+Test(batch, greedy_tiny_qwen2) { check_greedy_batch(tu_tiny_models[2]); }
 
 static const sl_token prompt_a[] = {1, 17, 99, 300, 42, 7, 256, 3, 77, 410};
 static const sl_token prompt_b[] = {1, 5, 6};
@@ -143,7 +111,7 @@ static const sl_token prompt_c[] = {1, 200, 201, 202, 203, 204, 205};
  * exactly its own blocks, and hidden states, raw and logit-lens logits match a session alone. */
 Test(batch, skip_masks_and_layer_requests_differ_per_row)
 {
-    sl_model *m = tu_load_model(tiny_dir("tiny-llama"));
+    sl_model *m = tu_load_tiny("tiny-llama");
     int32_t V = sl_model_n_vocab(m), D = sl_model_get_config(m)->n_embd;
     const int32_t masks[3][3] = {{0}, {2, 3}, {0, 5, 7}};
     const int32_t n_masks[3] = {0, 2, 3};
@@ -155,7 +123,7 @@ Test(batch, skip_masks_and_layer_requests_differ_per_row)
     sl_error err;
     for (int32_t r = 0; r < 3; r++) {
         for (int32_t k = 0; k < 2; k++) {
-            sl_session *s = session(m);
+            sl_session *s = tu_session(m);
             cr_assert_eq(sl_session_set_skip(s, masks[r], n_masks[r], &err), SL_STATUS_OK, "%s", err.msg);
             cr_assert_eq(sl_session_set_layers(s, layers[r], n_layers[r], SL_LAYER_RAW | SL_LAYER_NORM | SL_LAYER_HIDDEN,
                                                &err),
@@ -174,7 +142,7 @@ Test(batch, skip_masks_and_layer_requests_differ_per_row)
             const sl_token *t = step == 0 ? prompts[r] : &step_ids[r];
             int32_t n = step == 0 ? lens[r] : 1;
             e[r] = (sl_batch_entry){bs[r], t, n, 0};
-            eval_ok(solo[r], t, n, 0);
+            tu_eval(solo[r], t, n, 0);
         }
         batch_ok(e, 3);
         for (int32_t r = 0; r < 3; r++) {
@@ -205,12 +173,12 @@ Test(batch, skip_masks_and_layer_requests_differ_per_row)
  * equal those of the fork evaluated after its parent. */
 Test(batch, fork_joins_its_parent_at_the_branch)
 {
-    sl_model *m = tu_load_model(tiny_dir("tiny-llama"));
+    sl_model *m = tu_load_tiny("tiny-llama");
     int32_t V = sl_model_n_vocab(m), D = sl_model_get_config(m)->n_embd;
     const int32_t span[] = {3, 4, 5};
     const int32_t layers[] = {1, 4, 8};
     sl_error err;
-    sl_session *p1 = session(m), *p2 = session(m);
+    sl_session *p1 = tu_session(m), *p2 = tu_session(m);
     sl_session *f1 = sl_session_fork(p1, span, 3, &err), *f2 = sl_session_fork(p2, span, 3, &err);
     cr_assert(f1 && f2);
     cr_assert_eq(sl_session_set_layers(f1, layers, 3, SL_LAYER_RAW | SL_LAYER_HIDDEN, &err), SL_STATUS_OK);
@@ -223,8 +191,8 @@ Test(batch, fork_joins_its_parent_at_the_branch)
         /* the fork first in the list: order does not matter */
         sl_batch_entry e[2] = {{f1, ids, n, 0}, {p1, ids, n, 0}};
         batch_ok(e, 2);
-        eval_ok(p2, ids, n, 0);
-        eval_ok(f2, ids, n, 0);
+        tu_eval(p2, ids, n, 0);
+        tu_eval(f2, ids, n, 0);
         same(sl_session_logits(p1), sl_session_logits(p2), (size_t)V, "expert");
         same(sl_session_logits(f1), sl_session_logits(f2), (size_t)V, "amateur");
         for (int32_t i = 0; i < 3; i++) {
@@ -233,7 +201,7 @@ Test(batch, fork_joins_its_parent_at_the_branch)
             same(sl_session_layer_logits(f1, layers[i], false), sl_session_layer_logits(f2, layers[i], false),
                  (size_t)V, "amateur raw");
         }
-        t = argmax(sl_session_logits(p1), V);
+        t = tu_argmax(sl_session_logits(p1), V);
     }
     cr_assert_gt(tu_max_abs_diff(sl_session_logits(f1), sl_session_logits(p1), (size_t)V), 1e-3);
     cr_log_info("fork: batched vs alone, max relative |d| %.2e", worst);
@@ -248,7 +216,7 @@ Test(batch, fork_joins_its_parent_at_the_branch)
  * logits: chunks keep each session's own order and every row's logits match. */
 Test(batch, long_prompts_span_several_passes)
 {
-    sl_model *m = tu_load_model(tiny_dir("tiny-qwen2"));
+    sl_model *m = tu_load_tiny("tiny-qwen2");
     int32_t V = sl_model_n_vocab(m);
     sl_session_params sp = sl_session_default_params();
     sp.n_batch = 64;
@@ -262,7 +230,7 @@ Test(batch, long_prompts_span_several_passes)
         bs[r] = sl_session_init(m, &sp, &err);
         solo[r] = sl_session_init(m, &sp, &err);
         e[r] = (sl_batch_entry){bs[r], prompts[r], 200 - 50 * r, SL_EVAL_ALL_LOGITS};
-        eval_ok(solo[r], prompts[r], 200 - 50 * r, SL_EVAL_ALL_LOGITS);
+        tu_eval(solo[r], prompts[r], 200 - 50 * r, SL_EVAL_ALL_LOGITS);
     }
     worst = 0;
     batch_ok(e, 3);
@@ -289,7 +257,7 @@ Test(batch, long_prompts_span_several_passes)
  * to stepping each session alone. */
 Test(batch, few_decode_rows_are_bit_identical_to_steps_alone)
 {
-    sl_model *m = tu_load_model(tiny_dir("tiny-llama"));
+    sl_model *m = tu_load_tiny("tiny-llama");
     int32_t V = sl_model_n_vocab(m);
     const sl_token *prompts[4] = {prompt_a, prompt_b, prompt_c, prompt_a + 2};
     const int32_t lens[4] = {10, 3, 7, 8};
@@ -297,24 +265,24 @@ Test(batch, few_decode_rows_are_bit_identical_to_steps_alone)
         sl_session *bs[4], *solo[4];
         sl_token next[4];
         for (int32_t r = 0; r < B; r++) {
-            bs[r] = session(m);
-            solo[r] = session(m);
-            eval_ok(bs[r], prompts[r], lens[r], 0);
-            eval_ok(solo[r], prompts[r], lens[r], 0);
-            next[r] = argmax(sl_session_logits(solo[r]), V);
+            bs[r] = tu_session(m);
+            solo[r] = tu_session(m);
+            tu_eval(bs[r], prompts[r], lens[r], 0);
+            tu_eval(solo[r], prompts[r], lens[r], 0);
+            next[r] = tu_argmax(sl_session_logits(solo[r]), V);
         }
         for (int32_t step = 0; step < 6; step++) {
             sl_batch_entry e[4];
             for (int32_t r = 0; r < B; r++) {
                 e[r] = (sl_batch_entry){bs[r], &next[r], 1, 0};
-                eval_ok(solo[r], &next[r], 1, 0);
+                tu_eval(solo[r], &next[r], 1, 0);
             }
             batch_ok(e, B);
             for (int32_t r = 0; r < B; r++) {
                 cr_assert_eq(memcmp(sl_session_logits(bs[r]), sl_session_logits(solo[r]), (size_t)V * sizeof(float)), 0,
                              "B %d row %d step %d: max|d| %g", B, r, step,
                              tu_max_abs_diff(sl_session_logits(bs[r]), sl_session_logits(solo[r]), (size_t)V));
-                next[r] = argmax(sl_session_logits(solo[r]), V);
+                next[r] = tu_argmax(sl_session_logits(solo[r]), V);
             }
         }
         for (int32_t r = 0; r < B; r++) {
@@ -328,14 +296,14 @@ Test(batch, few_decode_rows_are_bit_identical_to_steps_alone)
 /* A bad entry anywhere fails the whole call before any session moves. */
 Test(batch, errors_leave_every_session_unchanged)
 {
-    sl_model *m = tu_load_model(tiny_dir("tiny-llama")), *other = tu_load_model(tiny_dir("tiny-qwen2"));
-    sl_session *a = session(m), *b = session(m), *o = session(other);
-    eval_ok(a, prompt_b, 3, 0);
+    sl_model *m = tu_load_tiny("tiny-llama"), *other = tu_load_tiny("tiny-qwen2");
+    sl_session *a = tu_session(m), *b = tu_session(m), *o = tu_session(other);
+    tu_eval(a, prompt_b, 3, 0);
     const int32_t span[] = {2};
     sl_error err;
     sl_session *f = sl_session_fork(a, span, 1, &err);
     cr_assert_not_null(f);
-    eval_ok(f, prompt_b, 3, 0);
+    tu_eval(f, prompt_b, 3, 0);
     const sl_token bad[] = {1, 99999};
     const sl_token one = 4, two = 5;
     struct {

@@ -106,12 +106,6 @@ static sl_model *tiny(void) { return tu_load_model(tu_src("tests/data/hf-tiny/ti
 
 static const sl_token prompt[] = {1, 17, 99, 300, 42, 7};
 
-static void eval_ok(sl_session *s, const sl_token *t, int32_t n)
-{
-    sl_error err;
-    cr_assert_eq(sl_session_eval(s, t, n, 0, &err), SL_STATUS_OK, "%s", err.msg);
-}
-
 static void same_logits(const sl_session *a, const sl_session *b, int32_t V, const char *what)
 {
     cr_assert(memcmp(sl_session_logits(a), sl_session_logits(b), (size_t)V * sizeof(float)) == 0, "%s", what);
@@ -123,17 +117,17 @@ Test(session_copy, clone_continues_bit_for_bit)
     int32_t V = sl_model_n_vocab(m);
     sl_error err;
     sl_session *a = sl_session_init(m, NULL, &err);
-    eval_ok(a, prompt, 6);
+    tu_eval(a, prompt, 6, 0);
     sl_session *b = sl_session_clone(a, &err);
     cr_assert_not_null(b, "%s", err.msg);
     cr_assert_eq(sl_session_pos(b), 6);
     same_logits(a, b, V, "clone's logits");
     sl_token t = 33;
-    eval_ok(a, &t, 1);
-    eval_ok(b, &t, 1);
+    tu_eval(a, &t, 1, 0);
+    tu_eval(b, &t, 1, 0);
     same_logits(a, b, V, "after one more token");
     sl_session_free(a); /* the clone does not depend on its source */
-    eval_ok(b, &t, 1);
+    tu_eval(b, &t, 1, 0);
     sl_session_free(b);
     sl_model_free(m);
 }
@@ -145,20 +139,20 @@ Test(session_copy, copies_only_rows_after_the_common_prefix)
     sl_error err;
     sl_session *a = sl_session_init(m, NULL, &err), *b = sl_session_init(m, NULL, &err);
     sl_session *ref = sl_session_init(m, NULL, &err);
-    eval_ok(a, prompt, 6);
+    tu_eval(a, prompt, 6, 0);
     sl_session_copy(b, a, NULL, &err);
     const sl_token ta[] = {10, 11, 12}, tb[] = {20, 21};
-    eval_ok(a, ta, 3);
-    eval_ok(b, tb, 2);
+    tu_eval(a, ta, 3, 0);
+    tu_eval(b, tb, 2, 0);
     int32_t copied = -1;
     cr_assert_eq(sl_session_copy(b, a, &copied, &err), SL_STATUS_OK, "%s", err.msg);
     cr_assert_eq(copied, 3, "rows copied: %d", copied);
     cr_assert_eq(sl_session_pos(b), 9);
-    eval_ok(ref, prompt, 6);
-    eval_ok(ref, ta, 3);
+    tu_eval(ref, prompt, 6, 0);
+    tu_eval(ref, ta, 3, 0);
     sl_token t = 5;
-    eval_ok(b, &t, 1);
-    eval_ok(ref, &t, 1);
+    tu_eval(b, &t, 1, 0);
+    tu_eval(ref, &t, 1, 0);
     same_logits(b, ref, V, "copied session against one that evaluated the same tokens");
     cr_assert_eq(sl_session_copy(b, b, &copied, &err), SL_STATUS_OK);
     cr_assert_eq(copied, 0);
@@ -194,12 +188,12 @@ Test(keep_hidden, rows_are_the_final_normed_states_of_every_position)
     sl_session *all = sl_session_init(m, NULL, &err), *one = sl_session_init(m, NULL, &err);
     cr_assert_eq(sl_session_keep_hidden(all, true, &err), SL_STATUS_OK);
     cr_assert_eq(sl_session_set_layers(one, &N, 1, SL_LAYER_HIDDEN, &err), SL_STATUS_OK);
-    eval_ok(all, prompt, 6);
+    tu_eval(all, prompt, 6, 0);
     int32_t n;
     const float *rows = sl_session_hidden_rows(all, &n);
     cr_assert_eq(n, 6);
     for (int32_t i = 0; i < 6; i++) {
-        eval_ok(one, &prompt[i], 1);
+        tu_eval(one, &prompt[i], 1, 0);
         double d = tu_max_abs_diff(rows + (size_t)i * D, sl_session_layer_hidden(one, N), (size_t)D);
         cr_assert(d <= 1e-5, "position %d differs by %g", i, d);
     }
@@ -328,8 +322,8 @@ Test(eval_branches, each_row_equals_stepping_that_token)
     sl_session *s = sl_session_init(m, NULL, &err), *ref = sl_session_init(m, NULL, &err);
     cr_assert_eq(sl_session_keep_hidden(s, true, &err), SL_STATUS_OK);
     cr_assert_eq(sl_session_keep_hidden(ref, true, &err), SL_STATUS_OK);
-    eval_ok(s, prompt, 6);
-    eval_ok(ref, prompt, 6);
+    tu_eval(s, prompt, 6, 0);
+    tu_eval(ref, prompt, 6, 0);
     const sl_token alt[] = {40, 3, 511, 40};
     cr_assert_eq(sl_session_eval_branches(s, alt, 4, &err), SL_STATUS_OK, "%s", err.msg);
     cr_assert_eq(sl_session_pos(s), 6);
@@ -341,7 +335,7 @@ Test(eval_branches, each_row_equals_stepping_that_token)
     for (int32_t i = 0; i < 4; i++)
         memcpy(hid + (size_t)i * D, sl_session_branch_hidden(s, i), (size_t)D * sizeof *hid);
     for (int32_t i = 0; i < 4; i++) {
-        eval_ok(ref, &alt[i], 1);
+        tu_eval(ref, &alt[i], 1, 0);
         double d = tu_max_abs_diff(keep + (size_t)i * V, sl_session_logits(ref), (size_t)V);
         cr_assert(d <= 1e-5, "branch %d logits differ by %g", i, d);
         int32_t n;
@@ -352,8 +346,8 @@ Test(eval_branches, each_row_equals_stepping_that_token)
     }
     /* The session continues as if the branches had not been evaluated. */
     sl_token t = 7;
-    eval_ok(s, &t, 1);
-    eval_ok(ref, &t, 1);
+    tu_eval(s, &t, 1, 0);
+    tu_eval(ref, &t, 1, 0);
     cr_assert(tu_max_abs_diff(sl_session_logits(s), sl_session_logits(ref), (size_t)V) <= 1e-6);
     cr_assert_null(sl_session_branch_hidden(s, 0));
     free(keep);
@@ -370,7 +364,7 @@ Test(eval_branches, rejects_bad_calls)
     sl_session_params p = sl_session_default_params();
     p.n_batch = 2;
     sl_session *s = sl_session_init(m, &p, &err);
-    eval_ok(s, prompt, 6);
+    tu_eval(s, prompt, 6, 0);
     const sl_token three[] = {1, 2, 3}, bad[] = {1, 9999};
     cr_assert_eq(sl_session_eval_branches(s, three, 3, &err), SL_STATUS_E_RANGE);
     cr_assert_eq(sl_session_eval_branches(s, bad, 2, &err), SL_STATUS_E_RANGE);

@@ -1,4 +1,4 @@
-/* DoLa candidate layers: the table of spec §3.3 / §10 (HF's rule), list validation. */
+/* DoLa candidate layers: the table of docs/spec/decoding.md §3.3 / §10 (HF's rule), list validation. */
 #include <criterion/criterion.h>
 
 #include "slua/sl.h"

@@ -16,22 +16,6 @@
  * the comparison with HF allows 2e-4 for raw logits; everything else is held to 1e-4. */
 #define RAW_TOL 2e-4
 
-static const char *tiny_models[] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
-
-static const char *tiny_dir(const char *name)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s", name);
-    return tu_src(buf);
-}
-
-static const char *golden(const char *name, const char *file)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s/golden/%s", name, file);
-    return tu_src(buf);
-}
-
 static double compare_row(json_object *expected, const float *actual, int32_t n)
 {
     size_t len;
@@ -44,8 +28,8 @@ static double compare_row(json_object *expected, const float *actual, int32_t n)
 
 static void check_logit_lens(const char *name)
 {
-    sl_model *m = tu_load_model(tiny_dir(name));
-    json_object *g = tu_load_json(golden(name, "logit_lens.json"));
+    sl_model *m = tu_load_tiny(name);
+    json_object *g = tu_load_json(tu_tiny_file(name, "golden/logit_lens.json"));
     int32_t N = sl_model_n_layer(m), V = sl_model_n_vocab(m), D = sl_model_n_embd(m);
     cr_assert_eq(N, json_object_get_int(tu_get(g, "num_hidden_layers")));
     size_t n_prompt;
@@ -97,20 +81,11 @@ Test(forward, logit_lens_tiny_llama) { check_logit_lens("tiny-llama"); }
 Test(forward, logit_lens_tiny_llama_tied) { check_logit_lens("tiny-llama-tied"); }
 Test(forward, logit_lens_tiny_qwen2) { check_logit_lens("tiny-qwen2"); }
 
-static sl_token argmax(const float *x, int32_t n)
-{
-    sl_token best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
 /* A plain C greedy loop against HF generate(do_sample=False). */
 static void check_greedy(const char *name)
 {
-    sl_model *m = tu_load_model(tiny_dir(name));
-    json_object *g = tu_load_json(golden(name, "greedy.json"));
+    sl_model *m = tu_load_tiny(name);
+    json_object *g = tu_load_json(tu_tiny_file(name, "golden/greedy.json"));
     json_object *results = tu_get(g, "results");
     int32_t max_new = json_object_get_int(tu_get(g, "generate_kwargs.max_new_tokens"));
     int32_t V = sl_model_n_vocab(m);
@@ -135,7 +110,7 @@ static void check_greedy(const char *name)
                 int32_t id = json_object_get_int(json_object_array_get_idx(pair, 0));
                 d_top = fmax(d_top, fabs(logits[id] - json_object_get_double(json_object_array_get_idx(pair, 1))));
             }
-            sl_token next = argmax(logits, V);
+            sl_token next = tu_argmax(logits, V);
             produced[n++] = next;
             if (sl_model_is_eos(m, next)) {
                 eos = true;
@@ -158,9 +133,9 @@ static void check_greedy(const char *name)
     sl_model_free(m);
 }
 
-Test(forward, greedy_tiny_llama) { check_greedy(tiny_models[0]); }
-Test(forward, greedy_tiny_llama_tied) { check_greedy(tiny_models[1]); }
-Test(forward, greedy_tiny_qwen2) { check_greedy(tiny_models[2]); }
+Test(forward, greedy_tiny_llama) { check_greedy(tu_tiny_models[0]); }
+Test(forward, greedy_tiny_llama_tied) { check_greedy(tu_tiny_models[1]); }
+Test(forward, greedy_tiny_qwen2) { check_greedy(tu_tiny_models[2]); }
 
 Test(forward, stories260k_greedy_200_from_bos)
 {
@@ -175,7 +150,7 @@ Test(forward, stories260k_greedy_200_from_bos)
     cr_assert_eq(tok, 1);
     for (size_t i = 0; i < n_expected; i++) {
         cr_assert_eq(sl_session_eval(s, &tok, 1, 0, &err), SL_STATUS_OK, "%s", err.msg);
-        tok = argmax(sl_session_logits(s), sl_model_n_vocab(m));
+        tok = tu_argmax(sl_session_logits(s), sl_model_n_vocab(m));
         cr_assert_eq(tok, expected[i], "step %zu: %d, reference %d", i, tok, expected[i]);
     }
     free(expected);
@@ -216,7 +191,7 @@ Test(forward, stories260k_layer_logprobs)
         const float *z = sl_session_layer_logits(s, l, true);
         log_softmax(lp, z, V);
         d_lp = fmax(d_lp, compare_row(json_object_array_get_idx(ref_lp, (size_t)l), lp, V));
-        cr_expect_eq(argmax(z, V), json_object_get_int(json_object_array_get_idx(ref_arg, (size_t)l)), "layer %d", l);
+        cr_expect_eq(tu_argmax(z, V), json_object_get_int(json_object_array_get_idx(ref_arg, (size_t)l)), "layer %d", l);
     }
     d_final = compare_row(tu_get(ref, "prompt.final_logits_last_pos"), sl_session_logits(s), V);
     /* Teacher-forced argmax at every prompt position. */
@@ -224,7 +199,7 @@ Test(forward, stories260k_layer_logprobs)
     const float *all = sl_session_logits_all(s, &rows);
     json_object *arg_pos = tu_get(ref, "prompt.argmax_per_position");
     for (int32_t i = 0; i < rows; i++)
-        cr_expect_eq(argmax(all + (size_t)i * V, V), json_object_get_int(json_object_array_get_idx(arg_pos, (size_t)i)));
+        cr_expect_eq(tu_argmax(all + (size_t)i * V, V), json_object_get_int(json_object_array_get_idx(arg_pos, (size_t)i)));
     cr_log_info("stories260K: layer log-probs max|d| %.2e, final logits max|d| %.2e", d_lp, d_final);
     cr_expect_leq(d_lp, TOL);
     cr_expect_leq(d_final, TOL);

@@ -16,15 +16,6 @@
  * logged by each test). */
 #define F16_TOL 0.05
 
-static const char *tiny_models[] = {"tiny-llama", "tiny-llama-tied", "tiny-qwen2"};
-
-static const char *tiny_path(const char *name, const char *file)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "tests/data/hf-tiny/%s%s", name, file);
-    return tu_src(buf);
-}
-
 static sl_session *new_session(sl_model *m, sl_dtype kv, int32_t n_batch)
 {
     sl_session_params p = sl_session_default_params();
@@ -37,25 +28,10 @@ static sl_session *new_session(sl_model *m, sl_dtype kv, int32_t n_batch)
     return s;
 }
 
-static sl_token argmax(const float *x, int32_t n)
-{
-    sl_token best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
-static void eval_ok(sl_session *s, const sl_token *t, int32_t n)
-{
-    sl_error err;
-    cr_assert_eq(sl_session_eval(s, t, n, 0, &err), SL_STATUS_OK, "%s", err.msg);
-}
-
 /* The gap between the best and the second-best logit. */
 static double top2_gap(const float *x, int32_t n)
 {
-    sl_token best = argmax(x, n);
+    sl_token best = tu_argmax(x, n);
     double second = -INFINITY;
     for (int32_t i = 0; i < n; i++)
         if (i != best)
@@ -69,8 +45,8 @@ static double top2_gap(const float *x, int32_t n)
  * of the F32 cache's while the tokens agree. */
 static void check_hf_greedy(const char *name)
 {
-    sl_model *m = tu_load_model(tiny_path(name, ""));
-    json_object *g = tu_load_json(tiny_path(name, "/golden/greedy.json"));
+    sl_model *m = tu_load_tiny(name);
+    json_object *g = tu_load_json(tu_tiny_file(name, "golden/greedy.json"));
     json_object *results = tu_get(g, "results");
     int32_t V = sl_model_n_vocab(m);
     double d_max = 0;
@@ -81,11 +57,11 @@ static void check_hf_greedy(const char *name)
         int32_t *prompt = tu_ints(tu_get(res, "prompt"), &n_prompt);
         int32_t *expected = tu_ints(tu_get(res, "new_token_ids"), &n_expected);
         sl_session *a = new_session(m, SL_DTYPE_F32, 0), *b = new_session(m, SL_DTYPE_F16, 0);
-        eval_ok(a, prompt, (int32_t)n_prompt);
-        eval_ok(b, prompt, (int32_t)n_prompt);
+        tu_eval(a, prompt, (int32_t)n_prompt, 0);
+        tu_eval(b, prompt, (int32_t)n_prompt, 0);
         for (size_t i = 0; i < n_expected; i++, steps++) {
             d_max = fmax(d_max, tu_max_abs_diff(sl_session_logits(a), sl_session_logits(b), (size_t)V));
-            sl_token ta = argmax(sl_session_logits(a), V), tb = argmax(sl_session_logits(b), V);
+            sl_token ta = tu_argmax(sl_session_logits(a), V), tb = tu_argmax(sl_session_logits(b), V);
             cr_assert_eq(ta, expected[i], "%s prompt %zu step %zu: f32 cache %d, HF %d", name, r, i, ta, expected[i]);
             if (tb != expected[i]) {
                 double gap = top2_gap(sl_session_logits(a), V);
@@ -98,8 +74,8 @@ static void check_hf_greedy(const char *name)
             }
             if (sl_model_is_eos(m, tb))
                 break;
-            eval_ok(a, &ta, 1);
-            eval_ok(b, &tb, 1);
+            tu_eval(a, &ta, 1, 0);
+            tu_eval(b, &tb, 1, 0);
         }
         sl_session_free(a);
         sl_session_free(b);
@@ -113,9 +89,9 @@ static void check_hf_greedy(const char *name)
     sl_model_free(m);
 }
 
-Test(kv_f16, greedy_tiny_llama) { check_hf_greedy(tiny_models[0]); }
-Test(kv_f16, greedy_tiny_llama_tied) { check_hf_greedy(tiny_models[1]); }
-Test(kv_f16, greedy_tiny_qwen2) { check_hf_greedy(tiny_models[2]); }
+Test(kv_f16, greedy_tiny_llama) { check_hf_greedy(tu_tiny_models[0]); }
+Test(kv_f16, greedy_tiny_llama_tied) { check_hf_greedy(tu_tiny_models[1]); }
+Test(kv_f16, greedy_tiny_qwen2) { check_hf_greedy(tu_tiny_models[2]); }
 
 Test(kv_f16, stories260k_greedy_200_from_bos)
 {
@@ -128,10 +104,10 @@ Test(kv_f16, stories260k_greedy_200_from_bos)
     sl_token tok = sl_model_get_config(m)->bos;
     double d_max = 0;
     for (size_t i = 0; i < n_expected; i++) {
-        eval_ok(a, &tok, 1);
-        eval_ok(b, &tok, 1);
+        tu_eval(a, &tok, 1, 0);
+        tu_eval(b, &tok, 1, 0);
         d_max = fmax(d_max, tu_max_abs_diff(sl_session_logits(a), sl_session_logits(b), (size_t)V));
-        tok = argmax(sl_session_logits(b), V);
+        tok = tu_argmax(sl_session_logits(b), V);
         cr_assert_eq(tok, expected[i], "step %zu: f16 cache %d, reference %d", i, tok, expected[i]);
     }
     cr_log_info("stories260K: f16 cache, max|d logits| vs f32 cache over 200 steps %.3g", d_max);
@@ -157,12 +133,12 @@ static void expect_same_logits(sl_session *a, sl_session *b, int32_t V, double t
  * their last bits (measured 2e-4). */
 Test(kv_f16, chunked_prefill_equals_decode)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-qwen2", ""));
+    sl_model *m = tu_load_tiny("tiny-qwen2");
     int32_t V = sl_model_n_vocab(m);
     sl_session *a = new_session(m, SL_DTYPE_F16, 7), *b = new_session(m, SL_DTYPE_F16, 0);
-    eval_ok(a, prompt, N_PROMPT);
+    tu_eval(a, prompt, N_PROMPT, 0);
     for (int32_t i = 0; i < N_PROMPT; i++)
-        eval_ok(b, &prompt[i], 1);
+        tu_eval(b, &prompt[i], 1, 0);
     expect_same_logits(a, b, V, 2e-3, "chunked vs decode");
     sl_session_free(a);
     sl_session_free(b);
@@ -172,26 +148,26 @@ Test(kv_f16, chunked_prefill_equals_decode)
 /* Clone, copy and rewind move F16 rows: the results continue exactly as the source does. */
 Test(kv_f16, clone_copy_rewind_continue_identically)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-llama", ""));
+    sl_model *m = tu_load_tiny("tiny-llama");
     int32_t V = sl_model_n_vocab(m);
     sl_error err;
     sl_session *src = new_session(m, SL_DTYPE_F16, 0);
-    eval_ok(src, prompt, 12);
+    tu_eval(src, prompt, 12, 0);
     sl_session *c = sl_session_clone(src, &err);
     cr_assert_not_null(c, "%s", err.msg);
     sl_session *d = new_session(m, SL_DTYPE_F16, 0);
     /* the rows d keeps (the common prefix) come from a product of as many rows as src's
      * prefill takes the same kernel for (5 or more: the tiles), so they are the same bits */
-    eval_ok(d, prompt, 6);
+    tu_eval(d, prompt, 6, 0);
     cr_assert_eq(sl_session_copy(d, src, NULL, &err), SL_STATUS_OK, "%s", err.msg);
     sl_session *r = new_session(m, SL_DTYPE_F16, 0);
-    eval_ok(r, prompt, 12); /* the same chunks as src, then an other continuation taken back */
-    eval_ok(r, prompt + 5, 9);
+    tu_eval(r, prompt, 12, 0); /* the same chunks as src, then an other continuation taken back */
+    tu_eval(r, prompt + 5, 9, 0);
     cr_assert_eq(sl_session_rewind(r, 12, &err), SL_STATUS_OK, "%s", err.msg);
-    eval_ok(src, prompt + 12, N_PROMPT - 12);
-    eval_ok(c, prompt + 12, N_PROMPT - 12);
-    eval_ok(d, prompt + 12, N_PROMPT - 12);
-    eval_ok(r, prompt + 12, N_PROMPT - 12);
+    tu_eval(src, prompt + 12, N_PROMPT - 12, 0);
+    tu_eval(c, prompt + 12, N_PROMPT - 12, 0);
+    tu_eval(d, prompt + 12, N_PROMPT - 12, 0);
+    tu_eval(r, prompt + 12, N_PROMPT - 12, 0);
     cr_expect_eq(tu_max_abs_diff(sl_session_logits(src), sl_session_logits(c), (size_t)V), 0.0, "clone");
     cr_expect_eq(tu_max_abs_diff(sl_session_logits(src), sl_session_logits(d), (size_t)V), 0.0, "copy");
     cr_expect_eq(tu_max_abs_diff(sl_session_logits(src), sl_session_logits(r), (size_t)V), 0.0, "rewind");
@@ -212,7 +188,7 @@ Test(kv_f16, clone_copy_rewind_continue_identically)
  * same skip mask. */
 Test(kv_f16, fork_equals_session_with_same_mask)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-llama", ""));
+    sl_model *m = tu_load_tiny("tiny-llama");
     int32_t V = sl_model_n_vocab(m), skip[] = {2, 3};
     sl_error err;
     sl_session *parent = new_session(m, SL_DTYPE_F16, 0);
@@ -221,9 +197,9 @@ Test(kv_f16, fork_equals_session_with_same_mask)
     sl_session *alone = new_session(m, SL_DTYPE_F16, 0);
     cr_assert_eq(sl_session_set_skip(alone, skip, 2, &err), SL_STATUS_OK, "%s", err.msg);
     for (int32_t i = 0; i < N_PROMPT; i += 5) {
-        eval_ok(parent, prompt + i, 5);
-        eval_ok(fork, prompt + i, 5);
-        eval_ok(alone, prompt + i, 5);
+        tu_eval(parent, prompt + i, 5, 0);
+        tu_eval(fork, prompt + i, 5, 0);
+        tu_eval(alone, prompt + i, 5, 0);
         expect_same_logits(fork, alone, V, 1e-5, "fork vs alone");
     }
     sl_session_free(fork);
@@ -235,11 +211,11 @@ Test(kv_f16, fork_equals_session_with_same_mask)
 /* Branches (alternatives at one position) against evaluating each one alone, F16 cache. */
 Test(kv_f16, branches_equal_separate_evals)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-qwen2", ""));
+    sl_model *m = tu_load_tiny("tiny-qwen2");
     int32_t V = sl_model_n_vocab(m);
     sl_error err;
     sl_session *s = new_session(m, SL_DTYPE_F16, 0);
-    eval_ok(s, prompt, N_PROMPT);
+    tu_eval(s, prompt, N_PROMPT, 0);
     sl_token alts[] = {4, 100, 333};
     cr_assert_eq(sl_session_eval_branches(s, alts, 3, &err), SL_STATUS_OK, "%s", err.msg);
     int32_t rows;
@@ -249,8 +225,8 @@ Test(kv_f16, branches_equal_separate_evals)
     memcpy(copy, all, (size_t)3 * (size_t)V * sizeof *copy);
     for (int32_t i = 0; i < 3; i++) {
         sl_session *one = new_session(m, SL_DTYPE_F16, 0);
-        eval_ok(one, prompt, N_PROMPT);
-        eval_ok(one, &alts[i], 1);
+        tu_eval(one, prompt, N_PROMPT, 0);
+        tu_eval(one, &alts[i], 1, 0);
         double d = tu_max_abs_diff(copy + (size_t)i * V, sl_session_logits(one), (size_t)V);
         cr_expect_leq(d, 1e-4, "branch %d: max|d| %g", i, d);
         sl_session_free(one);
@@ -277,11 +253,11 @@ static sl_status keep_last(void *user, int32_t row, int32_t n_rows, int32_t n_ou
 /* eval_rows on an F16 cache gives the last row's final logits of a plain eval. */
 Test(kv_f16, eval_rows_matches_eval)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-llama-tied", ""));
+    sl_model *m = tu_load_tiny("tiny-llama-tied");
     int32_t V = sl_model_n_vocab(m), N = sl_model_n_layer(m);
     sl_error err;
     sl_session *a = new_session(m, SL_DTYPE_F16, 0), *b = new_session(m, SL_DTYPE_F16, 0);
-    eval_ok(a, prompt, N_PROMPT);
+    tu_eval(a, prompt, N_PROMPT, 0);
     rows_sink k = {V, malloc((size_t)V * sizeof(float))};
     int32_t layers[] = {N};
     sl_rows_request req = {.row0 = 0, .layers = layers, .n_layers = 1, .what = SL_LAYER_RAW};
@@ -296,7 +272,7 @@ Test(kv_f16, eval_rows_matches_eval)
 
 Test(kv_f16, unknown_kv_type_is_rejected)
 {
-    sl_model *m = tu_load_model(tiny_path("tiny-llama", ""));
+    sl_model *m = tu_load_tiny("tiny-llama");
     sl_session_params p = sl_session_default_params();
     p.kv_type = SL_DTYPE_BF16;
     sl_error err;

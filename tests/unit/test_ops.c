@@ -1,5 +1,5 @@
 /* Logits ops, HF processors, RNG and sampling. Expected values are worked by hand from the HF
- * semantics (spec decoding.md §2, §3.5-3.6) or come from published reference vectors; the
+ * semantics (docs/spec/decoding.md §2, §3.5-3.6) or come from published reference vectors; the
  * randomized checks compare against straightforward sort-based restatements of the HF code. */
 #include <math.h>
 #include <stdint.h>

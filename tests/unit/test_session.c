@@ -15,20 +15,6 @@ static const sl_token prompt[] = {1, 17, 99, 300, 42, 7, 256, 3, 77, 410};
 
 static sl_model *tiny(void) { return tu_load_model(tu_src("tests/data/hf-tiny/tiny-llama")); }
 
-static sl_session *session(sl_model *m)
-{
-    sl_error err;
-    sl_session *s = sl_session_init(m, NULL, &err);
-    cr_assert_not_null(s, "%s", err.msg);
-    return s;
-}
-
-static void eval_ok(sl_session *s, const sl_token *t, int32_t n, unsigned flags)
-{
-    sl_error err;
-    cr_assert_eq(sl_session_eval(s, t, n, flags, &err), SL_STATUS_OK, "%s", err.msg);
-}
-
 static void assert_same(const float *a, const float *b, size_t n, double tol, const char *what)
 {
     cr_assert_not_null(a, "%s: missing output", what);
@@ -51,11 +37,11 @@ static void assert_close(const float *a, const float *b, size_t n, double tol, c
 Test(session, empty_skip_mask_equals_plain_forward)
 {
     sl_model *m = tiny();
-    sl_session *a = session(m), *b = session(m);
+    sl_session *a = tu_session(m), *b = tu_session(m);
     sl_error err;
     cr_assert_eq(sl_session_set_skip(b, NULL, 0, &err), SL_STATUS_OK);
-    eval_ok(a, prompt, N_PROMPT, 0);
-    eval_ok(b, prompt, N_PROMPT, 0);
+    tu_eval(a, prompt, N_PROMPT, 0);
+    tu_eval(b, prompt, N_PROMPT, 0);
     assert_same(sl_session_logits(a), sl_session_logits(b), (size_t)sl_model_n_vocab(m), 0.0, "logits");
     cr_assert_eq(sl_session_get_skip(b, NULL), 0);
     sl_session_free(a);
@@ -72,10 +58,10 @@ Test(session, skipping_every_block_is_lm_head_on_normed_embedding)
     int32_t all[64];
     for (int32_t i = 0; i < c->n_layer; i++)
         all[i] = i;
-    sl_session *s = session(m);
+    sl_session *s = tu_session(m);
     sl_error err;
     cr_assert_eq(sl_session_set_skip(s, all, c->n_layer, &err), SL_STATUS_OK, "%s", err.msg);
-    eval_ok(s, prompt, N_PROMPT, 0);
+    tu_eval(s, prompt, N_PROMPT, 0);
 
     tu_st_copy w = tu_st_read(tu_src("tests/data/hf-tiny/tiny-llama/model.safetensors"));
     const float *emb = NULL, *norm = NULL, *head = NULL;
@@ -112,11 +98,11 @@ Test(session, kv_cached_decode_equals_full_recompute)
 {
     sl_model *m = tiny();
     int32_t V = sl_model_n_vocab(m);
-    sl_session *inc = session(m), *full = session(m);
-    eval_ok(inc, prompt, 3, 0);
+    sl_session *inc = tu_session(m), *full = tu_session(m);
+    tu_eval(inc, prompt, 3, 0);
     for (int32_t i = 3; i < N_PROMPT; i++)
-        eval_ok(inc, &prompt[i], 1, 0);
-    eval_ok(full, prompt, N_PROMPT, SL_EVAL_ALL_LOGITS);
+        tu_eval(inc, &prompt[i], 1, 0);
+    tu_eval(full, prompt, N_PROMPT, SL_EVAL_ALL_LOGITS);
     int32_t rows;
     const float *all = sl_session_logits_all(full, &rows);
     cr_assert_eq(rows, N_PROMPT);
@@ -127,7 +113,7 @@ Test(session, kv_cached_decode_equals_full_recompute)
     p.n_batch = 3;
     sl_error err;
     sl_session *chunked = sl_session_init(m, &p, &err);
-    eval_ok(chunked, prompt, N_PROMPT, SL_EVAL_ALL_LOGITS);
+    tu_eval(chunked, prompt, N_PROMPT, SL_EVAL_ALL_LOGITS);
     const float *all2 = sl_session_logits_all(chunked, &rows);
     cr_assert_eq(rows, N_PROMPT);
     assert_close(all2, all, (size_t)rows * V, 1e-5, "chunked prefill");
@@ -141,25 +127,25 @@ Test(session, rewind_and_reset_replay_identically)
 {
     sl_model *m = tiny();
     int32_t V = sl_model_n_vocab(m);
-    sl_session *s = session(m);
-    eval_ok(s, prompt, 6, 0);
+    sl_session *s = tu_session(m);
+    tu_eval(s, prompt, 6, 0);
     sl_token next = 5;
-    eval_ok(s, &next, 1, 0);
+    tu_eval(s, &next, 1, 0);
     float *first = malloc((size_t)V * sizeof *first);
     memcpy(first, sl_session_logits(s), (size_t)V * sizeof *first);
     sl_error err;
     cr_assert_eq(sl_session_rewind(s, 6, &err), SL_STATUS_OK);
     cr_assert_null(sl_session_logits(s));
     sl_token other = 9;
-    eval_ok(s, &other, 1, 0);
+    tu_eval(s, &other, 1, 0);
     cr_assert_eq(sl_session_rewind(s, 6, &err), SL_STATUS_OK);
-    eval_ok(s, &next, 1, 0);
+    tu_eval(s, &next, 1, 0);
     assert_same(sl_session_logits(s), first, (size_t)V, 0.0, "after rewind");
     cr_assert_eq(sl_session_rewind(s, 99, &err), SL_STATUS_E_RANGE);
     sl_session_reset(s);
     cr_assert_eq(sl_session_pos(s), 0);
-    eval_ok(s, prompt, 6, 0);
-    eval_ok(s, &next, 1, 0);
+    tu_eval(s, prompt, 6, 0);
+    tu_eval(s, &next, 1, 0);
     assert_same(sl_session_logits(s), first, (size_t)V, 0.0, "after reset");
     free(first);
     sl_session_free(s);
@@ -177,23 +163,23 @@ static void check_fork(int32_t fork_at)
     const int32_t layers[] = {1, 3, 5, 8};
     const unsigned what = SL_LAYER_HIDDEN | SL_LAYER_RAW | SL_LAYER_NORM;
     sl_error err;
-    sl_session *parent = session(m), *plain = session(m);
+    sl_session *parent = tu_session(m), *plain = tu_session(m);
     cr_assert_eq(sl_session_set_skip(plain, skip, 3, &err), SL_STATUS_OK);
     cr_assert_eq(sl_session_set_layers(plain, layers, 4, what, &err), SL_STATUS_OK);
     if (fork_at > 0)
-        eval_ok(parent, prompt, fork_at, 0);
+        tu_eval(parent, prompt, fork_at, 0);
     sl_session *fork = sl_session_fork(parent, skip, 3, &err);
     cr_assert_not_null(fork, "%s", err.msg);
     cr_assert_eq(sl_session_set_layers(fork, layers, 4, what, &err), SL_STATUS_OK);
-    eval_ok(parent, prompt + fork_at, N_PROMPT - fork_at, 0);
+    tu_eval(parent, prompt + fork_at, N_PROMPT - fork_at, 0);
     /* Same chunking everywhere: BLAS results may depend on matrix shapes in the last bits.
      * The fork's first chunk predates its tap, so it runs the shared blocks itself. */
     if (fork_at > 0) {
-        eval_ok(fork, prompt, fork_at, 0);
-        eval_ok(plain, prompt, fork_at, 0);
+        tu_eval(fork, prompt, fork_at, 0);
+        tu_eval(plain, prompt, fork_at, 0);
     }
-    eval_ok(fork, prompt + fork_at, N_PROMPT - fork_at, 0);
-    eval_ok(plain, prompt + fork_at, N_PROMPT - fork_at, 0);
+    tu_eval(fork, prompt + fork_at, N_PROMPT - fork_at, 0);
+    tu_eval(plain, prompt + fork_at, N_PROMPT - fork_at, 0);
     for (int32_t step = 0; step <= 4; step++) {
         assert_same(sl_session_logits(fork), sl_session_logits(plain), (size_t)V, 1e-6, "fork logits");
         for (int32_t i = 0; i < 4; i++) {
@@ -206,9 +192,9 @@ static void check_fork(int32_t fork_at)
                         1e-6, "fork norm");
         }
         sl_token next = (sl_token)(11 * step + 40);
-        eval_ok(parent, &next, 1, 0);
-        eval_ok(fork, &next, 1, 0);
-        eval_ok(plain, &next, 1, 0);
+        tu_eval(parent, &next, 1, 0);
+        tu_eval(fork, &next, 1, 0);
+        tu_eval(plain, &next, 1, 0);
     }
     (void)N;
     sl_session_free(fork);
@@ -224,13 +210,13 @@ Test(session, fork_must_follow_its_parent)
 {
     sl_model *m = tiny();
     sl_error err;
-    sl_session *parent = session(m);
+    sl_session *parent = tu_session(m);
     const int32_t skip[] = {2};
     sl_session *fork = sl_session_fork(parent, skip, 1, &err);
     cr_assert_not_null(fork);
     cr_assert_eq(sl_session_eval(fork, prompt, 2, 0, &err), SL_STATUS_E_STATE);
     cr_assert(strstr(err.msg, "follow its parent"), "%s", err.msg);
-    eval_ok(parent, prompt, 4, 0);
+    tu_eval(parent, prompt, 4, 0);
     sl_token other[] = {1, 17, 5};
     cr_assert_eq(sl_session_eval(fork, other, 3, 0, &err), SL_STATUS_E_STATE);
     cr_assert(strstr(err.msg, "differ"), "%s", err.msg);
@@ -243,7 +229,7 @@ Test(session, fork_must_follow_its_parent)
     cr_assert(strstr(err.msg, "block 8 out of range [0, 7]"), "%s", err.msg);
     /* Freeing the parent first is safe: the fork keeps it alive. */
     sl_session_free(parent);
-    eval_ok(fork, prompt, 4, 0);
+    tu_eval(fork, prompt, 4, 0);
     sl_session_free(fork);
     sl_model_free(m);
 }
@@ -252,7 +238,7 @@ Test(session, bad_arguments_are_rejected_without_side_effects)
 {
     sl_model *m = tiny();
     sl_error err;
-    sl_session *s = session(m);
+    sl_session *s = tu_session(m);
     sl_token bad = 512;
     cr_assert_eq(sl_session_eval(s, &bad, 1, 0, &err), SL_STATUS_E_RANGE);
     cr_assert(strstr(err.msg, "token id 512 out of range [0, 511]"), "%s", err.msg);
@@ -312,16 +298,16 @@ static void check_stored_dtype(const char *dtype)
     sl_token long_prompt[40];
     for (int32_t i = 0; i < 40; i++)
         long_prompt[i] = (sl_token)((i * 37 + 11) % V);
-    sl_session *a = session(m16), *b = session(m32);
-    eval_ok(a, long_prompt, 40, SL_EVAL_ALL_LOGITS);
-    eval_ok(b, long_prompt, 40, SL_EVAL_ALL_LOGITS);
+    sl_session *a = tu_session(m16), *b = tu_session(m32);
+    tu_eval(a, long_prompt, 40, SL_EVAL_ALL_LOGITS);
+    tu_eval(b, long_prompt, 40, SL_EVAL_ALL_LOGITS);
     int32_t rows;
     const float *all_a = sl_session_logits_all(a, &rows);
     assert_same(all_a, sl_session_logits_all(b, &rows), (size_t)rows * V, 1e-4, "prefill logits");
     for (int32_t i = 0; i < 5; i++) {
         sl_token t = (sl_token)(i * 53 % V);
-        eval_ok(a, &t, 1, 0);
-        eval_ok(b, &t, 1, 0);
+        tu_eval(a, &t, 1, 0);
+        tu_eval(b, &t, 1, 0);
         assert_same(sl_session_logits(a), sl_session_logits(b), (size_t)V, 1e-4, "decode logits");
     }
     sl_session_free(a);

@@ -1,4 +1,4 @@
-/* SkipLayerCD primitives against the spec's check vectors and the official SL-D rule vectors. */
+/* SkipLayerCD primitives against the check vectors of docs/spec/decoding.md §10 and the official SL-D rule vectors. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -11,7 +11,7 @@ Test(skiplayer, cpython_randrange_check_vectors)
     sl_pyrandom r;
     sl_error err;
     int64_t v;
-    const int64_t want16[] = {10, 15, 11, 10, 9, 13, 13, 9}; /* spec §10: randrange(4, 16) after seed(2023) */
+    const int64_t want16[] = {10, 15, 11, 10, 9, 13, 13, 9}; /* decoding.md §10: randrange(4, 16) after seed(2023) */
     sl_pyrandom_seed(&r, 2023);
     for (int i = 0; i < 8; i++) {
         cr_assert_eq(sl_pyrandom_randrange(&r, 4, 16, &v, &err), SL_STATUS_OK);

@@ -131,7 +131,8 @@ void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bufs);
 int32_t sl_fw_head_rows(const sl_session *s);
 
 /* Forward one chunk of n tokens at positions [s->pos, s->pos + n); fills per-layer outputs
- * when last_chunk. Implemented in forward.c. */
+ * when last_chunk. Implemented in forward.c. On error the chunk's outputs and KV rows are
+ * partial: the caller leaves the position where it was and clears the outputs. */
 sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
                            int32_t all_offset, sl_error *err);
 /* The checks of an eval of n tokens on s (ids, context and, with against_parent, a fork's

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "util/error.h"
+#include "util/file_io.h"
 #include "internal.h"
 #include "kernels/kernels_q8.h"
 #include "util/json_util.h"
@@ -202,7 +203,7 @@ static sl_status load_config(sl_model *m, sl_error *err)
     if (rc != SL_STATUS_OK)
         return rc;
     snprintf(path, sizeof path, "%s/generation_config.json", m->path);
-    if (access(path, F_OK) != 0)
+    if (sl_file_kind_of(path) == SL_FILE_MISSING)
         return SL_STATUS_OK;
     root = NULL;
     rc = sl_json_load_file(path, &root, err);

@@ -437,10 +437,10 @@ sl_st_set *sl_st_open_dir(const char *dir, bool map, sl_error *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    if (access(path, F_OK) == 0)
+    if (sl_file_kind_of(path) != SL_FILE_MISSING)
         return open_index(dir, path, map, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (access(path, F_OK) != 0) {
+    if (sl_file_kind_of(path) == SL_FILE_MISSING) {
         sl_error_set(err, SL_STATUS_E_IO, "%s: no model.safetensors or model.safetensors.index.json", dir);
         return NULL;
     }

@@ -458,11 +458,15 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
         rc = sl_session_grow_all_logits(s, n, "eval", err);
     if (rc != SL_STATUS_OK)
         return rc;
-    /* Nothing below can fail: the session only changes from here on. */
-    int32_t nb = s->params.n_batch;
+    /* The session only changes from here on; a failed chunk takes it back to where it was. */
+    int32_t nb = s->params.n_batch, pos0 = s->pos;
     for (int32_t done = 0; done < n; done += nb) {
         int32_t chunk = n - done < nb ? n - done : nb;
-        sl_forward_chunk(s, tokens + done, chunk, done + chunk == n, all, done, err);
+        rc = sl_forward_chunk(s, tokens + done, chunk, done + chunk == n, all, done, err);
+        if (rc != SL_STATUS_OK) {
+            sl_session_rewind(s, pos0, NULL);
+            return rc;
+        }
         memcpy(s->tokens + s->pos, tokens + done, (size_t)chunk * sizeof *tokens);
         s->pos += chunk;
     }

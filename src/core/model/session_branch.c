@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 #include "internal.h"
-#include "slua/sl_decode.h"
+#include "slua/sl_ops.h"
 
 static bool same_request(const sl_session *a, const sl_session *b)
 {
@@ -181,8 +181,12 @@ sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_
     if (rc != SL_STATUS_OK)
         return rc;
     s->branching = true;
-    sl_forward_chunk(s, tokens, n, true, true, 0, err);
+    rc = sl_forward_chunk(s, tokens, n, true, true, 0, err);
     s->branching = false;
+    if (rc != SL_STATUS_OK) {
+        sl_session_rewind(s, s->pos, NULL); /* the outputs may be half written: clear them */
+        return rc;
+    }
     s->n_all = n;
     s->n_branches = n;
     s->has_logits = true;

@@ -1,4 +1,4 @@
-/* DoLa candidate-layer resolution (HF transformers _dola_decoding, spec §3.3). */
+/* DoLa candidate-layer resolution (HF transformers _dola_decoding, docs/spec/decoding.md §3.3). */
 #include "util/error.h"
 #include "slua/sl_ops.h"
 

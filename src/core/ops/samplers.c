@@ -6,7 +6,7 @@
 
 #include "util/error.h"
 #include "ops_internal.h"
-#include "slua/sl_decode.h"
+#include "slua/sl_ops.h"
 
 /* Softmax normaliser of x: *max and the sum of exp(x - max); false when every entry is masked. */
 static bool normaliser(const float *x, int32_t n, double *max, double *total)

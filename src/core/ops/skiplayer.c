@@ -1,5 +1,5 @@
 /* SkipLayerCD primitives: the official and log-prob contrasts, CPython-compatible randomness
- * for SL-H spans, and the SL-D span rules (spec §5, §6). */
+ * for SL-H spans, and the SL-D span rules (docs/spec/decoding.md §5, §6). */
 #include <math.h>
 #include <stdlib.h>
 

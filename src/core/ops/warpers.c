@@ -7,7 +7,7 @@
 
 #include "util/error.h"
 #include "ops_internal.h"
-#include "slua/sl_decode.h"
+#include "slua/sl_ops.h"
 
 double sl_ops_max_cosine(const float *rows, int32_t n_rows, int32_t dim, const float *v)
 {

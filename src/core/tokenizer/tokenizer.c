@@ -51,8 +51,6 @@ static sl_status read_json(const char *path, json_object **out, sl_error *err)
     return st;
 }
 
-/* Present at all (a FIFO or directory is then refused by the reader, never opened blocking). */
-static bool file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 static char *dup_n(const char *s, size_t n)
 {
@@ -425,7 +423,7 @@ static sl_status load_config(sl_tokenizer *tok, const char *path, sl_error *err)
     memcpy(cfile + dl, "tokenizer_config.json", sizeof "tokenizer_config.json");
     json_object *cfg = NULL;
     sl_status st = SL_STATUS_OK;
-    if (!file_exists(cfile)) {
+    if (sl_file_kind_of(cfile) == SL_FILE_MISSING) { /* a FIFO or directory is refused below */
         free(cfile);
         return SL_STATUS_OK;
     }

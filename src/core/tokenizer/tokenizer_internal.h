@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "util/error.h"
+#include "util/utf8.h"
 #include "slua/sl_tokenizer.h"
 
 /* Token ids must lie below 2 x (vocabulary entries + added tokens) + this slack. */
@@ -35,17 +36,8 @@ void sl_strlist_end(sl_strlist *l, bool first);                /* close the open
 void sl_strlist_push(sl_strlist *l, const char *s, size_t n, bool first);
 
 /* ---------------------------------------------------------------- UTF-8 helpers */
-/* Length of the valid UTF-8 character at s[0..n), or 0 if the bytes there are not one. */
-size_t sl_utf8_char_len(const unsigned char *s, size_t n);
-/* End of the run of valid UTF-8 characters starting at offset a of u[0..n). */
-size_t sl_utf8_valid_run_end(const unsigned char *u, size_t a, size_t n);
-/* Decodes the valid character at s (length from sl_utf8_char_len). */
-int32_t sl_utf8_decode(const unsigned char *s, size_t clen);
-size_t sl_utf8_encode(int32_t cp, char out[4]);
 /* Appends s to out as String::from_utf8_lossy does: each maximal invalid subpart -> U+FFFD. */
 void sl_utf8_lossy(sl_strlist *out, const char *s, size_t n);
-/* Number of bytes of the maximal invalid subpart at s (>= 1); s[0] must not start a valid char. */
-size_t sl_utf8_invalid_len(const unsigned char *s, size_t n);
 bool sl_unicode_is_whitespace(int32_t cp); /* Rust char::is_whitespace */
 
 /* ---------------------------------------------------------------- regex */

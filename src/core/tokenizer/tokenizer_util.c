@@ -85,107 +85,6 @@ void sl_strlist_push(sl_strlist *l, const char *s, size_t n, bool first)
 
 /* ---------------------------------------------------------------- UTF-8 */
 
-size_t sl_utf8_char_len(const unsigned char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    unsigned c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return need;
-}
-
-size_t sl_utf8_invalid_len(const unsigned char *s, size_t n)
-{
-    /* The maximal prefix of a well-formed sequence counts as one error (Unicode's
-     * "substitution of maximal subparts", as Rust's from_utf8_lossy does). */
-    unsigned c = s[0];
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        need = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 1;
-    size_t i = 1;
-    if (i < n && s[i] >= lo && s[i] <= hi) {
-        i++;
-        while (i < need && i < n && (s[i] & 0xC0) == 0x80)
-            i++;
-    }
-    return i;
-}
-
-int32_t sl_utf8_decode(const unsigned char *s, size_t clen)
-{
-    switch (clen) {
-    case 1: return s[0];
-    case 2: return ((s[0] & 0x1F) << 6) | (s[1] & 0x3F);
-    case 3: return ((s[0] & 0x0F) << 12) | ((s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-    default:
-        return ((int32_t)(s[0] & 0x07) << 18) | ((s[1] & 0x3F) << 12) | ((s[2] & 0x3F) << 6) |
-               (s[3] & 0x3F);
-    }
-}
-
-size_t sl_utf8_encode(int32_t cp, char out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 void sl_utf8_lossy(sl_strlist *out, const char *s, size_t n)
 {
     if (n == 0)
@@ -199,7 +98,7 @@ void sl_utf8_lossy(sl_strlist *out, const char *s, size_t n)
             continue;
         }
         sl_strlist_bytes(out, s + run, i - run);
-        sl_strlist_bytes(out, "\xEF\xBF\xBD", 3);
+        sl_strlist_bytes(out, SL_UTF8_REPLACEMENT, 3);
         i += sl_utf8_invalid_len(u + i, n - i);
         run = i;
     }
@@ -371,16 +270,4 @@ sl_status sl_json_pattern(json_object *o, const char *file, const char *jpath, c
                             jpath);
     *pat = json_object_get_string(v);
     return SL_STATUS_OK;
-}
-
-size_t sl_utf8_valid_run_end(const unsigned char *u, size_t a, size_t n)
-{
-    size_t b = a;
-    while (b < n) {
-        size_t cl = sl_utf8_char_len(u + b, n - b);
-        if (!cl)
-            break;
-        b += cl;
-    }
-    return b;
 }

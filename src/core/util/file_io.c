@@ -10,19 +10,49 @@
 
 #include "error.h"
 
-static const char *kind_of(mode_t mode)
+sl_file_kind sl_file_kind_of_mode(mode_t mode)
 {
+    if (S_ISREG(mode))
+        return SL_FILE_REGULAR;
     if (S_ISDIR(mode))
-        return "a directory";
+        return SL_FILE_DIRECTORY;
     if (S_ISFIFO(mode))
-        return "a FIFO";
+        return SL_FILE_FIFO;
     if (S_ISCHR(mode))
-        return "a character device";
+        return SL_FILE_CHAR_DEVICE;
     if (S_ISBLK(mode))
-        return "a block device";
+        return SL_FILE_BLOCK_DEVICE;
     if (S_ISSOCK(mode))
-        return "a socket";
-    return "not a plain file";
+        return SL_FILE_SOCKET;
+    return SL_FILE_OTHER;
+}
+
+sl_file_kind sl_file_kind_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? sl_file_kind_of_mode(st.st_mode) : SL_FILE_MISSING;
+}
+
+const char *sl_file_kind_name(sl_file_kind kind)
+{
+    switch (kind) {
+    case SL_FILE_MISSING: return "missing";
+    case SL_FILE_REGULAR: return "a regular file";
+    case SL_FILE_DIRECTORY: return "a directory";
+    case SL_FILE_FIFO: return "a FIFO";
+    case SL_FILE_CHAR_DEVICE: return "a character device";
+    case SL_FILE_BLOCK_DEVICE: return "a block device";
+    case SL_FILE_SOCKET: return "a socket";
+    default: return "not a plain file";
+    }
+}
+
+sl_status sl_file_check_regular(const char *path, mode_t mode, sl_error *err)
+{
+    sl_file_kind kind = sl_file_kind_of_mode(mode);
+    if (kind == SL_FILE_REGULAR)
+        return SL_STATUS_OK;
+    return sl_error_set(err, SL_STATUS_E_IO, "%s: not a regular file (%s)", path, sl_file_kind_name(kind));
 }
 
 sl_status sl_file_open_regular(const char *path, int *fd_out, size_t *size, sl_error *err)
@@ -38,9 +68,10 @@ sl_status sl_file_open_regular(const char *path, int *fd_out, size_t *size, sl_e
         close(fd);
         return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot stat (%s)", path, strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
+    sl_status rc = sl_file_check_regular(path, st.st_mode, err);
+    if (rc != SL_STATUS_OK) {
         close(fd);
-        return sl_error_set(err, SL_STATUS_E_IO, "%s: not a regular file (%s)", path, kind_of(st.st_mode));
+        return rc;
     }
     if ((uint64_t)st.st_size > (uint64_t)SIZE_MAX / 2) {
         close(fd);
@@ -97,10 +128,4 @@ sl_status sl_file_read_all(const char *path, char **buf_out, size_t *len_out, sl
     *buf_out = buf;
     *len_out = len;
     return SL_STATUS_OK;
-}
-
-int sl_file_is_regular(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
