@@ -69,10 +69,10 @@ int main(int argc, char **argv)
            dt == SL_DTYPE_BF16 ? "bf16" : dt == SL_DTYPE_F16 ? "f16" : "f32", threads, runs);
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
         int n = counts[k];
-        sl_matmul(out, rows, x, n, &w, NULL); /* warm-up */
+        sl_matmul(out, rows, x, n, &w, NULL, NULL); /* warm-up */
         for (long r = 0; r < runs; r++) {
             double t = bench_now_s();
-            sl_matmul(out, rows, x, n, &w, NULL);
+            sl_matmul(out, rows, x, n, &w, NULL, NULL);
             times[r] = bench_now_s() - t;
         }
         double t = bench_median(times, runs);

@@ -184,16 +184,16 @@ int main(int argc, char **argv)
         for (int32_t l = 0; l < c->n_layer; l++) {
             const sl_block *b = &m->blocks[l];
             double t0 = bench_now_s();
-            sl_matmul(out, QD, x, 1, &b->wq, NULL);
-            sl_matmul(out, QD, x, 1, &b->wk, NULL);
-            sl_matmul(out, QD, x, 1, &b->wv, NULL);
+            sl_matmul(out, QD, x, 1, &b->wq, NULL, NULL);
+            sl_matmul(out, QD, x, 1, &b->wk, NULL, NULL);
+            sl_matmul(out, QD, x, 1, &b->wv, NULL, NULL);
             double t1 = bench_now_s();
-            sl_matmul(out, D, x, 1, &b->wo, NULL);
+            sl_matmul(out, D, x, 1, &b->wo, NULL, NULL);
             double t2 = bench_now_s();
-            sl_matmul(out, F, x, 1, &b->w_gate, NULL);
-            sl_matmul(out, F, x, 1, &b->w_up, NULL);
+            sl_matmul(out, F, x, 1, &b->w_gate, NULL, NULL);
+            sl_matmul(out, F, x, 1, &b->w_up, NULL, NULL);
             double t3 = bench_now_s();
-            sl_matmul(out, D, x, 1, &b->w_down, NULL);
+            sl_matmul(out, D, x, 1, &b->w_down, NULL, NULL);
             double t4 = bench_now_s();
             class_s[CLASS_QKV] += t1 - t0;
             class_s[CLASS_O] += t2 - t1;
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
             class_s[CLASS_DOWN] += t4 - t3;
         }
         double t0 = bench_now_s();
-        sl_matmul(out, c->n_vocab, x, 1, &m->lm_head, NULL);
+        sl_matmul(out, c->n_vocab, x, 1, &m->lm_head, NULL, NULL);
         class_s[CLASS_LM_HEAD] += bench_now_s() - t0;
     }
 

@@ -62,7 +62,7 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, sl_dtype dt, bo
         b[r] = uniform();
     for (int64_t i = 0; i < (int64_t)n * ldo; i++)
         out[i] = NAN; /* the padding columns must stay untouched */
-    sl_matmul(out, ldo, x, n, &w, bias ? b : NULL);
+    cr_assert(sl_matmul(out, ldo, x, n, &w, bias ? b : NULL, NULL));
     for (int32_t i = 0; i < n; i++) {
         for (int64_t r = 0; r < ldo; r++) {
             float got = out[(int64_t)i * ldo + r];
@@ -138,15 +138,15 @@ Test(kernels, swiglu_and_group_match_separate_products)
         float x[2 * 96], g1[2 * 300], u1[2 * 300], g2[2 * 300], u2[2 * 300];
         for (int i = 0; i < 2 * 96; i++)
             x[i] = uniform();
-        sl_matmul(g1, F, x, n, &wg, NULL);
-        sl_matmul(u1, F, x, n, &wu, NULL);
+        cr_assert(sl_matmul(g1, F, x, n, &wg, NULL, NULL));
+        cr_assert(sl_matmul(u1, F, x, n, &wu, NULL, NULL));
         for (int i = 0; i < n * F; i++)
             g1[i] = (g1[i] / (1.0f + expf(-g1[i]))) * u1[i];
-        sl_matmul_swiglu(g2, u2, F, x, n, &wg, NULL, &wu, NULL);
+        cr_assert(sl_matmul_swiglu(g2, u2, F, x, n, &wg, NULL, &wu, NULL, NULL));
         cr_assert(memcmp(g1, g2, sizeof g1) == 0 && memcmp(u1, u2, sizeof u1) == 0);
         sl_matmul_job jobs[2] = {{.out = g2, .ldo = F, .w = &wg}, {.out = u2, .ldo = F, .w = &wu}};
-        sl_matmul_group(jobs, 2, x, n);
-        sl_matmul(g1, F, x, n, &wg, NULL);
+        cr_assert(sl_matmul_group(jobs, 2, x, n, NULL));
+        cr_assert(sl_matmul(g1, F, x, n, &wg, NULL, NULL));
         cr_assert(memcmp(g1, g2, sizeof g1) == 0 && memcmp(u1, u2, sizeof u1) == 0);
         free(dg);
         free(du);
@@ -175,12 +175,12 @@ static void check_rows_alone(int64_t rows, int64_t cols, sl_dtype dt, int thread
         x[i] = uniform();
     sl_set_num_threads(1);
     for (int32_t i = 0; i < nmax; i++)
-        sl_matmul(alone + (int64_t)i * rows, rows, x + (int64_t)i * cols, 1, &w, NULL);
+        cr_assert(sl_matmul(alone + (int64_t)i * rows, rows, x + (int64_t)i * cols, 1, &w, NULL, NULL));
     sl_set_num_threads(threads);
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
         int32_t n = ns[k];
         for (int32_t first = 0; first + n <= nmax; first += nmax - n > 0 ? nmax - n : 1) {
-            sl_matmul(out, rows, x + (int64_t)first * cols, n, &w, NULL);
+            cr_assert(sl_matmul(out, rows, x + (int64_t)first * cols, n, &w, NULL, NULL));
             for (int32_t i = 0; i < n; i++)
                 cr_assert(memcmp(out + (int64_t)i * rows, alone + (int64_t)(first + i) * rows,
                                  (size_t)rows * sizeof *out) == 0,

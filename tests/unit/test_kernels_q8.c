@@ -90,7 +90,7 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias)
         sl_q8_quantize_row(xq + i * stride, xd + i * blocks, x + i * cols, cols, false);
     for (int64_t i = 0; i < n * ldo; i++)
         out[i] = NAN;
-    sl_matmul(out, ldo, x, n, &w, bias ? b : NULL);
+    cr_assert(sl_matmul(out, ldo, x, n, &w, bias ? b : NULL, NULL));
     const char *level = getenv("SL_NO_AVX2") ? "generic" : getenv("SL_NO_AVX512") ? "avx2" : "best";
     for (int32_t i = 0; i < n; i++) {
         for (int64_t r = 0; r < ldo; r++) {
@@ -171,7 +171,7 @@ Test(kernels_q8, matmul_is_close_to_the_float_product)
     float *d = malloc((size_t)(rows * cols / 32) * sizeof *d);
     cr_assert(q && d && sl_q8_convert(q, d, &src));
     sl_weight w = {.data = q, .dtype = SL_DTYPE_F32, .rows = rows, .cols = cols, .q8_scales = d};
-    sl_matmul(out, rows, x, 1, &w, NULL);
+    cr_assert(sl_matmul(out, rows, x, 1, &w, NULL, NULL));
     for (int64_t r = 0; r < rows; r++) {
         double exact = 0.0, bound = 0.0;
         for (int64_t c = 0; c < cols; c++) {
@@ -205,11 +205,11 @@ static void check_rows_alone(int64_t rows, int64_t cols, int threads)
         x[i] = uniform();
     sl_set_num_threads(1);
     for (int32_t i = 0; i < nmax; i++)
-        sl_matmul(alone + i * rows, rows, x + i * cols, 1, &w, NULL);
+        cr_assert(sl_matmul(alone + i * rows, rows, x + i * cols, 1, &w, NULL, NULL));
     sl_set_num_threads(threads);
     for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
         int32_t n = ns[k];
-        sl_matmul(out, rows, x + (nmax - n) * cols, n, &w, NULL);
+        cr_assert(sl_matmul(out, rows, x + (nmax - n) * cols, n, &w, NULL, NULL));
         for (int32_t i = 0; i < n; i++)
             cr_assert(memcmp(out + i * rows, alone + (nmax - n + i) * rows, (size_t)rows * sizeof *out) == 0,
                       "row %d of %d (%ldx%ld, %d threads) differs from the row alone", i, n, (long)rows, (long)cols,
@@ -245,4 +245,34 @@ Test(kernels_q8, rows_of_a_batch_equal_rows_alone_generic)
     tu_cap_kernels("SL_NO_AVX2", true);
     check_rows_alone_all();
     tu_cap_kernels("SL_NO_AVX2", false);
+}
+
+/* The products' scratch grows to the largest product and is reused; a growth that cannot be
+ * had is reported and leaves it as it was, so a product reports failure instead of writing
+ * anything. */
+Test(kernels_q8, scratch_grows_once_and_reports_failure)
+{
+    int8_t *wq;
+    float *wd;
+    sl_weight w = make_q8(16, 96, SL_DTYPE_F32, &wq, &wd);
+    float x[4 * 96], out[4 * 16], again[4 * 16];
+    for (int i = 0; i < 4 * 96; i++)
+        x[i] = uniform();
+    sl_matmul_scratch s = {0};
+    cr_assert(sl_matmul_scratch_reserve(&s, &w, 4));
+    void *mem = s.mem;
+    size_t cap = s.cap;
+    cr_assert(cap >= sl_q8_act_bytes(4, 96));
+    cr_assert(sl_matmul(out, 16, x, 4, &w, NULL, &s));
+    cr_assert(sl_matmul(again, 16, x, 3, &w, NULL, &s));
+    cr_assert(s.mem == mem && s.cap == cap, "a smaller product reallocated the scratch");
+    cr_assert(memcmp(out, again, 3 * 16 * sizeof *out) == 0);
+#ifndef __SANITIZE_ADDRESS__ /* ASan stops the process at an impossible allocation instead of failing it */
+    cr_assert_not(sl_matmul_scratch_grow(&s, SIZE_MAX / 2));
+    cr_assert(s.mem == mem && s.cap == cap, "a failed growth changed the scratch");
+#endif
+    sl_matmul_scratch_free(&s);
+    cr_assert(s.mem == NULL && s.cap == 0);
+    free(wq);
+    free(wd);
 }

@@ -13,21 +13,20 @@ static inline float kv_value(const void *base, int64_t i, sl_dtype kt)
     return kt == SL_DTYPE_F16 ? sl_f16_to_f32(((const uint16_t *)base)[i]) : ((const float *)base)[i];
 }
 
-static int simd_level(void)
+static sl_isa simd_level(void)
 {
 #ifdef SL_X86
-    sl_isa isa = sl_kernel_isa();
-    return isa >= SL_ISA_AVX512 ? 2 : isa >= SL_ISA_AVX2 ? 1 : 0;
+    return sl_kernel_isa();
 #else
-    return 0;
+    return SL_ISA_GENERIC;
 #endif
 }
 
 void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
                     float denom)
 {
-    int level = simd_level();
-    if (level > 0) {
+    sl_isa level = simd_level();
+    if (level > SL_ISA_GENERIC) {
         sl_attn_scores_simd(level, sc, q, K, stride, kt, hd, n, denom);
         return;
     }
@@ -44,8 +43,8 @@ void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl
 void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
                     bool add)
 {
-    int level = simd_level();
-    if (level > 0) {
+    sl_isa level = simd_level();
+    if (level > SL_ISA_GENERIC) {
         sl_attn_values_simd(level, out, p, V, stride, kt, hd, n, add);
         return;
     }
@@ -62,9 +61,9 @@ void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, s
 
 void sl_attn_softmax(float *x, int32_t n)
 {
-    int level = simd_level();
+    sl_isa level = simd_level();
     float m = -INFINITY;
-    if (level > 0) {
+    if (level > SL_ISA_GENERIC) {
         m = sl_attn_max_simd(level, x, n);
     } else {
         for (int32_t j = 0; j < n; j++)
@@ -76,7 +75,7 @@ void sl_attn_softmax(float *x, int32_t n)
         sum += x[j];
     }
     float inv = 1.0f / sum;
-    if (level > 0) {
+    if (level > SL_ISA_GENERIC) {
         sl_attn_scale_simd(level, x, n, inv);
         return;
     }
@@ -122,20 +121,20 @@ void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, 
 }
 
 #ifndef SL_X86
-void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
+void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
                          int32_t n, float denom)
 {
     (void)level, (void)sc, (void)q, (void)K, (void)stride, (void)kt, (void)hd, (void)n, (void)denom;
 }
-void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
+void sl_attn_values_simd(sl_isa level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
                          int32_t hd, int32_t n, bool add)
 {
     (void)level, (void)out, (void)p, (void)V, (void)stride, (void)kt, (void)hd, (void)n, (void)add;
 }
-float sl_attn_max_simd(int level, const float *x, int32_t n)
+float sl_attn_max_simd(sl_isa level, const float *x, int32_t n)
 {
     (void)level, (void)x, (void)n;
     return 0.0f;
 }
-void sl_attn_scale_simd(int level, float *x, int32_t n, float s) { (void)level, (void)x, (void)n, (void)s; }
+void sl_attn_scale_simd(sl_isa level, float *x, int32_t n, float s) { (void)level, (void)x, (void)n, (void)s; }
 #endif

@@ -10,6 +10,8 @@
 
 #include "slua/sl_model.h"
 
+#include "kernels_simd.h"
+
 /* sc[j] = (q · K[j]) / denom for j < n; row j of K starts stride values after row j - 1. */
 void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
                     float denom);
@@ -33,12 +35,12 @@ void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t
 void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
                      int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float *sc, int64_t sc_stride);
 
-/* The SIMD versions (attention_x86.c); level 1 = AVX2, 2 = AVX-512. */
-void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
+/* The SIMD versions (attention_x86.c) at a level above SL_ISA_GENERIC. */
+void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
                          int32_t n, float denom);
-void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
+void sl_attn_values_simd(sl_isa level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
                          int32_t hd, int32_t n, bool add);
-float sl_attn_max_simd(int level, const float *x, int32_t n);
-void sl_attn_scale_simd(int level, float *x, int32_t n, float s);
+float sl_attn_max_simd(sl_isa level, const float *x, int32_t n);
+void sl_attn_scale_simd(sl_isa level, float *x, int32_t n, float s);
 
 #endif

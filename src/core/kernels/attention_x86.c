@@ -3,46 +3,26 @@
  * take four cached rows per pass (four independent dot products in flight); the weighted sum
  * keeps up to eight vectors of the output in registers while it walks the rows once. */
 #include "attention.h"
-#include "kernels_simd.h"
+#include "simd_x86.h"
 
 #ifdef SL_X86
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdbool.h>
 
-#define SL_INLINE inline __attribute__((always_inline))
-#define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define SL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
-static SL_INLINE float kv_scalar(const void *row, int64_t c, sl_dtype kt)
+static SL_ALWAYS_INLINE float kv_scalar(const void *row, int64_t c, sl_dtype kt)
 {
     return kt == SL_DTYPE_F16 ? sl_f16_to_f32(((const uint16_t *)row)[c]) : ((const float *)row)[c];
 }
 
-static SL_INLINE const void *kv_row(const void *base, int64_t j, int64_t stride, sl_dtype kt)
+static SL_ALWAYS_INLINE const void *kv_row(const void *base, int64_t j, int64_t stride, sl_dtype kt)
 {
     return (const char *)base + j * stride * (kt == SL_DTYPE_F16 ? 2 : 4);
 }
 
 /* ------------------------------------------------------------------ AVX2 */
 
-static SL_INLINE SL_AVX2 __m256 load8(const void *row, int64_t c, sl_dtype kt)
-{
-    if (kt == SL_DTYPE_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + c)));
-    return _mm256_loadu_ps((const float *)row + c);
-}
-
-static SL_INLINE SL_AVX2 float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static SL_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void *K, int64_t stride, int32_t hd,
+static SL_ALWAYS_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void *K, int64_t stride, int32_t hd,
                                           int32_t n, float denom, sl_dtype kt)
 {
     int32_t c8 = hd & ~7;
@@ -53,10 +33,10 @@ static SL_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void 
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int32_t c = 0; c < c8; c += 8) {
             __m256 qc = _mm256_loadu_ps(q + c);
-            a0 = _mm256_fmadd_ps(load8(k0, c, kt), qc, a0);
-            a1 = _mm256_fmadd_ps(load8(k1, c, kt), qc, a1);
-            a2 = _mm256_fmadd_ps(load8(k2, c, kt), qc, a2);
-            a3 = _mm256_fmadd_ps(load8(k3, c, kt), qc, a3);
+            a0 = _mm256_fmadd_ps(load8_w(k0, c, kt), qc, a0);
+            a1 = _mm256_fmadd_ps(load8_w(k1, c, kt), qc, a1);
+            a2 = _mm256_fmadd_ps(load8_w(k2, c, kt), qc, a2);
+            a3 = _mm256_fmadd_ps(load8_w(k3, c, kt), qc, a3);
         }
         float d0 = hsum8(a0), d1 = hsum8(a1), d2 = hsum8(a2), d3 = hsum8(a3);
         for (int32_t c = c8; c < hd; c++) {
@@ -74,7 +54,7 @@ static SL_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void 
         const void *k0 = kv_row(K, j, stride, kt);
         __m256 a0 = _mm256_setzero_ps();
         for (int32_t c = 0; c < c8; c += 8)
-            a0 = _mm256_fmadd_ps(load8(k0, c, kt), _mm256_loadu_ps(q + c), a0);
+            a0 = _mm256_fmadd_ps(load8_w(k0, c, kt), _mm256_loadu_ps(q + c), a0);
         float d0 = hsum8(a0);
         for (int32_t c = c8; c < hd; c++)
             d0 += q[c] * kv_scalar(k0, c, kt);
@@ -83,7 +63,7 @@ static SL_INLINE SL_AVX2 void scores_avx2(float *sc, const float *q, const void 
 }
 
 /* nv vectors of 8 output columns from column c0, accumulated over all n rows in registers. */
-static SL_INLINE SL_AVX2 void values_block_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t n,
+static SL_ALWAYS_INLINE SL_AVX2 void values_block_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t n,
                                                 int32_t c0, int nv, bool add, sl_dtype kt)
 {
     __m256 acc[8];
@@ -93,13 +73,13 @@ static SL_INLINE SL_AVX2 void values_block_avx2(float *out, const float *p, cons
         const void *vj = kv_row(V, j, stride, kt);
         __m256 pj = _mm256_set1_ps(p[j]);
         for (int v = 0; v < nv; v++)
-            acc[v] = _mm256_fmadd_ps(pj, load8(vj, c0 + 8 * v, kt), acc[v]);
+            acc[v] = _mm256_fmadd_ps(pj, load8_w(vj, c0 + 8 * v, kt), acc[v]);
     }
     for (int v = 0; v < nv; v++)
         _mm256_storeu_ps(out + c0 + 8 * v, acc[v]);
 }
 
-static SL_INLINE SL_AVX2 void values_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
+static SL_ALWAYS_INLINE SL_AVX2 void values_avx2(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
                                           int32_t n, bool add, sl_dtype kt)
 {
     int32_t c = 0;
@@ -150,21 +130,7 @@ static SL_AVX2 void scale_avx2(float *x, int32_t n, float s)
 
 /* ------------------------------------------------------------------ AVX-512 */
 
-static SL_INLINE SL_AVX512 __m512 load16(const void *row, int64_t c, sl_dtype kt)
-{
-    if (kt == SL_DTYPE_F16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + c)));
-    return _mm512_loadu_ps((const float *)row + c);
-}
-
-static SL_INLINE SL_AVX512 __m512 load16_part(const void *row, int64_t c, __mmask16 m, sl_dtype kt)
-{
-    if (kt == SL_DTYPE_F16)
-        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)row + c));
-    return _mm512_maskz_loadu_ps(m, (const float *)row + c);
-}
-
-static SL_INLINE SL_AVX512 void scores_avx512(float *sc, const float *q, const void *K, int64_t stride, int32_t hd,
+static SL_ALWAYS_INLINE SL_AVX512 void scores_avx512(float *sc, const float *q, const void *K, int64_t stride, int32_t hd,
                                               int32_t n, float denom, sl_dtype kt)
 {
     int32_t c16 = hd & ~15;
@@ -177,16 +143,16 @@ static SL_INLINE SL_AVX512 void scores_avx512(float *sc, const float *q, const v
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int32_t c = 0; c < c16; c += 16) {
             __m512 qc = _mm512_loadu_ps(q + c);
-            a0 = _mm512_fmadd_ps(load16(k0, c, kt), qc, a0);
-            a1 = _mm512_fmadd_ps(load16(k1, c, kt), qc, a1);
-            a2 = _mm512_fmadd_ps(load16(k2, c, kt), qc, a2);
-            a3 = _mm512_fmadd_ps(load16(k3, c, kt), qc, a3);
+            a0 = _mm512_fmadd_ps(load16_w(k0, c, kt), qc, a0);
+            a1 = _mm512_fmadd_ps(load16_w(k1, c, kt), qc, a1);
+            a2 = _mm512_fmadd_ps(load16_w(k2, c, kt), qc, a2);
+            a3 = _mm512_fmadd_ps(load16_w(k3, c, kt), qc, a3);
         }
         if (tail) {
-            a0 = _mm512_fmadd_ps(load16_part(k0, c16, tail, kt), qt, a0);
-            a1 = _mm512_fmadd_ps(load16_part(k1, c16, tail, kt), qt, a1);
-            a2 = _mm512_fmadd_ps(load16_part(k2, c16, tail, kt), qt, a2);
-            a3 = _mm512_fmadd_ps(load16_part(k3, c16, tail, kt), qt, a3);
+            a0 = _mm512_fmadd_ps(load16_w_part(k0, c16, tail, kt), qt, a0);
+            a1 = _mm512_fmadd_ps(load16_w_part(k1, c16, tail, kt), qt, a1);
+            a2 = _mm512_fmadd_ps(load16_w_part(k2, c16, tail, kt), qt, a2);
+            a3 = _mm512_fmadd_ps(load16_w_part(k3, c16, tail, kt), qt, a3);
         }
         sc[j] = _mm512_reduce_add_ps(a0) / denom;
         sc[j + 1] = _mm512_reduce_add_ps(a1) / denom;
@@ -197,16 +163,16 @@ static SL_INLINE SL_AVX512 void scores_avx512(float *sc, const float *q, const v
         const void *k0 = kv_row(K, j, stride, kt);
         __m512 a0 = _mm512_setzero_ps();
         for (int32_t c = 0; c < c16; c += 16)
-            a0 = _mm512_fmadd_ps(load16(k0, c, kt), _mm512_loadu_ps(q + c), a0);
+            a0 = _mm512_fmadd_ps(load16_w(k0, c, kt), _mm512_loadu_ps(q + c), a0);
         if (tail)
-            a0 = _mm512_fmadd_ps(load16_part(k0, c16, tail, kt), qt, a0);
+            a0 = _mm512_fmadd_ps(load16_w_part(k0, c16, tail, kt), qt, a0);
         sc[j] = _mm512_reduce_add_ps(a0) / denom;
     }
 }
 
 /* nv vectors of 16 output columns from column c0 (the last one masked by `last`), accumulated
  * over all n rows in registers. */
-static SL_INLINE SL_AVX512 void values_block_avx512(float *out, const float *p, const void *V, int64_t stride,
+static SL_ALWAYS_INLINE SL_AVX512 void values_block_avx512(float *out, const float *p, const void *V, int64_t stride,
                                                     int32_t n, int32_t c0, int nv, __mmask16 last, bool add,
                                                     sl_dtype kt)
 {
@@ -218,15 +184,15 @@ static SL_INLINE SL_AVX512 void values_block_avx512(float *out, const float *p, 
         const void *vj = kv_row(V, j, stride, kt);
         __m512 pj = _mm512_set1_ps(p[j]);
         for (int v = 0; v < nv - 1; v++)
-            acc[v] = _mm512_fmadd_ps(pj, load16(vj, c0 + 16 * v, kt), acc[v]);
-        acc[nv - 1] = _mm512_fmadd_ps(pj, load16_part(vj, c0 + 16 * (nv - 1), last, kt), acc[nv - 1]);
+            acc[v] = _mm512_fmadd_ps(pj, load16_w(vj, c0 + 16 * v, kt), acc[v]);
+        acc[nv - 1] = _mm512_fmadd_ps(pj, load16_w_part(vj, c0 + 16 * (nv - 1), last, kt), acc[nv - 1]);
     }
     for (int v = 0; v < nv - 1; v++)
         _mm512_storeu_ps(out + c0 + 16 * v, acc[v]);
     _mm512_mask_storeu_ps(out + c0 + 16 * (nv - 1), last, acc[nv - 1]);
 }
 
-static SL_INLINE SL_AVX512 void values_avx512(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
+static SL_ALWAYS_INLINE SL_AVX512 void values_avx512(float *out, const float *p, const void *V, int64_t stride, int32_t hd,
                                               int32_t n, bool add, sl_dtype kt)
 {
     int32_t c = 0;
@@ -316,34 +282,34 @@ static SL_AVX512 void values_avx512_f16(float *o, const float *p, const void *V,
     values_avx512(o, p, V, st, hd, n, add, SL_DTYPE_F16);
 }
 
-void sl_attn_scores_simd(int level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
+void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
                          int32_t n, float denom)
 {
     bool f16 = kt == SL_DTYPE_F16;
-    if (level >= 2)
+    if (level >= SL_ISA_AVX512)
         (f16 ? scores_avx512_f16 : scores_avx512_f32)(sc, q, K, stride, hd, n, denom);
     else
         (f16 ? scores_avx2_f16 : scores_avx2_f32)(sc, q, K, stride, hd, n, denom);
 }
 
-void sl_attn_values_simd(int level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
+void sl_attn_values_simd(sl_isa level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
                          int32_t hd, int32_t n, bool add)
 {
     bool f16 = kt == SL_DTYPE_F16;
-    if (level >= 2)
+    if (level >= SL_ISA_AVX512)
         (f16 ? values_avx512_f16 : values_avx512_f32)(out, p, V, stride, hd, n, add);
     else
         (f16 ? values_avx2_f16 : values_avx2_f32)(out, p, V, stride, hd, n, add);
 }
 
-float sl_attn_max_simd(int level, const float *x, int32_t n)
+float sl_attn_max_simd(sl_isa level, const float *x, int32_t n)
 {
-    return level >= 2 ? max_avx512(x, n) : max_avx2(x, n);
+    return level >= SL_ISA_AVX512 ? max_avx512(x, n) : max_avx2(x, n);
 }
 
-void sl_attn_scale_simd(int level, float *x, int32_t n, float s)
+void sl_attn_scale_simd(sl_isa level, float *x, int32_t n, float s)
 {
-    if (level >= 2)
+    if (level >= SL_ISA_AVX512)
         scale_avx512(x, n, s);
     else
         scale_avx2(x, n, s);

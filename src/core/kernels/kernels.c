@@ -23,82 +23,6 @@ void sl_set_num_threads(int n)
 int sl_get_num_threads(void) { return g_threads; }
 int sl_threads(void) { return g_threads; }
 
-/* ------------------------------------------------------------------ scalar conversions */
-
-static inline float bits_to_f32(uint32_t u)
-{
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
-static inline uint32_t f32_to_bits(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    return u;
-}
-
-float sl_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
-
-float sl_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f)
-        return bits_to_f32(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        if (man == 0)
-            return bits_to_f32(sign);
-        float v = ldexpf((float)man, -24); /* subnormal: man * 2^-24 */
-        return sign ? -v : v;
-    }
-    return bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
-}
-
-uint16_t sl_f32_to_bf16(float f)
-{
-    uint32_t u = f32_to_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1);         /* round to nearest even */
-    return (uint16_t)(u >> 16);
-}
-
-uint16_t sl_f32_to_f16(float f)
-{
-    uint32_t u = f32_to_bits(f), sign = (u >> 16) & 0x8000;
-    uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u)
-        return (uint16_t)(sign | 0x7e00);
-    if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
-        return (uint16_t)(sign | 0x7c00);
-    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        float v = bits_to_f32(a) * 16777216.0f; /* scale by 2^24; rint rounds half to even */
-        return (uint16_t)(sign | (uint32_t)rintf(v));
-    }
-    uint32_t r = a + 0xfffu + ((a >> 13) & 1) - (112u << 23);
-    return (uint16_t)(sign | (r >> 13));
-}
-
-static void convert_generic(float *out, const void *src, int64_t n, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32:
-        memcpy(out, src, (size_t)n * sizeof *out);
-        break;
-    case SL_DTYPE_BF16:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = sl_bf16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    case SL_DTYPE_F16:
-        for (int64_t i = 0; i < n; i++)
-            out[i] = sl_f16_to_f32(((const uint16_t *)src)[i]);
-        break;
-    }
-}
-
-static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt);
-
 void sl_weight_row(float *out, const sl_weight *w, int64_t row)
 {
     if (w->q8_scales) {
@@ -108,7 +32,7 @@ void sl_weight_row(float *out, const sl_weight *w, int64_t row)
             out[c] = w->q8_scales[row * blocks + c / SL_Q8_BLOCK] * (float)q[c];
         return;
     }
-    convert_values(out, sl_row_ptr(w, row), w->cols, w->dtype);
+    sl_convert_values(out, sl_row_ptr(w, row), w->cols, w->dtype);
 }
 
 void sl_weight_to_f32(float *out, const sl_weight *w)
@@ -177,17 +101,6 @@ static void rows_generic_f16(float *o, int64_t ldo, const float *x, int32_t nx, 
     rows_generic(o, ldo, x, nx, w, r0, r1, SL_DTYPE_F16);
 }
 
-static void convert_values(float *out, const void *src, int64_t n, sl_dtype dt)
-{
-#ifdef SL_X86
-    if (sl_kernel_isa() >= SL_ISA_AVX2) {
-        sl_convert_avx2(out, src, n, dt);
-        return;
-    }
-#endif
-    convert_generic(out, src, n, dt);
-}
-
 static sl_rows_fn pick_rows_fn(sl_dtype dt)
 {
 #ifdef SL_X86
@@ -253,12 +166,6 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
 static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, const sl_weight *w, int64_t r0,
                     int64_t r1)
 {
-    if (!a->q) { /* no memory for the quantised activations: NaN, which the callers report */
-        for (int32_t i = 0; i < n; i++)
-            for (int64_t r = r0; r < r1; r++)
-                out[(int64_t)i * ldo + r] = NAN;
-        return;
-    }
     sl_q8_rows_fn fn = sl_q8_rows_at(sl_kernel_isa());
     int64_t stride = a->blocks * SL_Q8_BLOCK;
     int64_t block = (int64_t)TILE_WEIGHT_BYTES / (a->blocks * (SL_Q8_BLOCK + (int64_t)sizeof(float)));
@@ -306,19 +213,46 @@ static void group_share(const sl_matmul_job *jobs, int count, const float *x, co
     }
 }
 
-static void group_run(const sl_matmul_job *jobs, int count, const float *x, int32_t n, bool swiglu)
+bool sl_matmul_scratch_grow(sl_matmul_scratch *s, size_t bytes)
+{
+    if (bytes <= s->cap)
+        return true;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, bytes) != 0)
+        return false;
+    free(s->mem);
+    s->mem = mem;
+    s->cap = bytes;
+    return true;
+}
+
+bool sl_matmul_scratch_reserve(sl_matmul_scratch *s, const sl_weight *w, int32_t n)
+{
+    return !w->q8_scales || sl_matmul_scratch_grow(s, sl_q8_act_bytes(n, w->cols));
+}
+
+void sl_matmul_scratch_free(sl_matmul_scratch *s)
+{
+    free(s->mem);
+    *s = (sl_matmul_scratch){0};
+}
+
+static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int32_t n, bool swiglu,
+                      sl_matmul_scratch *scratch)
 {
     if (n <= 0 || count <= 0)
-        return;
+        return true;
     int64_t work = 0;
     for (int j = 0; j < count; j++)
         work += jobs[j].w->rows * jobs[j].w->cols;
     /* Q8_0 weights take the activation rows quantised once for the whole group (all its
      * products read the same rows, so the same number of columns). */
     sl_q8_act xq = {0};
+    sl_matmul_scratch own = {0};
     for (int j = 0; j < count; j++) {
         if (jobs[j].w->q8_scales) {
-            sl_q8_act_init(&xq, x, n, jobs[j].w->cols);
+            if (!sl_q8_act_init(&xq, x, n, jobs[j].w->cols, scratch ? scratch : &own))
+                return false;
             break;
         }
     }
@@ -329,26 +263,28 @@ static void group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     } else {
         group_share(jobs, count, x, &xq, n, swiglu, 0, 1);
     }
-    sl_q8_act_free(&xq);
+    sl_matmul_scratch_free(&own);
+    return true;
 }
 
-void sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n)
+bool sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n, sl_matmul_scratch *scratch)
 {
-    group_run(jobs, count, x, n, false);
+    return group_run(jobs, count, x, n, false, scratch);
 }
 
-void sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
-                      const float *b_gate, const sl_weight *w_up, const float *b_up)
+bool sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
+                      const float *b_gate, const sl_weight *w_up, const float *b_up, sl_matmul_scratch *scratch)
 {
     sl_matmul_job jobs[2] = {{.out = gate, .ldo = ldo, .w = w_gate, .bias = b_gate},
                              {.out = up, .ldo = ldo, .w = w_up, .bias = b_up}};
-    group_run(jobs, 2, x, n, true);
+    return group_run(jobs, 2, x, n, true, scratch);
 }
 
-void sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias)
+bool sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias,
+               sl_matmul_scratch *scratch)
 {
     if (w->rows <= 0)
-        return;
+        return true;
     sl_matmul_job job = {.out = out, .ldo = ldo, .w = w, .bias = bias};
-    sl_matmul_group(&job, 1, x, n);
+    return sl_matmul_group(&job, 1, x, n, scratch);
 }

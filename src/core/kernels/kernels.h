@@ -3,6 +3,8 @@
 #ifndef SLUA_CORE_KERNELS_H
 #define SLUA_CORE_KERNELS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "slua/sl_model.h"
@@ -17,9 +19,28 @@ typedef struct sl_weight {
     const float *q8_scales;
 } sl_weight;
 
-/* out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]) for i < n; out has row stride ldo.
- * Small n reads w once with the project's kernels; larger n goes through OpenBLAS sgemm. */
-void sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias);
+/* Memory a product needs besides its output (the quantised activation rows of Q8_0 weights),
+ * owned by the caller and reused: it grows to the largest product it served, so a forward pass
+ * allocates nothing once the first has run. Zero-initialise; release with
+ * sl_matmul_scratch_free. */
+typedef struct sl_matmul_scratch {
+    void *mem;
+    size_t cap;
+} sl_matmul_scratch;
+
+/* Room for at least `bytes` (64-byte aligned); false when out of memory (s unchanged). */
+bool sl_matmul_scratch_grow(sl_matmul_scratch *s, size_t bytes);
+/* Room for any product of w with up to n activation rows. */
+bool sl_matmul_scratch_reserve(sl_matmul_scratch *s, const sl_weight *w, int32_t n);
+void sl_matmul_scratch_free(sl_matmul_scratch *s);
+
+/* The products below return false only when the scratch could not grow (Q8_0 weights); with
+ * scratch NULL they use a temporary one. Within a kernel level each output is summed in one
+ * fixed order, whatever n, the row's place among them or the thread count. */
+
+/* out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]) for i < n; out has row stride ldo. */
+bool sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias,
+               sl_matmul_scratch *scratch);
 
 /* One product of a group: out[i][r] = sum_c x[i][c] * w[r][c] (+ bias[r]), row stride ldo. */
 typedef struct sl_matmul_job {
@@ -31,12 +52,12 @@ typedef struct sl_matmul_job {
 
 /* Several products of the same input rows in one parallel region (e.g. q, k and v), each
  * split evenly over the threads. */
-void sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n);
+bool sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n, sl_matmul_scratch *scratch);
 
 /* gate = silu(x·w_gate + b_gate) * (x·w_up + b_up), up = x·w_up + b_up, in one parallel region.
  * w_gate and w_up have the same shape; both outputs have row stride ldo. */
-void sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
-                      const float *b_gate, const sl_weight *w_up, const float *b_up);
+bool sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
+                      const float *b_gate, const sl_weight *w_up, const float *b_up, sl_matmul_scratch *scratch);
 
 /* Row `row` of w as float32. */
 void sl_weight_row(float *out, const sl_weight *w, int64_t row);
@@ -45,6 +66,9 @@ void sl_weight_to_f32(float *out, const sl_weight *w);
 
 /* HF LlamaRMSNorm over n rows of dim values: out = weight * x / sqrt(mean(x^2) + eps). */
 void sl_rmsnorm(float *out, const float *x, const float *weight, int32_t n, int32_t dim, float eps);
+
+/* n stored values of type dt as float32 (exact). */
+void sl_convert_values(float *out, const void *src, int64_t n, sl_dtype dt);
 
 float sl_bf16_to_f32(uint16_t h);
 float sl_f16_to_f32(uint16_t h);

@@ -44,17 +44,40 @@ bool sl_q8_convert(int8_t *q, float *d, const sl_weight *w)
     return true;
 }
 
-bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols)
+/* Bytes of each array of n quantised rows of cols values, in the order they are laid out (every
+ * size a multiple of 64, so each array starts on a cache line). */
+static void act_sizes(int32_t n, int64_t cols, size_t size[4])
 {
-    int64_t blocks = sl_q8_blocks(cols), stride = blocks * SL_Q8_BLOCK;
-    int8_t *q = malloc((size_t)(n * stride));
-    float *d = malloc((size_t)(n * blocks) * sizeof *d), *d8 = malloc((size_t)(n * blocks * 8) * sizeof *d8);
-    int32_t *offset = malloc((size_t)(n * blocks * 8) * sizeof *offset);
-    *a = (sl_q8_act){.q = q, .d = d, .blocks = blocks, .offset = offset, .d8 = d8};
-    if (!q || !d || !d8 || !offset) {
-        sl_q8_act_free(a);
+    size_t blocks = (size_t)sl_q8_blocks(cols), rows = (size_t)n;
+    size[0] = rows * blocks * 8 * sizeof(float);   /* d8 */
+    size[1] = rows * blocks * 8 * sizeof(int32_t); /* offset */
+    size[2] = rows * blocks * sizeof(float);       /* d */
+    size[3] = rows * blocks * SL_Q8_BLOCK;         /* q */
+    for (int k = 0; k < 4; k++)
+        size[k] = (size[k] + 63) & ~(size_t)63;
+}
+
+size_t sl_q8_act_bytes(int32_t n, int64_t cols)
+{
+    size_t size[4];
+    act_sizes(n, cols, size);
+    return size[0] + size[1] + size[2] + size[3];
+}
+
+bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols, sl_matmul_scratch *scratch)
+{
+    *a = (sl_q8_act){0};
+    if (!sl_matmul_scratch_grow(scratch, sl_q8_act_bytes(n, cols)))
         return false;
-    }
+    size_t size[4];
+    act_sizes(n, cols, size);
+    char *mem = scratch->mem;
+    int64_t blocks = sl_q8_blocks(cols), stride = blocks * SL_Q8_BLOCK;
+    float *d8 = (float *)mem;
+    int32_t *offset = (int32_t *)(mem + size[0]);
+    float *d = (float *)(mem + size[0] + size[1]);
+    int8_t *q = (int8_t *)(mem + size[0] + size[1] + size[2]);
+    *a = (sl_q8_act){.q = q, .d = d, .blocks = blocks, .offset = offset, .d8 = d8};
     for (int64_t i = 0; i < n; i++) {
         sl_q8_quantize_row(q + i * stride, d + i * blocks, x + i * cols, cols, false);
         for (int64_t g = 0; g < blocks * 8; g++) {
@@ -64,15 +87,6 @@ bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols)
         }
     }
     return true;
-}
-
-void sl_q8_act_free(sl_q8_act *a)
-{
-    free((void *)a->q);
-    free((void *)a->d);
-    free((void *)a->offset);
-    free((void *)a->d8);
-    *a = (sl_q8_act){0};
 }
 
 void sl_q8_rows_generic(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w, int64_t r0,
@@ -98,7 +112,7 @@ void sl_q8_rows_generic(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx,
 }
 
 #ifndef SL_X86
-sl_q8_rows_fn sl_q8_rows_at(int isa)
+sl_q8_rows_fn sl_q8_rows_at(sl_isa isa)
 {
     (void)isa;
     return sl_q8_rows_generic;

@@ -6,9 +6,11 @@
 #define SLUA_CORE_KERNELS_Q8_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kernels.h"
+#include "kernels_simd.h"
 
 #define SL_Q8_BLOCK 32
 
@@ -31,10 +33,11 @@ typedef struct sl_q8_act {
     const float *d8;
 } sl_q8_act;
 
-/* Quantises n rows of cols values into a (buffers malloc'd; free with sl_q8_act_free).
- * False when out of memory (a is then empty). */
-bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols);
-void sl_q8_act_free(sl_q8_act *a);
+/* Bytes of n quantised activation rows of cols values. */
+size_t sl_q8_act_bytes(int32_t n, int64_t cols);
+/* Quantises n rows of cols values into a, inside scratch (grown when too small). False when
+ * it could not grow (a is then empty). */
+bool sl_q8_act_init(sl_q8_act *a, const float *x, int32_t n, int64_t cols, sl_matmul_scratch *scratch);
 
 /* out[j * ldo + r] = sum over blocks of w.d[r][b] * a.d[j][b] * (int) sum_k w.q[r][b][k] * a.q[j][b][k],
  * for j < nx, r0 <= r < r1; a points at the first of the nx rows. */
@@ -44,7 +47,7 @@ typedef void (*sl_q8_rows_fn)(float *out, int64_t ldo, const sl_q8_act *a, int32
 void sl_q8_rows_generic(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w, int64_t r0,
                         int64_t r1);
 /* The kernel at a level (SL_ISA_*; AVX-512 uses VNNI where the CPU has it, else AVX2). */
-sl_q8_rows_fn sl_q8_rows_at(int isa);
+sl_q8_rows_fn sl_q8_rows_at(sl_isa isa);
 
 /* Converts w (F32/F16/BF16, rows x cols) to Q8_0 in buffers the caller owns:
  * q [rows][blocks * 32], d [rows][blocks]. False when out of memory. */

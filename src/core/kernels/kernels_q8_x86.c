@@ -2,36 +2,22 @@
  * blocks per instruction). Both sum each block exactly in int32, like the portable kernel;
  * only the float summation of the scaled block sums differs in order. */
 #include "kernels_q8.h"
-#include "kernels_simd.h"
+#include "simd_x86.h"
 
 #ifdef SL_X86
 
-#include <immintrin.h>
-
-#define SL_ALWAYS_INLINE inline __attribute__((always_inline))
-#define SL_Q8_AVX2 __attribute__((target("avx2,fma")))
-#define SL_Q8_VNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
-
 /* Eight int32 partial sums of one block's 32 products (|w| <= 127, so maddubs cannot saturate). */
-static inline SL_Q8_AVX2 __m256i block_dot_avx2(const int8_t *wq, const int8_t *xq)
+static inline SL_AVX2 __m256i block_dot_avx2(const int8_t *wq, const int8_t *xq)
 {
     __m256i w = _mm256_loadu_si256((const __m256i *)wq), x = _mm256_loadu_si256((const __m256i *)xq);
     __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-static inline SL_Q8_AVX2 float hsum8_q8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* Four weight rows per pass share every load of the activation row; with a few activation rows
  * (decode) the weight rows go one after another instead, each read as one forward stream (see
  * vecn_avx2). Either way each output sums its blocks in the same order. */
-static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
+static SL_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
                                     int64_t r0, int64_t r1)
 {
     int64_t blocks = a->blocks, stride = blocks * SL_Q8_BLOCK;
@@ -51,7 +37,7 @@ static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a,
                 }
             }
             for (int i = 0; i < 4; i++)
-                out[(int64_t)j * ldo + r + i] = hsum8_q8(acc[i]);
+                out[(int64_t)j * ldo + r + i] = hsum8(acc[i]);
         }
     }
     for (; r < r1; r++) {
@@ -65,7 +51,7 @@ static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a,
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(wd[b] * xd[b]),
                                       _mm256_cvtepi32_ps(block_dot_avx2(wq + b * SL_Q8_BLOCK, xq + b * SL_Q8_BLOCK)),
                                       acc);
-            out[(int64_t)j * ldo + r] = hsum8_q8(acc);
+            out[(int64_t)j * ldo + r] = hsum8(acc);
         }
     }
 }
@@ -78,7 +64,7 @@ static SL_Q8_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a,
  * registers (R and C constant at each call, so the loops unroll). */
 #define SL_Q8_VNNI_COLS 4
 
-static SL_ALWAYS_INLINE SL_Q8_VNNI void tile_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
+static SL_ALWAYS_INLINE SL_AVX512_VNNI void tile_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
                                                   const int8_t *wq, const float *wd, int64_t blocks, const int R,
                                                   const int C)
 {
@@ -119,7 +105,7 @@ static SL_ALWAYS_INLINE SL_Q8_VNNI void tile_vnni(float *out, int64_t ldo, const
                     _mm256_loadu_si256((const __m256i *)(a->offset + (row * blocks + pairs) * 8)), wv,
                     _mm256_loadu_si256((const __m256i *)(a->q + row * stride + pairs * SL_Q8_BLOCK)));
                 __m256 sc = _mm256_set1_ps(wd[i * blocks + pairs] * a->d[row * blocks + pairs]);
-                s += hsum8_q8(_mm256_mul_ps(_mm256_cvtepi32_ps(p), sc));
+                s += hsum8(_mm256_mul_ps(_mm256_cvtepi32_ps(p), sc));
             }
             out[row * ldo + i] = s;
         }
@@ -128,7 +114,7 @@ static SL_ALWAYS_INLINE SL_Q8_VNNI void tile_vnni(float *out, int64_t ldo, const
 
 #define TILE_VNNI(R, C) tile_vnni(out + r, ldo, a, j0, wq, wd, blocks, R, C)
 
-static SL_Q8_VNNI void rows_q8_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
+static SL_AVX512_VNNI void rows_q8_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
                                     int64_t r0, int64_t r1)
 {
     int64_t blocks = a->blocks, stride = blocks * SL_Q8_BLOCK;
@@ -161,7 +147,7 @@ static bool has_vnni(void)
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq");
 }
 
-sl_q8_rows_fn sl_q8_rows_at(int isa)
+sl_q8_rows_fn sl_q8_rows_at(sl_isa isa)
 {
     if (isa >= SL_ISA_AVX512 && has_vnni())
         return rows_q8_vnni;

@@ -32,8 +32,6 @@ void sl_kernel_isa_reload(void);
 
 /* The SIMD row kernel for dt at level isa (> SL_ISA_GENERIC and supported by the CPU). */
 sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa);
-/* Stored values to float32 with AVX2. */
-void sl_convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt);
 
 static inline float sl_scalar_w(const void *w, int64_t i, sl_dtype dt)
 {

@@ -1,6 +1,6 @@
 /* x86 SIMD row kernels (AVX2 + FMA + F16C, and AVX-512), compiled for their targets with
  * function attributes; kernels.c calls them only when the CPU has the instructions. */
-#include "kernels_simd.h"
+#include "simd_x86.h"
 
 #ifdef SL_X86
 
@@ -10,35 +10,6 @@
 #include <string.h>
 
 #include <cpuid.h>
-#include <immintrin.h>
-
-#define SL_ALWAYS_INLINE inline __attribute__((always_inline))
-#define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-static SL_ALWAYS_INLINE SL_AVX2 __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32: return _mm256_loadu_ps((const float *)w + c);
-    case SL_DTYPE_BF16: {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + c));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    case SL_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + c)));
-    }
-    return _mm256_setzero_ps();
-}
-
-static inline SL_AVX2 float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-#ifndef SL_PREFETCH_BYTES
-#define SL_PREFETCH_BYTES 2048 /* how far ahead of the loads each weight row is prefetched */
-#endif
 
 /* NX activation rows (1 to SL_FEW_ROWS: a decode step, a batched one, an expert with its
  * amateur): the weight rows one after another, each read as a single forward stream that serves
@@ -109,18 +80,6 @@ static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, cons
  * compute-bound, not bandwidth-bound. A tile of R weight rows by C activation rows is
  * accumulated in registers, so each weight load serves C rows and each activation load R
  * rows. R and C are constants at every call, so the loops unroll into registers. */
-
-/* hsum8 of four vectors at once, each summed in hsum8's order: ((v0 + v4) + (v2 + v6)) +
- * ((v1 + v5) + (v3 + v7)), so a tile's outputs round as the one-row kernel's. */
-static SL_ALWAYS_INLINE SL_AVX2 __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
-{
-    __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    __m128 t1 = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
-    __m128 t2 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
-    __m128 t3 = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
-    _MM_TRANSPOSE4_PS(t0, t1, t2, t3); /* t_k now holds lane k of each input */
-    return _mm_add_ps(_mm_add_ps(t0, t2), _mm_add_ps(t1, t3));
-}
 
 /* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
 static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
@@ -231,67 +190,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
     }
 }
 
-/* Stored 16-bit values to float32, 16 at a time (exact, like the scalar conversions). */
-SL_AVX2 void sl_convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt)
-{
-    if (dt == SL_DTYPE_F32) {
-        memcpy(out, src, (size_t)n * sizeof *out);
-        return;
-    }
-    const uint16_t *p = src;
-    int64_t i = 0;
-    if (dt == SL_DTYPE_BF16) {
-        for (; i + 16 <= n; i += 16) {
-            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_BF16));
-            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_BF16));
-        }
-        for (; i < n; i++)
-            out[i] = sl_bf16_to_f32(p[i]);
-    } else {
-        for (; i + 16 <= n; i += 16) {
-            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_F16));
-            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_F16));
-        }
-        for (; i < n; i++)
-            out[i] = sl_f16_to_f32(p[i]);
-    }
-}
 /* ---------------------------------------------------------------- AVX-512 */
-
-#define SL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
-static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w(const void *w, int64_t c, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32: return _mm512_loadu_ps((const float *)w + c);
-    case SL_DTYPE_BF16: {
-        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c));
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c)));
-    }
-    return _mm512_setzero_ps();
-}
-
-/* The first lanes of m only; the others read nothing and are zero. */
-static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w_part(const void *w, int64_t c, __mmask16 m, sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DTYPE_F32: return _mm512_maskz_loadu_ps(m, (const float *)w + c);
-    case SL_DTYPE_BF16: {
-        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c);
-        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    }
-    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c));
-    }
-    return _mm512_setzero_ps();
-}
-
-static SL_ALWAYS_INLINE SL_AVX512 __m256 fold16(__m512 v)
-{
-    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    return _mm256_add_ps(_mm512_castps512_ps256(v), hi);
-}
 
 /* vecn_avx2 at 16 lanes: NX activation rows (1 to SL_FEW_ROWS) against each weight row read
  * as one forward stream, two accumulators per row over 32 columns. Half the instructions per

@@ -16,6 +16,8 @@ typedef struct batch_plan {
     int32_t *done;    /* [n]: tokens evaluated so far */
     sl_fw_set *sets;  /* [n] */
     sl_fw_bufs bufs;
+    sl_matmul_scratch scratch;
+    const sl_model *model;
 } batch_plan;
 
 static void plan_free(batch_plan *p)
@@ -37,6 +39,7 @@ static void plan_free(batch_plan *p)
     free(b->head_logits);
     free(b->active);
     free(b->rows);
+    sl_matmul_scratch_free(&p->scratch);
 }
 
 static int32_t find_entry(const sl_batch_entry *e, int32_t n, const sl_session *s)
@@ -117,8 +120,10 @@ static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t row
     b->head_logits = malloc((size_t)head * (size_t)c->n_vocab * sizeof(float));
     b->active = malloc((size_t)n * sizeof *b->active);
     b->rows = malloc((size_t)n * sizeof *b->rows);
+    b->scratch = &p->scratch;
     bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up &&
-              b->head_rows && b->head_logits && b->active && b->rows;
+              b->head_rows && b->head_logits && b->active && b->rows &&
+              sl_fw_reserve_scratch(b->scratch, p->model, rows > head ? rows : head);
     return ok ? SL_STATUS_OK : SL_STATUS_E_NOMEM;
 }
 
@@ -170,6 +175,7 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
      * the largest single group */
     if (max_rows < PASS_ROWS)
         max_rows = total_rows < PASS_ROWS ? total_rows : PASS_ROWS;
+    p.model = rc == SL_STATUS_OK ? e[0].session->model : NULL;
     if (rc == SL_STATUS_OK && alloc_bufs(&p, c, max_rows, head, n) != SL_STATUS_OK)
         rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for a pass of %d rows", max_rows);
     if (rc != SL_STATUS_OK) {
@@ -194,7 +200,7 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
         }
         if (n_sets == 0)
             break;
-        sl_forward_sets(p.sets, n_sets, &p.bufs);
+        sl_forward_sets(p.sets, n_sets, &p.bufs); /* cannot fail: its scratch is reserved */
         for (int32_t j = 0; j < n_sets; j++) {
             sl_session *s = p.sets[j].s;
             int32_t i = find_entry(e, n, s);

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "internal.h"
+#include "util/error.h"
 #include "kernels/attention.h"
 
 static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t pos0, const float *inv_freq,
@@ -157,7 +158,7 @@ static bool set_runs_block(const sl_fw_set *set, int32_t l) { return l >= set->f
 /* One decoder block over the rows of the sets that run it (`active`, count n_active), laid out
  * one after the other from row 0 of xw. Below a fork's branch the K/V rows already sit in the
  * parent's cache, so they are not written. */
-static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W, float *xw, const sl_fw_bufs *bf,
+static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W, float *xw, const sl_fw_bufs *bf,
                           const sl_model *m, int32_t l)
 {
     const sl_model_config *c = &m->cfg;
@@ -169,7 +170,8 @@ static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
     sl_matmul_job qkv[3] = {{.out = bf->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
                             {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
                             {.out = bf->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
-    sl_matmul_group(qkv, 3, bf->xn, W);
+    if (!sl_matmul_group(qkv, 3, bf->xn, W, bf->scratch))
+        return false;
     int32_t stack_rows[64], *row = n_active <= 64 ? stack_rows : bf->rows, n_decode = 0;
     for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++) {
         sl_session *s = active[a]->s;
@@ -202,13 +204,17 @@ static void block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
         else if (n_decode <= 1 || n > 1)
             attention(s, l, n, p, q, att);
     }
-    sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo);
+    if (!sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo, bf->scratch))
+        return false;
     add_rows(xw, bf->xn, (int64_t)W * D);
 
     sl_rmsnorm(bf->xn, xw, b->ffn_norm, W, D, c->rms_eps);
-    sl_matmul_swiglu(bf->ff_gate, bf->ff_up, F, bf->xn, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up);
-    sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down);
+    if (!sl_matmul_swiglu(bf->ff_gate, bf->ff_up, F, bf->xn, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up,
+                          bf->scratch) ||
+        !sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down, bf->scratch))
+        return false;
     add_rows(xw, bf->xn, (int64_t)W * D);
+    return true;
 }
 
 static int32_t request_slot(const sl_session *s, int32_t layer)
@@ -320,7 +326,7 @@ int32_t sl_fw_head_rows(const sl_session *s)
 }
 
 /* Final rows of a set: hidden_states[N] per position, all-position logits. */
-static void set_finish(const sl_fw_set *set, const float *x, float *xn)
+static bool set_finish(const sl_fw_set *set, const float *x, float *xn, sl_matmul_scratch *scratch)
 {
     sl_session *s = set->s;
     const sl_model *m = s->model;
@@ -330,8 +336,10 @@ static void set_finish(const sl_fw_set *set, const float *x, float *xn)
         sl_rmsnorm(s->final_hidden + (int64_t)set->p * D, x, m->final_norm, n, D, c->rms_eps);
     if (set->all_logits) {
         sl_rmsnorm(xn, x, m->final_norm, n, D, c->rms_eps);
-        sl_matmul(s->logits_all + (int64_t)set->all_offset * c->n_vocab, c->n_vocab, xn, n, &m->lm_head, NULL);
+        return sl_matmul(s->logits_all + (int64_t)set->all_offset * c->n_vocab, c->n_vocab, xn, n, &m->lm_head,
+                         NULL, scratch);
     }
+    return true;
 }
 
 /* Without per-layer requests the last row of logits_all is all the head would give. */
@@ -340,7 +348,17 @@ static bool set_needs_head(const sl_fw_set *set)
     return set->last_chunk && (!set->all_logits || set->s->n_req > 0);
 }
 
-void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
+bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_t rows)
+{
+    const sl_model_config *c = &m->cfg;
+    int64_t cols = c->n_embd, qd = (int64_t)c->n_head * c->head_dim;
+    cols = qd > cols ? qd : cols;
+    cols = c->n_ff > cols ? c->n_ff : cols;
+    sl_weight widest = {.rows = 1, .cols = cols, .q8_scales = m->lm_head.q8_scales};
+    return sl_matmul_scratch_reserve(scratch, &widest, rows);
+}
+
+bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
 {
     const sl_model *m = sets[0].s->model;
     const sl_model_config *c = &m->cfg;
@@ -370,14 +388,16 @@ void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
         if (n_active == 0)
             continue;
         if (all) {
-            block_forward(active, n_active, W, bf->x, bf, m, l);
+            if (!block_forward(active, n_active, W, bf->x, bf, m, l))
+                return false;
             continue;
         }
         /* Some rows bypass this block: run it on the others, gathered and scattered back. */
         for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++)
             memcpy(bf->gather + (int64_t)r * D, bf->x + (int64_t)active[a]->row * D,
                    (size_t)active[a]->n * (size_t)D * sizeof(float));
-        block_forward(active, n_active, W, bf->gather, bf, m, l);
+        if (!block_forward(active, n_active, W, bf->gather, bf, m, l))
+            return false;
         for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++)
             memcpy(bf->x + (int64_t)active[a]->row * D, bf->gather + (int64_t)r * D,
                    (size_t)active[a]->n * (size_t)D * sizeof(float));
@@ -386,13 +406,14 @@ void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
     for (int32_t i = 0; i < n_sets; i++) {
         const float *x = bf->x + (int64_t)rows_owner(sets, &sets[i], N)->row * D;
         capture(&sets[i], N, x);
-        set_finish(&sets[i], x, bf->xn);
+        if (!set_finish(&sets[i], x, bf->xn, bf->scratch))
+            return false;
         if (set_needs_head(&sets[i]))
             n_head += head_rows(&sets[i], x, bf->head_rows + (int64_t)n_head * D);
     }
     /* The LM head once for the final rows and requested layers of every set. */
-    if (n_head > 0)
-        sl_matmul(bf->head_logits, V, bf->head_rows, n_head, &m->lm_head, NULL);
+    if (n_head > 0 && !sl_matmul(bf->head_logits, V, bf->head_rows, n_head, &m->lm_head, NULL, bf->scratch))
+        return false;
     for (int32_t i = 0, h = 0; i < n_sets; i++) {
         sl_session *s = sets[i].s;
         if (set_needs_head(&sets[i])) {
@@ -405,16 +426,19 @@ void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
             memcpy(s->logits, s->logits_all + (int64_t)(sets[i].all_offset + sets[i].n - 1) * V,
                    (size_t)V * sizeof(float));
     }
+    return true;
 }
 
 sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, bool last_chunk, bool all_logits,
                            int32_t all_offset, sl_error *err)
 {
-    (void)err;
     sl_fw_set set = {.s = s, .tokens = tokens, .n = n, .p = s->pos, .row = 0, .src = -1,
                      .last_chunk = last_chunk, .all_logits = all_logits, .all_offset = all_offset};
     sl_fw_bufs bf = {.x = s->x, .xn = s->xn, .q = s->q, .k = s->k, .v = s->v, .att = s->att,
-                     .ff_gate = s->ff_gate, .ff_up = s->ff_up, .head_rows = s->head_rows, .head_logits = s->logits};
-    sl_forward_sets(&set, 1, &bf);
+                     .ff_gate = s->ff_gate, .ff_up = s->ff_up, .head_rows = s->head_rows, .head_logits = s->logits,
+                     .scratch = &s->matmul_scratch};
+    if (!sl_forward_sets(&set, 1, &bf))
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the quantised activations of %d rows",
+                            s->model->path, n);
     return SL_STATUS_OK;
 }

@@ -89,6 +89,7 @@ struct sl_session {
     /* scratch for one chunk of n_batch tokens */
     float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;
     float *rope_cs;      /* [head_dim]: cos then sin of one position */
+    sl_matmul_scratch matmul_scratch; /* the products' scratch, reserved for n_batch rows */
     int32_t scores_cap;  /* floats in `scores` */
 };
 
@@ -122,11 +123,16 @@ typedef struct sl_fw_bufs {
     float *head_logits;  /* [head rows][n_vocab] */
     sl_fw_set **active;  /* [sets], needed above 64 sets */
     int32_t *rows;       /* [sets], likewise */
+    sl_matmul_scratch *scratch; /* the products' (Q8_0 activations), reserved for the pass's rows */
 } sl_fw_bufs;
 
+/* Room in scratch for the products of a pass of `rows` rows (Q8_0 weights only need any). */
+bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_t rows);
+
 /* Runs the sets through the model together: each block's products take the rows of every set
- * that runs it; attention, caches and captures stay per session. */
-void sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bufs);
+ * that runs it; attention, caches and captures stay per session. False only when bufs->scratch
+ * could not grow (reserve it for the pass's rows first and it cannot fail). */
+bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bufs);
 /* LM-head rows a session's last chunk needs: the final row plus its per-layer requests. */
 int32_t sl_fw_head_rows(const sl_session *s);
 

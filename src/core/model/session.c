@@ -135,6 +135,7 @@ static void free_buffers(sl_session *s)
     free(s->scores);
     free(s->head_rows);
     free(s->rope_cs);
+    sl_matmul_scratch_free(&s->matmul_scratch);
 }
 
 /* The stacked LM-head input and output: row 0 is the final position, then n_req raw rows
@@ -201,7 +202,8 @@ static sl_session *session_new(sl_model *model, const sl_session_params *params,
     s->ff_up = malloc(nb * (size_t)c->n_ff * sizeof(float));
     s->rope_cs = malloc((size_t)c->head_dim * sizeof(float));
     if (!s->k_cache || !s->v_cache || !s->skip || !s->x || !s->xn || !s->q || !s->att || !s->k || !s->v ||
-        !s->ff_gate || !s->ff_up || !s->rope_cs || !alloc_head(s, 0, 0)) {
+        !s->ff_gate || !s->ff_up || !s->rope_cs || !alloc_head(s, 0, 0) ||
+        !sl_fw_reserve_scratch(&s->matmul_scratch, model, s->params.n_batch)) {
         sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a session", model->path);
         sl_session_free(s);
         return NULL;

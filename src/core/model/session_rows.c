@@ -118,8 +118,11 @@ sl_status sl_session_eval_rows(sl_session *s, const sl_token *tokens, int32_t n,
     for (int32_t r0 = 0; rc == SL_STATUS_OK && r0 < n_rows; r0 += chunk) {
         int32_t nr = n_rows - r0 < chunk ? n_rows - r0 : chunk;
         head_inputs(s, req, &w, r0, nr, n_out);
-        sl_matmul(w.out, V, w.in, nr * n_out, &s->model->lm_head, NULL);
-        rc = fn(user, req->row0 + r0, nr, n_out, w.out, err);
+        if (!sl_matmul(w.out, V, w.in, nr * n_out, &s->model->lm_head, NULL, &s->matmul_scratch))
+            rc = sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the quantised activations of %d rows",
+                              s->model->path, nr * n_out);
+        else
+            rc = fn(user, req->row0 + r0, nr, n_out, w.out, err);
     }
     work_free(&w);
     return rc;

@@ -2,17 +2,12 @@
  * and log are float32 polynomials after Cephes (expf, logf: within 2 ulp of the correctly
  * rounded values), so results stay within float32 rounding of the scalar paths in ops.c; sums
  * are in double as there. */
-#include "kernels/kernels_simd.h"
+#include "kernels/simd_x86.h"
 #include "ops_simd.h"
 
 #ifdef SL_X86
 
 #include <math.h>
-
-#include <immintrin.h>
-
-#define SL_AVX2 __attribute__((target("avx2,fma")))
-#define SL_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* exp(x) for x <= 0; 0 below the smallest normal result (and for NaN or -inf). */
 static SL_ALWAYS_INLINE SL_AVX2 __m256 exp_nonpositive(__m256 x)

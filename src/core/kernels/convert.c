@@ -1,0 +1,118 @@
+/* Float conversions: BF16 and F16 to and from float32 (round to nearest even, as torch), and
+ * stored rows widened to float32, with an AVX2 version picked at run time. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "simd_x86.h"
+
+static inline float bits_to_f32(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint32_t f32_to_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+float sl_bf16_to_f32(uint16_t h) { return bits_to_f32((uint32_t)h << 16); }
+
+float sl_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f)
+        return bits_to_f32(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        if (man == 0)
+            return bits_to_f32(sign);
+        float v = ldexpf((float)man, -24); /* subnormal: man * 2^-24 */
+        return sign ? -v : v;
+    }
+    return bits_to_f32(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+uint16_t sl_f32_to_bf16(float f)
+{
+    uint32_t u = f32_to_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1);         /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+
+uint16_t sl_f32_to_f16(float f)
+{
+    uint32_t u = f32_to_bits(f), sign = (u >> 16) & 0x8000;
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u)
+        return (uint16_t)(sign | 0x7e00);
+    if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
+        return (uint16_t)(sign | 0x7c00);
+    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        float v = bits_to_f32(a) * 16777216.0f; /* scale by 2^24; rint rounds half to even */
+        return (uint16_t)(sign | (uint32_t)rintf(v));
+    }
+    uint32_t r = a + 0xfffu + ((a >> 13) & 1) - (112u << 23);
+    return (uint16_t)(sign | (r >> 13));
+}
+
+static void convert_generic(float *out, const void *src, int64_t n, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32:
+        memcpy(out, src, (size_t)n * sizeof *out);
+        break;
+    case SL_DTYPE_BF16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = sl_bf16_to_f32(((const uint16_t *)src)[i]);
+        break;
+    case SL_DTYPE_F16:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = sl_f16_to_f32(((const uint16_t *)src)[i]);
+        break;
+    }
+}
+
+#ifdef SL_X86
+/* Stored 16-bit values to float32, 16 at a time (exact, like the scalar conversions). */
+static SL_AVX2 void convert_avx2(float *out, const void *src, int64_t n, sl_dtype dt)
+{
+    if (dt == SL_DTYPE_F32) {
+        memcpy(out, src, (size_t)n * sizeof *out);
+        return;
+    }
+    const uint16_t *p = src;
+    int64_t i = 0;
+    if (dt == SL_DTYPE_BF16) {
+        for (; i + 16 <= n; i += 16) {
+            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_BF16));
+            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_BF16));
+        }
+        for (; i < n; i++)
+            out[i] = sl_bf16_to_f32(p[i]);
+    } else {
+        for (; i + 16 <= n; i += 16) {
+            _mm256_storeu_ps(out + i, load8_w(p, i, SL_DTYPE_F16));
+            _mm256_storeu_ps(out + i + 8, load8_w(p, i + 8, SL_DTYPE_F16));
+        }
+        for (; i < n; i++)
+            out[i] = sl_f16_to_f32(p[i]);
+    }
+}
+#endif
+
+void sl_convert_values(float *out, const void *src, int64_t n, sl_dtype dt)
+{
+#ifdef SL_X86
+    if (sl_kernel_isa() >= SL_ISA_AVX2) {
+        convert_avx2(out, src, n, dt);
+        return;
+    }
+#endif
+    convert_generic(out, src, n, dt);
+}

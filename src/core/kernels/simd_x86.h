@@ -1,0 +1,94 @@
+/* The x86 SIMD vocabulary of the kernels: target attributes for the levels, loads that widen
+ * stored F32 / BF16 / F16 values to float32, and the horizontal sums whose order defines how a
+ * level rounds a dot product. Every x86 kernel file includes this one; each function is
+ * compiled for its target with a function attribute, so a portable build still has them all
+ * and the level is chosen at run time (sl_kernel_isa). */
+#ifndef SLUA_CORE_SIMD_X86_H
+#define SLUA_CORE_SIMD_X86_H
+
+#include "kernels_simd.h"
+
+#ifdef SL_X86
+
+#include <stdint.h>
+
+#include <immintrin.h>
+
+#define SL_ALWAYS_INLINE inline __attribute__((always_inline))
+#define SL_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define SL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define SL_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+/* Eight stored values from index c of w, as float32 (exact for every dtype). */
+static SL_ALWAYS_INLINE SL_AVX2 __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm256_loadu_ps((const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + c));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + c)));
+    }
+    return _mm256_setzero_ps();
+}
+
+/* The sum of v's lanes in the AVX2 level's order: ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)). */
+static SL_ALWAYS_INLINE SL_AVX2 float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* hsum8 of four vectors at once, each summed in hsum8's order, so a tile's outputs round as
+ * the one-row kernel's. */
+static SL_ALWAYS_INLINE SL_AVX2 __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m256 d)
+{
+    __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 t1 = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+    __m128 t2 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    __m128 t3 = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+    _MM_TRANSPOSE4_PS(t0, t1, t2, t3); /* t_k now holds lane k of each input */
+    return _mm_add_ps(_mm_add_ps(t0, t2), _mm_add_ps(t1, t3));
+}
+
+/* Sixteen stored values from index c of w, as float32. */
+static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w(const void *w, int64_t c, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm512_loadu_ps((const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c));
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w + c)));
+    }
+    return _mm512_setzero_ps();
+}
+
+/* The first lanes of m only; the others read nothing and are zero. */
+static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w_part(const void *w, int64_t c, __mmask16 m, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm512_maskz_loadu_ps(m, (const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + c));
+    }
+    return _mm512_setzero_ps();
+}
+
+/* The two halves of v added: lanes k and k + 8. The AVX-512 level sums 16 lanes as
+ * hsum8(fold16(v)). */
+static SL_ALWAYS_INLINE SL_AVX512 __m256 fold16(__m512 v)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm256_add_ps(_mm512_castps512_ps256(v), hi);
+}
+
+#endif
+#endif
