@@ -90,8 +90,10 @@ static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
 
 #define SL_AVX2_ROWS 3 /* weight rows per tile */
 #define SL_AVX2_COLS 3 /* activation rows per tile: 3 x 3 accumulators + 3 weight vectors + 1 */
-/* Bytes of a group of activation rows that stay in L1 while weight rows stream past them. */
+/* Bytes of a group of activation rows that stay in L1 while weight rows stream past them, and
+ * of a block of weight rows that stays in L2 while every group passes over it. */
 #define SL_TILE_L1_BYTES (12 << 10)
+#define SL_TILE_L2_BYTES (256 << 10)
 /* Columns per chunk of a tile's passes: the tile's weight and activation rows of this many
  * columns stay in L1 while the passes go over them. A multiple of 32. */
 #define SL_TILE_CHUNK 512
@@ -169,23 +171,31 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
 {
     if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt))
         return;
-    /* A group of activation rows that fits in L1 stays there while the weight rows stream by;
-     * with longer rows the tile's weight rows stay instead while the groups pass. */
-    if ((int64_t)SL_AVX2_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES) {
-        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-            C = group_size(nx, j0, SL_AVX2_COLS);
-            for (int64_t r = r0, R; r < r1; r += R) {
-                R = r1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
-                tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+    /* Weight rows in blocks that stay in L2 while every group of activation rows passes, so each
+     * is read from memory once. Within a block, a group of activation rows that fits in L1
+     * stays there while the weight rows go by; with longer rows each tile's weight rows stay
+     * instead while the groups pass. */
+    int64_t block = SL_TILE_L2_BYTES / (w->cols * sl_dtype_size(dt)) / SL_AVX2_ROWS * SL_AVX2_ROWS;
+    block = block < SL_AVX2_ROWS ? SL_AVX2_ROWS : block;
+    bool x_in_l1 = (int64_t)SL_AVX2_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
+        if (x_in_l1) {
+            for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+                C = group_size(nx, j0, SL_AVX2_COLS);
+                for (int64_t r = b0, R; r < b1; r += R) {
+                    R = b1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
+                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                }
             }
-        }
-        return;
-    }
-    for (int64_t r = r0, R; r < r1; r += R) {
-        R = r1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
-        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-            C = group_size(nx, j0, SL_AVX2_COLS);
-            tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+        } else {
+            for (int64_t r = b0, R; r < b1; r += R) {
+                R = b1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
+                for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+                    C = group_size(nx, j0, SL_AVX2_COLS);
+                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                }
+            }
         }
     }
 }
@@ -334,23 +344,31 @@ static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, cons
 {
     if (few_rows_avx512(out, ldo, x, nx, w, r0, r1, dt))
         return;
-    /* A group of activation rows that fits in L1 stays there while the weight rows stream by;
-     * with longer rows the tile's weight rows stay instead while the groups pass. */
-    if ((int64_t)SL_AVX512_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES) {
-        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-            C = group_size(nx, j0, SL_AVX512_COLS);
-            for (int64_t r = r0, R; r < r1; r += R) {
-                R = r1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
-                tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+    /* Weight rows in blocks that stay in L2 while every group of activation rows passes, so each
+     * is read from memory once. Within a block, a group of activation rows that fits in L1
+     * stays there while the weight rows go by; with longer rows each tile's weight rows stay
+     * instead while the groups pass. */
+    int64_t block = SL_TILE_L2_BYTES / (w->cols * sl_dtype_size(dt)) / SL_AVX512_ROWS * SL_AVX512_ROWS;
+    block = block < SL_AVX512_ROWS ? SL_AVX512_ROWS : block;
+    bool x_in_l1 = (int64_t)SL_AVX512_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES;
+    for (int64_t b0 = r0; b0 < r1; b0 += block) {
+        int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
+        if (x_in_l1) {
+            for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+                C = group_size(nx, j0, SL_AVX512_COLS);
+                for (int64_t r = b0, R; r < b1; r += R) {
+                    R = b1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
+                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                }
             }
-        }
-        return;
-    }
-    for (int64_t r = r0, R; r < r1; r += R) {
-        R = r1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
-        for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-            C = group_size(nx, j0, SL_AVX512_COLS);
-            tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+        } else {
+            for (int64_t r = b0, R; r < b1; r += R) {
+                R = b1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
+                for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
+                    C = group_size(nx, j0, SL_AVX512_COLS);
+                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                }
+            }
         }
     }
 }
