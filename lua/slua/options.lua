@@ -280,6 +280,13 @@ function O.help(script, specs)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The help of a script from its declared options (plain defaults or specs, as O.parse takes).
+function O.help_of(script, declared)
+  local specs = {}
+  for k, entry in pairs(declared) do specs[k] = spec_of(k, entry) end
+  return O.help(script, specs)
+end
+
 ---------------------------------------------------------------------------- parsing
 
 -- sl.options(argv, declared) -> table of options.

@@ -4,7 +4,7 @@
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local sl = require "slua"
-local skiplayer = require "slua.skiplayer"
+local skiplayer = require "slua.decoders.skiplayer"
 
 local slua = arg[1] or "build/slua"
 local models = {

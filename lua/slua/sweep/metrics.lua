@@ -6,7 +6,7 @@
 -- JSON fields: prompt_ids, new_ids, text, stop_reason, steps, ...) and returns a number (or a
 -- boolean, counted as 1/0). A metric that raises or returns anything else stops the sweep with
 -- the metric named; it is first tried on a short check run, before the sweep's runs start.
-local sl = require "slua"
+local sl = require "slua.util"
 
 local metrics = {}
 

@@ -1,8 +1,9 @@
--- slua.contrast: the shared driver of expert/amateur recipes (SkipLayerCD, two-model CD): the
+-- slua.decoders.contrast: the shared driver of expert/amateur recipes (SkipLayerCD, two-model CD): the
 -- amateur session is stepped in lockstep with the expert and each step's scores are
 -- S.contrast(expert logits, amateur logits); the span or model choice is the recipe's.
-local sl = require "slua"
-local skiplayer = require "slua.skiplayer"
+local sl = require "slua.util"
+local skiplayer = require "slua.decoders.skiplayer"
+local recipe = require "slua.recipe"
 
 local C = {}
 
@@ -78,15 +79,16 @@ function C.heuristic_span(opt, n_layer, source)
   return span, why
 end
 
--- Runs the generation. make_amateur(ctx, extra) returns the amateur session (extra collects
--- fields for the JSON output, e.g. skip_span).
-function C.generate(recipe, opt, make_amateur)
-  local extra = {}
-  return sl.generate{
-    recipe = recipe, opt = opt, extra = extra,
-    amateurs = function(ctx) return { make_amateur(ctx, extra) } end,
+-- C.recipe{name, options, amateur = function(ctx) return session end} -> the recipe value of
+-- an expert/amateur method: the amateur steps in lockstep and each step's scores are the
+-- contrast of the two (ctx.opt: --contrast, --alpha, --beta, --amateur-temperature). The
+-- amateur hook may add fields to the result through ctx.extra (skip_span).
+function C.recipe(spec)
+  return recipe.new{
+    name = spec.name, options = spec.options, file = spec.file,
+    amateurs = function(ctx) return { spec.amateur(ctx) } end,
     scores = function(ctx)
-      local scores, kept = skiplayer.contrast(ctx.out.logits, ctx.amateur_outs[1].logits, opt)
+      local scores, kept = skiplayer.contrast(ctx.out.logits, ctx.amateur_outs[1].logits, ctx.opt)
       return scores, { n_kept = kept }
     end,
   }

@@ -1,4 +1,4 @@
--- slua.speculative: speculative decoding (Leviathan et al., ICML 2023, arXiv 2211.17192; Chen
+-- slua.decoders.speculative: speculative decoding (Leviathan et al., ICML 2023, arXiv 2211.17192; Chen
 -- et al. 2023, arXiv 2302.01318) with a draft session: the same model with skipped blocks
 -- (self-speculative: Draft & Verify, Zhang et al. 2023, arXiv 2309.08168; LayerSkip) or a
 -- second model with the same vocabulary.
@@ -10,7 +10,7 @@
 -- and after k acceptances a bonus token comes from the last row. Both sessions rewind to the
 -- accepted prefix. Greedy output is the main model's greedy output; sampled output has the
 -- main model's distribution.
-local sl = require "slua"
+local sl = require "slua.util"
 local run = require "slua.run"
 
 local S = {}
