@@ -207,27 +207,36 @@ T.case("what scores functions and processors return is checked, naming them", fu
   T.eq(#r.new_ids, 3, "a processor working in place returns nil")
 end)
 
--- Starts a slow generation, sends SIGINT `after` seconds after its first step; returns stdout,
--- stderr, status.
-local function interrupted(args, after)
+-- Starts a slow generation with SLUA_PROGRESS set and sends SIGINT once it has announced
+-- `steps` tokens (a count, not a delay); returns stdout, stderr without the step lines, status.
+local function interrupted(args, steps)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; "
-    .. "for i in $(seq 600); do grep -q started %s/err && break; sleep 0.1; done; sleep %s; kill -INT $pid; "
-    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, tmp, after, tmp)
+  local cmd = ("SLUA_PROGRESS=1 %s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; "
+    .. "for i in $(seq 1200); do grep -qx 'slua: step %d' %s/err && break; sleep 0.05; done; kill -INT $pid; "
+    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, steps, tmp, tmp)
   os.execute(cmd)
-  return read(tmp .. "/out"), read(tmp .. "/err"), tonumber(read(tmp .. "/status"))
+  local out, err = read(tmp .. "/out"), read(tmp .. "/err")
+  -- the progress lines count 1, 2, ... without a gap; the rest of stderr is returned
+  local n = 0
+  local rest = err:gsub("slua: step (%d+)\n", function(k)
+    n = n + 1
+    T.eq(tonumber(k), n, "step lines in order")
+    return ""
+  end)
+  T.truthy(n >= steps, ("announced %d steps before the signal"):format(n))
+  return out, rest, tonumber(read(tmp .. "/status"))
 end
 
 T.case("Ctrl-C prints what was generated and exits with 130", function()
-  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
+  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 3)
   T.eq(code, 130, "exit status")
   T.eq(err, "slow_greedy: started\n\nslua: interrupted\n", "stderr")
   local r = assert(sl.json.decode(out), "one JSON object: " .. out)
   T.eq(r.stop_reason, "interrupted", "stop reason")
   T.truthy(#r.new_ids > 0 and #r.new_ids < 500, "part of the generation: " .. #r.new_ids)
   T.eq(#r.steps, #r.new_ids, "a step record per token")
-  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
+  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 3)
   T.eq(code, 130, "text mode exit status: " .. err)
   T.truthy(out:find("^Once upon a time, there was") and out:sub(-1) == "\n", "text mode keeps the text: " .. out)
 end)

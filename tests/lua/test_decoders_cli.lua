@@ -131,20 +131,30 @@ T.case("non-finite logits stop beam search and speculative decoding, naming the 
   end
 end)
 
--- Starts tests/data/recipes/slow_beam.lua, sends SIGINT `after` seconds after its first step;
--- returns stdout, stderr, status.
-local function interrupted(args, after)
+-- Starts tests/data/recipes/slow_beam.lua with SLUA_PROGRESS set and sends SIGINT once it has
+-- announced `steps` complete steps (a count, not a delay); returns stdout, stderr without the
+-- step lines, status.
+local function interrupted(args, steps)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s/tests/data/recipes/slow_beam.lua %s >%s/out 2>%s/err & pid=$!; "
-    .. "for i in $(seq 600); do grep -q started %s/err && break; sleep 0.1; done; sleep %s; kill -INT $pid; "
-    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, tmp, after, tmp)
+  local cmd = ("SLUA_PROGRESS=1 %s %s/tests/data/recipes/slow_beam.lua %s >%s/out 2>%s/err & pid=$!; "
+    .. "for i in $(seq 1200); do grep -qx 'slua: step %d' %s/err && break; sleep 0.05; done; kill -INT $pid; "
+    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, steps, tmp, tmp)
   os.execute(cmd)
-  return read(tmp .. "/out"), read(tmp .. "/err"), tonumber(read(tmp .. "/status"))
+  local out, err = read(tmp .. "/out"), read(tmp .. "/err")
+  -- the progress lines count 1, 2, ... without a gap; the rest of stderr is returned
+  local n = 0
+  local rest = err:gsub("slua: step (%d+)\n", function(k)
+    n = n + 1
+    T.eq(tonumber(k), n, "step lines in order")
+    return ""
+  end)
+  T.truthy(n >= steps, ("announced %d steps before the signal"):format(n))
+  return out, rest, tonumber(read(tmp .. "/status"))
 end
 
 T.case("Ctrl-C during a beam search prints the complete JSON so far and exits with 130", function()
-  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "400", "--num-return-sequences", "2" }, 0.5)
+  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "400", "--num-return-sequences", "2" }, 3)
   T.eq(code, 130, "exit status")
   T.eq(err, "slow_beam: started\n\nslua: interrupted\n", "stderr")
   local r = assert(sl.json.decode(out), "one JSON object: " .. out)
@@ -154,7 +164,7 @@ T.case("Ctrl-C during a beam search prints the complete JSON so far and exits wi
   T.truthy(#r.new_ids > 0 and #r.new_ids < 400, "part of the search: " .. #r.new_ids)
   T.eq(table.concat(r.new_ids, ","), table.concat(r.sequences[1].new_ids, ","), "new_ids = the best sequence")
   T.truthy(r.text:find("^, there was") and r.sequences[1].text == r.text, "its text: " .. r.text)
-  out, err, code = interrupted({ "--max-new-tokens", "400" }, 0.5)
+  out, err, code = interrupted({ "--max-new-tokens", "400" }, 3)
   T.eq(code, 130, "text mode exit status: " .. err)
   T.truthy(out:find("^Once upon a time, there was") and out:sub(-1) == "\n", "text mode keeps the text: " .. out)
 end)
