@@ -2,7 +2,7 @@
 --
 -- Usage: slua recipes/skiplayer_sld.lua [--prefix-file FILE | --prefix-ids 1,2,3]
 --        [--sld-rule official|community] [--fallback sl-h|none] [--span-seed 2023]
---        [--skip-layers START,END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
+--        [--skip-blocks START:END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
 --        [--amateur-temperature 1.0] plus the common flags
 -- Once per prompt, the entropy profile Y[l] of the logit lens (with the final norm) is
 -- averaged over the few-shot prefix (--prefix-file, else the prompt minus its last
@@ -41,8 +41,8 @@ return contrast.recipe{
   amateur = function(ctx)
     local opt, model = ctx.opt, ctx.model
     local span, source
-    if opt.skip_layers ~= "" then
-      span, source = contrast.parse_span(opt.skip_layers, model.n_layer), "explicit"
+    if opt.skip_blocks ~= "" then
+      span, source = contrast.parse_span(opt.skip_blocks, model.n_layer), "explicit"
     else
       local profile
       span, profile = skiplayer.dynamic_span(model, prefix_ids(model, opt), opt.sld_rule)

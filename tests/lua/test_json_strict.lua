@@ -21,6 +21,7 @@ local function run_to(name, args, sigint_after_step)
   files[#files + 1] = path
   local cmd = ("%s %s >%s 2>%s.stderr"):format(q(slua), table.concat(quoted, " "), q(path), q(path))
   if sigint_after_step then
+    os.remove(path .. ".stderr")   -- the wait below must not see the step lines of an earlier run
     cmd = ("SLUA_PROGRESS=1 %s & pid=$!; for i in $(seq 1200); do grep -qx 'slua: step %d' %s.stderr && break; sleep 0.05; done; "
       .. "kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, sigint_after_step, q(path), q(path))
     os.execute(cmd)

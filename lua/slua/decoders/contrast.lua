@@ -3,6 +3,7 @@
 -- S.contrast(expert logits, amateur logits); the span or model choice is the recipe's.
 local sl = require "slua.util"
 local skiplayer = require "slua.decoders.skiplayer"
+local blocks = require "slua.decoders.blocks"
 local recipe = require "slua.recipe"
 
 local C = {}
@@ -37,8 +38,10 @@ end
 C.span_options = {
   span_seed = { default = 2023, min = 0, help = "seed of Python's random for SL-H" },
   example = { default = 1, min = 1, help = "which SL-H draw (one per example, in dataset order)" },
-  skip_layers = { default = "", type = "string", help = "START,END: skip decoder blocks [START, END)",
-                  check = function(v) if v ~= "" and not v:match("^%s*%d+%s*,%s*%d+%s*$") then return "START,END" end end },
+  skip_blocks = { default = "", type = "string", check = blocks.syntax, rule = blocks.help_rule,
+                  help = "the blocks the amateur skips, one span: N or START:END (blocks START to END-1; \"\" = SL-H's span)" },
+  skip_layers = { alias = "skip_blocks", translate = blocks.from_span_pair,
+                  help = "older name of --skip-blocks: START,END means --skip-blocks START:END" },
   small_model_span = { default = "middle", choices = { "middle", "none" },
                        help = "models with < 10 layers (no SL-H span): skip the middle block(s), or fail" },
 }
@@ -53,16 +56,19 @@ C.sld_options = {
 for k, v in pairs(C.span_options) do C.sld_options[k] = v end
 
 local function span_hint(n_layer)
-  return ("--skip-layers START,END takes 0 <= START < END <= %d"):format(n_layer)
+  return ("--skip-blocks START:END takes 0 <= START < END <= %d"):format(n_layer)
 end
 
--- "a,b" -> the span [a, b), checked against the model.
+-- --skip-blocks as the span [start, end) of the amateur, checked against the model: one block
+-- or one contiguous span (a set with a gap is no SkipLayerCD amateur).
 function C.parse_span(text, n_layer)
-  local v = sl.parse_ints(text, "skip-layers")
-  if #v ~= 2 or v[1] < 0 or v[2] <= v[1] or v[2] > n_layer then
-    sl.fail(("option --skip-layers wants START,END with 0 <= START < END <= %d (got '%s')"):format(n_layer, text), 2)
+  local list = blocks.parse(text, n_layer)
+  local span = list and blocks.span(list)
+  if not span then
+    sl.fail(("option --skip-blocks wants one span START:END (or one block N) with 0 <= START < END <= %d (got '%s')")
+      :format(n_layer, text), 2)
   end
-  return v
+  return span
 end
 
 -- The SL-H span, or for a model too shallow for SL-H the small-model span (announced on
