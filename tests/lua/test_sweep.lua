@@ -130,6 +130,34 @@ T.case("report: Markdown and CSV pivot, SVG plots that render", function()
   end
 end)
 
+T.case("a sweep that names no metrics reports new tokens, tok/s, distinct-2 and the repetition rate, with plots", function()
+  local dir = tmpdir()
+  write(dir .. "/plain.lua", [[
+return {
+  name = "plain", model = "models/stories260K", recipe = "greedy",
+  prompts = { { prompt = "Once upon a time" }, { prompt = "The cat" } },
+  fixed = { max_new_tokens = 6, threads = 1 },
+  grid = { repetition_penalty = { 1.0, 1.3 } },
+}
+]])
+  local out, ok = sweep(("%s/plain.lua --out %s/out --quiet"):format(dir, dir))
+  T.truthy(ok, out)
+  local md = read(dir .. "/out/report.md")
+  T.truthy(md and md:find("| repetition_penalty | n | length | tokens_per_s | distinct_2 | rep_rate | point |", 1, true), md)
+  for _, name in ipairs{ "length", "tokens_per_s", "distinct_2", "rep_rate" } do
+    local svg = read(("%s/out/plots/%s.svg"):format(dir, name))
+    T.truthy(svg and svg:find("<svg", 1, true), "a plot of " .. name)
+  end
+  local json = sl.json.decode((sweep("report " .. dir .. "/out --format json")))
+  local speed = json.points[1].metrics.tokens_per_s
+  T.truthy(speed.n == 2 and speed.mean > 0, "tok/s from the runs' timings: " .. sl.json.encode(speed))
+  for _, r in ipairs(lines_of(dir .. "/out/results.jsonl")) do
+    T.eq(r.metrics.length, #r.new_ids, "length = new tokens")
+    T.eq(r.metrics.tokens_per_s, nil, "a timing stays out of metrics (lines equal between reruns, timings aside)")
+    T.truthy(r.timings.tokens_per_s > 0, "and sits in timings")
+  end
+end)
+
 T.case("three shards merged equal the single-process results", function()
   local dir = tmpdir()
   for i = 0, 2 do
@@ -144,6 +172,12 @@ T.case("three shards merged equal the single-process results", function()
   T.truthy(ok, out)
   T.eq(table.concat(canonical_file(dir .. "/results.jsonl"), "\n"),
        table.concat(canonical_file(dola_out .. "/results.jsonl"), "\n"), "merged = single process")
+  -- The directory that holds the shards merges all of them, into itself.
+  os.remove(dir .. "/results.jsonl")
+  out, ok = sweep("merge " .. dir)
+  T.truthy(ok and out:find("merged 12 results into " .. dir .. "/results.jsonl", 1, true), out)
+  T.eq(table.concat(canonical_file(dir .. "/results.jsonl"), "\n"),
+       table.concat(canonical_file(dola_out .. "/results.jsonl"), "\n"), "merge DIR = merge DIR/shard-*")
   -- A missing shard is reported, with its pairs.
   out, ok = sweep(("merge %s/shard-0 %s/shard-2 --out %s/partial"):format(dir, dir, dir))
   T.truthy(not ok and out:find("pairs missing", 1, true), out)

@@ -61,7 +61,11 @@ function report.build(dir)
     local row = { id = p.id, params = p.params, n = #rs, metrics = {} }
     for _, name in ipairs(m.metrics) do
       local values = {}
-      for _, r in ipairs(rs) do values[#values + 1] = r.metrics and r.metrics[name] end
+      for _, r in ipairs(rs) do
+        local v = r.metrics and r.metrics[name]
+        if v == nil and r.timings then v = r.timings[name] end   -- a timing metric (tokens_per_s)
+        values[#values + 1] = v
+      end
       row.metrics[name] = stats(values)
     end
     if summarize and #rs > 0 then

@@ -13,6 +13,7 @@
 --   zip      = { a = {1, 2}, b = {"x", "y"} }   -- paired lists (same length), crossed with grid
 --   points   = function() return { {...}, ... } end  -- extra points, each an option table
 --   metrics  = { "distinct_2", "length", novelty = function(ctx, result) return ... end }
+--              (none: length, tokens_per_s, distinct_2, rep_rate; slua.sweep.metrics)
 --   steps    = false                    -- keep the recipe's per-step details in results
 --   plot     = { x = "repetition_penalty", series = "dola_layers" }  -- default: swept keys
 --   cost     = function(options) return n end  -- relative cost of a run, for sharding
