@@ -28,7 +28,7 @@ return sl.recipe{
     local mature = opt.mature_layer >= 0 and opt.mature_layer or nil
     ctx.candidates = sl.try_option(dola.layers, opt.dola_layers, ctx.model)   -- HF's "low"/"high" rule, or a list
     if mature and #ctx.candidates > 1 then sl.option_error("mature_layer", "-1 unless --dola-layers names one layer", opt.mature_layer) end
-    if opt.format == "text" then io.stderr:write("dola: candidate layers ", table.concat(ctx.candidates, ","), "\n") end
+    if ctx.cli and opt.format == "text" then io.stderr:write("dola: candidate layers ", table.concat(ctx.candidates, ","), "\n") end
     ctx.mature = mature
     return dola.session_layers(ctx.candidates, mature)
   end,

@@ -54,7 +54,7 @@ return contrast.recipe{
       end
     end
     ctx.extra.skip_span, ctx.extra.span_source = span, source
-    contrast.announce(opt, span, source)
+    contrast.announce(ctx, span, source)
     return ctx.session:fork{ skip = skiplayer.blocks(span) }
   end,
 }

@@ -28,7 +28,7 @@ return contrast.recipe{
       span, source = contrast.heuristic_span(opt, n_layer, "sl-h")
     end
     ctx.extra.skip_span, ctx.extra.span_source = span, source
-    contrast.announce(opt, span, source)
+    contrast.announce(ctx, span, source)
     return ctx.session:fork{ skip = skiplayer.blocks(span) }
   end,
 }

@@ -40,6 +40,7 @@ local util = require "slua.util"
 local options = require "slua.options"
 local run = require "slua.run"
 local batch = require "slua.batch"
+local chat_options = require "slua.chat.options"
 
 local M = {}
 
@@ -116,8 +117,13 @@ function Recipe:options(flags)
   return run.options(self:argv(flags), self.spec.options, self.spec.input and "input")
 end
 
--- The --help text: the file's header comment, then every option with its default and rule.
-function Recipe:help() return options.help_of(self.file, self:declared()) end
+-- The --help text for these flags (their --model's generation_config.json gives defaults, as
+-- on the command line): the file's header comment, then every option with its default and rule.
+function Recipe:help(flags)
+  local declared = self:declared()
+  chat_options.apply_generation_config(self:argv(flags), declared)
+  return options.help_of(self.file, declared)
+end
 
 -- recipe:run(flags [, {model = m, sessions = cache}]) -> the result table its JSON mode prints,
 -- printing nothing. opts.model: a loaded model (else --model's is loaded); opts.sessions, a
@@ -156,6 +162,16 @@ end
 
 local loaded = {}
 
+-- Whether a file's text has a top-level `return` (a line that starts with it): a recipe file
+-- returns its value; a plain script has none, and is not run to find out.
+local function returns_value(path)
+  local f = io.open(path)
+  if not f then return false end
+  local text = f:read("a")
+  f:close()
+  return ("\n" .. text):find("\nreturn[%s%(]") ~= nil
+end
+
 -- sl.recipe.load(name | path | value) -> the recipe value its file returns (loaded once per
 -- path). A file that returns no recipe value (a plain script) is a usage failure.
 function M.load(name)
@@ -167,7 +183,7 @@ function M.load(name)
   if not chunk then
     util.fail(err:find("No such file", 1, true) and ("unknown recipe '%s' (no %s)"):format(name, path) or err, 2)
   end
-  local value = chunk()
+  local value = returns_value(path) and chunk() or nil
   if not M.is(value) then
     util.fail(("recipe %s: %s returns no sl.recipe{...} value (a plain script runs only as `slua %s`)")
       :format(name, path, name), 2)

@@ -100,9 +100,10 @@ function C.recipe(spec)
   }
 end
 
--- Tells the user which span runs (stderr in text mode, so stdout stays the text).
-function C.announce(opt, span, source)
-  if opt.format == "text" then
+-- Tells the user of the command line which span runs (stderr in text mode, so stdout stays
+-- the text); a run in process (recipe:run) prints nothing.
+function C.announce(ctx, span, source)
+  if ctx.cli and ctx.opt.format == "text" then
     io.stderr:write(("skiplayer: amateur skips decoder layers [%d, %d) (%s)\n"):format(span[1], span[2], source))
   end
 end
