@@ -132,5 +132,54 @@ T.case("sl.recipe checks its fields; a plain script is no recipe value but still
   T.raises(function() sl.recipe.load("no_such_recipe") end, "unknown recipe 'no_such_recipe'")
 end)
 
+T.case("no module of lua/slua writes a global or another module's fields, loading or running", function()
+  local script = tmp .. "/guard.lua"
+  local f = assert(io.open(script, "w"))
+  f:write([=[
+local written = {}
+setmetatable(_G, { __newindex = function(t, k, v) written[#written + 1] = tostring(k); rawset(t, k, v) end })
+local modules = {}
+for path in io.popen("cd " .. SLUA_ROOT .. "/lua && find slua -name '*.lua' ! -path 'slua/cmd/*' | sort"):lines() do
+  local name = path:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+  modules[#modules + 1] = name
+  require(name)
+end
+-- every field of every loaded module, by identity
+local function snapshot()
+  local snap = {}
+  for name, mod in pairs(package.loaded) do
+    if type(mod) == "table" and (name == "slua" or name:match("^slua%.") or name:match("^recipes%.")) then
+      for k, v in pairs(mod) do snap[name .. "." .. tostring(k)] = v end
+    end
+  end
+  return snap
+end
+local sl = require "slua"
+local model = sl.check(sl.load())
+for _, name in ipairs{ "greedy", "dola", "skiplayer_slh", "beam_search", "speculative", "logit_lens" } do require("recipes." .. name) end
+local before = snapshot()
+for _, name in ipairs{ "greedy", "dola", "skiplayer_slh", "beam_search", "speculative", "logit_lens" } do
+  require("recipes." .. name):run({ max_new_tokens = 2, format = "json" }, { model = model })
+end
+sl.generate_many{ recipe = "dola", runs = { { prompt = "A" }, { prompt = "B" } }, model = model, options = { max_new_tokens = 2 } }
+require("slua.eval").generate(model, "Q: 1+1?\nA:", { recipe = "dola", max_new_tokens = 2 }, { "\n" })
+local conv = require("slua.chat.conversation").new(model, sl.recipe.load("dola"),
+  sl.recipe.load("dola"):options{ max_new_tokens = 2 }, { template = "chatml" })
+conv:add("user", "Hi")
+conv:reply()
+local after, changed = snapshot(), {}
+for k, v in pairs(before) do if after[k] ~= v then changed[#changed + 1] = k end end
+for k in pairs(after) do if before[k] == nil then changed[#changed + 1] = k end end
+table.sort(changed)
+io.write(#modules, " modules; globals written: ", table.concat(written, ","), "; fields changed: ", table.concat(changed, ","), "\n")
+]=])
+  f:close()
+  local out, err, code = exec{ script }
+  T.eq(code, 0, "guard script: " .. err)
+  local n = tonumber(out:match("^(%d+) modules"))
+  T.truthy(n and n >= 45, "every module loaded: " .. out)
+  T.truthy(out:find("globals written: ; fields changed: \n", 1, true), out)
+end)
+
 os.execute("rm -rf " .. T.q(tmp))
 T.finish()
