@@ -16,7 +16,7 @@ local util = require "slua.util"
 local M = {}
 for k, v in pairs(util) do M[k] = v end
 
-M.chat = require "slua.chat"  -- chat templates; adds model:apply_chat_template
+M.chat = require "slua.chat"  -- chat templates (model:apply_chat_template calls sl.chat.apply)
 
 ---------------------------------------------------------------------------- recipes and generation
 

@@ -272,13 +272,4 @@ function chat.apply(model, messages, opts)
   return text, tok:encode(text, { special = false })
 end
 
--- Adds apply_chat_template to the Model class of slua.core.
-function chat.install(core)
-  local mt = debug.getregistry()["slua.Model"]
-  if not (core and mt and mt.__index) then return end
-  local _, methods = debug.getupvalue(mt.__index, 1)
-  if type(methods) == "table" then methods.apply_chat_template = chat.apply end
-end
-chat.install(package.loaded["slua.core"])
-
 return chat
