@@ -9,7 +9,9 @@
 --     amateurs = function(ctx) return { session } end,       -- sessions stepped in lockstep
 --     scores = function(ctx) return scores, info end,        -- default: the final logits
 --     processors = function(ctx) return { ... } end,         -- a list, a chain, or a function
---                                          -- returning one; default sl.processors.standard(ctx.opt)
+--                                          -- returning one (per run: stateful processors such as
+--                                          -- mirostat need the function); default
+--                                          -- sl.processors.standard(ctx.opt)
 --     sample = false,                      -- default: ctx.opt.do_sample
 --     eos = function(ctx) return ids end,  -- default: the model's EOS ids
 --     run = function(ctx) return result end,  -- a loop of its own (beam search, speculative
