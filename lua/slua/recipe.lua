@@ -187,8 +187,7 @@ function M.load(name)
   end
   local value = returns_value(path) and chunk() or nil
   if not M.is(value) then
-    util.fail(("recipe %s: %s returns no sl.recipe{...} value (a plain script runs only as `slua %s`)")
-      :format(name, path, name), 2)
+    util.fail(("%s: returns no sl.recipe{...} value (a plain script runs only as `slua %s`)"):format(path, name), 2)
   end
   value.file, value.spec.file = path, path
   loaded[path] = value

@@ -42,7 +42,10 @@ if not has_max then table.insert(recipe_argv, "--max-new-tokens"); table.insert(
 
 -- The recipe's value gives the decoder (its session, scores, processors and sampling); one with
 -- a loop of its own (beam search, speculative decoding) cannot take turns.
-local decoder = recipe_of.load(recipe)
+local loaded, decoder = pcall(recipe_of.load, recipe)
+if not loaded then
+  sl.fail(("--recipe %s: %s"):format(recipe, type(decoder) == "table" and decoder.message or tostring(decoder)), 2)
+end
 if decoder.spec.run then
   sl.fail(("--recipe %s: the recipe runs its own decoding loop, not the one-token loop, so it cannot take turns in a chat")
     :format(recipe), 2)
