@@ -1,11 +1,11 @@
 -- Cost of beam reordering: beam search with copies of only the rows after the beams' shared
--- prefix (what slua.beam does) against copies of whole KV caches, and the time of the search.
+-- prefix (what slua.decoders.beam does) against copies of whole KV caches, and the time of the search.
 --
 -- Usage: slua bench/beam.lua --model DIR [--threads 1] [--beams 4] [--new-tokens 32]
 --        [--prompt-len 128] [--runs 3]
 -- Prints positions copied per step, the median search time of each scheme and their ratio.
 local sl = require "slua"
-local beam = require "slua.beam"
+local beam = require "slua.decoders.beam"
 
 local opt = sl.options(arg, { model = "", threads = 1, beams = 4, new_tokens = 32, prompt_len = 128, runs = 3 })
 sl.set_threads(opt.threads)

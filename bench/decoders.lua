@@ -9,7 +9,7 @@
 -- comparison, the same amateur as an unforked session; and the expert alone. The ideal amateur
 -- cost with sharing is (N - start) / N of the expert.
 local sl = require "slua"
-local dola = require "slua.dola"
+local dola = require "slua.decoders.dola"
 
 local opt = sl.options(arg, { model = "", threads = 2, steps = 32, runs = 5, prompt_len = 64, span = "" })
 sl.set_threads(opt.threads)
@@ -70,8 +70,8 @@ local function pair_time(forked)
   local amateur_times, total_times = {}, {}
   for r = 1, opt.runs do
     local expert = model:session()
-    local amateur = forked and expert:fork{ skip = require("slua.skiplayer").blocks(span) }
-      or model:session{ skip = require("slua.skiplayer").blocks(span) }
+    local amateur = forked and expert:fork{ skip = require("slua.decoders.skiplayer").blocks(span) }
+      or model:session{ skip = require("slua.decoders.skiplayer").blocks(span) }
     local e, a = expert:prefill(prompt), amateur:prefill(prompt)
     local ta, t0 = 0, sl.clock()
     for _ = 1, opt.steps do
@@ -102,7 +102,7 @@ local function batched_pair_step(ss, outs)
 end
 local function batched_pair()
   local expert = model:session()
-  return { expert, expert:fork{ skip = require("slua.skiplayer").blocks(span) } }
+  return { expert, expert:fork{ skip = require("slua.decoders.skiplayer").blocks(span) } }
 end
 local pair_times, pair_ratios = {}, {}
 for r = 1, opt.runs do

@@ -8,7 +8,7 @@
 -- Prints one line per configuration (median seconds over runs, tokens/s, speed-up against the
 -- greedy median, measured mean accepted tokens per round) and a JSON line at the end.
 local sl = require "slua"
-local speculative = require "slua.speculative"
+local speculative = require "slua.decoders.speculative"
 
 local opt = sl.options(arg, { model = "", threads = 1, new_tokens = 64, runs = 3, prompt_len = 32,
                               k = "2,4,8", skip = "", rates = "0,0.5,0.8,0.9,1" })

@@ -16,28 +16,32 @@
 -- sequences best first, with HF's new_ids (a finished one ends with the first EOS id) and the
 -- EOS that ended it; Ctrl-C gives the best hypotheses so far.
 local sl = require "slua"
-local beam = require "slua.beam"
-local decode = require "slua.decode"
+local beam = require "slua.decoders.beam"
+local decode = require "slua.decoders.decode"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  num_beams = 4, num_beam_groups = 1, diversity_penalty = 0.0, num_return_sequences = 1,
-  length_penalty = 1.0, early_stopping = "false", eos_token_id = "",
-  repetition_penalty = 1.0, no_repeat_ngram_size = 0,
-  eos_decay_start = { default = 0, min = 0, help = "EOS reward: new tokens before it starts" },
-  eos_decay_factor = { default = 1.0, gt = 0, help = "EOS reward: factor ^ (tokens past the start) (1 = off)" },
-})
-
-decode.run("beam_search", opt, function(model, prompt, progress)
-  local eos = decode.eos_ids(opt, model)
-  local custom = {}
-  if opt.eos_decay_factor ~= 1 then custom[1] = P.exp_decay_length(opt.eos_decay_start, opt.eos_decay_factor, eos) end
-  local chain = sl.chain(P.standard(opt, custom))
-  if opt.num_beam_groups > 1 then chain:insert(1, P.hamming_diversity(opt.diversity_penalty)) end
-  return beam.search{
-    model = model, prompt = prompt, chain = chain, eos = eos, progress = progress, session = { kv_type = opt.kv_type },
-    num_beams = opt.num_beams, num_beam_groups = opt.num_beam_groups, max_new_tokens = opt.max_new_tokens,
-    length_penalty = opt.length_penalty, num_return_sequences = opt.num_return_sequences,
-    early_stopping = decode.early_stopping(opt.early_stopping),
-  }
-end)
+return sl.recipe{
+  name = "beam_search",
+  options = {
+    num_beams = 4, num_beam_groups = 1, diversity_penalty = 0.0, num_return_sequences = 1,
+    length_penalty = 1.0, early_stopping = "false", eos_token_id = "",
+    repetition_penalty = 1.0, no_repeat_ngram_size = 0,
+    eos_decay_start = { default = 0, min = 0, help = "EOS reward: new tokens before it starts" },
+    eos_decay_factor = { default = 1.0, gt = 0, help = "EOS reward: factor ^ (tokens past the start) (1 = off)" },
+  },
+  run = decode.search(function(ctx, progress)
+    local opt, model = ctx.opt, ctx.model
+    local eos = decode.eos_ids(opt, model)
+    local custom = {}
+    if opt.eos_decay_factor ~= 1 then custom[1] = P.exp_decay_length(opt.eos_decay_start, opt.eos_decay_factor, eos) end
+    local chain = sl.chain(P.standard(opt, custom))
+    if opt.num_beam_groups > 1 then chain:insert(1, P.hamming_diversity(opt.diversity_penalty)) end
+    return beam.search{
+      model = model, prompt = ctx.prompt, chain = chain, eos = eos, progress = progress, on_step = progress.on_step,
+      session = { kv_type = opt.kv_type },
+      num_beams = opt.num_beams, num_beam_groups = opt.num_beam_groups, max_new_tokens = opt.max_new_tokens,
+      length_penalty = opt.length_penalty, num_return_sequences = opt.num_return_sequences,
+      early_stopping = decode.early_stopping(opt.early_stopping),
+    }
+  end),
+}

@@ -8,23 +8,25 @@
 -- ln alpha. Both models must share the vocabulary (checked). Without --amateur, the expert is
 -- its own amateur (a degenerate but runnable check).
 local sl = require "slua"
-local contrast = require "slua.contrast"
+local contrast = require "slua.decoders.contrast"
 
-local opt = sl.run_options(arg, contrast.options_with{
-  amateur = { default = "", type = "string", help = "the amateur model's directory (\"\" = the expert)" },
-  contrast = "logprob", amateur_temperature = 0.5,
-})
-
-contrast.generate("contrastive", opt, function(ctx, extra)
-  local dir = opt.amateur ~= "" and opt.amateur or ctx.model.path
-  local amateur = sl.check(sl.load(dir, { weights = ctx.model.weights }))
-  if amateur.n_vocab ~= ctx.model.n_vocab then
-    sl.fail(("%s: vocabulary of %d ids, the expert has %d"):format(dir, amateur.n_vocab, ctx.model.n_vocab))
-  end
-  if amateur.tokenizer and ctx.tokenizer then
-    local same, at = amateur.tokenizer:same_vocab(ctx.tokenizer)
-    if not same then sl.fail(("%s: tokenizer differs from the expert's at id %d"):format(dir, at)) end
-  end
-  extra.amateur = dir
-  return amateur:session{ kv_type = ctx.opt.kv_type }
-end)
+return contrast.recipe{
+  name = "contrastive",
+  options = contrast.options_with{
+    amateur = { default = "", type = "string", help = "the amateur model's directory (\"\" = the expert)" },
+    contrast = "logprob", amateur_temperature = 0.5,
+  },
+  amateur = function(ctx)
+    local dir = ctx.opt.amateur ~= "" and ctx.opt.amateur or ctx.model.path
+    local amateur = sl.check(sl.load(dir, { weights = ctx.model.weights }))
+    if amateur.n_vocab ~= ctx.model.n_vocab then
+      sl.fail(("%s: vocabulary of %d ids, the expert has %d"):format(dir, amateur.n_vocab, ctx.model.n_vocab))
+    end
+    if amateur.tokenizer and ctx.tokenizer then
+      local same, at = amateur.tokenizer:same_vocab(ctx.tokenizer)
+      if not same then sl.fail(("%s: tokenizer differs from the expert's at id %d"):format(dir, at)) end
+    end
+    ctx.extra.amateur = dir
+    return amateur:session{ kv_type = ctx.opt.kv_type }
+  end,
+}

@@ -10,22 +10,22 @@
 -- in one pass (session:eval_branches, as HF's batch of k); the chosen one is then evaluated
 -- for good. JSON steps add top_k_ids, top_k_probs and degeneration_penalty.
 local sl = require "slua"
-local decode = require "slua.decode"
+local decode = require "slua.decoders.decode"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  penalty_alpha = 0.6, eos_token_id = "", repetition_penalty = 1.0,
-  top_k = { default = 4, min = 1, help = "candidates evaluated at each step" },
-})
-local chain = sl.chain(P.standard(opt))
-local alpha = opt.penalty_alpha
-
-sl.generate{
-  recipe = "contrastive_search", opt = opt, sample = false, chain = sl.chain{},
+return sl.recipe{
+  name = "contrastive_search",
+  options = {
+    penalty_alpha = 0.6, eos_token_id = "", repetition_penalty = 1.0,
+    top_k = { default = 4, min = 1, help = "candidates evaluated at each step" },
+  },
+  sample = false, processors = {},            -- the chain runs inside scores, before the softmax
   session = { keep_hidden = true },
-  eos = function(model) return decode.eos_ids(opt, model) end,
+  eos = function(ctx) return decode.eos_ids(ctx.opt, ctx.model) end,
   scores = function(ctx)
-    local probs = chain(ctx, ctx.out.logits):softmax()
+    local opt, alpha = ctx.opt, ctx.opt.penalty_alpha
+    ctx.candidate_chain = ctx.candidate_chain or sl.chain(P.standard(opt))
+    local probs = ctx.candidate_chain(ctx, ctx.out.logits):softmax()
     local scores = sl.logits(#probs, -math.huge)
     local info = { top_k_ids = {}, top_k_probs = {}, degeneration_penalty = {} }
     for i, pair in ipairs(probs:top(opt.top_k)) do info.top_k_ids[i], info.top_k_probs[i] = pair[1], pair[2] end

@@ -9,12 +9,6 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  ban = { default = "", type = "string", help = "comma-separated words never generated" },
-  boost_prompt = { default = 0.5, help = "bonus added to the prompt's tokens" },
-  repetition_penalty = 1.1,
-})
-
 local function ban_words(words)
   local ids = {}
   return P.fn("ban_words", function(ctx, scores)
@@ -40,5 +34,16 @@ local function boost_prompt(bonus)
   end
 end
 
-local chain = sl.chain{ P.repetition_penalty(opt.repetition_penalty), ban_words(opt.ban), boost_prompt(opt.boost_prompt) }
-sl.generate{ recipe = "custom_processor", opt = opt, chain = chain }
+return sl.recipe{
+  name = "custom_processor",
+  options = {
+    ban = { default = "", type = "string", help = "comma-separated words never generated" },
+    boost_prompt = { default = 0.5, help = "bonus added to the prompt's tokens" },
+    repetition_penalty = 1.1,
+  },
+  -- built once per run, so each run has its own processors (and their state)
+  processors = function(ctx)
+    local opt = ctx.opt
+    return { P.repetition_penalty(opt.repetition_penalty), ban_words(opt.ban), boost_prompt(opt.boost_prompt) }
+  end,
+}

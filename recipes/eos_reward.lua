@@ -10,12 +10,18 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  mode = { default = "exp", choices = { "exp", "linear" }, help = "the reward's shape" },
-  start = { default = 32, min = 0, help = "tokens generated before the reward starts" },
-  factor = { default = 1.05, gt = 0, help = "exp: growth factor per token past start" },
-  bonus = { default = 5.0, help = "linear: the reward at max_new_tokens" },
-  repetition_penalty = 1.0,
-})
-local reward = opt.mode == "exp" and P.exp_decay_length(opt.start, opt.factor) or P.eos_linear(opt.bonus, opt.start)
-sl.generate{ recipe = "eos_reward", opt = opt, chain = sl.chain(P.standard(opt, { reward })) }
+return sl.recipe{
+  name = "eos_reward",
+  options = {
+    mode = { default = "exp", choices = { "exp", "linear" }, help = "the reward's shape" },
+    start = { default = 32, min = 0, help = "tokens generated before the reward starts" },
+    factor = { default = 1.05, gt = 0, help = "exp: growth factor per token past start" },
+    bonus = { default = 5.0, help = "linear: the reward at max_new_tokens" },
+    repetition_penalty = 1.0,
+  },
+  processors = function(ctx)
+    local opt = ctx.opt
+    local reward = opt.mode == "exp" and P.exp_decay_length(opt.start, opt.factor) or P.eos_linear(opt.bonus, opt.start)
+    return P.standard(opt, { reward })
+  end,
+}

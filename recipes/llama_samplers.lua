@@ -14,23 +14,23 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, repetition_penalty = 1.0,
-  top_n_sigma = { default = 0.0, min = 0, help = "keep tokens within n standard deviations of the best (0 = off)" },
-  xtc_probability = { default = 0.0, min = 0, max = 1, help = "XTC: chance per step of excluding the top choices (0 = off)" },
-  xtc_threshold = { default = 0.1, min = 0, max = 1, help = "XTC: tokens with p >= this are top choices" },
-  dry_multiplier = { default = 0.0, min = 0, help = "DRY: penalty scale (0 = off)" },
-  dry_base = { default = 1.75, min = 1, help = "DRY: penalty base, raised to the repeat length past the allowed one" },
-  dry_allowed_length = { default = 2, min = 1, help = "DRY: repeats this long go unpenalised" },
-  dry_penalty_last_n = { default = 0, min = 0, help = "DRY: look at the last N tokens only (0 = all)" },
-  dry_breakers = { default = '\n|:|"|*', help = "DRY: strings that end a repeat, separated by |" },
-  mirostat_tau = { default = 0.0, min = 0, help = "mirostat v2: target surprise (0 = off)" },
-  mirostat_eta = { default = 0.1, min = 0, help = "mirostat v2: learning rate" },
-})
-
-sl.generate{
-  recipe = "llama_samplers", opt = opt, sample = true,
-  chain = function(model)
+return sl.recipe{
+  name = "llama_samplers", sample = true,
+  options = {
+    temperature = 0.8, top_k = 40, top_p = 0.95, min_p = 0.05, repetition_penalty = 1.0,
+    top_n_sigma = { default = 0.0, min = 0, help = "keep tokens within n standard deviations of the best (0 = off)" },
+    xtc_probability = { default = 0.0, min = 0, max = 1, help = "XTC: chance per step of excluding the top choices (0 = off)" },
+    xtc_threshold = { default = 0.1, min = 0, max = 1, help = "XTC: tokens with p >= this are top choices" },
+    dry_multiplier = { default = 0.0, min = 0, help = "DRY: penalty scale (0 = off)" },
+    dry_base = { default = 1.75, min = 1, help = "DRY: penalty base, raised to the repeat length past the allowed one" },
+    dry_allowed_length = { default = 2, min = 1, help = "DRY: repeats this long go unpenalised" },
+    dry_penalty_last_n = { default = 0, min = 0, help = "DRY: look at the last N tokens only (0 = all)" },
+    dry_breakers = { default = '\n|:|"|*', help = "DRY: strings that end a repeat, separated by |" },
+    mirostat_tau = { default = 0.0, min = 0, help = "mirostat v2: target surprise (0 = off)" },
+    mirostat_eta = { default = 0.1, min = 0, help = "mirostat v2: learning rate" },
+},
+  processors = function(ctx)
+    local opt, model = ctx.opt, ctx.model
     local chain = sl.chain{}
     if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
     if opt.dry_multiplier > 0 then

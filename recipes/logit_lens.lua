@@ -9,42 +9,46 @@
 -- --max-new-tokens N the greedy continuation is appended first. --svg writes a heatmap
 -- (layers x positions, cell = top-1 token, colour = probability or entropy).
 local sl = require "slua"
-local lens = require "slua.lens"
+local lens = require "slua.decoders.lens"
 
-local opt = sl.run_options(arg, {
-  lens = { default = "norm", choices = { "norm", "raw" }, help = "with or without the final norm" },
-  lang = { default = "", choices = { "", "zh", "ja", "ko", "ru", "ar", "hi", "en" }, help = "script of the language ratio" },
-  svg = { default = "", type = "string", help = "write the heatmap to this file" },
-  color = { default = "prob", choices = { "prob", "entropy" }, help = "what the heatmap's colour shows" },
-  max_new_tokens = { default = 0, min = 0, help = "extend the prompt with this many greedy tokens first" },
-}, "input")
-sl.set_threads(opt.threads)
-local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
-local ids = sl.prompt_ids(model, opt)
-if opt.max_new_tokens > 0 then                     -- extend with the greedy continuation
-  local s <close> = model:session()
-  local out = s:prefill(ids)
-  for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
-    local id = out.logits:argmax()
-    ids[#ids + 1] = id
-    if model:is_eos(id) then break end
-    out = s:step(id)
-  end
-end
-local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil })
-if opt.svg ~= "" then
-  local f = io.open(opt.svg, "w") or sl.fail("option --svg: cannot write " .. opt.svg)
-  f:write(lens.svg(profile, { lens = opt.lens, color = opt.color, title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") }))
-  f:close()
-end
-if opt.format == "json" then
-  io.write(sl.json.encode(profile), "\n")
-  return
-end
-print(("%-6s %8s %10s %s  top-1 per position"):format("layer", "entropy", "dola-div", opt.lang ~= "" and (opt.lang .. "-ratio") or ""))
-for i = #profile.layers, 1, -1 do
-  local row = {}
-  for _, p in ipairs(profile.positions) do row[#row + 1] = "[" .. p.cells[i].text:gsub("\n", "\\n") .. "]" end
-  print(("%-6d %8.3f %10.2e %s  %s"):format(profile.layers[i], profile.entropy[i], profile.divergence[i],
-    profile.lang_ratio and ("%8.2f"):format(profile.lang_ratio[i]) or "", table.concat(row, " ")))
-end
+return sl.recipe{
+  name = "logit_lens", input = true,
+  options = {
+    lens = { default = "norm", choices = { "norm", "raw" }, help = "with or without the final norm" },
+    lang = { default = "", choices = { "", "zh", "ja", "ko", "ru", "ar", "hi", "en" }, help = "script of the language ratio" },
+    svg = { default = "", type = "string", help = "write the heatmap to this file" },
+    color = { default = "prob", choices = { "prob", "entropy" }, help = "what the heatmap's colour shows" },
+    max_new_tokens = { default = 0, min = 0, help = "extend the prompt with this many greedy tokens first" },
+  },
+  run = function(ctx)                              -- the result is the profile
+    local opt, model = ctx.opt, ctx.model
+    local ids = sl.prompt_ids(model, opt)
+    if opt.max_new_tokens > 0 then                 -- extend with the greedy continuation
+      local s <close> = model:session()
+      local out = s:prefill(ids)
+      for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
+        local id = out.logits:argmax()
+        ids[#ids + 1] = id
+        if model:is_eos(id) then break end
+        out = s:step(id)
+      end
+    end
+    local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil })
+    if opt.svg ~= "" then
+      local f = io.open(opt.svg, "w") or sl.fail("option --svg: cannot write " .. opt.svg)
+      f:write(lens.svg(profile, { lens = opt.lens, color = opt.color, title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") }))
+      f:close()
+    end
+    return profile
+  end,
+  text = function(profile, ctx)
+    local lang = ctx.opt.lang
+    print(("%-6s %8s %10s %s  top-1 per position"):format("layer", "entropy", "dola-div", lang ~= "" and (lang .. "-ratio") or ""))
+    for i = #profile.layers, 1, -1 do
+      local row = {}
+      for _, p in ipairs(profile.positions) do row[#row + 1] = "[" .. p.cells[i].text:gsub("\n", "\\n") .. "]" end
+      print(("%-6d %8.3f %10.2e %s  %s"):format(profile.layers[i], profile.entropy[i], profile.divergence[i],
+        profile.lang_ratio and ("%8.2f"):format(profile.lang_ratio[i]) or "", table.concat(row, " ")))
+    end
+  end,
+}

@@ -8,36 +8,38 @@
 -- "layers": {"2": {"raw": [...], "norm": [...], "hidden": [...]}}}; text prints top tokens.
 local sl = require "slua"
 
-local opt = sl.run_options(arg, {
-  layers = { default = "", type = "ids", model_check = sl.option_rules.layers(0), help = "layers to dump, e.g. 0,2,5" },
-  top = { default = 5, min = 1, help = "text mode: tokens shown per vector" },
-}, "input")
-sl.set_threads(opt.threads)
-local model <close> = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
-sl.check_options(opt, model)
-local layers = sl.parse_ids(opt.layers, "layers")
-local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = true }
-local out = s:prefill(sl.prompt_ids(model, opt), { all_logits = true })
-
-local result = { final = out:all_logits(), layers = {} }
-for _, l in ipairs(layers) do
-  result.layers[tostring(l)] = { raw = out:layer_logits(l, "raw"), norm = out:layer_logits(l, "norm"), hidden = out:hidden(l) }
-end
-if opt.format == "json" then
-  io.write(sl.json.encode(result), "\n")
-  return
-end
-local tok = model.tokenizer
-local function show(name, z)
-  local parts = {}
-  for _, pair in ipairs(z:top(opt.top)) do
-    local piece = tok and tok:decode(pair[1]) or tostring(pair[1])
-    parts[#parts + 1] = ("%q %.3f"):format(piece, pair[2])
-  end
-  print(("%-10s %s"):format(name, table.concat(parts, "  ")))
-end
-show("final", out.logits)
-for _, l in ipairs(layers) do
-  show(("L%d raw"):format(l), out:layer_logits(l, "raw"))
-  show(("L%d norm"):format(l), out:layer_logits(l, "norm"))
-end
+return sl.recipe{
+  name = "logits", input = true,
+  options = {
+    layers = { default = "", type = "ids", model_check = sl.option_rules.layers(0), help = "layers to dump, e.g. 0,2,5" },
+    top = { default = 5, min = 1, help = "text mode: tokens shown per vector" },
+  },
+  run = function(ctx)
+    local model = ctx.model
+    local layers = sl.parse_ids(ctx.opt.layers, "layers")
+    ctx.session = model:session{ layers = layers, raw = true, norm = true, hidden = true }
+    local out = ctx.session:prefill(sl.prompt_ids(model, ctx.opt), { all_logits = true })
+    ctx.out = out                                  -- text mode shows its top tokens
+    local result = { final = out:all_logits(), layers = {} }
+    for _, l in ipairs(layers) do
+      result.layers[tostring(l)] = { raw = out:layer_logits(l, "raw"), norm = out:layer_logits(l, "norm"), hidden = out:hidden(l) }
+    end
+    return result
+  end,
+  text = function(result, ctx)
+    local tok, out = ctx.model.tokenizer, ctx.out
+    local function show(name, z)
+      local parts = {}
+      for _, pair in ipairs(z:top(ctx.opt.top)) do
+        local piece = tok and tok:decode(pair[1]) or tostring(pair[1])
+        parts[#parts + 1] = ("%q %.3f"):format(piece, pair[2])
+      end
+      print(("%-10s %s"):format(name, table.concat(parts, "  ")))
+    end
+    show("final", out.logits)
+    for _, l in ipairs(sl.parse_ids(ctx.opt.layers, "layers")) do
+      show(("L%d raw"):format(l), out:layer_logits(l, "raw"))
+      show(("L%d norm"):format(l), out:layer_logits(l, "norm"))
+    end
+  end,
+}

@@ -11,17 +11,20 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  repetition_penalty = 1.2,
-  window = { default = 0, min = 0, help = "look at the last N tokens only (0 = all)" },
-  exclude_prompt = { default = false, help = "do not penalise the prompt's tokens" },
-  exempt = { default = "", type = "ids", model_check = sl.option_rules.vocab_ids, help = "ids never penalised" },
-})
-
-local penalty = P.repetition_penalty(opt.repetition_penalty, {
-  window = opt.window > 0 and opt.window or nil,
-  include_prompt = not opt.exclude_prompt,
-  exempt = sl.parse_ids(opt.exempt, "exempt"),
-})
-
-sl.generate{ recipe = "repetition_penalty", opt = opt, chain = sl.chain{ penalty }, sample = false }
+return sl.recipe{
+  name = "repetition_penalty", sample = false,
+  options = {
+    repetition_penalty = 1.2,
+    window = { default = 0, min = 0, help = "look at the last N tokens only (0 = all)" },
+    exclude_prompt = { default = false, help = "do not penalise the prompt's tokens" },
+    exempt = { default = "", type = "ids", model_check = sl.option_rules.vocab_ids, help = "ids never penalised" },
+  },
+  processors = function(ctx)
+    local opt = ctx.opt
+    return { P.repetition_penalty(opt.repetition_penalty, {
+      window = opt.window > 0 and opt.window or nil,
+      include_prompt = not opt.exclude_prompt,
+      exempt = sl.parse_ids(opt.exempt, "exempt"),
+    }) }
+  end,
+}

@@ -13,18 +13,22 @@
 local sl = require "slua"
 local P = sl.processors
 
-local opt = sl.run_options(arg, {
-  temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
-  typical_p = 1.0, epsilon_cutoff = 0.0, eta_cutoff = 0.0,
-})
-local chain = sl.chain{}
-if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
-if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
-if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
-if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
-if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
-if opt.typical_p < 1 then chain:insert(P.typical_p(opt.typical_p)) end
-if opt.epsilon_cutoff > 0 then chain:insert(P.epsilon(opt.epsilon_cutoff)) end
-if opt.eta_cutoff > 0 then chain:insert(P.eta(opt.eta_cutoff)) end
-
-sl.generate{ recipe = "sample", opt = opt, chain = chain, sample = true }
+return sl.recipe{
+  name = "sample", sample = true,
+  options = {
+    temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0,
+    typical_p = 1.0, epsilon_cutoff = 0.0, eta_cutoff = 0.0,
+  },
+  processors = function(ctx)
+    local opt, chain = ctx.opt, sl.chain{}
+    if opt.repetition_penalty ~= 1 then chain:insert(P.repetition_penalty(opt.repetition_penalty)) end
+    if opt.temperature ~= 1 then chain:insert(P.temperature(opt.temperature)) end
+    if opt.top_k > 0 then chain:insert(P.top_k(opt.top_k)) end
+    if opt.top_p < 1 then chain:insert(P.top_p(opt.top_p)) end
+    if opt.min_p > 0 then chain:insert(P.min_p(opt.min_p)) end
+    if opt.typical_p < 1 then chain:insert(P.typical_p(opt.typical_p)) end
+    if opt.epsilon_cutoff > 0 then chain:insert(P.epsilon(opt.epsilon_cutoff)) end
+    if opt.eta_cutoff > 0 then chain:insert(P.eta(opt.eta_cutoff)) end
+    return chain
+  end,
+}

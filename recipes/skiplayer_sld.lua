@@ -2,7 +2,7 @@
 --
 -- Usage: slua recipes/skiplayer_sld.lua [--prefix-file FILE | --prefix-ids 1,2,3]
 --        [--sld-rule official|community] [--fallback sl-h|none] [--span-seed 2023]
---        [--skip-layers START,END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
+--        [--skip-blocks START:END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
 --        [--amateur-temperature 1.0] plus the common flags
 -- Once per prompt, the entropy profile Y[l] of the logit lens (with the final norm) is
 -- averaged over the few-shot prefix (--prefix-file, else the prompt minus its last
@@ -13,12 +13,10 @@
 -- SL-H (< 10 layers, like the bundled one) then skips its middle block(s), as in
 -- skiplayer_slh.lua (--small-model-span). Scores as in SL-H.
 local sl = require "slua"
-local contrast = require "slua.contrast"
-local skiplayer = require "slua.skiplayer"
+local contrast = require "slua.decoders.contrast"
+local skiplayer = require "slua.decoders.skiplayer"
 
-local opt = sl.run_options(arg, contrast.options_with(contrast.sld_options))
-
-local function prefix_ids(model)
+local function prefix_ids(model, opt)
   local ids, text = sl.parse_ids(opt.prefix_ids, "prefix-ids"), opt.prompt
   if opt.prefix_file ~= "" then
     local f = io.open(opt.prefix_file) or sl.fail("option --prefix-file: cannot open " .. opt.prefix_file, 2)
@@ -37,21 +35,26 @@ local function prefix_ids(model)
   return ids
 end
 
-contrast.generate("skiplayer_sld", opt, function(ctx, extra)
-  local span, source
-  if opt.skip_layers ~= "" then
-    span, source = contrast.parse_span(opt.skip_layers, ctx.model.n_layer), "explicit"
-  else
-    local profile
-    span, profile = skiplayer.dynamic_span(ctx.model, prefix_ids(ctx.model), opt.sld_rule)
-    extra.entropy_profile, source = profile, "sl-d, " .. opt.sld_rule .. " rule"
-    if not span then
-      if opt.fallback ~= "sl-h" then sl.fail("SL-D: no layer qualifies under the " .. opt.sld_rule .. " rule") end
-      io.stderr:write("skiplayer: SL-D found no qualifying layer; falling back to SL-H\n")
-      span, source = contrast.heuristic_span(opt, ctx.model.n_layer, "sl-h fallback")
+return contrast.recipe{
+  name = "skiplayer_sld",
+  options = contrast.options_with(contrast.sld_options),
+  amateur = function(ctx)
+    local opt, model = ctx.opt, ctx.model
+    local span, source
+    if opt.skip_blocks ~= "" then
+      span, source = contrast.parse_span(opt.skip_blocks, model.n_layer), "explicit"
+    else
+      local profile
+      span, profile = skiplayer.dynamic_span(model, prefix_ids(model, opt), opt.sld_rule)
+      ctx.extra.entropy_profile, source = profile, "sl-d, " .. opt.sld_rule .. " rule"
+      if not span then
+        if opt.fallback ~= "sl-h" then sl.fail("SL-D: no layer qualifies under the " .. opt.sld_rule .. " rule") end
+        io.stderr:write("skiplayer: SL-D found no qualifying layer; falling back to SL-H\n")
+        span, source = contrast.heuristic_span(opt, model.n_layer, "sl-h fallback")
+      end
     end
-  end
-  extra.skip_span, extra.span_source = span, source
-  contrast.announce(opt, span, source)
-  return ctx.session:fork{ skip = skiplayer.blocks(span) }
-end)
+    ctx.extra.skip_span, ctx.extra.span_source = span, source
+    contrast.announce(ctx, span, source)
+    return ctx.session:fork{ skip = skiplayer.blocks(span) }
+  end,
+}

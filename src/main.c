@@ -1,6 +1,7 @@
 /* slua — the host: runs a Lua 5.4 recipe with `require "slua"` available.
  *
- *   slua SCRIPT [--flag value ...]   run a script (a path, or a recipe name such as `greedy`)
+ *   slua SCRIPT [--flag value ...]   run a script (a path, or a recipe name such as `greedy`);
+ *                                    a script that returns a recipe value runs it
  *   slua --list                      the bundled recipes with their one-line descriptions
  *   slua --help | --version
  *
@@ -101,7 +102,8 @@ static void find_root(char *root, size_t size)
 static void set_paths(lua_State *L, const char *root)
 {
     lua_getglobal(L, "package");
-    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", root, root);
+    /* root/?.lua last: `require "recipes.dola"` gives a recipe's value */
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;", root, root, root);
     lua_getfield(L, -2, "path");
     lua_concat(L, 2);
     lua_setfield(L, -2, "path");
@@ -239,7 +241,16 @@ int main(int argc, char **argv)
     if (status == LUA_OK) {
         global_L = L;
         signal(SIGINT, on_sigint);
-        status = lua_pcall(L, 0, 0, base);
+        status = lua_pcall(L, 0, 1, base);
+        /* A recipe file returns its value (sl.recipe{...}): slua.recipe runs it as the command
+         * line; a plain script returns nothing and has already run. */
+        if (status == LUA_OK && !lua_isnil(L, -1)) {
+            status = luaL_loadstring(L, "local value = ... return require('slua.recipe').host(value, arg)");
+            if (status == LUA_OK) {
+                lua_insert(L, -2);
+                status = lua_pcall(L, 1, 0, base);
+            }
+        }
         signal(SIGINT, SIG_DFL);
     }
     int code = 0;

@@ -1,8 +1,8 @@
 -- SkipLayerCD: where the skipped span starts x the plausibility threshold alpha (stories260K).
 -- slua sweep examples/sweeps/skiplayer_span.lua
--- The grid is computed: one-block spans [s, s+1) for every block the model can skip.
+-- The grid is computed: each block s the model can skip, the span [s, s+1) (--skip-blocks s).
 local spans = {}
-for start = 1, 4 do spans[#spans + 1] = ("%d,%d"):format(start, start + 1) end
+for start = 1, 4 do spans[#spans + 1] = tostring(start) end
 
 return {
   name = "skiplayer-span",
@@ -10,7 +10,7 @@ return {
   recipe = "skiplayer_slh",
   prompts = "prompts.jsonl",
   fixed = { max_new_tokens = 64, beta = 0.5 },
-  grid = { skip_layers = spans, alpha = { 0.01, 0.05, 0.1, 0.3 } },
+  grid = { skip_blocks = spans, alpha = { 0.01, 0.05, 0.1, 0.3 } },
   metrics = {
     "distinct_2", "rep_rate",
     -- a metric of your own: share of steps where alpha's plausibility cut left one candidate
@@ -22,5 +22,5 @@ return {
       return #r.steps > 0 and n / #r.steps or 0
     end,
   },
-  plot = { x = "alpha", series = "skip_layers" },
+  plot = { x = "alpha", series = "skip_blocks" },
 }

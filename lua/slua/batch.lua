@@ -59,7 +59,6 @@ function M.slot() return slots[coroutine.running()] end
 function M.map(items, fn, opts)
   opts = opts or {}
   local width = math.max(1, math.floor(opts.batch or 8))
-  local run = require "slua.run"
   local results, running, free, next_item = {}, {}, {}, 1
   for s = width, 1, -1 do free[#free + 1] = s end
 
@@ -78,7 +77,6 @@ function M.map(items, fn, opts)
     return true
   end
 
-  local saved_arg = _G.arg  -- recipes run by jobs set it in turn
   local ok, err = pcall(function()
     while true do
       while #free > 0 and next_item <= #items do
@@ -86,7 +84,6 @@ function M.map(items, fn, opts)
         next_item = i + 1
         local job = { i = i, slot = table.remove(free), co = coroutine.create(function() return fn(items[i], i) end) }
         slots[job.co] = job.slot
-        run.inherit_host(job.co)
         if resume(job, nil) then running[#running + 1] = job end
       end
       if #running == 0 then break end
@@ -105,35 +102,11 @@ function M.map(items, fn, opts)
       running = still
     end
   end)
-  _G.arg = saved_arg
   if not ok then
     for _, job in ipairs(running) do coroutine.close(job.co) end
     error(err, 0)
   end
   return results
-end
-
--- batch.generate_many{recipe = "greedy", runs = {{prompt = "..."}, ...}, options = {...},
---                     model = m, batch = 8, on_result = function(i, result) end} -> results
--- Runs a recipe once per entry of runs (its flags as a table, over the shared options), up to
--- `batch` generations at once on one loaded model (default: the recipe loads --model's, once
--- per run), and returns each run's result table (what --format json prints), in run order.
-function M.generate_many(spec)
-  local run = require "slua.run"
-  local sl = require "slua"
-  if type(spec) ~= "table" or type(spec.runs) ~= "table" then
-    sl.fail("generate_many: wants {recipe = NAME, runs = {{flags}, ...}}")
-  end
-  local recipe = spec.recipe or "greedy"
-  local function one(flags)
-    local options = {}
-    for k, v in pairs(spec.options or {}) do options[k] = v end
-    for k, v in pairs(flags) do options[k] = v end
-    options.format = "json"
-    local results = run.invoke(recipe, options, { model = spec.model })
-    return results[#results] or sl.fail(("generate_many: recipe %s made no generation"):format(recipe))
-  end
-  return M.map(spec.runs, one, { batch = spec.batch, on_result = spec.on_result })
 end
 
 return M

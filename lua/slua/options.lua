@@ -12,7 +12,10 @@
 -- function(value, opt) returning a rule the value breaks ("> 0 when sampling") or nil, rule
 -- (the words --help shows for a check, after the range),
 -- model_check = function(value, model, opt) the same once the model is loaded (layers, token
--- ids; sl.generate runs these, other scripts call sl.check_options(opt, model)), and help. Options named like a well-known one (temperature, top_p, threads, ...) take its rule
+-- ids; the generation loop runs these, other scripts call sl.check_options(opt, model)), and
+-- help. An older name of an option is declared as { alias = "new_name", translate =
+-- function(text) -> the value in the new option's form | nil, rule, help }: its flag sets the
+-- new option, and the parsed options hold only the new name. Options named like a well-known one (temperature, top_p, threads, ...) take its rule
 -- from `known` below unless the spec says otherwise, so recipes get HF's rules for free.
 -- Every broken rule is a usage error: `slua: option --top-p must be in [0, 1] (got 2)`, exit 2.
 local core = require "slua.core"
@@ -120,6 +123,7 @@ local function spec_of(name, entry)
   else
     spec.default = entry
   end
+  if spec.alias then spec.type = "string" end
   if not spec.type then
     local t = type(spec.default)
     spec.type = t == "number" and (math.type(spec.default) == "integer" and "integer" or "number") or t
@@ -280,6 +284,13 @@ function O.help(script, specs)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- The help of a script from its declared options (plain defaults or specs, as O.parse takes).
+function O.help_of(script, declared)
+  local specs = {}
+  for k, entry in pairs(declared) do specs[k] = spec_of(k, entry) end
+  return O.help(script, specs)
+end
+
 ---------------------------------------------------------------------------- parsing
 
 -- sl.options(argv, declared) -> table of options.
@@ -287,10 +298,19 @@ end
 -- dashes and underscores are the same. --config FILE.json merges a JSON object first (flags
 -- after it override it); --help prints the script's header and its options, then exits.
 function O.parse(argv, declared)
-  local specs, opt = {}, {}
+  local specs, opt, aliases, all = {}, {}, {}, {}
   for k, entry in pairs(declared) do
-    specs[k] = spec_of(k, entry)
-    opt[k] = specs[k].default
+    local spec = spec_of(k, entry)
+    all[k] = spec
+    if spec.alias then aliases[k] = spec else specs[k], opt[k] = spec, spec.default end
+  end
+  -- An older name of an option: its value in the older form, translated into the option's.
+  local function resolve(key, value)
+    local a = aliases[key]
+    if not a then return key, value end
+    local translated, rule = a.translate(value)
+    if not translated then O.error(key, rule, value) end
+    return a.alias, translated
   end
   local function known(key)
     if not specs[key] then
@@ -305,7 +325,7 @@ function O.parse(argv, declared)
     if not key then O.fail(("unexpected argument '%s' (options are --key value)"):format(a), 2) end
     key = key:gsub("%-", "_")
     if key == "help" then
-      io.write(O.help(argv[0], specs))
+      io.write(O.help(argv[0], all))
       os.exit(0, true)
     elseif key == "config" then
       local file = value or argv[i + 1]
@@ -319,6 +339,7 @@ function O.parse(argv, declared)
       end
       for k, v in pairs(conf) do
         k = tostring(k):gsub("%-", "_")
+        if aliases[k] then k, v = resolve(k, tostring(v)) end
         known(k)
         opt[k] = coerce(k, specs[k], v)
       end
@@ -327,6 +348,14 @@ function O.parse(argv, declared)
       if value == nil and negated and specs[negated] and specs[negated].type == "boolean" then
         opt[negated] = false
       else
+        if aliases[key] then
+          if value == nil then
+            i = i + 1
+            value = argv[i]
+            if value == nil then O.fail(("option %s needs a value"):format(flag(key)), 2) end
+          end
+          key, value = resolve(key, value)
+        end
         known(key)
         if value == nil then
           if specs[key].type == "boolean" and (argv[i + 1] == nil or argv[i + 1]:match("^%-%-")) then

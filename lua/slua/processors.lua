@@ -9,6 +9,9 @@
 -- logit_bias → exp_decay_length / eos_linear → your own processors → temperature → top_k →
 -- top_p → min_p → typical_p → epsilon → eta. Sampling warpers (the last seven) only matter
 -- when sampling.
+local core = require "slua.core"
+local fail = require("slua.options").fail
+
 local P = {}
 
 local function proc(name, fn) return { name = name, fn = fn } end
@@ -125,7 +128,7 @@ end
 -- own uniforms from sl.rng(opts.seed or 0), one per step.
 function P.xtc(threshold, probability, opts)
   opts = opts or {}
-  local rng = require("slua.core").rng(opts.seed or 0)
+  local rng = core.rng(opts.seed or 0)
   return proc("xtc", function(_, scores) scores:xtc(threshold, probability, rng:uniform(), opts.min_keep) end)
 end
 
@@ -180,5 +183,66 @@ function P.standard(opt, custom)
   end
   return list
 end
+
+---------------------------------------------------------------------------- chains
+
+-- sl.chain{p1, p2, ...}: one ordered list of processors, each a function(ctx, scores) or a
+-- processor table from sl.processors. chain(ctx, scores) runs them in order and returns scores.
+local Chain = {}
+Chain.__index = Chain
+
+local function as_processor(p, i)
+  if type(p) == "function" then return { name = "fn", fn = p } end
+  if type(p) == "table" and type(p.fn) == "function" then return p end
+  error(("chain: entry %s is not a processor (a function or sl.processors.*)"):format(tostring(i)), 3)
+end
+
+function P.chain(list)
+  local c = setmetatable({ items = {} }, Chain)
+  for i, p in ipairs(list or {}) do c.items[i] = as_processor(p, i) end
+  return c
+end
+
+-- What a scores function or processor (in_place: nil is fine, the scores were changed in
+-- place) returned, checked before anything uses it: a slua.Logits as long as the vocabulary.
+function P.check_scores(r, n, who, in_place)
+  if r == nil and in_place then return nil end
+  if core.is_logits(r) then
+    if #r ~= n then fail(("%s returned %d scores, the vocabulary has %d"):format(who, #r, n)) end
+    return r
+  end
+  fail(("%s returned %s, not a slua.Logits%s"):format(who, r == nil and "nil" or "a " .. type(r),
+    in_place and " (or nil after changing the scores in place)" or ""))
+end
+
+-- Whether v is a chain built by P.chain (a plain list of processors is not).
+function P.is_chain(v) return getmetatable(v) == Chain end
+
+function Chain:__call(ctx, scores)
+  local n = #scores
+  for i, p in ipairs(self.items) do
+    local r = p.fn(ctx, scores)
+    if r ~= nil then
+      scores = P.check_scores(r, n, ("processor %d (%s)"):format(i, p.name or "fn"), true)
+    end
+  end
+  return scores
+end
+
+function Chain:insert(pos, p)
+  if p == nil then pos, p = #self.items + 1, pos end
+  table.insert(self.items, pos, as_processor(p, pos))
+  return self
+end
+
+function Chain:remove(pos) return table.remove(self.items, pos) end
+
+function Chain:names()
+  local out = {}
+  for i, p in ipairs(self.items) do out[i] = p.name end
+  return out
+end
+
+function Chain:__len() return #self.items end
 
 return P

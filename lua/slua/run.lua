@@ -1,27 +1,28 @@
 -- slua.run: the generation loop every recipe shares, so a recipe only says what is new about
--- its method (how scores are made, which processors run).
+-- its method (how scores are made, which processors run). It runs a recipe value
+-- (slua.recipe) for one run context:
 --
---   sl.generate{ recipe = "greedy", opt = opt,
---                session = {layers = ...},            -- options for model:session (optional)
---                amateurs = function(ctx) ... end,    -- extra sessions stepped in lockstep (optional)
---                scores = function(ctx) return scores, info end,  -- default: the final logits
---                chain = sl.chain{...},               -- default: processors from the options
---                                                     -- (or function(model, opt) returning one)
---                sample = bool,                       -- default: opt.do_sample
---                eos = {ids} or function(model) }     -- default: the model's EOS ids
+--   ctx = { recipe = R, opt = options, model = m | nil (loaded from --model),
+--           sessions = prefix cache | nil, cli = true (print) | nil (return only), extra = {} }
+--   run.execute(R, ctx) -> result (the table JSON mode prints)
 --
--- ctx (also what processors receive): model, tokenizer, opt, session (the main session),
--- amateurs, out (this step's Output), amateur_outs, prompt_len, step (tokens generated so far),
--- max_new_tokens, generated (ids so far), rng.
+-- The hooks of a recipe (see slua.recipe) all take ctx. Besides the fields above it carries
+-- model, tokenizer, opt, session (the main session), amateurs, out (this step's Output),
+-- amateur_outs, prompt_len, step (tokens generated so far), max_new_tokens, generated (ids so
+-- far), rng and extra (fields a hook adds to the result, e.g. skip_span); processors get it too.
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
 -- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}]}
 -- where `top` holds the 8 best processed scores the choice was made from (null where not
 -- finite). Each step checks the final logits (finite) and what the scores function and the
 -- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
--- result, with stop_reason "interrupted".
+-- result, with stop_reason "interrupted". Only a run with ctx.cli prints anything.
 local core = require "slua.core"
+local util = require "slua.util"
+local options = require "slua.options"
+local processors = require "slua.processors"
 local batch = require "slua.batch"
+local chat_options = require "slua.chat.options"
 
 local run = {}
 
@@ -44,30 +45,25 @@ run.common = {
   n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
   kv_type = "f32",          -- KV cache storage: f32 | f16 (lossy)
 }
-for k, v in pairs(require("slua.chat_options").common) do run.input[k] = v end  -- --chat, --messages, ...
+for k, v in pairs(chat_options.common) do run.input[k] = v end  -- --chat, --messages, ...
 for k, v in pairs(run.input) do run.common[k] = v end
 
--- In-process runs (run.invoke): the model to use and the results collected instead of printed,
--- per coroutine, so that the jobs slua.batch runs side by side each have their own.
-local hosts = setmetatable({}, { __mode = "k" })
-local function current_host() return hosts[coroutine.running()] end
-
--- A coroutine started on behalf of the running code (slua.batch) runs under its host.
-function run.inherit_host(co) hosts[co] = current_host() end
-
--- sl.run_options(arg, own [, "input"]): the options of a recipe, its own merged over the common
--- ones of a generation recipe (or, with "input", of a recipe that only reads a prompt).
-function run.options(argv, own, kind)
-  local sl = require "slua"
+-- The options a recipe declares: its own over the common ones of a generation recipe (or,
+-- with kind "input", of a recipe that only reads a prompt).
+function run.declared(own, kind)
   local declared = {}
   for k, v in pairs(kind == "input" and run.input or run.common) do declared[k] = v end
   for k, v in pairs(own or {}) do declared[k] = v end
-  local chat_options = require "slua.chat_options"
+  return declared
+end
+
+-- sl.run_options(argv, own [, "input"]): the parsed options of a recipe (argv[0] names it in
+-- messages and --help), generation_config.json's values as defaults, then the flags.
+function run.options(argv, own, kind)
+  local declared = run.declared(own, kind)
   chat_options.apply_generation_config(argv, declared)  -- HF: the file's values, then flags
-  local opt = sl.options(argv, declared)
+  local opt = options.parse(argv, declared)
   chat_options.check(opt)
-  local host = current_host()
-  if host and host.probe then error(setmetatable({ options = opt }, host.probe), 0) end
   return opt
 end
 
@@ -77,27 +73,26 @@ end
 -- truncation_side = "left") so that the prompt and --max-new-tokens fit, keeping at least half
 -- the context for the prompt.
 function run.prompt_ids(model, opt)
-  local sl = require "slua"
   local ids, what
   if opt.prompt_ids and opt.prompt_ids ~= "" then
-    ids, what = sl.parse_ids(opt.prompt_ids, "prompt_ids"), "prompt-ids"
+    ids, what = util.parse_ids(opt.prompt_ids, "prompt_ids"), "prompt-ids"
     for _, id in ipairs(ids) do
       if id >= model.n_vocab then
-        sl.fail(("option --prompt-ids: id %d out of range [0, %d]"):format(id, model.n_vocab - 1), 2)
+        util.fail(("option --prompt-ids: id %d out of range [0, %d]"):format(id, model.n_vocab - 1), 2)
       end
     end
-  elseif require("slua.chat_options").wants_chat(opt) then
-    ids, what = require("slua.chat_options").prompt_ids(model, opt), "chat"
+  elseif chat_options.wants_chat(opt) then
+    ids, what = chat_options.prompt_ids(model, opt), "chat"
   else
     local tok = model.tokenizer
-    if not tok then sl.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end
+    if not tok then util.fail(model.path .. ": no tokenizer.json (use --prompt-ids)") end
     ids, what = tok:encode(opt.prompt, { special = true }), "prompt"
-    if #ids == 0 then sl.fail("option --prompt: encodes to no tokens", 2) end
+    if #ids == 0 then util.fail("option --prompt: encodes to no tokens", 2) end
   end
   local context = (opt.n_ctx or 0) > 0 and opt.n_ctx or model.config.max_position
   local keep = context - math.min(opt.max_new_tokens or 0, context // 2)
   if #ids > context and not opt.truncate_prompt then
-    sl.fail(("option --%s: %d tokens do not fit the model's context of %d (--truncate-prompt keeps the last %d)")
+    util.fail(("option --%s: %d tokens do not fit the model's context of %d (--truncate-prompt keeps the last %d)")
       :format(what, #ids, context, keep), 2)
   end
   if opt.truncate_prompt and #ids > keep then
@@ -113,8 +108,8 @@ local function split_stops(text)
   return out
 end
 
-local function emit(opt, s)
-  if not current_host() and opt.format == "text" and s ~= "" then
+local function emit(ctx, s)
+  if ctx.cli and ctx.opt.format == "text" and s ~= "" then
     io.write(s)
     io.flush()
   end
@@ -142,80 +137,104 @@ function run.check_finite(logits, path, step)
   if nan > 0 then parts[#parts + 1] = ("NaN in %d"):format(nan) end
   if pos > 0 then parts[#parts + 1] = ("+inf in %d"):format(pos) end
   if neg > 0 then parts[#parts + 1] = ("-inf in %d"):format(neg) end
-  require("slua").fail(("%s: logits are not finite at step %d (%s of %d entries)")
+  util.fail(("%s: logits are not finite at step %d (%s of %d entries)")
     :format(path, step, table.concat(parts, ", "), #logits))
 end
 
--- The host raises the plain string "interrupted" on Ctrl-C (sl.try keeps it as a message).
-local function is_interrupt(err)
-  return (type(err) == "table" and err.message or err) == "interrupted"
+-- The model of a run: the one the caller gave (ctx.model), else --model's (or the bundled
+-- one), with --threads applied.
+function run.model(ctx)
+  local opt = ctx.opt
+  util.set_threads(opt.threads)
+  return ctx.model
+    or util.check(util.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights, mmap = opt.mmap }))
 end
 
--- The model of a run: the one an in-process caller (run.invoke) gave, else --model's (or the
--- bundled one), with --threads applied.
-function run.model(opt)
-  local sl = require "slua"
-  sl.set_threads(opt.threads)
-  local host = current_host()
-  return host and host.model
-    or sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights, mmap = opt.mmap }))
-end
-
--- Hands over the result of a run: to the in-process caller (run.invoke), else as one JSON
--- object, else through write_text(result) in text mode.
-function run.emit_result(result, opt, write_text)
-  local host = current_host()
-  if host then
-    host.results[#host.results + 1] = result
-  elseif opt.format == "json" then
-    io.write(core.json_encode(result), "\n")
-  elseif write_text then
-    write_text(result)
+-- Hands over the result of a run: printed when the run is the command line's (as one JSON
+-- object, or through write_text(result) in text mode), else only returned.
+function run.emit_result(result, ctx, write_text)
+  ctx.emitted = true
+  if ctx.cli then
+    if ctx.opt.format == "json" then
+      io.write(core.json_encode(result), "\n")
+    elseif write_text then
+      write_text(result)
+    end
+    io.flush()
   end
-  io.flush()
   return result
 end
 
--- A to-be-closed guard over a run (local g <close> = run.guard(opt, finish, streamed)): Ctrl-C
+-- A to-be-closed guard over a run (local g <close> = run.guard(ctx, finish, streamed)): Ctrl-C
 -- (the host raises "interrupted") calls finish() so that what was generated is still handed
 -- over, then the host exits with 130; another failure ends a streamed text line, so that its
 -- message starts a line. g.finished = true once the run has handed its result over itself.
-function run.guard(opt, finish, streamed)
+function run.guard(ctx, finish, streamed)
   return setmetatable({ finished = false }, { __close = function(g, err)
     if err == nil or g.finished then return end
-    if is_interrupt(err) then
+    if util.is_interrupt(err) then
       g.finished = true
       finish()
-    elseif streamed and opt.format == "text" and not current_host() then
+    elseif streamed and ctx.cli and ctx.opt.format == "text" then
       io.write("\n")
       io.flush()
     end
   end })
 end
 
-function run.generate(spec)
-  local sl = require "slua"
-  local opt = spec.opt
-  local model = spec.model or run.model(opt)
-  local tok = model.tokenizer
-  sl.check_options(opt, model)
-  local session_opts = type(spec.session) == "function" and spec.session(model, opt) or spec.session
-  local ctx = {
-    model = model, tokenizer = tok, opt = opt, prompt_len = 0, step = 0,
-    max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
-  }
-  if opt.n_ctx > 0 or opt.kv_type ~= "f32" then
+-- The decoder of a one-token-at-a-time recipe for a run whose ctx has model and opt: the main
+-- session's options, the processor chain, sampling or argmax, the scores function and the EOS
+-- ids, each from the recipe's hook or its default. Also used by slua.chat.conversation.
+function run.decoder(recipe, ctx)
+  local opt, model = ctx.opt, ctx.model
+  local session_opts = recipe.session
+  if type(session_opts) == "function" then session_opts = session_opts(ctx) end
+  if opt.n_ctx and (opt.n_ctx > 0 or opt.kv_type ~= "f32") then
     local with_ctx = { n_ctx = opt.n_ctx, kv_type = opt.kv_type }
     for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
     session_opts = with_ctx
   end
-  -- A host's prefix cache (run.invoke with opts.sessions): the main session of the previous
-  -- generation with the same model and session options is continued from the longest prefix
-  -- it shares with this prompt. Recipes with amateur sessions always start afresh. The pool's
-  -- optional `siblings` are the pools of the other slots of a batch.
-  local host = current_host()
-  local pool, reused = host and host.sessions, nil
-  local pool_key = pool and not spec.amateurs and (model.path .. core.json_encode(session_opts or {}))
+  local chain = recipe.processors
+  if type(chain) == "function" then chain = chain(ctx) end
+  if chain == nil then chain = processors.standard(opt) end
+  if not processors.is_chain(chain) then chain = processors.chain(chain) end
+  local sample = recipe.sample
+  if sample == nil then sample = opt.do_sample end
+  local eos_ids = recipe.eos or model.eos
+  if type(eos_ids) == "function" then eos_ids = eos_ids(ctx) end
+  local eos = {}
+  for _, id in ipairs(eos_ids) do eos[id] = true end
+  return {
+    session = session_opts, chain = chain, sample = sample, eos = eos, amateurs = recipe.amateurs,
+    scores = recipe.scores or function(c) return c.out.logits end,
+  }
+end
+
+-- A fresh run context's common fields.
+local function start(ctx, model)
+  local opt = ctx.opt
+  ctx.model, ctx.tokenizer, ctx.prompt_len, ctx.step = model, model.tokenizer, 0, 0
+  ctx.max_new_tokens, ctx.generated, ctx.rng = opt.max_new_tokens, {}, util.rng(opt.seed or 42)
+  ctx.extra = ctx.extra or {}
+  return ctx
+end
+run.start = start
+
+-- The loop of a one-token-at-a-time recipe: prefill, then score, process, choose and evaluate
+-- one token per step, streaming in text mode.
+function run.generate(recipe, ctx)
+  local opt = ctx.opt
+  local model = run.model(ctx)
+  local tok = model.tokenizer
+  start(ctx, model)
+  util.check_options(opt, model)
+  local d = run.decoder(recipe, ctx)
+  -- A caller's prefix cache (ctx.sessions): the main session of the previous generation with
+  -- the same model and session options is continued from the longest prefix it shares with
+  -- this prompt. Recipes with amateur sessions always start afresh. The pool's optional
+  -- `siblings` are the pools of the other slots of a batch.
+  local pool, reused = ctx.sessions, nil
+  local pool_key = pool and not d.amateurs and (model.path .. core.json_encode(d.session or {}))
   if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
   -- A fresh pool of a batch slot (slua.batch) starts from a copy of a sibling slot's session,
   -- so that a prefix every prompt shares (a few-shot demo) is evaluated once, not per slot.
@@ -227,20 +246,11 @@ function run.generate(spec)
       end
     end
   end
-  ctx.session = reused or model:session(session_opts)
+  ctx.session = reused or model:session(d.session)
   if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
-  ctx.amateurs = spec.amateurs and spec.amateurs(ctx) or {}
-  local chain = spec.chain
-  if type(chain) == "function" then chain = chain(model, opt) end
-  chain = chain or sl.chain(sl.processors.standard(opt))
-  local sample = spec.sample
-  if sample == nil then sample = opt.do_sample end
-  local scores_of = spec.scores or function(c) return c.out.logits end
+  ctx.amateurs = d.amateurs and d.amateurs(ctx) or {}
+  local chain, sample, scores_of, eos = d.chain, d.sample, d.scores, d.eos
   local stops = split_stops(opt.stop)
-  local eos = {}
-  local eos_ids = spec.eos or model.eos
-  if type(eos_ids) == "function" then eos_ids = eos_ids(model) end
-  for _, id in ipairs(eos_ids) do eos[id] = true end
 
   local prompt = run.prompt_ids(model, opt)
   ctx.prompt_len = #prompt
@@ -248,23 +258,23 @@ function run.generate(spec)
   local stream = tok and tok:stream{ skip_special = true }
   local prompt_text = {}
   for _, id in ipairs(prompt) do prompt_text[#prompt_text + 1] = stream and stream:put(id) or nil end
-  emit(opt, stream and table.concat(prompt_text) or table.concat(prompt, " "))
+  emit(ctx, stream and table.concat(prompt_text) or table.concat(prompt, " "))
 
   local steps, text, stop_reason = {}, {}, "max_new_tokens"
   local function result_of()
     local result = {
-      model = model.path, recipe = spec.recipe, options = opt, prompt_ids = prompt,
+      model = model.path, recipe = recipe.name, options = opt, prompt_ids = prompt,
       new_ids = ctx.generated, stop_reason = stop_reason, steps = steps,
       text = run.continuation_text(tok, prompt, ctx.generated),
     }
-    for k, v in pairs(spec.extra or {}) do result[k] = v end
+    for k, v in pairs(ctx.extra) do result[k] = v end
     return result
   end
   local function finish()
-    if stream then emit(opt, stream:finish()) end
-    return run.emit_result(result_of(), opt, function() io.write("\n") end)
+    if stream then emit(ctx, stream:finish()) end
+    return run.emit_result(result_of(), ctx, function() io.write("\n") end)
   end
-  local guard <close> = run.guard(opt, function() stop_reason = "interrupted"; finish() end, true)
+  local guard <close> = run.guard(ctx, function() stop_reason = "interrupted"; finish() end, true)
 
   -- The main session and the amateurs in one pass (a fork joins at its branch), which under
   -- slua.batch is also the pass of the other running generations.
@@ -277,7 +287,7 @@ function run.generate(spec)
 
   local max_pos = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position
   local n_vocab = model.n_vocab
-  local who = ("the scores function of %s"):format(spec.recipe or "the recipe")
+  local who = ("the scores function of %s"):format(recipe.name or "the recipe")
   if opt.max_new_tokens > 0 then
     local keep = 0
     if reused then
@@ -290,19 +300,20 @@ function run.generate(spec)
   for step = 0, opt.max_new_tokens - 1 do
     ctx.step = step
     run.check_finite(ctx.out.logits, model.path, step)
-    for i, a in ipairs(ctx.amateur_outs) do run.check_finite(a.logits, "the amateur of " .. model.path, step) end
+    for _, a in ipairs(ctx.amateur_outs) do run.check_finite(a.logits, "the amateur of " .. model.path, step) end
     local scores, info = scores_of(ctx)
-    scores = sl.check_scores(scores, n_vocab, who)
+    scores = util.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
     local id = sample and scores:sample(ctx.rng) or scores:argmax()
-    if id < 0 then sl.fail(("%s: every processed score is NaN at step %d"):format(model.path, step)) end
+    if id < 0 then util.fail(("%s: every processed score is NaN at step %d"):format(model.path, step)) end
     local record = info or {}
     record.id, record.top = id, scores:top(8)
     steps[#steps + 1] = record
     ctx.generated[#ctx.generated + 1] = id
     local piece = stream and stream:put(id) or (" " .. id)
     text[#text + 1] = piece
-    emit(opt, piece)
+    emit(ctx, piece)
+    if ctx.progress then ctx.progress(step + 1) end
     if eos[id] then stop_reason = "eos"; break end
     if #stops > 0 then
       local so_far = table.concat(text)
@@ -317,64 +328,54 @@ function run.generate(spec)
     eval_all(id, id)
   end
   guard.finished = true
-  local result = finish()
-  return result, ctx
+  return finish(), ctx
 end
 
--- A recipe's path: a file path as given, else recipes/<name>.lua under the slua root.
-function run.recipe_path(recipe)
-  if recipe:find("/", 1, true) then return recipe end
-  local sl = require "slua"
-  return ("%s/recipes/%s%s"):format(sl.root, recipe, recipe:match("%.lua$") and "" or ".lua")
+-- Runs a recipe value for a run context: its own loop (recipe.run(ctx) -> result, printed
+-- here unless it printed itself, in text mode through recipe.text(result, ctx)), else the
+-- shared one-token-at-a-time loop.
+function run.execute(recipe, ctx)
+  ctx.recipe = recipe
+  ctx.extra = ctx.extra or {}
+  if not recipe.run then return (run.generate(recipe, ctx)) end
+  start(ctx, run.model(ctx))
+  util.check_options(ctx.opt, ctx.model)
+  local result = recipe.run(ctx)
+  if not ctx.emitted then
+    run.emit_result(result, ctx, recipe.text and function(r) recipe.text(r, ctx) end)
+  end
+  return result
+end
+
+-- sl.generate{recipe = NAME, opt = opt, session, amateurs, scores, chain, sample, eos, extra}:
+-- the loop run from a plain script (one that returns no recipe value), printing as the command
+-- line does. Its hooks keep the script form's arguments: session(model, opt), chain (a chain,
+-- or function(model, opt) returning one), eos (ids or function(model)); amateurs and scores
+-- take ctx as a recipe's do.
+function run.script_generate(spec)
+  local recipe = { name = spec.recipe, amateurs = spec.amateurs, scores = spec.scores, sample = spec.sample }
+  local function adapt(hook, call)
+    if type(hook) ~= "function" then return hook end
+    return function(ctx) return call(hook, ctx) end
+  end
+  recipe.session = adapt(spec.session, function(f, ctx) return f(ctx.model, ctx.opt) end)
+  recipe.processors = adapt(spec.chain, function(f, ctx) return f(ctx.model, ctx.opt) end)
+  recipe.eos = adapt(spec.eos, function(f, ctx) return f(ctx.model) end)
+  return run.generate(recipe, { opt = spec.opt, model = spec.model, extra = spec.extra, cli = true })
 end
 
 -- {max_new_tokens = 8, dola_layers = "high"} -> {"--dola-layers", "high", "--max-new-tokens", "8"}
 -- (sorted by name, so the same options always give the same flags).
-function run.argv(options)
+function run.argv(options_table)
   local keys = {}
-  for k in pairs(options) do keys[#keys + 1] = k end
+  for k in pairs(options_table) do keys[#keys + 1] = k end
   table.sort(keys)
   local argv = {}
   for _, k in ipairs(keys) do
     argv[#argv + 1] = "--" .. k:gsub("_", "-")
-    argv[#argv + 1] = tostring(options[k])
+    argv[#argv + 1] = tostring(options_table[k])
   end
   return argv
-end
-
--- run.options_of(recipe, argv) -> the recipe's full option set for these flags, without running
--- it (the recipe stops in run.options); raises the recipe's clean failure on a bad flag.
-local Probe = {}
-function run.options_of(recipe, argv)
-  local ok, e = pcall(run.invoke, recipe, argv, { probe = Probe })
-  if not ok and getmetatable(e) == Probe then return e.options end
-  if not ok then error(e, 0) end
-  require("slua").fail(("recipe %s does not read its options through sl.run_options"):format(recipe))
-end
-
--- run.invoke(recipe, argv, {model = m}) -> results
--- Runs a recipe script in this process with the given flags (a list, or an options table for
--- run.argv) against an already loaded model (opts.model; else the recipe loads its own), and
--- returns the result of every generation it made — the tables JSON mode prints — instead of
--- printing them. Errors propagate to the caller. Invocations nest. opts.sessions, a table the
--- caller keeps between invocations, is a prefix cache: the next generation continues the last
--- one's session from the prefix the two prompts share (same results, less prefill).
-function run.invoke(recipe, argv, opts)
-  local path = run.recipe_path(recipe)
-  local chunk, err = loadfile(path)
-  if not chunk then require("slua").fail(err) end
-  if #argv == 0 and next(argv) ~= nil then argv = run.argv(argv) end
-  local recipe_arg = { [0] = path }
-  for i, v in ipairs(argv) do recipe_arg[i] = v end
-  local co = coroutine.running()
-  local saved_arg, saved_host = _G.arg, hosts[co]
-  local mine = { model = opts and opts.model, probe = opts and opts.probe, sessions = opts and opts.sessions,
-                 results = {} }
-  _G.arg, hosts[co] = recipe_arg, mine
-  local ok, e = pcall(chunk, table.unpack(recipe_arg))
-  _G.arg, hosts[co] = saved_arg, saved_host
-  if not ok then error(e, 0) end
-  return mine.results
 end
 
 return run

@@ -144,10 +144,30 @@ static int l_model_tostring(lua_State *L)
 
 int l_session_new(lua_State *L); /* model:session(opts), in l_session.c */
 
+/* model:apply_chat_template(messages, opts): chat templates are rendered in Lua (slua.chat), so
+ * the method calls require("slua.chat").apply(model, ...) with its arguments. */
+static int l_model_apply_chat_template(lua_State *L)
+{
+    l_checkopen(L, 1, L_MODEL);
+    int n = lua_gettop(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "slua.chat");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "apply");
+    lua_insert(L, 1); /* apply, args..., module */
+    lua_pop(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 void sl_lua_open_model(lua_State *L)
 {
     static const luaL_Reg methods[] = {
-        {"session", l_session_new}, {"is_eos", l_model_is_eos}, {"close", l_model_release}, {NULL, NULL}};
+        {"session", l_session_new},
+        {"is_eos", l_model_is_eos},
+        {"close", l_model_release},
+        {"apply_chat_template", l_model_apply_chat_template},
+        {NULL, NULL}};
     luaL_newmetatable(L, L_MODEL);
     lua_pushcfunction(L, l_model_release);
     lua_setfield(L, -2, "__gc");

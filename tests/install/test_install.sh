@@ -17,7 +17,10 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$3
 for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
          "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" include/slua/sl.h \
-         share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua; do
+         share/slua/lua/slua/init.lua share/slua/lua/slua/util.lua share/slua/lua/slua/recipe.lua \
+         share/slua/lua/slua/decoders/dola.lua share/slua/lua/slua/chat/init.lua share/slua/lua/slua/chat/options.lua \
+         share/slua/lua/slua/eval/init.lua share/slua/lua/slua/eval/tasks/gsm8k.lua share/slua/recipes/dola.lua \
+         share/slua/models/stories260K/model.safetensors bin/slua; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 soname=$(readelf -d "$prefix/$libdir/libslua.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
@@ -65,6 +68,13 @@ root=$("$prefix/bin/slua" "$tmp/root.lua")
 out=$(cd "$tmp" && "$prefix/bin/slua" greedy --prompt-ids 1 --max-new-tokens 12 --format json)
 case "$out" in *'"model"'*"$prefix/share/slua/models/stories260K"*) ;; *) fail "installed greedy used another model: $out" ;; esac
 "$prefix/bin/slua" --list | grep -q '^  dola ' || fail "installed slua --list lacks dola"
+# a recipe is a value: required from the installed tree and run in process
+cat > "$tmp/value.lua" <<'EOF'
+local r = require("recipes.dola"):run{ prompt_ids = "1", max_new_tokens = 3 }
+print(r.recipe, #r.new_ids, r.model)
+EOF
+out=$(cd "$tmp" && "$prefix/bin/slua" "$tmp/value.lua")
+[ "$out" = "dola	3	$prefix/share/slua/models/stories260K" ] || fail "installed require \"recipes.dola\": $out"
 
 # the stock interpreter, with the paths the README gives
 if command -v lua5.4 >/dev/null; then
@@ -72,7 +82,8 @@ if command -v lua5.4 >/dev/null; then
   export LUA_PATH="$PREFIX/share/slua/lua/?.lua;$PREFIX/share/slua/lua/?/init.lua;;"
   export LUA_CPATH="$PREFIX/$libdir/lua/5.4/?.so;;"
   out=$(cd "$tmp" && lua5.4 -e 'local sl = require "slua"; print(sl.root);
-    local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax())')
-  [ "$out" = "$prefix/share/slua"$'\n'"403" ] || fail "lua5.4 require \"slua\": $out"
+    local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax());
+    print(#sl.recipe.load("greedy"):run({ prompt_ids = "1", max_new_tokens = 2 }, { model = m }).new_ids)')
+  [ "$out" = "$prefix/share/slua"$'\n'"403"$'\n'"2" ] || fail "lua5.4 require \"slua\": $out"
 fi
 echo "install: ok ($prefix)"

@@ -3,7 +3,7 @@
 -- within the group size finish hypotheses, later ones are ignored).
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
-local beam = require "slua.beam"
+local beam = require "slua.decoders.beam"
 
 local function scores(h)
   local out = {}

@@ -4,7 +4,7 @@
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local sl = require "slua"
-local conversation = require "slua.conversation"
+local conversation = require "slua.chat.conversation"
 
 local slua = arg[1] or "build/slua"
 local STORIES = SLUA_ROOT .. "/models/stories260K"
@@ -152,7 +152,8 @@ end)
 T.case("five turns evaluate each conversation token once", function()
   local model <close> = assert(sl.load())
   local opt = sl.run_options({ "--max-new-tokens", "12" }, {})
-  local conv = conversation.new(model, { opt = opt, sample = false }, { template = CHATML, system = "You tell stories." })
+  local conv = conversation.new(model, sl.recipe{ name = "greedy", sample = false }, opt,
+                                { template = CHATML, system = "You tell stories." })
   local pos_before = 0
   for i, text in ipairs({ "Hi", "Tell me about a cat.", "What happened next?", "And the dog?", "The end?" }) do
     conv:add("user", text)

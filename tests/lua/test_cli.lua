@@ -37,9 +37,41 @@ T.case("the headline SkipLayerCD commands produce text on the bundled 5-layer mo
   T.eq(code, 1, "the official failure on request")
   T.eq(out, "", "no text")
   T.eq(err, "slua: SL-H: empty range for randrange() (4, 2, -2): needs at least 10 layers, the model has 5; "
-    .. "--skip-layers START,END takes 0 <= START < END <= 5\n", "the message names the valid spans")
+    .. "--skip-blocks START:END takes 0 <= START < END <= 5\n", "the message names the valid spans")
   local r = json_run{ "skiplayer_sld", "--skip-layers", "1,3", "--format", "json", "--max-new-tokens", "2" }
   T.eq(r.span_source, "explicit", "an explicit span still wins")
+end)
+
+T.case("block sets: --skip-blocks and --draft-skip-blocks read one grammar; the older names are aliases", function()
+  local function run(args)
+    local r = json_run(args)
+    r.options = sl.json.encode(r.options)
+    return sl.json.encode(r)
+  end
+  local span = run{ "skiplayer_slh", "--skip-blocks", "1:3", "--format", "json", "--max-new-tokens", "4" }
+  T.truthy(span:find('"skip_span":[1,3]', 1, true), "1:3 is the span [1, 3) of skip_span: " .. span)
+  T.truthy(span:find('\\"skip_blocks\\":\\"1:3\\"', 1, true), "the options hold the new name: " .. span)
+  T.eq(run{ "skiplayer_slh", "--skip-layers", "1,3", "--format", "json", "--max-new-tokens", "4" }, span,
+    "--skip-layers 1,3 = --skip-blocks 1:3")
+  local one = json_run{ "skiplayer_slh", "--skip-blocks", "2", "--format", "json", "--max-new-tokens", "2" }
+  T.eq(table.concat(one.skip_span, ","), "2,3", "one block N is the span [N, N+1)")
+  local set = run{ "speculative", "--draft-skip-blocks", "1:3", "--format", "json", "--max-new-tokens", "6" }
+  T.eq(run{ "speculative", "--draft-skip-layers", "1-2", "--format", "json", "--max-new-tokens", "6" }, set,
+    "--draft-skip-layers 1-2 = --draft-skip-blocks 1:3")
+  local listed = json_run{ "speculative", "--draft-skip-blocks", "1,2", "--format", "json", "--max-new-tokens", "6" }
+  local spanned = sl.json.decode(set)
+  T.eq(sl.json.encode(listed.rounds), sl.json.encode(spanned.rounds), "1,2 is the set of blocks 1 and 2, as 1:3 (rounds)")
+  T.eq(table.concat(listed.new_ids, ","), table.concat(spanned.new_ids, ","), "1,2 = 1:3 (tokens)")
+  for recipe, names in pairs{ skiplayer_slh = { "skip" }, speculative = { "draft-skip" } } do
+    local help = exec{ recipe, "--help" }
+    local new, old = "--" .. names[1] .. "-blocks", "--" .. names[1] .. "-layers"
+    T.truthy(help:find("\n  " .. new .. " ", 1, true), recipe .. " --help lists " .. new)
+    local noted = false
+    for line in help:gmatch("[^\n]+") do
+      if line:sub(1, #old + 3) == "  " .. old .. " " and line:find("older name of " .. new, 1, true) then noted = true end
+    end
+    T.truthy(noted, recipe .. " --help notes the alias " .. old)
+  end
 end)
 
 -- Goldens: @huggingface/tokenizers 0.2.0, decode(prompt + new)[len(decode(prompt)):] with
@@ -93,8 +125,17 @@ T.case("option values are checked where they are parsed, with HF's rules", funct
     { { "dola", "--dola-layers", "2,9" }, "dola layers: layer 9 out of range [0, 4] (layer 5 is the mature layer)" },
     { { "skiplayer_sld", "--sld-rule", "bogus" }, "option --sld-rule must be one of official, community (got 'bogus')" },
     { { "skiplayer_slh", "--span-seed", "-1" }, "option --span-seed must be >= 0 (got -1)" },
+    { { "skiplayer_slh", "--skip-blocks", "4:9" },
+      "option --skip-blocks wants one span START:END (or one block N) with 0 <= START < END <= 5 (got '4:9')" },
+    { { "skiplayer_slh", "--skip-blocks", "1,3" },
+      "option --skip-blocks wants one span START:END (or one block N) with 0 <= START < END <= 5 (got '1,3')" },
+    { { "skiplayer_slh", "--skip-blocks", "1-3" },
+      "option --skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16 (got '1-3')" },
+    -- the older name takes START,END and becomes --skip-blocks START:END
     { { "skiplayer_slh", "--skip-layers", "4,9" },
-      "option --skip-layers wants START,END with 0 <= START < END <= 5 (got '4,9')" },
+      "option --skip-blocks wants one span START:END (or one block N) with 0 <= START < END <= 5 (got '4:9')" },
+    { { "skiplayer_slh", "--skip-layers", "4:9" },
+      "option --skip-layers must be START,END (older form of --skip-blocks START:END) (got '4:9')" },
     { { "skiplayer_slh", "--alpha", "0" }, "option --alpha must be in (0, 1] (got 0)" },
     { { "logits", "--layers", "9" }, "option --layers must be layers in [0, 5] (got '9')" },
     { { "greedy", "--prompt-ids", ",,," },
@@ -194,27 +235,38 @@ T.case("what scores functions and processors return is checked, naming them", fu
   T.eq(#r.new_ids, 3, "a processor working in place returns nil")
 end)
 
--- Starts a slow generation, sends SIGINT `after` seconds after its first step; returns stdout,
--- stderr, status.
-local function interrupted(args, after)
+-- Starts a slow generation with SLUA_PROGRESS set and sends SIGINT once it has announced
+-- `steps` tokens (a count, not a delay); returns stdout, stderr without the step lines, status.
+local function interrupted(args, steps)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; "
-    .. "for i in $(seq 600); do grep -q started %s/err && break; sleep 0.1; done; sleep %s; kill -INT $pid; "
-    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, tmp, after, tmp)
+  os.remove(tmp .. "/out")   -- the wait below must not see the step lines of an earlier run
+  os.remove(tmp .. "/err")
+  local cmd = ("SLUA_PROGRESS=1 %s %s/tests/data/recipes/slow_greedy.lua %s >%s/out 2>%s/err & pid=$!; "
+    .. "for i in $(seq 1200); do grep -qx 'slua: step %d' %s/err && break; sleep 0.05; done; kill -INT $pid; "
+    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, steps, tmp, tmp)
   os.execute(cmd)
-  return read(tmp .. "/out"), read(tmp .. "/err"), tonumber(read(tmp .. "/status"))
+  local out, err = read(tmp .. "/out"), read(tmp .. "/err")
+  -- the progress lines count 1, 2, ... without a gap; the rest of stderr is returned
+  local n = 0
+  local rest = err:gsub("slua: step (%d+)\n", function(k)
+    n = n + 1
+    T.eq(tonumber(k), n, "step lines in order")
+    return ""
+  end)
+  T.truthy(n >= steps, ("announced %d steps before the signal"):format(n))
+  return out, rest, tonumber(read(tmp .. "/status"))
 end
 
 T.case("Ctrl-C prints what was generated and exits with 130", function()
-  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
+  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "500", "--delay", "0.02" }, 3)
   T.eq(code, 130, "exit status")
   T.eq(err, "slow_greedy: started\n\nslua: interrupted\n", "stderr")
   local r = assert(sl.json.decode(out), "one JSON object: " .. out)
   T.eq(r.stop_reason, "interrupted", "stop reason")
   T.truthy(#r.new_ids > 0 and #r.new_ids < 500, "part of the generation: " .. #r.new_ids)
   T.eq(#r.steps, #r.new_ids, "a step record per token")
-  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 0.5)
+  out, err, code = interrupted({ "--max-new-tokens", "500", "--delay", "0.02" }, 3)
   T.eq(code, 130, "text mode exit status: " .. err)
   T.truthy(out:find("^Once upon a time, there was") and out:sub(-1) == "\n", "text mode keeps the text: " .. out)
 end)

@@ -39,12 +39,19 @@ T.case("each option family of the decoders is checked where it is parsed: one li
     { { "contrastive_search", "--eos-token-id", "2,x" },
       "option --eos-token-id expects comma-separated non-negative integers such as 1,2,3 (got '2,x')" },
     { { "speculative", "--draft-tokens", "0" }, "option --draft-tokens must be >= 1 (got 0)" },
+    { { "speculative", "--draft-skip-blocks", "2-4" },
+      "option --draft-skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16 (got '2-4')" },
+    { { "speculative", "--draft-skip-blocks", "9" },
+      "option --draft-skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16, in [0, 4], not all of them (got '9')" },
+    { { "speculative", "--draft-skip-blocks", "0:5" },
+      "option --draft-skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16, in [0, 4], not all of them (got '0:5')" },
+    -- the older name takes its older form (closed ranges) and becomes --draft-skip-blocks
     { { "speculative", "--draft-skip-layers", "2-x" },
-      "option --draft-skip-layers must be blocks or ranges such as 2,3 or 8-15 (got '2-x')" },
+      "option --draft-skip-layers must be blocks or ranges such as 2,3 or 8-15 (older form of --draft-skip-blocks 2,3 or 8:16) (got '2-x')" },
     { { "speculative", "--draft-skip-layers", "9" },
-      "option --draft-skip-layers must be blocks or ranges in [0, 4], not all of them (got '9')" },
+      "option --draft-skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16, in [0, 4], not all of them (got '9')" },
     { { "speculative", "--draft-skip-layers", "0-4" },
-      "option --draft-skip-layers must be blocks or ranges in [0, 4], not all of them (got '0-4')" },
+      "option --draft-skip-blocks must be blocks N, spans A:B (blocks A to B-1) or a list of them, such as 2,4 or 8:16, in [0, 4], not all of them (got '0:5')" },
     { { "speculative", "--do-sample", "--temperature", "0" }, "option --temperature must be > 0 when sampling (got 0)" },
     { { "speculative", "--top-p", "2" }, "option --top-p must be in [0, 1] (got 2)" },
     { { "llama_samplers", "--temperature", "0" }, "option --temperature must be > 0 when sampling (got 0)" },
@@ -84,7 +91,8 @@ T.case("--help lists each decoder option with its help and its rule", function()
     contrastive_search = { "%-%-top%-k%s+4%s+candidates evaluated at each step %[>= 1%]",
                            "%-%-penalty%-alpha%s+0%.6%s+contrastive search: .- %[in %[0, 1%]%]" },
     speculative = { "%-%-draft%-tokens%s+4%s+tokens the draft proposes per round %[>= 1%]",
-                    "%-%-draft%-skip%-layers%s+\"\"%s+blocks the draft skips", "%-%-draft%-model%s+\"\"" },
+                    "%-%-draft%-skip%-blocks%s+\"\"%s+blocks the draft skips.- %[N, A:B = blocks A to B%-1, or a list of them%]",
+                    "%-%-draft%-skip%-layers%s+\"\"%s+older name of %-%-draft%-skip%-blocks", "%-%-draft%-model%s+\"\"" },
     llama_samplers = { "%-%-dry%-base%s+1%.75%s+DRY: .- %[>= 1%]", "%-%-mirostat%-tau%s+0%s+mirostat v2: .- %[>= 0%]",
                        "%-%-xtc%-threshold%s+0%.1%s+XTC: .- %[in %[0, 1%]%]", "%-%-dry%-breakers%s+\\n|:|\"|%*%s+DRY" },
     sample = { "%-%-typical%-p%s+1%s+.- %[in %(0, 1%]%]", "%-%-epsilon%-cutoff%s+0%s+.- %[in %[0, 1%)%]",
@@ -126,20 +134,32 @@ T.case("non-finite logits stop beam search and speculative decoding, naming the 
   end
 end)
 
--- Starts tests/data/recipes/slow_beam.lua, sends SIGINT `after` seconds after its first step;
--- returns stdout, stderr, status.
-local function interrupted(args, after)
+-- Starts tests/data/recipes/slow_beam.lua with SLUA_PROGRESS set and sends SIGINT once it has
+-- announced `steps` complete steps (a count, not a delay); returns stdout, stderr without the
+-- step lines, status.
+local function interrupted(args, steps)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
-  local cmd = ("%s %s/tests/data/recipes/slow_beam.lua %s >%s/out 2>%s/err & pid=$!; "
-    .. "for i in $(seq 600); do grep -q started %s/err && break; sleep 0.1; done; sleep %s; kill -INT $pid; "
-    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, tmp, after, tmp)
+  os.remove(tmp .. "/out")   -- the wait below must not see the step lines of an earlier run
+  os.remove(tmp .. "/err")
+  local cmd = ("SLUA_PROGRESS=1 %s %s/tests/data/recipes/slow_beam.lua %s >%s/out 2>%s/err & pid=$!; "
+    .. "for i in $(seq 1200); do grep -qx 'slua: step %d' %s/err && break; sleep 0.05; done; kill -INT $pid; "
+    .. "wait $pid; echo $? >%s/status"):format(q(slua), SLUA_ROOT, table.concat(quoted, " "), tmp, tmp, steps, tmp, tmp)
   os.execute(cmd)
-  return read(tmp .. "/out"), read(tmp .. "/err"), tonumber(read(tmp .. "/status"))
+  local out, err = read(tmp .. "/out"), read(tmp .. "/err")
+  -- the progress lines count 1, 2, ... without a gap; the rest of stderr is returned
+  local n = 0
+  local rest = err:gsub("slua: step (%d+)\n", function(k)
+    n = n + 1
+    T.eq(tonumber(k), n, "step lines in order")
+    return ""
+  end)
+  T.truthy(n >= steps, ("announced %d steps before the signal"):format(n))
+  return out, rest, tonumber(read(tmp .. "/status"))
 end
 
 T.case("Ctrl-C during a beam search prints the complete JSON so far and exits with 130", function()
-  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "400", "--num-return-sequences", "2" }, 0.5)
+  local out, err, code = interrupted({ "--format", "json", "--max-new-tokens", "400", "--num-return-sequences", "2" }, 3)
   T.eq(code, 130, "exit status")
   T.eq(err, "slow_beam: started\n\nslua: interrupted\n", "stderr")
   local r = assert(sl.json.decode(out), "one JSON object: " .. out)
@@ -149,7 +169,7 @@ T.case("Ctrl-C during a beam search prints the complete JSON so far and exits wi
   T.truthy(#r.new_ids > 0 and #r.new_ids < 400, "part of the search: " .. #r.new_ids)
   T.eq(table.concat(r.new_ids, ","), table.concat(r.sequences[1].new_ids, ","), "new_ids = the best sequence")
   T.truthy(r.text:find("^, there was") and r.sequences[1].text == r.text, "its text: " .. r.text)
-  out, err, code = interrupted({ "--max-new-tokens", "400" }, 0.5)
+  out, err, code = interrupted({ "--max-new-tokens", "400" }, 3)
   T.eq(code, 130, "text mode exit status: " .. err)
   T.truthy(out:find("^Once upon a time, there was") and out:sub(-1) == "\n", "text mode keeps the text: " .. out)
 end)

@@ -12,16 +12,18 @@ local q, read = T.q, T.read
 
 local files = {}
 
--- Runs slua with args, stdout into tmp/<name>; returns the exit status.
-local function run_to(name, args, background_sigint_after)
+-- Runs slua with args, stdout into tmp/<name>; returns the exit status. With sigint_after_step
+-- = N, SIGINT goes once the run has announced its N-th step (SLUA_PROGRESS), not after a delay.
+local function run_to(name, args, sigint_after_step)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = q(a) end
   local path = tmp .. "/" .. name
   files[#files + 1] = path
   local cmd = ("%s %s >%s 2>%s.stderr"):format(q(slua), table.concat(quoted, " "), q(path), q(path))
-  if background_sigint_after then -- after the first step (slow_greedy.lua says "started")
-    cmd = ("%s & pid=$!; for i in $(seq 600); do grep -q started %s.stderr && break; sleep 0.1; done; sleep %s; "
-      .. "kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, q(path), background_sigint_after, q(path))
+  if sigint_after_step then
+    os.remove(path .. ".stderr")   -- the wait below must not see the step lines of an earlier run
+    cmd = ("SLUA_PROGRESS=1 %s & pid=$!; for i in $(seq 1200); do grep -qx 'slua: step %d' %s.stderr && break; sleep 0.05; done; "
+      .. "kill -INT $pid; wait $pid; echo $? >%s.status"):format(cmd, sigint_after_step, q(path), q(path))
     os.execute(cmd)
     return tonumber(read(path .. ".status"))
   end
@@ -81,9 +83,11 @@ end)
 
 T.case("Ctrl-C in JSON mode prints a complete object", function()
   local code = run_to("interrupted.json", { SLUA_ROOT .. "/tests/data/recipes/slow_greedy.lua", "--format", "json",
-    "--max-new-tokens", "500", "--prompt", prompt }, 0.5)
+    "--max-new-tokens", "500", "--prompt", prompt }, 3)
   T.eq(code, 130, "exit status")
-  T.eq(assert(sl.json.decode(read(tmp .. "/interrupted.json"))).stop_reason, "interrupted", "stop reason")
+  local r = assert(sl.json.decode(read(tmp .. "/interrupted.json")))
+  T.eq(r.stop_reason, "interrupted", "stop reason")
+  T.truthy(#r.new_ids >= 3 and #r.new_ids < 500, "the steps announced before the signal: " .. #r.new_ids)
 end)
 
 T.case("Python's strict parser accepts every output", function()

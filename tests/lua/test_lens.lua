@@ -3,7 +3,7 @@
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local sl = require "slua"
-local lens = require "slua.lens"
+local lens = require "slua.decoders.lens"
 
 local slua = arg[1] or "build/slua"
 local ref = T.json_file(SLUA_ROOT .. "/tests/data/stories260K/reference_outputs.json")

@@ -4,7 +4,7 @@
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local sl = require "slua"
-local skiplayer = require "slua.skiplayer"
+local skiplayer = require "slua.decoders.skiplayer"
 
 local slua = arg[1] or "build/slua"
 local models = {
@@ -66,8 +66,8 @@ for _, name in ipairs(names) do
     local out, ok = T.run(("%s %s/recipes/skiplayer_slh.lua --model %s --prompt-ids 1 --format json "
       .. "--small-model-span none"):format(slua, SLUA_ROOT, models[name]))
     T.truthy(not ok and out:find("slua: SL-H: empty range for randrange()", 1, true), "recipe fails cleanly: " .. out)
-    T.truthy(out:find("--skip-layers START,END takes 0 <= START < END <= " .. model.n_layer, 1, true),
-      "the message names the valid --skip-layers values: " .. out)
+    T.truthy(out:find("--skip-blocks START:END takes 0 <= START < END <= " .. model.n_layer, 1, true),
+      "the message names the valid --skip-blocks values: " .. out)
   end)
 end
 

@@ -91,8 +91,8 @@ T.case("sampling runs to the requested length with rounds that add up", function
 end)
 
 T.case("bad draft options fail cleanly", function()
-  local out, ok = T.run(("%s %s/recipes/speculative.lua --draft-skip-layers 9"):format(slua, SLUA_ROOT))
-  T.truthy(not ok and out:find("option --draft-skip-layers", 1, true), out)
+  local out, ok = T.run(("%s %s/recipes/speculative.lua --draft-skip-blocks 9"):format(slua, SLUA_ROOT))
+  T.truthy(not ok and out:find("option --draft-skip-blocks", 1, true), out)
   out, ok = T.run(("%s %s/recipes/speculative.lua --draft-tokens 0"):format(slua, SLUA_ROOT))
   T.truthy(not ok and out:find("option --draft-tokens must be >= 1 (got 0)", 1, true), out)
   out, ok = T.run(("%s %s/recipes/speculative.lua --draft-model %s/tests/data/stories260K"):format(slua, SLUA_ROOT, SLUA_ROOT))

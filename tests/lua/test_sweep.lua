@@ -103,6 +103,34 @@ T.case("report: Markdown and CSV pivot, SVG plots that render", function()
   end
 end)
 
+T.case("a sweep that names no metrics reports new tokens, tok/s, distinct-2 and the repetition rate, with plots", function()
+  local dir = tmpdir()
+  write(dir .. "/plain.lua", [[
+return {
+  name = "plain", model = "models/stories260K", recipe = "greedy",
+  prompts = { { prompt = "Once upon a time" }, { prompt = "The cat" } },
+  fixed = { max_new_tokens = 6, threads = 1 },
+  grid = { repetition_penalty = { 1.0, 1.3 } },
+}
+]])
+  local out, ok = sweep(("%s/plain.lua --out %s/out --quiet"):format(dir, dir))
+  T.truthy(ok, out)
+  local md = read(dir .. "/out/report.md")
+  T.truthy(md and md:find("| repetition_penalty | n | length | tokens_per_s | distinct_2 | rep_rate | point |", 1, true), md)
+  for _, name in ipairs{ "length", "tokens_per_s", "distinct_2", "rep_rate" } do
+    local svg = read(("%s/out/plots/%s.svg"):format(dir, name))
+    T.truthy(svg and svg:find("<svg", 1, true), "a plot of " .. name)
+  end
+  local json = sl.json.decode((sweep("report " .. dir .. "/out --format json")))
+  local speed = json.points[1].metrics.tokens_per_s
+  T.truthy(speed.n == 2 and speed.mean > 0, "tok/s from the runs' timings: " .. sl.json.encode(speed))
+  for _, r in ipairs(lines_of(dir .. "/out/results.jsonl")) do
+    T.eq(r.metrics.length, #r.new_ids, "length = new tokens")
+    T.eq(r.metrics.tokens_per_s, nil, "a timing stays out of metrics (lines equal between reruns, timings aside)")
+    T.truthy(r.timings.tokens_per_s > 0, "and sits in timings")
+  end
+end)
+
 T.case("three shards merged equal the single-process results", function()
   local dir = tmpdir()
   for i = 0, 2 do
@@ -117,6 +145,12 @@ T.case("three shards merged equal the single-process results", function()
   T.truthy(ok, out)
   T.eq(table.concat(canonical_file(dir .. "/results.jsonl"), "\n"),
        table.concat(canonical_file(dola_out .. "/results.jsonl"), "\n"), "merged = single process")
+  -- The directory that holds the shards merges all of them, into itself.
+  os.remove(dir .. "/results.jsonl")
+  out, ok = sweep("merge " .. dir)
+  T.truthy(ok and out:find("merged 12 results into " .. dir .. "/results.jsonl", 1, true), out)
+  T.eq(table.concat(canonical_file(dir .. "/results.jsonl"), "\n"),
+       table.concat(canonical_file(dola_out .. "/results.jsonl"), "\n"), "merge DIR = merge DIR/shard-*")
   -- A missing shard is reported, with its pairs.
   out, ok = sweep(("merge %s/shard-0 %s/shard-2 --out %s/partial"):format(dir, dir, dir))
   T.truthy(not ok and out:find("pairs missing", 1, true), out)
@@ -166,25 +200,31 @@ return {
   return file
 end
 
-T.case("kill -9 at random moments 5 times: every pair exactly once, equal to an uninterrupted run", function()
+-- Starts `slua sweep ARGS` and signals it once results.jsonl in out holds `lines` whole lines
+-- (a count, not a delay); returns the sweep's exit status and what it printed.
+local function signal_at_lines(args, out, lines, signal)
+  local cmd = ("%s sweep %s >%s.log 2>&1 & p=$!; "
+    .. "for i in $(seq 2400); do [ \"$(cat %s/results.jsonl 2>/dev/null | wc -l)\" -ge %d ] && break; sleep 0.02; done; "
+    .. "kill -%s $p 2>/dev/null; wait $p 2>/dev/null; echo rc=$?"):format(slua, args, T.q(out), T.q(out), lines, signal)
+  return tonumber(T.run(cmd):match("rc=(%d+)")), read(out .. ".log") or ""
+end
+
+T.case("kill -9 at random points 5 times: every pair exactly once, equal to an uninterrupted run", function()
   local dir = tmpdir()
   local file = resume_sweep(dir)
-  local t0 = sl.clock()
   local out, ok = sweep(("%s --out %s/ref --quiet --no-report"):format(file, dir))
-  local wall = sl.clock() - t0
   T.truthy(ok, out)
   local ref = canonical_file(dir .. "/ref/results.jsonl")
   T.eq(#ref, 40, "40 pairs")
   math.randomseed(20240611)
-  local partial = 0
+  local partial, target = 0, 0
   for _ = 1, 5 do
-    local delay = wall * (0.15 + 0.7 * math.random())
-    os.execute(("%s sweep %s --out %s/killed --quiet --no-report >/dev/null 2>&1 & p=$!; sleep %.3f; kill -9 $p 2>/dev/null; wait $p 2>/dev/null"):format(
-      slua, file, dir, delay))
+    target = math.min(38, target + math.random(1, 7))   -- a random line count, rising over the kills
+    signal_at_lines(("%s --out %s/killed --quiet --no-report"):format(file, dir), dir .. "/killed", target, 9)
     local n = #(read(dir .. "/killed/results.jsonl") or ""):gsub("[^\n]", "")
-    if n > 0 and n < 40 then partial = partial + 1 end
+    if n >= target and n < 40 then partial = partial + 1 end
   end
-  T.truthy(partial > 0, "some kills landed mid-sweep")
+  T.eq(partial, 5, "every kill landed mid-sweep")
   out, ok = sweep(("%s --out %s/killed --quiet --no-report"):format(file, dir))
   T.truthy(ok, out)
   local got = canonical_file(dir .. "/killed/results.jsonl")
@@ -201,16 +241,13 @@ end)
 T.case("Ctrl-C finishes the current run's line and exits 130", function()
   local dir = tmpdir()
   local file = resume_sweep(dir)
-  local out = T.run(("%s sweep %s --out %s/int --quiet --no-report 2>&1 & p=$!; sleep 0.3; kill -INT $p; wait $p; echo rc=$?"):format(
-    slua, file, dir))
+  local code, log = signal_at_lines(("%s --out %s/int --quiet --no-report"):format(file, dir), dir .. "/int", 2, "INT")
+  T.eq(code, 130, "exit status: " .. log)
+  T.truthy(log:find("interrupted", 1, true), log)
   local text = read(dir .. "/int/results.jsonl") or ""
-  if out:find("rc=0", 1, true) then
-    io.stderr:write("note: the sweep finished before the interrupt\n")
-  else
-    T.truthy(out:find("rc=130", 1, true), out)
-    T.truthy(out:find("interrupted", 1, true), out)
-  end
-  T.truthy(text == "" or text:sub(-1) == "\n", "only whole lines")
+  local n = #text:gsub("[^\n]", "")
+  T.truthy(n >= 2 and n < 40, "stopped mid-sweep after its lines: " .. n)
+  T.truthy(text:sub(-1) == "\n", "only whole lines")
   for line in text:gmatch("([^\n]*)\n") do T.truthy(sl.json.decode(line), "a whole JSON line") end
 end)
 

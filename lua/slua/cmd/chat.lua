@@ -9,8 +9,8 @@
 -- /save FILE.json (the messages, as --messages reads them), /stats, /quit. Ctrl-C stops a reply
 -- and keeps the chat; Ctrl-D or /quit leaves. --stats prints token counts after each reply.
 local sl = require "slua"
-local run = require "slua.run"
-local conversation = require "slua.conversation"
+local recipe_of = require "slua.recipe"
+local conversation = require "slua.chat.conversation"
 
 -- Flags of the chat itself; the rest go to the recipe, which validates them.
 local recipe, system, show_stats, recipe_argv = "greedy", "", false, {}
@@ -40,31 +40,17 @@ local has_max = false
 for _, a in ipairs(recipe_argv) do if a:match("^%-%-max[-_]new[-_]tokens") then has_max = true end end
 if not has_max then table.insert(recipe_argv, "--max-new-tokens"); table.insert(recipe_argv, "256") end
 
--- The recipe runs up to its sl.generate call, which hands over its decoder instead of
--- generating. A recipe with a loop of its own (beam search, speculative decoding) loads the
--- model itself first: that is where it stops.
-local decoder
-do
-  local path = run.recipe_path(recipe)
-  local chunk, err = loadfile(path)
-  if not chunk then sl.fail(("--recipe %s: %s"):format(recipe, err), 2) end
-  local captured, own_loop = {}, {}
-  local saved_generate, saved_load, saved_arg = sl.generate, sl.load, arg
-  sl.generate = function(spec) decoder = spec; error(captured, 0) end
-  sl.load = function() error(own_loop, 0) end
-  local recipe_arg = { [0] = path }
-  for i, v in ipairs(recipe_argv) do recipe_arg[i] = v end
-  _G.arg = recipe_arg
-  local ok, e = pcall(chunk, table.unpack(recipe_arg))
-  sl.generate, sl.load, _G.arg = saved_generate, saved_load, saved_arg
-  if not ok and e ~= captured and e ~= own_loop then error(e, 0) end
-  if not decoder then
-    sl.fail(("--recipe %s: the recipe runs its own decoding loop, not sl.generate's, so it cannot take turns in a chat")
-      :format(recipe), 2)
-  end
+-- The recipe's value gives the decoder (its session, scores, processors and sampling); one with
+-- a loop of its own (beam search, speculative decoding) cannot take turns.
+local loaded, decoder = pcall(recipe_of.load, recipe)
+if not loaded then
+  sl.fail(("--recipe %s: %s"):format(recipe, type(decoder) == "table" and decoder.message or tostring(decoder)), 2)
 end
-
-local opt = decoder.opt
+if decoder.spec.run then
+  sl.fail(("--recipe %s: the recipe runs its own decoding loop, not the one-token loop, so it cannot take turns in a chat")
+    :format(recipe), 2)
+end
+local opt = decoder:options(recipe_argv)
 if opt.chat ~= "" or opt.messages ~= "" then sl.fail("slua chat reads the turns from the terminal (no --chat / --messages)", 2) end
 sl.set_threads(opt.threads)
 local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
@@ -74,7 +60,7 @@ do -- fail now, not at the first turn, when there is no template to use
   local cfg = sl.check(sl.chat.config(model.path))
   if not (template and template:find("{", 1, true)) then sl.check(sl.chat.select_template(cfg, template, false)) end
 end
-local conv = conversation.new(model, decoder, { system = system, template = template })
+local conv = conversation.new(model, decoder, opt, { system = system, template = template })
 
 local function stats_line()
   local s = conv.stats

@@ -6,12 +6,13 @@
 --        slua sweep FILE.lua --slurm [--array-size N] [--partition P] [--time T]
 --                   [--cpus-per-task C] [--sbatch-arg ARG]... [--dry-run] [--resubmit-missing]
 --        slua sweep report OUT [--format md|json]
---        slua sweep merge OUT/shard-* [--out OUT]
+--        slua sweep merge OUT | OUT/shard-* [--out OUT]
 --        slua sweep status OUT
 -- FILE.lua returns the sweep table (see lua/slua/sweep/spec.lua): recipe, model, prompts (or
 -- task, see lua/slua/sweep/task.lua), fixed options, grid/zip/points, metrics. Results go to OUT/results.jsonl (default runs/<name>), one
 -- line per (point, item); rerunning skips finished pairs. --shard I/N runs one deterministic
--- part into OUT/shard-I; merge joins shards and lists missing pairs. --slurm hands the shards
+-- part into OUT/shard-I; merge joins shards (those given, or every OUT/shard-* of OUT, into OUT)
+-- and lists missing pairs. --slurm hands the shards
 -- to a Slurm job array; --backend NAME picks lua/slua/sweep/backend/NAME.lua, which also
 -- declares its own flags (slurm.lua: the Slurm ones above). --batch N runs N pairs' generations
 -- together (continuous batching; same tokens, scores up to float32 summation order).
@@ -21,6 +22,7 @@ local runner = require "slua.sweep.runner"
 local store = require "slua.sweep.store"
 local shard = require "slua.sweep.shard"
 local report = require "slua.sweep.report"
+local status = require "slua.sweep.status"
 
 local USAGE = "usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--slurm ...] | report OUT | merge DIR... | status OUT"
 
@@ -108,9 +110,16 @@ end
 
 function commands.merge(argv)
   local opt, pos = parse(argv, 2, { out = "value" })
-  if #pos == 0 then sl.fail("usage: slua sweep merge OUT/shard-* [--out OUT]") end
-  local out = opt.out or pos[1]:match("^(.*)/[^/]+/?$") or "."
-  local res = shard.merge(pos, out)
+  if #pos == 0 then sl.fail("usage: slua sweep merge OUT | OUT/shard-* [--out OUT]", 2) end
+  local dirs, out = pos, nil
+  -- One directory that holds shards: merge all of them into it.
+  local held = #pos == 1 and status.shard_dirs((pos[1]:gsub("/+$", ""))) or {}
+  if #held > 0 then
+    dirs, out = {}, pos[1]:gsub("/+$", "")
+    for i, d in ipairs(held) do dirs[i] = d.dir end
+  end
+  out = opt.out or out or pos[1]:match("^(.*)/[^/]+/?$") or "."
+  local res = shard.merge(dirs, out)
   print_merge(res, out)
   if #res.missing > 0 then os.exit(3, true) end
 end

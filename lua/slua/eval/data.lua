@@ -1,7 +1,7 @@
 -- Data files of the evaluations: CSV (pandas.read_csv / Python csv semantics: quoted fields
 -- with "" escapes and embedded newlines), TSV, JSON and JSON Lines, read plain or from .xz
 -- (the bundled copies under data/ are compressed).
-local sl = require "slua"
+local sl = require "slua.util"
 
 local data = {}
 

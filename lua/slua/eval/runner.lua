@@ -8,9 +8,10 @@
 --
 -- `settings` is everything that decides the results (hashed into every line); `setting` is what
 -- task.evaluate receives.
-local sl = require "slua"
+local sl = require "slua.util"
 local core = require "slua.core"
 local batch = require "slua.batch"
+local ev = require "slua.eval"
 
 local runner = {}
 
@@ -211,7 +212,7 @@ function runner.merge(paths, output)
       end
     end
   end
-  local task = task_name and require("slua.eval").tasks[task_name]
+  local task = task_name and ev.tasks[task_name]
   if not task then sl.fail("--merge: no result lines of a known task") end
   table.sort(order, function(a, b)
     local ia, ib = tonumber(a.index) or math.huge, tonumber(b.index) or math.huge

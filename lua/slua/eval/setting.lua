@@ -11,7 +11,7 @@
 --                      repetition_penalty, max_new_tokens (256), seed (42), lang, n_ctx, prefix_cache
 -- `setting` is what task.evaluate receives; `settings` is everything that decides the results
 -- (hashed by the eval runner). Bad values fail as "option --<name>: ...".
-local sl = require "slua"
+local sl = require "slua.util"
 local ev = require "slua.eval"
 local data = require "slua.eval.data"
 

@@ -6,7 +6,7 @@
 -- JSON fields: prompt_ids, new_ids, text, stop_reason, steps, ...) and returns a number (or a
 -- boolean, counted as 1/0). A metric that raises or returns anything else stops the sweep with
 -- the metric named; it is first tried on a short check run, before the sweep's runs start.
-local sl = require "slua"
+local sl = require "slua.util"
 
 local metrics = {}
 
@@ -20,9 +20,12 @@ local function distinct(ids, n)
   return total > 0 and unique / total or 0
 end
 
--- Built-ins: {fn, unit} (the unit labels plot axes).
+-- Built-ins: {fn, unit} (the unit labels plot axes). A built-in without fn is a timing: its
+-- value is the run's entry of the same name in the result line's `timings` (never in
+-- `metrics`, so that lines stay equal between reruns, timings aside).
 metrics.builtin = {
   length = { fn = function(_, r) return #r.new_ids end, unit = "tokens" },
+  tokens_per_s = { unit = "tokens/s" },
   distinct_1 = { fn = function(_, r) return distinct(r.new_ids, 1) end, unit = "fraction" },
   distinct_2 = { fn = function(_, r) return distinct(r.new_ids, 2) end, unit = "fraction" },
   distinct_3 = { fn = function(_, r) return distinct(r.new_ids, 3) end, unit = "fraction" },
@@ -49,9 +52,13 @@ metrics.builtin = {
   eos = { fn = function(_, r) return r.stop_reason == "eos" and 1 or 0 end, unit = "fraction" },
 }
 
--- metrics.resolve(file, list) -> {{name, fn, unit}} in a stable order (list order, then named
+-- What a recipe sweep that names no metrics reports: new tokens, speed, distinct-2 and the
+-- repetition rate, so that every report has its plots.
+metrics.default = { "length", "tokens_per_s", "distinct_2", "rep_rate" }
+
+-- The metrics of a list, {{name, fn, unit}} in a stable order (list order, then named
 -- functions sorted).
-function metrics.resolve(file, list)
+local function resolve_list(file, list)
   local out, seen = {}, {}
   local function add(name, fn, unit, where)
     if seen[name] then sl.fail(("%s: %s: metric '%s' given twice"):format(file, where, name)) end
@@ -90,6 +97,13 @@ function metrics.resolve(file, list)
   return out
 end
 
+-- metrics.resolve(file, list) -> the list's metrics; no list (or an empty one) gives
+-- metrics.default.
+function metrics.resolve(file, list)
+  if list == nil or next(list) == nil then list = metrics.default end
+  return resolve_list(file, list)
+end
+
 -- metrics.resolve_task(file, list, task) -> the task's metrics (computed by the task itself, no
 -- fn), then the sweep's named functions, which get ctx and the task's record of the item.
 function metrics.resolve_task(file, list, task)
@@ -103,7 +117,7 @@ function metrics.resolve_task(file, list, task)
       sl.fail(("%s: metrics[%d]: a task sweep reports the task's metrics; add others as named functions"):format(file, k))
     end
   end
-  for _, m in ipairs(metrics.resolve(file, list)) do
+  for _, m in ipairs(resolve_list(file, list)) do
     if seen[m.name] then sl.fail(("%s: %s: task %s already has a metric '%s'"):format(file, m.where, task.name, m.name)) end
     out[#out + 1] = m
   end

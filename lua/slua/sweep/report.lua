@@ -6,10 +6,11 @@
 -- A plot puts the metric against the sweep's `plot.x` (default: the first swept key whose
 -- values are all numbers, else the first swept key), one line per value of `plot.series`
 -- (default: the next swept key); items of points that differ in other keys are pooled.
-local sl = require "slua"
+local sl = require "slua.util"
 local store = require "slua.sweep.store"
 local plot = require "slua.sweep.plot"
 local spec = require "slua.sweep.spec"
+local ev = require "slua.eval"
 
 local report = {}
 
@@ -38,8 +39,7 @@ end
 -- metric need not be a plain mean over items), else nil.
 local function summarizer(task_name)
   if not task_name then return nil end
-  local ok, ev = pcall(require, "slua.eval")
-  local mod = ok and ev.tasks[task_name]
+  local mod = ev.tasks[task_name]
   return mod and mod.summarize
 end
 
@@ -61,7 +61,11 @@ function report.build(dir)
     local row = { id = p.id, params = p.params, n = #rs, metrics = {} }
     for _, name in ipairs(m.metrics) do
       local values = {}
-      for _, r in ipairs(rs) do values[#values + 1] = r.metrics and r.metrics[name] end
+      for _, r in ipairs(rs) do
+        local v = r.metrics and r.metrics[name]
+        if v == nil and r.timings then v = r.timings[name] end   -- a timing metric (tokens_per_s)
+        values[#values + 1] = v
+      end
       row.metrics[name] = stats(values)
     end
     if summarize and #rs > 0 then

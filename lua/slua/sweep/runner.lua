@@ -8,7 +8,7 @@
 -- Ctrl-C lets the current run finish and its line be written (with --batch N, the first of the
 -- running ones to finish), then exits 130; a second Ctrl-C stops at once (the resume drops a
 -- torn line and reruns the unfinished pairs).
-local sl = require "slua"
+local sl = require "slua.util"
 local core = require "slua.core"
 local spec = require "slua.sweep.spec"
 local store = require "slua.sweep.store"
@@ -17,6 +17,7 @@ local progress = require "slua.sweep.progress"
 local task = require "slua.sweep.task"
 local ev = require "slua.eval"
 local batch = require "slua.batch"
+local recipe_of = require "slua.recipe"
 
 local runner = {}
 
@@ -27,18 +28,16 @@ end
 
 -- One run: the recipe in process, its single result; errors name the point and item.
 local function run_pair(plan, model, point, item, argv)
-  local ok, results = pcall(sl.invoke, plan.recipe, argv or spec.run_argv(point, item), { model = model })
+  local ok, result = pcall(function()
+    return recipe_of.load(plan.recipe):run(argv or spec.run_argv(point, item), { model = model })
+  end)
   if not ok then
-    local msg = type(results) == "table" and results.message or tostring(results)
+    local msg = type(result) == "table" and result.message or tostring(result)
     if msg:find("interrupted", 1, true) and #msg < 80 then error("interrupted", 0) end
     sl.fail(("%s: point %s (%s), item %s: %s"):format(plan.file, point.id, spec.describe(plan, point),
       tostring(item.id), msg))
   end
-  if #results ~= 1 then
-    sl.fail(("%s: recipe %s made %d generations in one run; a sweep needs exactly one"):format(
-      plan.file, plan.recipe, #results))
-  end
-  return results[1]
+  return result
 end
 
 local function metric_ctx(plan, model, point, item, result)

@@ -5,7 +5,7 @@
 -- first, each to the least loaded shard (lowest index on ties). A point's cost is the sweep's
 -- cost(options) if given, else its max_new_tokens, times the number of items. When there are
 -- fewer points than shards, pairs are dealt out one by one instead.
-local sl = require "slua"
+local sl = require "slua.util"
 local store = require "slua.sweep.store"
 
 local shard = {}

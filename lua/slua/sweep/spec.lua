@@ -13,6 +13,7 @@
 --   zip      = { a = {1, 2}, b = {"x", "y"} }   -- paired lists (same length), crossed with grid
 --   points   = function() return { {...}, ... } end  -- extra points, each an option table
 --   metrics  = { "distinct_2", "length", novelty = function(ctx, result) return ... end }
+--              (none: length, tokens_per_s, distinct_2, rep_rate; slua.sweep.metrics)
 --   steps    = false                    -- keep the recipe's per-step details in results
 --   plot     = { x = "repetition_penalty", series = "dola_layers" }  -- default: swept keys
 --   cost     = function(options) return n end  -- relative cost of a run, for sharding
@@ -20,8 +21,8 @@
 -- A point is the recipe plus its full option set (the recipe's defaults filled in); its id is
 -- a hash of both, so a changed setting is a new point and results never mix under one id.
 -- Every problem is reported as "<file>: <key>: <what>" before any run starts.
-local sl = require "slua"
-local run = require "slua.run"
+local sl = require "slua.util"
+local recipe_of = require "slua.recipe"
 local metrics = require "slua.sweep.metrics"
 local task = require "slua.sweep.task"
 
@@ -245,7 +246,7 @@ function spec.load(file)
     name = s.name or file:match("([^/]+)%.lua$") or file, out = s.out,
   }
   if s.recipe then
-    local recipe_path = run.recipe_path(s.recipe)
+    local recipe_path = recipe_of.path(s.recipe)
     if not exists(recipe_path) then
       sl.fail(("%s: recipe: unknown recipe '%s' (no %s)"):format(file, s.recipe, recipe_path))
     end
@@ -286,7 +287,7 @@ function spec.load(file)
       p.values.format = "json"
       local argv = spec.argv(p.values)
       local okp
-      okp, full = pcall(run.options_of, s.recipe, argv)
+      okp, full = pcall(function() return recipe_of.load(s.recipe):options(argv) end)
       if not okp then
         local msg = type(full) == "table" and full.message or tostring(full)
         local key = msg:match("option %-%-([%w%-_]+)")

@@ -8,7 +8,7 @@
 --                       killed; fsync, which only matters if the machine goes down, runs at most
 --                       every `sync_every` seconds (default 1; 0 = after every line) and on close,
 --                       because a busy disk can make a per-line fsync cost more than a short run.
-local sl = require "slua"
+local sl = require "slua.util"
 local core = require "slua.core"
 local fs = core.fs
 

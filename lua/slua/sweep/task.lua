@@ -1,4 +1,4 @@
--- slua.sweep.task: a sweep over an evaluation task (lua/slua/eval.lua) instead of a recipe over
+-- slua.sweep.task: a sweep over an evaluation task (lua/slua/eval/init.lua) instead of a recipe over
 -- prompts: every (point, item) is one task.evaluate(model, item, setting), exactly as `slua eval`
 -- runs it, and the report shows the task's own metrics (MC1/MC2/MC3, accuracy) per point.
 --
@@ -14,11 +14,12 @@
 -- Each result line is the task's record plus point, item, task, options (those settings),
 -- metrics (the task's metrics of that item alone) and timings. Reports aggregate a bundled
 -- task's metrics with its summarize; an own task's metrics are averaged over items.
-local sl = require "slua"
+local sl = require "slua.util"
 local core = require "slua.core"
 local ev = require "slua.eval"
 local evs = require "slua.eval.setting"
 local run = require "slua.run"
+local recipe_of = require "slua.recipe"
 
 local task = {}
 
@@ -141,7 +142,7 @@ function task.point(plan, p)
       local key = msg:match("option %-%-([%w%-_]+)")
       local where = key and (p.from[(key:gsub("%-", "_"))] or p.from.recipe_options) or p.from.recipe or "recipe"
       return where
-    end, run.options_of, settings.recipe, argv)
+    end, function() return recipe_of.load(settings.recipe):options(argv) end)
   end
   return settings, setting, { task = t.name, settings = settings }
 end

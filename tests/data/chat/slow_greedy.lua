@@ -1,8 +1,7 @@
 -- Greedy decoding that takes 20 ms a token, so a test can interrupt a reply in a terminal.
 local sl = require "slua"
-local opt = sl.run_options(arg, {})
-sl.generate{
-  recipe = "slow_greedy", opt = opt, sample = false,
+return sl.recipe{
+  name = "slow_greedy", sample = false,
   scores = function(ctx)
     local t = sl.clock() + 0.02
     while sl.clock() < t do end

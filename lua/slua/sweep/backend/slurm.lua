@@ -6,7 +6,7 @@
 -- OUT/slurm/. --resubmit-missing submits only the array indices whose pairs are missing, and a
 -- new merge job. A backend is a module with main(plan, out, opt, file); nothing else in the
 -- sweep knows about Slurm.
-local sl = require "slua"
+local sl = require "slua.util"
 local core = require "slua.core"
 local store = require "slua.sweep.store"
 local status = require "slua.sweep.status"

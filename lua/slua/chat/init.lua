@@ -10,6 +10,7 @@
 -- raise_exception (message verbatim), "template" for syntax and runtime errors (the message
 -- names line and column), "context" for a bad context. opts.max_steps bounds the statements and
 -- loop iterations a render may take (default 10 million).
+local util = require "slua.util"
 local jinja = require "slua.jinja"
 local V = jinja.value
 
@@ -195,7 +196,7 @@ end
 
 -- Bundled templates for checkpoints that ship none (models/chat_templates/NAME.jinja).
 function chat.bundled_template(name)
-  local root = SLUA_ROOT or (package.searchpath("slua.chat", package.path) or ""):gsub("/lua/slua/chat%.lua$", "")
+  local root = util.root
   if not name:match("^[%w_%.%-]+$") then return nil end
   return read_file(("%s/models/chat_templates/%s.jinja"):format(root, name))
 end
@@ -270,14 +271,5 @@ function chat.apply(model, messages, opts)
   if not tok then return text, nil end
   return text, tok:encode(text, { special = false })
 end
-
--- Adds apply_chat_template to the Model class of slua.core.
-function chat.install(core)
-  local mt = debug.getregistry()["slua.Model"]
-  if not (core and mt and mt.__index) then return end
-  local _, methods = debug.getupvalue(mt.__index, 1)
-  if type(methods) == "table" then methods.apply_chat_template = chat.apply end
-end
-chat.install(package.loaded["slua.core"])
 
 return chat

@@ -1,4 +1,4 @@
--- slua.skiplayer: SkipLayerCD (Zhu et al., Findings of EMNLP 2024, arXiv 2407.10795): the amateur
+-- slua.decoders.skiplayer: SkipLayerCD (Zhu et al., Findings of EMNLP 2024, arXiv 2407.10795): the amateur
 -- is the same model with a contiguous span of decoder layers skipped, run as a fork of the
 -- expert's session that shares every block below the span.
 local core = require "slua.core"

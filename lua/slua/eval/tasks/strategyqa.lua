@@ -4,7 +4,9 @@
 -- answer after the first "answer is" up to the next "." With --retry 1 (the default) the
 -- script's "random guess" is deterministic: no trigger -> "no" if the text contains "no"
 -- anywhere ("know", "not", "cannot" count), else "yes"; anything but yes/no -> "no".
-local text = require "slua.tasks.text"
+local text = require "slua.eval.tasks.text"
+local data = require "slua.eval.data"
+local ev = require "slua.eval"
 
 local task = {
   name = "strategyqa",
@@ -84,7 +86,6 @@ end
 function task.is_correct(model_answer, gold) return model_answer == gold end
 
 function task.load(path)
-  local data = require "slua.eval.data"
   local items = {}
   for i, rec in ipairs(data.json(path)) do
     items[i] = { id = tostring(i - 1), index = i - 1, qid = rec.qid, question = data.need(rec, "question", path),
@@ -94,7 +95,6 @@ function task.load(path)
 end
 
 function task.evaluate(model, item, setting)
-  local ev = require "slua.eval"
   local completion, r = ev.generate(model, task.prompt(item), setting, task.stop_words)
   local answer = task.extract_with_guess(completion)
   return { id = item.id, index = item.index, qid = item.qid, completion = completion, model_answer = answer,
@@ -102,6 +102,6 @@ function task.evaluate(model, item, setting)
            is_correct = task.is_correct(answer, item.answer), n_new_tokens = #r.new_ids, stop_reason = r.stop_reason }
 end
 
-task.summarize = require("slua.tasks.gsm8k").summarize
+task.summarize = require("slua.eval.tasks.gsm8k").summarize
 
 return task

@@ -1,4 +1,4 @@
--- slua.genconfig: generation_config.json defaults, applied as transformers applies them.
+-- slua.chat.genconfig: generation_config.json defaults, applied as transformers applies them.
 --
 -- HF's generate() starts from the model's generation_config.json and lets call arguments override
 -- it. Here the file's values become the defaults of the recipe's own options before the command
@@ -6,6 +6,8 @@
 -- options the recipe has are touched (greedy has no temperature). eos_token_id (an id or a list)
 -- is read by the model loader itself (generation stops at any of the ids); recipes with an
 -- --eos-token-id option list the file's ids as its default.
+local core = require "slua.core"
+local chat = require "slua.chat"
 local M = {}
 
 -- generation_config.json key -> option name
@@ -28,8 +30,7 @@ end
 -- Reads DIR/generation_config.json. Returns the decoded table (or {} when there is none), or
 -- nil, message for a file that is not a JSON object.
 function M.read(dir)
-  local core = require "slua.core"
-  local text, rerr = require("slua.chat").read_file(dir .. "/generation_config.json")
+  local text, rerr = chat.read_file(dir .. "/generation_config.json")
   if rerr then return nil, rerr end
   if not text then return {} end
   local t, err = core.json_decode(text)
@@ -49,7 +50,7 @@ function M.apply(dir, defaults)
     local v, entry = gc[key], defaults[option]
     -- a declared option is a default value or a spec table {default = ...} (slua.options)
     local d = type(entry) == "table" and entry.default or entry
-    if v ~= nil and d ~= nil and v ~= (require "slua.core").null then
+    if v ~= nil and d ~= nil and v ~= core.null then
       if type(v) ~= type(d) or (math.type(d) == "integer" and math.type(v) ~= "integer") then
         return nil, ("%s/generation_config.json: '%s' must be %s (got %s)"):format(dir, key,
           math.type(d) == "integer" and "an integer" or type(d), tostring(v))

@@ -1,6 +1,6 @@
--- slua.conversation: a multi-turn chat over one KV cache.
+-- slua.chat.conversation: a multi-turn chat over one KV cache.
 --
---   local conv = require("slua.conversation").new(model, decoder, {system =, template =})
+--   local conv = require("slua.chat.conversation").new(model, decoder, {system =, template =})
 --   conv:add("user", "Hi")
 --   local reply, why = conv:reply(function(piece) io.write(piece) end)
 --
@@ -10,9 +10,11 @@
 -- template re-tokenizes differently rewinds to where they part). conv.stats counts tokens
 -- reused, prefilled and stepped, and how many were rewound.
 --
--- decoder: what a recipe gives sl.generate (slua.run): opt, session (options or function),
--- amateurs, scores, chain, sample. Amateur sessions follow the main one turn by turn.
-local sl = require "slua"
+-- recipe: a recipe value (slua.recipe) of the one-token kind, opt its parsed options: its
+-- session, amateurs, scores, processors and sampling decode every reply. Amateur sessions
+-- follow the main one turn by turn.
+local sl = require "slua.util"
+local run = require "slua.run"
 local chat = require "slua.chat"
 local V = require("slua.jinja").value
 
@@ -21,27 +23,19 @@ Conversation.__index = Conversation
 
 local M = {}
 
-function M.new(model, decoder, opts)
+function M.new(model, recipe, opt, opts)
   opts = opts or {}
-  local opt = decoder.opt
   local self = setmetatable({
-    model = model, decoder = decoder, opt = opt, system = opts.system,
+    model = model, recipe = recipe, opt = opt, system = opts.system,
     template = opts.template, messages = {},
     stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0 },
   }, Conversation)
-  if sl.check_options then sl.check_options(opt, model) end  -- the options' checks that need the model
-  local session_opts = decoder.session
-  if type(session_opts) == "function" then session_opts = session_opts(model, opt) end
-  self.ctx = {
-    model = model, tokenizer = model.tokenizer, opt = opt, prompt_len = 0, step = 0,
-    max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
-  }
-  self.ctx.session = model:session(session_opts)
-  self.ctx.amateurs = decoder.amateurs and decoder.amateurs(self.ctx) or {}
-  self.chain = decoder.chain or sl.chain(sl.processors.standard(opt))
-  self.sample = decoder.sample
-  if self.sample == nil then self.sample = opt.do_sample end
-  self.scores_of = decoder.scores or function(c) return c.out.logits end
+  sl.check_options(opt, model)  -- the options' checks that need the model
+  self.ctx = run.start({ opt = opt }, model)
+  local d = run.decoder(recipe.spec, self.ctx)
+  self.ctx.session = model:session(d.session)
+  self.ctx.amateurs = d.amateurs and d.amateurs(self.ctx) or {}
+  self.chain, self.sample, self.scores_of, self.eos = d.chain, d.sample, d.scores, d.eos
   return self
 end
 
@@ -110,8 +104,7 @@ function Conversation:reply(on_piece)
   if not ids then return nil, model.path .. ": no tokenizer.json" end
   if #ids >= model.config.max_position then return nil, "the conversation no longer fits the context" end
   local stream = model.tokenizer:stream{ skip_special = true }
-  local eos = {}
-  for _, id in ipairs(model.eos) do eos[id] = true end
+  local eos = self.eos
   local stops = {}
   for s in (opt.stop or ""):gmatch("[^|]+") do stops[#stops + 1] = s end
   ctx.generated, ctx.step, ctx.prompt_len = {}, 0, #ids

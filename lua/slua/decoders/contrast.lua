@@ -1,8 +1,10 @@
--- slua.contrast: the shared driver of expert/amateur recipes (SkipLayerCD, two-model CD): the
+-- slua.decoders.contrast: the shared driver of expert/amateur recipes (SkipLayerCD, two-model CD): the
 -- amateur session is stepped in lockstep with the expert and each step's scores are
 -- S.contrast(expert logits, amateur logits); the span or model choice is the recipe's.
-local sl = require "slua"
-local skiplayer = require "slua.skiplayer"
+local sl = require "slua.util"
+local skiplayer = require "slua.decoders.skiplayer"
+local blocks = require "slua.decoders.blocks"
+local recipe = require "slua.recipe"
 
 local C = {}
 
@@ -36,8 +38,10 @@ end
 C.span_options = {
   span_seed = { default = 2023, min = 0, help = "seed of Python's random for SL-H" },
   example = { default = 1, min = 1, help = "which SL-H draw (one per example, in dataset order)" },
-  skip_layers = { default = "", type = "string", help = "START,END: skip decoder blocks [START, END)",
-                  check = function(v) if v ~= "" and not v:match("^%s*%d+%s*,%s*%d+%s*$") then return "START,END" end end },
+  skip_blocks = { default = "", type = "string", check = blocks.syntax, rule = blocks.help_rule,
+                  help = "the blocks the amateur skips, one span: N or START:END (blocks START to END-1; \"\" = SL-H's span)" },
+  skip_layers = { alias = "skip_blocks", translate = blocks.from_span_pair,
+                  help = "older name of --skip-blocks: START,END means --skip-blocks START:END" },
   small_model_span = { default = "middle", choices = { "middle", "none" },
                        help = "models with < 10 layers (no SL-H span): skip the middle block(s), or fail" },
 }
@@ -52,16 +56,19 @@ C.sld_options = {
 for k, v in pairs(C.span_options) do C.sld_options[k] = v end
 
 local function span_hint(n_layer)
-  return ("--skip-layers START,END takes 0 <= START < END <= %d"):format(n_layer)
+  return ("--skip-blocks START:END takes 0 <= START < END <= %d"):format(n_layer)
 end
 
--- "a,b" -> the span [a, b), checked against the model.
+-- --skip-blocks as the span [start, end) of the amateur, checked against the model: one block
+-- or one contiguous span (a set with a gap is no SkipLayerCD amateur).
 function C.parse_span(text, n_layer)
-  local v = sl.parse_ints(text, "skip-layers")
-  if #v ~= 2 or v[1] < 0 or v[2] <= v[1] or v[2] > n_layer then
-    sl.fail(("option --skip-layers wants START,END with 0 <= START < END <= %d (got '%s')"):format(n_layer, text), 2)
+  local list = blocks.parse(text, n_layer)
+  local span = list and blocks.span(list)
+  if not span then
+    sl.fail(("option --skip-blocks wants one span START:END (or one block N) with 0 <= START < END <= %d (got '%s')")
+      :format(n_layer, text), 2)
   end
-  return v
+  return span
 end
 
 -- The SL-H span, or for a model too shallow for SL-H the small-model span (announced on
@@ -78,23 +85,25 @@ function C.heuristic_span(opt, n_layer, source)
   return span, why
 end
 
--- Runs the generation. make_amateur(ctx, extra) returns the amateur session (extra collects
--- fields for the JSON output, e.g. skip_span).
-function C.generate(recipe, opt, make_amateur)
-  local extra = {}
-  return sl.generate{
-    recipe = recipe, opt = opt, extra = extra,
-    amateurs = function(ctx) return { make_amateur(ctx, extra) } end,
+-- C.recipe{name, options, amateur = function(ctx) return session end} -> the recipe value of
+-- an expert/amateur method: the amateur steps in lockstep and each step's scores are the
+-- contrast of the two (ctx.opt: --contrast, --alpha, --beta, --amateur-temperature). The
+-- amateur hook may add fields to the result through ctx.extra (skip_span).
+function C.recipe(spec)
+  return recipe.new{
+    name = spec.name, options = spec.options, file = spec.file,
+    amateurs = function(ctx) return { spec.amateur(ctx) } end,
     scores = function(ctx)
-      local scores, kept = skiplayer.contrast(ctx.out.logits, ctx.amateur_outs[1].logits, opt)
+      local scores, kept = skiplayer.contrast(ctx.out.logits, ctx.amateur_outs[1].logits, ctx.opt)
       return scores, { n_kept = kept }
     end,
   }
 end
 
--- Tells the user which span runs (stderr in text mode, so stdout stays the text).
-function C.announce(opt, span, source)
-  if opt.format == "text" then
+-- Tells the user of the command line which span runs (stderr in text mode, so stdout stays
+-- the text); a run in process (recipe:run) prints nothing.
+function C.announce(ctx, span, source)
+  if ctx.cli and ctx.opt.format == "text" then
     io.stderr:write(("skiplayer: amateur skips decoder layers [%d, %d) (%s)\n"):format(span[1], span[2], source))
   end
 end

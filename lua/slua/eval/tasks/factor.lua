@@ -4,6 +4,9 @@
 -- higher (ties count as correct). Settings of the script: relative_top 0.1 with -1000 for
 -- implausible tokens, post_softmax on (the lm_score defaults). The prefix column is
 -- full_prefix when the FILE NAME contains "news", else turncated_prefixes [sic].
+local data = require "slua.eval.data"
+local sl = require "slua.util"
+local ev = require "slua.eval"
 local task = {
   name = "factor",
   kind = "score",
@@ -24,7 +27,6 @@ function task.is_correct(log_probs)
 end
 
 function task.load(path)
-  local data = require "slua.eval.data"
   local column = path:find("news", 1, true) and "full_prefix" or "turncated_prefixes"
   local items = {}
   for i, rec in ipairs(data.csv_records(path)) do
@@ -37,7 +39,6 @@ end
 
 -- A pre-tokenised row: {id, n_prefix | prompt_ids, full_ids = [4 id lists, true first]}.
 function task.from_ids(obj, where)
-  local sl = require "slua"
   local n_prefix = obj.n_prefix or (obj.prompt_ids and #obj.prompt_ids)
   if type(obj.full_ids) ~= "table" or #obj.full_ids < 2 or not n_prefix then
     sl.fail(where .. ": a FACTOR item needs full_ids (true answer first) and n_prefix or prompt_ids")
@@ -48,7 +49,6 @@ function task.from_ids(obj, where)
 end
 
 function task.evaluate(model, item, setting)
-  local ev = require "slua.eval"
   local rec = { id = item.id, index = item.index, log_probs = {}, n_forwarded = 0, n_tokens = 0 }
   local answers = item.scored
   if not answers then

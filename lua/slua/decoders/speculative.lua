@@ -1,4 +1,4 @@
--- slua.speculative: speculative decoding (Leviathan et al., ICML 2023, arXiv 2211.17192; Chen
+-- slua.decoders.speculative: speculative decoding (Leviathan et al., ICML 2023, arXiv 2211.17192; Chen
 -- et al. 2023, arXiv 2302.01318) with a draft session: the same model with skipped blocks
 -- (self-speculative: Draft & Verify, Zhang et al. 2023, arXiv 2309.08168; LayerSkip) or a
 -- second model with the same vocabulary.
@@ -10,7 +10,8 @@
 -- and after k acceptances a bonus token comes from the last row. Both sessions rewind to the
 -- accepted prefix. Greedy output is the main model's greedy output; sampled output has the
 -- main model's distribution.
-local sl = require "slua"
+local sl = require "slua.util"
+local blocks = require "slua.decoders.blocks"
 local run = require "slua.run"
 
 local S = {}
@@ -112,41 +113,23 @@ function S.generate(spec)
   return { new_ids = generated, stop_reason = stop_reason, rounds = rounds }
 end
 
--- "2,3,7" or "8-15" (inclusive ranges) -> sorted unique block list; nil and the rule the text
--- breaks when it is not such a list or (given n_layer) names a block outside [0, n_layer - 1]
--- or every block.
-function S.blocks(text, n_layer)
-  local rule = n_layer and ("blocks or ranges in [0, %d], not all of them"):format(n_layer - 1)
-    or "blocks or ranges such as 2,3 or 8-15"
-  local blocks, seen = {}, {}
-  for part in (tostring(text) .. ","):gmatch("([^,]*),") do
-    local a, b = part:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
-    if not a then a = part:match("^%s*(%d+)%s*$"); b = a end
-    a, b = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
-    if not a or not b or b < a or (n_layer and b >= n_layer) then return nil, rule end
-    for l = a, b do
-      if not seen[l] then seen[l] = true; blocks[#blocks + 1] = l end
-    end
-  end
-  table.sort(blocks)
-  if n_layer and #blocks >= n_layer then return nil, rule end
-  return blocks
-end
-
--- Option checks of --draft-skip-layers ("" = the default): its form, then against the model.
-function S.blocks_syntax(text)
-  if text ~= "" then return select(2, S.blocks(text)) end
+-- --draft-skip-blocks (slua.decoders.blocks' grammar) against the model: blocks that exist,
+-- and not every one (the draft would be no model). Returns the blocks | nil, the rule.
+local function draft_blocks(text, n_layer)
+  local list = blocks.parse(text, n_layer)
+  if list and #list < n_layer then return list end
+  return nil, blocks.rule(n_layer) .. ", not all of them"
 end
 
 function S.blocks_rule(text, model)
-  if text ~= "" then return select(2, S.blocks(text, model.n_layer)) end
+  if text ~= "" then return select(2, draft_blocks(text, model.n_layer)) end
 end
 
--- S.blocks for --draft-skip-layers, a usage error when the text breaks its rule.
+-- The draft's blocks for --draft-skip-blocks, a usage error when the text breaks its rule.
 function S.parse_blocks(text, n_layer)
-  local blocks, rule = S.blocks(text, n_layer)
-  if not blocks then sl.option_error("draft_skip_layers", rule, text) end
-  return blocks
+  local list, rule = draft_blocks(text, n_layer)
+  if not list then sl.option_error("draft_skip_blocks", rule, text) end
+  return list
 end
 
 return S

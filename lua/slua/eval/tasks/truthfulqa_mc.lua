@@ -5,7 +5,10 @@
 --
 -- Task interface (shared by every task module): kind, data, settings, load(path), from_ids(obj),
 -- evaluate(model, item, setting) -> record, summarize(records) -> metrics, metric (headline).
-local text = require "slua.tasks.text"
+local text = require "slua.eval.tasks.text"
+local data = require "slua.eval.data"
+local sl = require "slua.util"
+local ev = require "slua.eval"
 
 local task = {
   name = "truthfulqa_mc",
@@ -103,7 +106,6 @@ end
 
 -- Items of TruthfulQA.csv: {id, index (0-based data row), question, ref_best, ref_true, ref_false}.
 function task.load(path)
-  local data = require "slua.eval.data"
   local items = {}
   for i, rec in ipairs(data.csv_records(path)) do
     local best = task.format_best(data.need(rec, "Best Answer", path))
@@ -120,7 +122,6 @@ end
 -- A pre-tokenised item (one line of --items): {id, n_prefix | prompt_ids, answers = [{kind =
 -- "true"|"false", full_ids, n_prefix?}], ref_true + ref_best or best_index (0-based)}.
 function task.from_ids(obj, where)
-  local sl = require "slua"
   if type(obj.answers) ~= "table" then sl.fail(where .. ": an item needs 'answers'") end
   local item = { id = tostring(obj.id or obj.index), index = obj.index, true_answers = {}, false_answers = {},
                  ref_true = obj.ref_true, ref_best = obj.ref_best }
@@ -150,7 +151,6 @@ end
 
 -- Scores every true answer, then every false one (the official order) -> record.
 function task.evaluate(model, item, setting)
-  local ev = require "slua.eval"
   local rec = { id = item.id, index = item.index, n_forwarded = 0, n_tokens = 0 }
   local details = setting.details and {} or nil
   for _, kind in ipairs{ "true", "false" } do

@@ -1,16 +1,16 @@
--- slua.beam: HF transformers' beam search (generation/beam_search.py BeamSearchScorer and
+-- slua.decoders.beam: HF transformers' beam search (generation/beam_search.py BeamSearchScorer and
 -- BeamHypotheses, generation/utils.py _beam_search and _group_beam_search, v4.47), with each
 -- beam a session. Beams share their prefix: when a step gives one parent several children,
 -- the extra children take a session no beam continues and copy only the rows after the point
 -- where the two diverged (session:copy); a parent with one child keeps its session.
 --
---   local beam = require "slua.beam"
+--   local beam = require "slua.decoders.beam"
 --   local result = beam.search{ model = m, prompt = ids, num_beams = 4, max_new_tokens = 20,
 --                               chain = sl.chain{...}, eos = {2} }
 --
 -- Scores follow HF in float32: each step adds a beam's running score to the processed
 -- log-softmax of its logits (in C), and the candidate values become the new running scores.
-local sl = require "slua"
+local sl = require "slua.util"
 local run = require "slua.run"
 local batch = require "slua.batch"
 

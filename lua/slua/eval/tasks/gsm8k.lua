@@ -3,7 +3,9 @@
 -- "\end{code}" (repetition penalty 1.0 for the baseline, 1.2 for DoLa), and clean_answer on
 -- the completion as decoded (stop words not stripped). Correct = string equality with the
 -- reference number after "####" (commas removed): "18.00" is not "18".
-local text = require "slua.tasks.text"
+local text = require "slua.eval.tasks.text"
+local data = require "slua.eval.data"
+local ev = require "slua.eval"
 
 local task = {
   name = "gsm8k",
@@ -67,7 +69,6 @@ function task.extract(completion) return text.clean_answer(completion) or task.i
 function task.is_correct(model_answer, gt_answer) return model_answer == gt_answer end
 
 function task.load(path)
-  local data = require "slua.eval.data"
   local items = {}
   for i, rec in ipairs(data.jsonl(path)) do
     local q, a = data.need(rec, "question", path), data.need(rec, "answer", path)
@@ -77,7 +78,6 @@ function task.load(path)
 end
 
 function task.evaluate(model, item, setting)
-  local ev = require "slua.eval"
   local completion, r = ev.generate(model, task.prompt(item.question), setting, task.stop_words)
   local answer = task.extract(completion)
   return { id = item.id, index = item.index, completion = completion, model_answer = answer,

@@ -10,7 +10,7 @@
 -- DoLa tables"): premature layers go through the LM head without the final norm, answers are
 -- split from the prompt by token count, masked tokens score relative_top_value (-1000).
 --
--- Every task module (ev.tasks.<name>, lua/slua/tasks/<name>.lua) offers, for drivers such as
+-- Every task module (ev.tasks.<name>, lua/slua/eval/tasks/<name>.lua) offers, for drivers such as
 -- `slua eval` (lua/slua/cmd/eval.lua, lua/slua/eval/runner.lua) or a sweep:
 --   task.name, task.kind ("score" | "generate"), task.data (path under data/), task.metric
 --   task.settings                       scoring tasks: the script's relative_top etc.
@@ -24,6 +24,9 @@
 -- details) for scoring tasks, and recipe, recipe_options, max_new_tokens, seed, lang for the
 -- generating ones; M.layers_setting turns --early-exit-layers into the mode part.
 local core = require "slua.core"
+local sl = require "slua.util"
+local batch = require "slua.batch"
+local recipe = require "slua.recipe"
 
 local M = {}
 
@@ -112,7 +115,7 @@ end
 function M.encode_pair(model, text1, text2)
   local tok = model.tokenizer
   if not tok then
-    require("slua").fail(model.path .. ": no tokenizer.json (give pre-tokenised items with --items)")
+    sl.fail(model.path .. ": no tokenizer.json (give pre-tokenised items with --items)")
   end
   local full = tok:encode(text1 .. text2, { special = true })
   local prefix = tok:encode(text1, { special = true })
@@ -134,13 +137,12 @@ end
 local generation_cache = setmetatable({}, { __mode = "k" })
 
 -- Generates a completion of prompt_text with any recipe, in this process, on a loaded model
--- (sl.invoke): setting.recipe (default "greedy"), setting.recipe_options (the recipe's own
+-- (sl.recipe.load(name):run): setting.recipe (default "greedy"), setting.recipe_options (the recipe's own
 -- flags as a table), setting.max_new_tokens, and the task's stop strings; setting.prefix_cache
 -- (default on) continues the previous generation's session from the shared prompt prefix. Returns the decoded
 -- new text (special tokens skipped, stop strings kept, as the official scripts see it) and
 -- the generation's result table.
 function M.generate(model, prompt_text, setting, stops)
-  local sl = require "slua"
   local options = {}
   for k, v in pairs(setting.recipe_options or {}) do options[k] = v end
   options.prompt = prompt_text
@@ -160,13 +162,12 @@ function M.generate(model, prompt_text, setting, stops)
   local cache = nil
   if setting.prefix_cache ~= false then
     -- one cache per slot of a batch (slua.batch), so that no two running generations share one
-    local slot = require("slua.batch").slot() or 0
+    local slot = batch.slot() or 0
     generation_cache[model] = generation_cache[model] or {}
     cache = generation_cache[model][slot] or { siblings = generation_cache[model] }
     generation_cache[model][slot] = cache
   end
-  local results = sl.invoke(setting.recipe or "greedy", options, { model = model, sessions = cache })
-  local r = results[#results] or sl.fail("eval: the recipe made no generation")
+  local r = recipe.load(setting.recipe or "greedy"):run(options, { model = model, sessions = cache })
   return r.text, r
 end
 
@@ -176,7 +177,7 @@ M.tasks = setmetatable({}, {
   __index = function(t, name)
     for _, known in ipairs(M.task_names) do
       if known == name then
-        local mod = require("slua.tasks." .. name)
+        local mod = require("slua.eval.tasks." .. name)
         rawset(t, name, mod)
         return mod
       end

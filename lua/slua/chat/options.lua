@@ -1,4 +1,4 @@
--- slua.chat_options: the chat flags every generation recipe shares, and generation_config.json
+-- slua.chat.options: the chat flags every generation recipe shares, and generation_config.json
 -- defaults.
 --
 --   --chat TEXT [--system TEXT]   one user turn (after an optional system turn) through the
@@ -9,8 +9,9 @@
 --   --chat-template FILE|NAME     a template of the model by name, a file, or a bundled one
 --   --no-chat-template            the turns' contents joined by blank lines, encoded as --prompt
 local chat = require "slua.chat"
-local genconfig = require "slua.genconfig"
+local genconfig = require "slua.chat.genconfig"
 local V = require("slua.jinja").value
+local sl = require "slua.util"
 
 local M = {}
 
@@ -24,7 +25,6 @@ M.common = {
 
 -- generation_config.json of the --model directory (or the bundled model) as defaults.
 function M.apply_generation_config(argv, defaults)
-  local sl = require "slua"
   local dir = genconfig.model_arg(argv)
   if dir == nil or dir == "" then dir = sl.default_model end
   local applied, err = genconfig.apply(dir, defaults)
@@ -37,7 +37,6 @@ function M.wants_chat(opt)
 end
 
 function M.check(opt)
-  local sl = require "slua"
   if (opt.system or "") ~= "" and not M.wants_chat(opt) then
     sl.fail("option --system needs --chat TEXT or --messages FILE", 2)
   end
@@ -56,7 +55,6 @@ end
 -- The conversation the flags describe: messages (a template list value) and the other template
 -- variables of a --messages object (tools, documents, ...).
 function M.conversation(opt)
-  local sl = require "slua"
   local messages, extra = V.list(), {}
   if opt.messages ~= "" then
     local text, err = chat.read_file(opt.messages)
@@ -93,7 +91,6 @@ end
 
 -- Prompt ids for --chat / --messages (run.prompt_ids calls this when either is given).
 function M.prompt_ids(model, opt)
-  local sl = require "slua"
   local tok = model.tokenizer
   if not tok then sl.fail(model.path .. ": no tokenizer.json (chat needs a tokenizer)") end
   local messages, extra = M.conversation(opt)

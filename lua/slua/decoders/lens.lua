@@ -1,4 +1,4 @@
--- slua.lens: logit-lens views of a sequence: the top-1 token of every layer at every position,
+-- slua.decoders.lens: logit-lens views of a sequence: the top-1 token of every layer at every position,
 -- per-layer entropy and language ratio, DoLa divergence from the final layer, and an SVG
 -- heatmap of it all.
 local L = {}

@@ -4,7 +4,10 @@
 -- GSM8K's clean_answer (None instead of "[invalid]"); correct iff str(answer) == str(label),
 -- the label being int(tsv answer without commas). The seed evaluates only its first item (a
 -- debugging leftover); this harness evaluates every item.
-local text = require "slua.tasks.text"
+local text = require "slua.eval.tasks.text"
+local sl = require "slua.util"
+local data = require "slua.eval.data"
+local ev = require "slua.eval"
 
 local task = {
   name = "mgsm",
@@ -32,14 +35,12 @@ end
 
 -- answer_number = int(answer.replace(",", "")), as a string.
 function task.label(answer_tsv)
-  local sl = require "slua"
   local v = math.tointeger(tonumber(text.strip((answer_tsv:gsub(",", "")))))
   if not v then sl.fail(("mgsm: answer '%s' is not an integer"):format(answer_tsv)) end
   return tostring(v)
 end
 
 function task.load(path)
-  local data = require "slua.eval.data"
   local items = {}
   for i, row in ipairs(data.parse_delimited(data.read(path), "\t", path)) do
     if #row >= 2 then
@@ -50,13 +51,12 @@ function task.load(path)
 end
 
 function task.evaluate(model, item, setting)
-  local ev = require "slua.eval"
   local completion, r = ev.generate(model, task.prompt(item.question, setting.lang), setting, task.stop_words)
   local answer = task.extract(completion)
   return { id = item.id, index = item.index, completion = completion, model_answer = answer, label = item.label,
            is_correct = task.is_correct(answer, item.label), n_new_tokens = #r.new_ids, stop_reason = r.stop_reason }
 end
 
-task.summarize = require("slua.tasks.gsm8k").summarize
+task.summarize = require("slua.eval.tasks.gsm8k").summarize
 
 return task

@@ -1,7 +1,8 @@
--- slua.dola: DoLa, Decoding by Contrasting Layers (Chuang et al., ICLR 2024), as HF transformers
+-- slua.decoders.dola: DoLa, Decoding by Contrasting Layers (Chuang et al., ICLR 2024), as HF transformers
 -- 4.43–4.55 implements it (generation/utils.py _dola_decoding), plus the original repository's
 -- variants (voidism/DoLa): no plausibility filter with raw-logit difference, a chosen mature layer.
 local core = require "slua.core"
+local options = require "slua.options"
 
 local D = {}
 
@@ -20,7 +21,7 @@ end
 
 -- Whether spec is "low", "high" or a comma-separated list of integers.
 function D.valid_spec(spec)
-  return spec == "low" or spec == "high" or require("slua.options").int_list(spec, "^%s*%d+%s*$") ~= nil
+  return spec == "low" or spec == "high" or options.int_list(spec, "^%s*%d+%s*$") ~= nil
 end
 
 -- The layers a session must expose for DoLa: the candidates (raw logits), and the mature layer
