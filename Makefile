@@ -3,7 +3,8 @@
 #   make demo     build the host only (quietly; the log is shown if it fails), then stream a greedy
 #                 continuation from the bundled stories260K model
 #   make test     release suite, its C unit tests again with the kernels capped at AVX2 and at
-#                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
+#                 the portable level, then the whole suite under ASan+UBSan (build-asan/); every
+#                 stage runs even when an earlier one fails, and the failed ones are listed at the end
 #   make unit     release suite only (fast iteration)
 #   make bench    build the benchmark programs (see bench/README.md)
 #   make fuzz     build the libFuzzer targets (clang, ASan+UBSan, build-fuzz/) and run each for
@@ -12,6 +13,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEMO_DIR ?= build
 FUZZ_SECONDS ?= 10
+TEST_STAGES ?= unit levels asan
 
 .PHONY: all deps build demo test unit levels asan bench fuzz clean
 
@@ -37,8 +39,10 @@ unit: build
 # The C unit tests with the kernel level capped (the suites check each level themselves where
 # it matters; this runs every forward and session invariant on the other paths too).
 levels: build
-	SL_NO_AVX512=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
-	SL_NO_AVX2=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
+	@status=0; \
+	SL_NO_AVX512=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit || status=1; \
+	SL_NO_AVX2=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit || status=1; \
+	exit $$status
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
@@ -46,7 +50,14 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-test: unit levels asan
+# Each stage runs to its end whatever the others did, so one run reports every failure.
+test:
+	@failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  $(MAKE) --no-print-directory $(addprefix -f ,$(MAKEFILE_LIST)) $$stage || failed="$$failed $$stage"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: failed stages:$$failed" >&2; exit 1; fi; \
+	echo "make test: all stages passed ($(TEST_STAGES))"
 
 bench: build
 
