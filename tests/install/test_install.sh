@@ -3,7 +3,10 @@
 #   - examples/greedy.c built against libslua through pkg-config and through find_package(slua)
 #     (shared and static), each run on the installed model;
 #   - the installed slua, which must take its Lua files from the prefix, not from this checkout;
-#   - `require "slua"` from the stock lua5.4 with the LUA_PATH / LUA_CPATH the README documents.
+#   - every evaluation task and an example sweep run by the installed slua outside the checkout,
+#     on the data and sweep files installed with it;
+#   - `require "slua"` from the stock lua5.4 with the LUA_PATH / LUA_CPATH the README documents,
+#     50 times with worker threads alive at exit (the module must unload without a crash).
 #   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR   (LIBDIR: CMAKE_INSTALL_LIBDIR, e.g. lib)
 set -euo pipefail
 build=$(realpath "$1")
@@ -17,7 +20,8 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$3
 for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
          "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" include/slua/sl.h \
-         share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua; do
+         share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua \
+         share/slua/data/truthfulqa/TruthfulQA.csv.xz share/slua/examples/sweeps/dola_layers.lua; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 soname=$(readelf -d "$prefix/$libdir/libslua.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
@@ -66,6 +70,19 @@ out=$(cd "$tmp" && "$prefix/bin/slua" greedy --prompt-ids 1 --max-new-tokens 12 
 case "$out" in *'"model"'*"$prefix/share/slua/models/stories260K"*) ;; *) fail "installed greedy used another model: $out" ;; esac
 "$prefix/bin/slua" --list | grep -q '^  dola ' || fail "installed slua --list lacks dola"
 
+# every task on its installed data, from a folder that is not the checkout
+tasks=$({ "$prefix/bin/slua" eval 2>&1 || true; } | sed -n 's/.*(tasks: \([^;]*\);.*/\1/p' | tr -d ,)
+[ -n "$tasks" ] || fail "slua eval lists no tasks"
+for task in $tasks; do
+  out=$(cd "$tmp" && "$prefix/bin/slua" eval "$task" --limit 1 --max-new-tokens 4 --threads 1 2>&1) ||
+    fail "installed slua eval $task: $out"
+  case "$out" in *'"n":1'*) ;; *) fail "installed slua eval $task evaluated no item: $out" ;; esac
+done
+# an example sweep as installed (its prompts next to it, the bundled model)
+out=$(cd "$tmp" && "$prefix/bin/slua" sweep "$prefix/share/slua/examples/sweeps/dola_layers.lua" \
+      --out "$tmp/sweep" --quiet 2>&1) || fail "installed example sweep: $out"
+[ "$(wc -l < "$tmp/sweep/results.jsonl")" -eq 160 ] || fail "installed example sweep: not 160 result lines"
+
 # the stock interpreter, with the paths the README gives
 if command -v lua5.4 >/dev/null; then
   PREFIX=$prefix
@@ -74,5 +91,20 @@ if command -v lua5.4 >/dev/null; then
   out=$(cd "$tmp" && lua5.4 -e 'local sl = require "slua"; print(sl.root);
     local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax())')
   [ "$out" = "$prefix/share/slua"$'\n'"403" ] || fail "lua5.4 require \"slua\": $out"
+  # OpenMP workers stay alive until the process ends: lua_close unloads the module under them
+  cat > "$tmp/threads_at_exit.lua" <<'LUA'
+local sl = require "slua"
+local r = sl.invoke("greedy", { prompt = "Once upon a time", max_new_tokens = 8, threads = 2 })
+local many = sl.generate_many{ recipe = "dola", runs = { { prompt = "The cat", max_new_tokens = 8 },
+  { prompt = "One day", max_new_tokens = 6 } }, batch = 2, options = { dola_layers = "high", threads = 2 } }
+io.write(#r, " ", #many, "\n")
+LUA
+  crashes=0
+  for _ in $(seq 50); do
+    rc=0
+    out=$(cd "$tmp" && lua5.4 "$tmp/threads_at_exit.lua" 2>&1) || rc=$?
+    if [ "$rc" -ne 0 ] || [ "$out" != "1 2" ]; then crashes=$((crashes + 1)); last="rc $rc: $out"; fi
+  done
+  [ "$crashes" -eq 0 ] || fail "lua5.4 with slua's threads alive at exit: $crashes of 50 runs failed (last: $last)"
 fi
 echo "install: ok ($prefix)"
