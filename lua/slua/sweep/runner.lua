@@ -17,6 +17,7 @@ local progress = require "slua.sweep.progress"
 local task = require "slua.sweep.task"
 local ev = require "slua.eval"
 local batch = require "slua.batch"
+local lockfile = require "slua.lockfile"
 
 local runner = {}
 
@@ -107,6 +108,8 @@ function runner.run(plan, dir, opts)
   opts = opts or {}
   local pairs_to_run = opts.pairs or plan.pairs
   local models = {}
+  store.mkdirs(dir)
+  local lock = lockfile.take(dir .. "/results.jsonl")   -- one run per output folder
   store.write_manifest(dir, plan)
   local out = store.open(dir, opts.sync_every)
   local todo, points, last_of = {}, 0, {}
@@ -125,7 +128,7 @@ function runner.run(plan, dir, opts)
       last_of[pr.point.id] = #todo
     end
   end
-  if #todo == 0 then return 0 end
+  if #todo == 0 then lock:release() return 0 end
   runner.check_metrics(plan, models)
   local bar = progress.new(#todo, points, { quiet = opts.quiet })
   core.fs.trap_interrupt(true)
@@ -151,6 +154,7 @@ function runner.run(plan, dir, opts)
   end)
   core.fs.trap_interrupt(false)
   out:close()
+  lock:release()
   if not ok then error(err, 0) end
   return #todo
 end
