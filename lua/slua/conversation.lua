@@ -26,8 +26,8 @@ function M.new(model, decoder, opts)
   local opt = decoder.opt
   local self = setmetatable({
     model = model, decoder = decoder, opt = opt, system = opts.system,
-    template = opts.template, messages = {},
-    stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0 },
+    template = opts.template, messages = {}, context_shift = opts.context_shift,
+    stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0, shifted = 0 },
   }, Conversation)
   if sl.check_options then sl.check_options(opt, model) end  -- the options' checks that need the model
   local session_opts = decoder.session
@@ -36,6 +36,12 @@ function M.new(model, decoder, opts)
     model = model, tokenizer = model.tokenizer, opt = opt, prompt_len = 0, step = 0,
     max_new_tokens = opt.max_new_tokens, generated = {}, rng = sl.rng(opt.seed),
   }
+  self.context = (opt.n_ctx or 0) > 0 and opt.n_ctx or model.config.max_position
+  if (opt.n_ctx or 0) > 0 then
+    local with_ctx = { n_ctx = opt.n_ctx }
+    for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
+    session_opts = with_ctx
+  end
   self.ctx.session = model:session(session_opts)
   self.ctx.amateurs = decoder.amateurs and decoder.amateurs(self.ctx) or {}
   self.chain = decoder.chain or sl.chain(sl.processors.standard(opt))
@@ -51,6 +57,7 @@ end
 
 function Conversation:reset()
   self.messages = {}
+  for k in pairs(self.stats) do self.stats[k] = 0 end
   self.ctx.session:reset()
   for _, a in ipairs(self.ctx.amateurs) do a:reset() end
 end
@@ -102,13 +109,36 @@ end
 -- Renders the conversation with the generation prompt, then decodes a reply, calling
 -- on_piece(text) as it streams. The reply joins the conversation (also when interrupted).
 -- Returns reply text, stop reason ("eos", "stop_string", "max_new_tokens", "context_full",
--- "interrupted"), or nil, message when the template rejects the conversation.
+-- "interrupted") and the number of turns dropped to make room, or nil, message when the
+-- template rejects the conversation or it cannot fit.
+-- With context_shift, the oldest turns after the system prompt are dropped (and the rest
+-- re-rendered) until the prompt leaves room for a reply: min(max_new_tokens, context / 4).
+function Conversation:render()
+  local model = self.model
+  local text, ids = chat.apply(model, self:turns(), { add_generation_prompt = true, template = self.template })
+  if not text then return nil, "chat template: " .. tostring(ids):gsub("^chat template: ", "") end
+  if not ids then return nil, model.path .. ": no tokenizer.json" end
+  return ids
+end
+
 function Conversation:reply(on_piece)
   local model, ctx, opt = self.model, self.ctx, self.opt
-  local text, ids = chat.apply(model, self:turns(), { add_generation_prompt = true, template = self.template })
-  if not text then return nil, ids end
-  if not ids then return nil, model.path .. ": no tokenizer.json" end
-  if #ids >= model.config.max_position then return nil, "the conversation no longer fits the context" end
+  local ids, err = self:render()
+  if not ids then return nil, err end
+  local room = math.max(1, math.min(opt.max_new_tokens, self.context // 4))
+  local dropped = 0
+  while self.context_shift and #ids + room > self.context and #self.messages > 1 do
+    table.remove(self.messages, 1)   -- the oldest turn; the system prompt is not a message
+    if self.messages[1] and self.messages[1].role == "assistant" then table.remove(self.messages, 1) end
+    dropped = dropped + 1
+    ids, err = self:render()
+    if not ids then return nil, err end
+  end
+  self.stats.shifted = self.stats.shifted + dropped
+  if #ids >= self.context then
+    return nil, ("the conversation (%d tokens) no longer fits the context (%d)%s"):format(#ids, self.context,
+      self.context_shift and "" or "; --context-shift drops the oldest turns")
+  end
   local stream = model.tokenizer:stream{ skip_special = true }
   local eos = {}
   for _, id in ipairs(model.eos) do eos[id] = true end
@@ -135,7 +165,7 @@ function Conversation:reply(on_piece)
       end
       if hit then why = "stop_string"; break end
       if step == opt.max_new_tokens - 1 then break end
-      if ctx.session:pos() >= model.config.max_position then why = "context_full"; break end
+      if ctx.session:pos() >= self.context then why = "context_full"; break end
       ctx.out = ctx.session:step(id)
       self.stats.stepped = self.stats.stepped + 1
       for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
@@ -151,7 +181,7 @@ function Conversation:reply(on_piece)
   local reply = model.tokenizer:decode(ctx.generated, { skip_special = true })
   self:add("assistant", reply)
   self.stats.turns = self.stats.turns + 1
-  return reply, why
+  return reply, why, dropped
 end
 
 return M
