@@ -6,6 +6,7 @@
 #                 the portable level, then the whole suite under ASan+UBSan (build-asan/); every
 #                 stage runs even when an earlier one fails, and the failed ones are listed at the end
 #   make unit     release suite only (fast iteration)
+#   make install  release build installed under PREFIX (default /usr/local): slua on PATH
 #   make bench    build the benchmark programs (see bench/README.md)
 #   make fuzz     build the libFuzzer targets (clang, ASan+UBSan, build-fuzz/) and run each for
 #                 FUZZ_SECONDS (default 10) over its seeds in tests/fuzz/corpus/
@@ -13,9 +14,10 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEMO_DIR ?= build
 FUZZ_SECONDS ?= 10
+PREFIX ?= /usr/local
 TEST_STAGES ?= unit levels asan
 
-.PHONY: all deps build demo test unit levels asan bench fuzz clean
+.PHONY: all deps build demo install test unit levels asan bench fuzz clean
 
 all: build
 
@@ -32,6 +34,9 @@ demo: deps
 	   cmake --build $(DEMO_DIR) -j $(JOBS) --target slua; } >$(DEMO_DIR)/demo-build.log 2>&1 || \
 	  { cat $(DEMO_DIR)/demo-build.log; echo "make demo: the build failed (log above)" >&2; exit 1; }
 	@$(DEMO_DIR)/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
+
+install: build
+	cmake --install build --prefix $(PREFIX)
 
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)

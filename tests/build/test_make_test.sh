@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test` runs every stage even when one fails, names the failed ones and fails itself.
+# `make test` runs every stage even when one fails, names the failed ones and fails itself;
+# `make install` installs the release build under PREFIX.
 # Stand-in stages (one failing, one passing after it) replace the real ones.
 #   test_make_test.sh SOURCE_DIR
 set -euo pipefail
@@ -30,4 +31,7 @@ grep -q "failed stages: stage_broken$" <<<"$out" || fail "the failed stage is no
 : > "$tmp/ran"
 out=$(make --no-print-directory -C "$src" -f Makefile -f "$tmp/stages.mk" test TEST_STAGES="stage_fine" 2>&1) ||
   fail "make test failed with passing stages: $out"
+# make install: the release build, installed under PREFIX (what puts `slua` on PATH)
+plan=$(make --no-print-directory -n -C "$src" install PREFIX="$tmp/prefix" 2>&1) || fail "make -n install failed: $plan"
+grep -q "cmake --install build --prefix $tmp/prefix" <<<"$plan" || fail "make install does not install into PREFIX: $plan"
 echo "make test: ok"

@@ -19,7 +19,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$3
 for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
-         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" include/slua/sl.h \
+         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" \
+         include/slua/sl.h \
          share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua \
          share/slua/data/truthfulqa/TruthfulQA.csv.xz share/slua/examples/sweeps/dola_layers.lua; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
@@ -40,7 +41,9 @@ export LD_LIBRARY_PATH=$prefix/$libdir
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 # shellcheck disable=SC2046
 cc -std=c11 -o "$tmp/greedy_pc" "$src/examples/greedy.c" $(pkg-config --cflags --libs slua)
-[ "$("$tmp/greedy_pc" "$model" 12)" = "$want" ] || fail "pkg-config build: different ids"
+# the program finds libslua without LD_LIBRARY_PATH, also under a prefix the loader does not search
+[ "$(env -u LD_LIBRARY_PATH "$tmp/greedy_pc" "$model" 12)" = "$want" ] ||
+  fail "pkg-config build: different ids, or libslua.so not found without LD_LIBRARY_PATH"
 [ "$(pkg-config --modversion slua)" = "$(sed -n 's/^project(slua VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" ] ||
   fail "slua.pc has the wrong version"
 

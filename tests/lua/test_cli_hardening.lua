@@ -6,6 +6,7 @@ local T = require "harness"
 local sl = require "slua"
 
 local slua = arg[1] or "build/slua"
+if slua:sub(1, 1) ~= "/" then slua = os.getenv("PWD") .. "/" .. slua end  -- some cases run elsewhere
 local tmp = T.tmpdir()
 
 -- `printf INPUT | slua ARGS 2>&1`: the combined output, as a user piping into it sees it.
@@ -69,6 +70,99 @@ T.case("chat: /stats after /reset counts from zero; stats lines start their own 
   end
   T.truthy(stats[1]:find("^%[turns 1,"), "after the first reply: " .. stats[1])
   T.truthy(stats[2]:find("^%[turns 0, tokens in cache 0:"), "/stats after /reset: " .. tostring(stats[2]))
+end)
+
+T.case("sl.invoke returns a list, one result per generation, as the README says", function()
+  local model = sl.check(sl.load())
+  local one = sl.invoke("greedy", { prompt = "Once upon a time", max_new_tokens = 4, threads = 1 }, { model = model })
+  T.eq(#one, 1, "greedy: one result")
+  T.eq(#one[1].new_ids, 4, "the result of the run")
+  local two = sl.invoke("beam_search", { prompt = "The cat", max_new_tokens = 4, num_beams = 3,
+                                         num_return_sequences = 2, threads = 1 }, { model = model })
+  T.eq(#two, 1, "beam search: one result")
+  T.eq(#two[1].sequences, 2, "its num_return_sequences beams")
+  -- a script that generates twice gets both, in order
+  local script = tmp .. "/twice.lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+local sl = require "slua"
+for _, n in ipairs{ 3, 5 } do
+  sl.generate{ recipe = "twice", opt = sl.run_options({ [0] = "twice", "--max-new-tokens", tostring(n) }, {}) }
+end]])
+  f:close()
+  local both = sl.invoke(script, { threads = 1 }, { model = model })
+  T.eq(#both, 2, "two generations, two results")
+  T.eq(#both[1].new_ids .. "," .. #both[2].new_ids, "3,5", "in order")
+  T.truthy(T.read(SLUA_ROOT .. "/README.md"):find("`sl.invoke(recipe, options [, {model = m}])` returns a\n**list**", 1, true),
+    "the README documents the list")
+end)
+
+T.case("slua sweep takes --threads for every run, outside the point ids", function()
+  local file = SLUA_ROOT .. "/tests/data/sweep/resume_old.lua"
+  local _, err, code = T.exec(slua, { "sweep", file, "--out", tmp .. "/thr", "--threads", "2", "--quiet", "--no-report" }, tmp)
+  T.eq(code, 0, "--threads 2: " .. err)
+  local ids = {}
+  for line in T.read(tmp .. "/thr/results.jsonl"):gmatch("[^\n]+") do
+    local r = sl.json.decode(line)
+    T.eq(r.options.threads, 2, "every run took the thread count")
+    ids[r.point] = true
+  end
+  -- the same sweep with another thread count resumes: nothing to run
+  _, err, code = T.exec(slua, { "sweep", file, "--out", tmp .. "/thr", "--threads", "1", "--quiet", "--no-report" }, tmp)
+  T.eq(code, 0, "--threads 1: " .. err)
+  T.truthy(err:find("0 runs made", 1, true), "the thread count is not a setting: " .. err)
+  _, err, code = T.exec(slua, { "sweep", file, "--out", tmp .. "/thr", "--threads", "many" }, tmp)
+  T.eq(code, 2, "a bad --threads: exit code")
+  T.truthy(err:find("option --threads expects an integer", 1, true), err)
+end)
+
+T.case("the committed example reports carry the point ids of a fresh run, from any folder", function()
+  local script = tmp .. "/ids.lua"
+  local f = assert(io.open(script, "w"))
+  f:write([[
+local spec = require "slua.sweep.spec"
+for _, name in ipairs{ "dola_layers", "skiplayer_span", "truthfulqa_layers" } do
+  for _, p in ipairs(spec.load(SLUA_ROOT .. "/examples/sweeps/" .. name .. ".lua").points) do print(name, p.id) end
+end]])
+  f:close()
+  local out, ok = T.run(("cd %s && %s %s"):format(T.q(tmp), T.q(slua), T.q(script)))
+  T.truthy(ok, out)
+  local fresh = {}
+  for name, id in out:gmatch("(%S+)\t(%x+)") do fresh[name] = (fresh[name] or "") .. id .. "\n" end
+  for name, dir in pairs{ dola_layers = "dola-layers", skiplayer_span = "skiplayer-span",
+                          truthfulqa_layers = "truthfulqa-layers" } do
+    local committed = {}
+    for id in T.read(SLUA_ROOT .. "/examples/sweeps/" .. dir .. "/report.csv"):gmatch("\n(%x+),") do
+      committed[#committed + 1] = id
+    end
+    local want = {}
+    for id in (fresh[name] or ""):gmatch("%x+") do want[#want + 1] = id end
+    table.sort(want)
+    table.sort(committed)
+    T.truthy(#want > 0, name .. ": points")
+    T.eq(table.concat(committed, " "), table.concat(want, " "), name .. ": point ids of report.csv")
+  end
+end)
+
+T.case("a results file of an older slua resumes: its lines are re-keyed, nothing runs again", function()
+  local dir = tmp .. "/old"
+  os.execute("mkdir -p " .. T.q(dir) .. " && cp " .. T.q(SLUA_ROOT .. "/tests/data/sweep/results_0.1.jsonl") .. " "
+    .. T.q(dir .. "/results.jsonl"))
+  local old = {}
+  for line in T.read(dir .. "/results.jsonl"):gmatch("[^\n]+") do old[#old + 1] = sl.json.decode(line) end
+  local _, err, code = T.exec(slua, { "sweep", SLUA_ROOT .. "/tests/data/sweep/resume_old.lua", "--out", dir,
+                                      "--quiet", "--no-report" }, tmp)
+  T.eq(code, 0, "resume: " .. err)
+  T.truthy(err:find("4 lines of an older slua re-keyed", 1, true), "the migration is announced: " .. err)
+  T.truthy(err:find("0 runs made", 1, true), "nothing ran again: " .. err)
+  local i = 0
+  for line in T.read(dir .. "/results.jsonl"):gmatch("[^\n]+") do
+    i = i + 1
+    local r = sl.json.decode(line)
+    T.truthy(r.point ~= old[i].point, "line " .. i .. " has this version's id")
+    T.eq(sl.json.encode(r.new_ids), sl.json.encode(old[i].new_ids), "line " .. i .. " keeps its results")
+  end
+  T.eq(i, 4, "every line kept")
 end)
 
 os.execute("rm -rf " .. T.q(tmp))

@@ -111,6 +111,14 @@ function runner.run(plan, dir, opts)
   store.mkdirs(dir)
   local lock = lockfile.take(dir .. "/results.jsonl")   -- one run per output folder
   store.write_manifest(dir, plan)
+  local ids = {}
+  for _, p in ipairs(plan.points) do ids[p.id] = true end
+  store.migrate(dir, ids, function(r)
+    if type(r.options) ~= "table" then return nil end
+    local identity = plan.task and spec.task_identity(plan.task.name, r.options)
+      or spec.recipe_identity(r.recipe or plan.recipe, r.options)
+    return spec.hash(sl.json.encode(identity))
+  end)
   local out = store.open(dir, opts.sync_every)
   local todo, points, last_of = {}, 0, {}
   for _, pr in ipairs(pairs_to_run) do

@@ -143,7 +143,7 @@ function task.point(plan, p)
       return where
     end, run.options_of, settings.recipe, argv)
   end
-  return settings, setting, { task = t.name, settings = settings }
+  return settings, setting, require("slua.sweep.spec").task_identity(t.name, settings)
 end
 
 -- The result line of one (point, item): the task's record, its metrics, the time it took.
