@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$3
 for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
-         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" \
+         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" "$libdir/lua/5.4/slua/core_impl.so" \
          include/slua/sl.h \
          share/slua/lua/slua/init.lua share/slua/models/stories260K/model.safetensors bin/slua \
          share/slua/data/truthfulqa/TruthfulQA.csv.xz share/slua/examples/sweeps/dola_layers.lua; do
@@ -94,6 +94,11 @@ if command -v lua5.4 >/dev/null; then
   out=$(cd "$tmp" && lua5.4 -e 'local sl = require "slua"; print(sl.root);
     local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax())')
   [ "$out" = "$prefix/share/slua"$'\n'"403" ] || fail "lua5.4 require \"slua\": $out"
+  # the module loads libgomp with idle workers that sleep, unless the user chose a policy
+  out=$(cd "$tmp" && env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT lua5.4 -e 'require "slua"; print(os.getenv("OMP_WAIT_POLICY"))')
+  [ "$out" = passive ] || fail "lua5.4 require \"slua\": wait policy '$out', expected passive"
+  out=$(cd "$tmp" && OMP_WAIT_POLICY=active lua5.4 -e 'require "slua"; print(os.getenv("OMP_WAIT_POLICY"))')
+  [ "$out" = active ] || fail "lua5.4 require \"slua\" overrode the user's wait policy: $out"
   # OpenMP workers stay alive until the process ends: lua_close unloads the module under them
   cat > "$tmp/threads_at_exit.lua" <<'LUA'
 local sl = require "slua"

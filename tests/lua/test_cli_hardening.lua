@@ -165,5 +165,16 @@ T.case("a results file of an older slua resumes: its lines are re-keyed, nothing
   T.eq(i, 4, "every line kept")
 end)
 
+T.case("the host runs with workers that sleep when idle, unless the user chose a policy", function()
+  local script = tmp .. "/policy.lua"
+  local f = assert(io.open(script, "w"))
+  f:write('print(os.getenv("OMP_WAIT_POLICY"))')
+  f:close()
+  local out = T.run(("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT %s %s"):format(T.q(slua), T.q(script)))
+  T.eq(out, "passive\n", "no policy given")
+  out = T.run(("OMP_WAIT_POLICY=active %s %s"):format(T.q(slua), T.q(script)))
+  T.eq(out, "active\n", "the user's policy")
+end)
+
 os.execute("rm -rf " .. T.q(tmp))
 T.finish()
