@@ -1,8 +1,8 @@
 -- slua.conversation: a multi-turn chat over one KV cache.
 --
---   local conv = require("slua.conversation").new(model, decoder, {system =, template =})
+--   local conv = require("slua.conversation").new(model, decoder, {system =, template =, context_shift =})
 --   conv:add("user", "Hi")
---   local reply, why = conv:reply(function(piece) io.write(piece) end)
+--   local reply, why, dropped = conv:reply(function(piece) io.write(piece) end [, on_shift])
 --
 -- Each reply re-renders the whole conversation through the chat template (as transformers
 -- would) and compares the ids with the tokens already in the cache: only what follows the first
@@ -107,7 +107,7 @@ function Conversation:sync(ids)
 end
 
 -- Renders the conversation with the generation prompt, then decodes a reply, calling
--- on_piece(text) as it streams. The reply joins the conversation (also when interrupted).
+-- on_piece(text) as it streams (and on_shift(n) first when n old turns were dropped). The reply joins the conversation (also when interrupted).
 -- Returns reply text, stop reason ("eos", "stop_string", "max_new_tokens", "context_full",
 -- "interrupted") and the number of turns dropped to make room, or nil, message when the
 -- template rejects the conversation or it cannot fit.
@@ -121,7 +121,7 @@ function Conversation:render()
   return ids
 end
 
-function Conversation:reply(on_piece)
+function Conversation:reply(on_piece, on_shift)
   local model, ctx, opt = self.model, self.ctx, self.opt
   local ids, err = self:render()
   if not ids then return nil, err end
@@ -135,6 +135,7 @@ function Conversation:reply(on_piece)
     if not ids then return nil, err end
   end
   self.stats.shifted = self.stats.shifted + dropped
+  if dropped > 0 and on_shift then on_shift(dropped) end
   if #ids >= self.context then
     return nil, ("the conversation (%d tokens) no longer fits the context (%d)%s"):format(#ids, self.context,
       self.context_shift and "" or "; --context-shift drops the oldest turns")

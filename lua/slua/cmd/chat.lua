@@ -117,16 +117,15 @@ while true do
   end
   conv:add("user", line)
   do
-    local reply, why, dropped = conv:reply(function(piece) io.write(piece); io.flush() end)
+    local reply, why = conv:reply(function(piece) io.write(piece); io.flush() end, function(dropped)
+      io.write(("(%d oldest turn%s dropped to make room in the context)\n"):format(dropped, dropped == 1 and "" or "s"))
+    end)
     if reply == nil then
       table.remove(conv.messages)
       io.write("slua: ", why, "\n")
     else
       io.write(why == "interrupted" and " [stopped]\n"
         or why == "context_full" and " [cut: the context is full]\n" or "\n")
-      if dropped > 0 then
-        io.write(("(%d oldest turn%s dropped to make room in the context)\n"):format(dropped, dropped == 1 and "" or "s"))
-      end
       io.stdout:flush()   -- the reply's line ends before the stats line when both go to one file
       if show_stats then io.stderr:write(stats_line(), "\n") end
     end
