@@ -3,8 +3,10 @@
 #   make demo     build the host only (quietly; the log is shown if it fails), then stream a greedy
 #                 continuation from the bundled stories260K model
 #   make test     release suite, its C unit tests again with the kernels capped at AVX2 and at
-#                 the portable level, then the whole suite under ASan+UBSan (build-asan/)
+#                 the portable level, then the whole suite under ASan+UBSan (build-asan/); every
+#                 stage runs even when an earlier one fails, and the failed ones are listed at the end
 #   make unit     release suite only (fast iteration)
+#   make install  release build installed under PREFIX (default /usr/local): slua on PATH
 #   make bench    build the benchmark programs (see bench/README.md)
 #   make fuzz     build the libFuzzer targets (clang, ASan+UBSan, build-fuzz/) and run each for
 #                 FUZZ_SECONDS (default 10) over its seeds in tests/fuzz/corpus/
@@ -12,8 +14,10 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEMO_DIR ?= build
 FUZZ_SECONDS ?= 10
+PREFIX ?= /usr/local
+TEST_STAGES ?= unit levels asan
 
-.PHONY: all deps build demo test unit levels asan bench fuzz clean
+.PHONY: all deps build demo install test unit levels asan bench fuzz clean
 
 all: build
 
@@ -31,14 +35,19 @@ demo: deps
 	  { cat $(DEMO_DIR)/demo-build.log; echo "make demo: the build failed (log above)" >&2; exit 1; }
 	@$(DEMO_DIR)/slua recipes/greedy.lua --prompt "Once upon a time" --max-new-tokens 64
 
+install: build
+	cmake --install build --prefix $(PREFIX)
+
 unit: build
 	ctest --test-dir build --output-on-failure -j $(JOBS)
 
 # The C unit tests with the kernel level capped (the suites check each level themselves where
 # it matters; this runs every forward and session invariant on the other paths too).
 levels: build
-	SL_NO_AVX512=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
-	SL_NO_AVX2=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit
+	@status=0; \
+	SL_NO_AVX512=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit || status=1; \
+	SL_NO_AVX2=1 ctest --test-dir build --output-on-failure -j $(JOBS) -L unit || status=1; \
+	exit $$status
 
 asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
@@ -46,7 +55,14 @@ asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
 
-test: unit levels asan
+# Each stage runs to its end whatever the others did, so one run reports every failure.
+test:
+	@failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  $(MAKE) --no-print-directory $(addprefix -f ,$(MAKEFILE_LIST)) $$stage || failed="$$failed $$stage"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: failed stages:$$failed" >&2; exit 1; fi; \
+	echo "make test: all stages passed ($(TEST_STAGES))"
 
 bench: build
 

@@ -194,8 +194,23 @@ static const char *resolve_script(const char *arg, const char *root, char *buf, 
     return arg;
 }
 
+/* libgomp reads its wait policy once, when it loads (before main). Its default lets idle workers
+ * spin for a while after each parallel region; on a machine whose other cores are busy they
+ * take the CPU from the thread that has the work (the default thread count ran 17x slower than
+ * one thread beside another job). Unless the user chose a policy, run again, once, with
+ * workers that sleep when idle; if the exec fails, go on as loaded. */
+static void prefer_passive_workers(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char **argv)
 {
+    prefer_passive_workers(argv);
     char root[PATH_MAX];
     find_root(root, sizeof root);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

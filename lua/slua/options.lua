@@ -76,7 +76,7 @@ O.known = {
   n_ctx = { type = "integer", min = 0, help = "context length (0 = max_position_embeddings; RoPE runs past it)" },
   seed = { type = "integer", min = 0, help = "seed of the sampling generator" },
   kv_type = { choices = { "f32", "f16" },
-              help = "KV cache storage: f32 (HF float32) or f16 (half the cache reads at long contexts; lossy: logits move by ~1e-3, tokens may differ)" },
+              help = "KV cache storage: f32 (HF float32) or f16 (half the cache reads at long contexts; lossy: logits move by up to ~0.04, tokens may differ at near ties)" },
   threads = { type = "integer", min = 0, max = core.max_threads,
               help = ("CPU threads, at most %d (0 = all CPUs)"):format(core.max_threads) },
   weights = { choices = { "stored", "q8_0" },

@@ -13,8 +13,8 @@
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
 -- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}]}
--- where `top` holds the 8 best processed scores the choice was made from (null where not
--- finite). Each step checks the final logits (finite) and what the scores function and the
+-- where `top` holds the 8 best processed scores the choice was made from, among the tokens
+-- still candidates (masked ones are left out; a NaN is written as null). Each step checks the final logits (finite) and what the scores function and the
 -- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
 -- result, with stop_reason "interrupted". Only a run with ctx.cli prints anything.
 local core = require "slua.core"
@@ -307,7 +307,10 @@ function run.generate(recipe, ctx)
     local id = sample and scores:sample(ctx.rng) or scores:argmax()
     if id < 0 then util.fail(("%s: every processed score is NaN at step %d"):format(model.path, step)) end
     local record = info or {}
-    record.id, record.top = id, scores:top(8)
+    -- tokens masked to -inf (a relative-top or top-k cut) were never candidates: left out
+    local top = scores:top(8)
+    for k = #top, 1, -1 do if top[k][2] == -math.huge then table.remove(top, k) end end
+    record.id, record.top = id, top
     steps[#steps + 1] = record
     ctx.generated[#ctx.generated + 1] = id
     local piece = stream and stream:put(id) or (" " .. id)

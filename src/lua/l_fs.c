@@ -12,7 +12,13 @@
  *                                  kills the process); off restores the previous handler
  *   fs.interrupted()               -> bool: a Ctrl-C arrived since trap_interrupt(true)
  *   fs.read(path)                  -> text | nil, message   a whole regular file; a FIFO or a
- *                                                           device is refused before it can block */
+ *                                                           device is refused before it can block
+ *   fs.lock(path)                  -> Lock, stale | nil, holder, "held" | nil, message
+ *                                  an exclusive lock on the file `path` (created), holding
+ *                                  "pid=P host=H"; the kernel drops it when the process ends,
+ *                                  so a file left by a killed run is stale: it is taken over
+ *                                  and its old text returned as `stale`. lock:release() (also
+ *                                  on collection) removes the file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -158,6 +164,121 @@ static int l_fs_interrupted(lua_State *L)
     return 1;
 }
 
+#define LOCK_TNAME "slua.Lock"
+
+typedef struct fs_lock {
+    int fd;
+    char path[];
+} fs_lock;
+
+/* The text of an open lock file (at most size - 1 bytes), trailing newline dropped. */
+static void lock_text(int fd, char *buf, size_t size)
+{
+    ssize_t n = pread(fd, buf, size - 1, 0);
+    n = n < 0 ? 0 : n;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\0'))
+        n--;
+    buf[n] = '\0';
+}
+
+static int whole_file_lock(int fd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    return fcntl(fd, F_SETLK, &fl);
+}
+
+static int l_fs_lock(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    fs_lock *lk = lua_newuserdatauv(L, sizeof *lk + len + 1, 0);
+    lk->fd = -1;
+    memcpy(lk->path, path, len + 1);
+    luaL_setmetatable(L, LOCK_TNAME);
+    char host[256] = "?", owner[320], old[512];
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "?");
+    host[sizeof host - 1] = '\0';
+    int n_owner = snprintf(owner, sizeof owner, "pid=%ld host=%s\n", (long)getpid(), host);
+    /* A holder that releases between our open and our lock has removed the file: retry on
+     * the new one, so two runs never hold locks on two different files of one path. */
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return push_errno(L, "cannot create the lock file", path);
+        if (whole_file_lock(fd) != 0) {
+            int e = errno;
+            if (e == EACCES || e == EAGAIN) {
+                lock_text(fd, old, sizeof old);
+                close(fd);
+                luaL_pushfail(L);
+                lua_pushstring(L, old[0] ? old : "a process that has not written its name yet");
+                lua_pushliteral(L, "held");
+                return 3;
+            }
+            close(fd);
+            errno = e;
+            return push_errno(L, "cannot lock", path);
+        }
+        struct stat held, now;
+        if (fstat(fd, &held) != 0 || stat(path, &now) != 0 || held.st_ino != now.st_ino ||
+            held.st_dev != now.st_dev) {
+            close(fd);
+            continue;
+        }
+        lock_text(fd, old, sizeof old);
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, owner, (size_t)n_owner, 0) != (ssize_t)n_owner) {
+            int e = errno;
+            close(fd);
+            unlink(path);
+            errno = e;
+            return push_errno(L, "cannot write the lock file", path);
+        }
+        lk->fd = fd;
+        if (old[0])
+            lua_pushstring(L, old);
+        else
+            lua_pushnil(L);
+        return 2;
+    }
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: cannot lock (the file keeps being replaced)", path);
+    return 2;
+}
+
+static int l_lock_release(lua_State *L)
+{
+    fs_lock *lk = luaL_checkudata(L, 1, LOCK_TNAME);
+    if (lk->fd >= 0) {
+        unlink(lk->path); /* while still held: a waiting run then sees the file gone and retries */
+        close(lk->fd);
+        lk->fd = -1;
+    }
+    return 0;
+}
+
+static int l_lock_held(lua_State *L)
+{
+    fs_lock *lk = luaL_checkudata(L, 1, LOCK_TNAME);
+    lua_pushboolean(L, lk->fd >= 0);
+    return 1;
+}
+
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a plain file";
+}
+
 /* The buffer is Lua's (a userdata made before the file is opened), so an allocation failure
  * cannot leak the descriptor. */
 static int l_fs_read(lua_State *L)
@@ -211,7 +332,11 @@ void sl_lua_register_fs(lua_State *L)
                                      {"trap_interrupt", l_fs_trap_interrupt},
                                      {"interrupted", l_fs_interrupted},
                                      {"read", l_fs_read},
+                                     {"lock", l_fs_lock},
                                      {NULL, NULL}};
+    static const luaL_Reg lock_methods[] = {{"release", l_lock_release}, {"held", l_lock_held}, {NULL, NULL}};
+    static const luaL_Reg lock_meta[] = {{"__gc", l_lock_release}, {"__close", l_lock_release}, {NULL, NULL}};
+    l_newclass(L, LOCK_TNAME, lock_methods, lock_meta);
     luaL_newlib(L, funcs);
     lua_setfield(L, -2, "fs");
 }

@@ -3,7 +3,10 @@
 #   - examples/greedy.c built against libslua through pkg-config and through find_package(slua)
 #     (shared and static), each run on the installed model;
 #   - the installed slua, which must take its Lua files from the prefix, not from this checkout;
-#   - `require "slua"` from the stock lua5.4 with the LUA_PATH / LUA_CPATH the README documents.
+#   - every evaluation task and an example sweep run by the installed slua outside the checkout,
+#     on the data and sweep files installed with it;
+#   - `require "slua"` from the stock lua5.4 with the LUA_PATH / LUA_CPATH the README documents,
+#     50 times with worker threads alive at exit (the module must unload without a crash).
 #   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR   (LIBDIR: CMAKE_INSTALL_LIBDIR, e.g. lib)
 set -euo pipefail
 build=$(realpath "$1")
@@ -16,11 +19,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$build" --prefix "$prefix" >/dev/null
 libdir=$3
 for f in "$libdir/libslua.a" "$libdir/libslua.so.0" "$libdir/pkgconfig/slua.pc" \
-         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" include/slua/sl.h \
+         "$libdir/cmake/slua/slua-config.cmake" "$libdir/lua/5.4/slua/core.so" "$libdir/lua/5.4/slua/core_impl.so" \
+         include/slua/sl.h \
          share/slua/lua/slua/init.lua share/slua/lua/slua/util.lua share/slua/lua/slua/recipe.lua \
          share/slua/lua/slua/decoders/dola.lua share/slua/lua/slua/chat/init.lua share/slua/lua/slua/chat/options.lua \
          share/slua/lua/slua/eval/init.lua share/slua/lua/slua/eval/tasks/gsm8k.lua share/slua/recipes/dola.lua \
-         share/slua/models/stories260K/model.safetensors bin/slua; do
+         share/slua/models/stories260K/model.safetensors bin/slua \
+         share/slua/data/truthfulqa/TruthfulQA.csv.xz share/slua/examples/sweeps/dola_layers.lua; do
   [ -e "$prefix/$f" ] || fail "not installed: $f"
 done
 soname=$(readelf -d "$prefix/$libdir/libslua.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
@@ -39,7 +44,9 @@ export LD_LIBRARY_PATH=$prefix/$libdir
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 # shellcheck disable=SC2046
 cc -std=c11 -o "$tmp/greedy_pc" "$src/examples/greedy.c" $(pkg-config --cflags --libs slua)
-[ "$("$tmp/greedy_pc" "$model" 12)" = "$want" ] || fail "pkg-config build: different ids"
+# the program finds libslua without LD_LIBRARY_PATH, also under a prefix the loader does not search
+[ "$(env -u LD_LIBRARY_PATH "$tmp/greedy_pc" "$model" 12)" = "$want" ] ||
+  fail "pkg-config build: different ids, or libslua.so not found without LD_LIBRARY_PATH"
 [ "$(pkg-config --modversion slua)" = "$(sed -n 's/^project(slua VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")" ] ||
   fail "slua.pc has the wrong version"
 
@@ -76,6 +83,19 @@ EOF
 out=$(cd "$tmp" && "$prefix/bin/slua" "$tmp/value.lua")
 [ "$out" = "dola	3	$prefix/share/slua/models/stories260K" ] || fail "installed require \"recipes.dola\": $out"
 
+# every task on its installed data, from a folder that is not the checkout
+tasks=$({ "$prefix/bin/slua" eval 2>&1 || true; } | sed -n 's/.*(tasks: \([^;]*\);.*/\1/p' | tr -d ,)
+[ -n "$tasks" ] || fail "slua eval lists no tasks"
+for task in $tasks; do
+  out=$(cd "$tmp" && "$prefix/bin/slua" eval "$task" --limit 1 --max-new-tokens 4 --threads 1 2>&1) ||
+    fail "installed slua eval $task: $out"
+  case "$out" in *'"n":1'*) ;; *) fail "installed slua eval $task evaluated no item: $out" ;; esac
+done
+# an example sweep as installed (its prompts next to it, the bundled model)
+out=$(cd "$tmp" && "$prefix/bin/slua" sweep "$prefix/share/slua/examples/sweeps/dola_layers.lua" \
+      --out "$tmp/sweep" --quiet 2>&1) || fail "installed example sweep: $out"
+[ "$(wc -l < "$tmp/sweep/results.jsonl")" -eq 160 ] || fail "installed example sweep: not 160 result lines"
+
 # the stock interpreter, with the paths the README gives
 if command -v lua5.4 >/dev/null; then
   PREFIX=$prefix
@@ -85,5 +105,25 @@ if command -v lua5.4 >/dev/null; then
     local m = assert(sl.load()); print(m:session():prefill{1}.logits:argmax());
     print(#sl.recipe.load("greedy"):run({ prompt_ids = "1", max_new_tokens = 2 }, { model = m }).new_ids)')
   [ "$out" = "$prefix/share/slua"$'\n'"403"$'\n'"2" ] || fail "lua5.4 require \"slua\": $out"
+  # the module loads libgomp with idle workers that sleep, unless the user chose a policy
+  out=$(cd "$tmp" && env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT lua5.4 -e 'require "slua"; print(os.getenv("OMP_WAIT_POLICY"))')
+  [ "$out" = passive ] || fail "lua5.4 require \"slua\": wait policy '$out', expected passive"
+  out=$(cd "$tmp" && OMP_WAIT_POLICY=active lua5.4 -e 'require "slua"; print(os.getenv("OMP_WAIT_POLICY"))')
+  [ "$out" = active ] || fail "lua5.4 require \"slua\" overrode the user's wait policy: $out"
+  # OpenMP workers stay alive until the process ends: lua_close unloads the module under them
+  cat > "$tmp/threads_at_exit.lua" <<'LUA'
+local sl = require "slua"
+local r = sl.invoke("greedy", { prompt = "Once upon a time", max_new_tokens = 8, threads = 2 })
+local many = sl.generate_many{ recipe = "dola", runs = { { prompt = "The cat", max_new_tokens = 8 },
+  { prompt = "One day", max_new_tokens = 6 } }, batch = 2, options = { dola_layers = "high", threads = 2 } }
+io.write(#r, " ", #many, "\n")
+LUA
+  crashes=0
+  for _ in $(seq 50); do
+    rc=0
+    out=$(cd "$tmp" && lua5.4 "$tmp/threads_at_exit.lua" 2>&1) || rc=$?
+    if [ "$rc" -ne 0 ] || [ "$out" != "1 2" ]; then crashes=$((crashes + 1)); last="rc $rc: $out"; fi
+  done
+  [ "$crashes" -eq 0 ] || fail "lua5.4 with slua's threads alive at exit: $crashes of 50 runs failed (last: $last)"
 fi
 echo "install: ok ($prefix)"

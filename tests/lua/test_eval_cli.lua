@@ -16,8 +16,8 @@ local function rel(a, b) return math.abs(a - b) / math.max(1, math.abs(b)) end
 
 local write_lines, read_lines = T.write_json_lines, T.json_lines
 
-local function eval_cli(args)
-  local out, ok = T.run(("%s eval %s --threads 1"):format(slua, args))
+local function eval_cli(args, env)
+  local out, ok = T.run(("%s%s eval %s --threads 1"):format(env and env ~= "" and env .. " " or "", slua, args))
   if not ok then error("slua eval " .. args .. " failed:\n" .. out, 2) end
   return assert(sl.json.decode(out:match("[^\n]*\n?$")), out)
 end
@@ -93,24 +93,52 @@ for _, name in ipairs(sanitized and { "tiny-llama" } or { "tiny-llama", "tiny-ll
     end
   end)
 
-  T.case(name .. ": FACTOR through the CLI on ids, baseline and DoLa", function()
-    for mode, layers in pairs{ baseline = "-1", dola = layers_arg(fa.settings.dola_candidate_premature_layers, N) } do
-      local out = ("%s/%s-factor-%s.out"):format(tmp, name, mode)
-      local s = eval_cli(("factor --model %s --items %s --early-exit-layers %s --output %s --details"):format(
-        model_dir, fa_path, layers, out))
-      local ref = fa.modes[mode]
-      local lines = read_lines(out)
-      for i, pr in ipairs(ref.per_row) do
-        for j, lp in ipairs(pr.log_probs) do
-          T.truthy(rel(lines[i].log_probs[j], lp) <= 1e-4, ("%s row %d answer %d: %.9g vs %.9g"):format(mode, i, j,
-            lines[i].log_probs[j], lp))
-          for k, t in ipairs(pr.answer_details[j].per_token) do
-            T.truthy(rel(lines[i].answer_details[j].per_token[k], t) <= 1e-4, "per-token term")
+  -- A row is correct when no contradiction scores strictly above the true answer. Scores match
+  -- the reference to 1e-4 relative (float32 summation order), so where the reference's own
+  -- margin (true minus best contradiction) is inside that tolerance, the row is a near-tie:
+  -- its correctness may go either way on another kernel level or machine, and the test checks
+  -- the margin instead. Every other row must agree with the reference, on every kernel level.
+  local TIE_TOL = 1e-4
+  local function margin(log_probs)
+    local best = -math.huge
+    for j = 2, #log_probs do best = math.max(best, log_probs[j]) end
+    return log_probs[1] - best, math.max(1, math.abs(log_probs[1]), math.abs(best))
+  end
+
+  T.case(name .. ": FACTOR through the CLI on ids, baseline and DoLa, at every kernel level", function()
+    for _, level in ipairs{ "", "SL_NO_AVX512=1", "SL_NO_AVX2=1" } do
+      for mode, layers in pairs{ baseline = "-1", dola = layers_arg(fa.settings.dola_candidate_premature_layers, N) } do
+        local what = ("%s%s"):format(mode, level ~= "" and " (" .. level .. ")" or "")
+        local out = ("%s/%s-factor-%s%s.out"):format(tmp, name, mode, level:gsub("=1", ""))
+        local s = eval_cli(("factor --model %s --items %s --early-exit-layers %s --output %s --details"):format(
+          model_dir, fa_path, layers, out), level)
+        local ref = fa.modes[mode]
+        local lines = read_lines(out)
+        local near_ties = 0
+        for i, pr in ipairs(ref.per_row) do
+          for j, lp in ipairs(pr.log_probs) do
+            T.truthy(rel(lines[i].log_probs[j], lp) <= 1e-4, ("%s row %d answer %d: %.9g vs %.9g"):format(what, i, j,
+              lines[i].log_probs[j], lp))
+            for k, t in ipairs(pr.answer_details[j].per_token) do
+              T.truthy(rel(lines[i].answer_details[j].per_token[k], t) <= 1e-4, "per-token term")
+            end
+          end
+          local ref_margin, scale = margin(pr.log_probs)
+          if math.abs(ref_margin) <= TIE_TOL * scale then
+            -- a near-tie in the reference itself: the margins agree, the verdict may not
+            near_ties = near_ties + 1
+            local got = margin(lines[i].log_probs)
+            T.truthy(math.abs(got - ref_margin) <= 2 * TIE_TOL * scale, ("%s row %d: a near-tie in the reference "
+              .. "(margin %.3g); ours %.3g"):format(what, i, ref_margin, got))
+          else
+            T.eq(lines[i].is_correct, pr.is_correct, ("%s row %d correctness (reference margin %.3g)"):format(what, i,
+              ref_margin))
           end
         end
-        T.eq(lines[i].is_correct, pr.is_correct, ("%s row %d correctness"):format(mode, i))
+        T.truthy(math.abs(s.metrics.accuracy - ref.accuracy) <= near_ties / #ref.per_row + 1e-12,
+          ("%s accuracy %.4f vs %.4f (%d near-ties)"):format(what, s.metrics.accuracy, ref.accuracy, near_ties))
+        if near_ties == 0 then T.eq(s.metrics.accuracy, ref.accuracy, what .. " accuracy") end
       end
-      T.eq(s.metrics.accuracy, ref.accuracy, mode .. " accuracy")
     end
   end)
 

@@ -60,11 +60,21 @@ T.case("every recipe writes strict JSON, or nothing on stdout when it fails", fu
   end
 end)
 
-T.case("masked scores are null in JSON", function()
-  T.eq(run_to("dola_masked.json", { "dola", "--format", "json", "--max-new-tokens", "4" }), 0, "dola")
+T.case("DoLa's top lists only the tokens that survived the relative-top filter", function()
+  T.eq(run_to("dola_masked.json", { "dola", "--format", "json", "--max-new-tokens", "8" }), 0, "dola")
   local text = read(tmp .. "/dola_masked.json")
-  T.truthy(text:find(",null]", 1, true), "DoLa's filtered tokens are written as null")
+  T.truthy(not text:find(",null]", 1, true), "no masked token is listed")
   T.truthy(not text:find("Infinity", 1, true) and not text:find("NaN", 1, true), "no non-standard constants")
+  local cut = false
+  for i, step in ipairs(sl.json.decode(text).steps) do
+    T.eq(#step.top, math.min(8, step.relative_top_kept), ("step %d: top holds the survivors, at most 8"):format(i))
+    for k, pair in ipairs(step.top) do
+      T.eq(math.type(pair[1]), "integer", ("step %d top %d id"):format(i, k))
+      T.eq(type(pair[2]), "number", ("step %d top %d: a score"):format(i, k))
+    end
+    cut = cut or step.relative_top_kept < 8
+  end
+  T.truthy(cut, "some step's filter kept fewer than 8 tokens (the case being tested)")
 end)
 
 T.case("NaN logits: the dump writes null, generation fails with nothing on stdout", function()

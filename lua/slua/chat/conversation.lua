@@ -1,8 +1,8 @@
 -- slua.chat.conversation: a multi-turn chat over one KV cache.
 --
---   local conv = require("slua.chat.conversation").new(model, decoder, {system =, template =})
+--   local conv = require("slua.chat.conversation").new(model, recipe, opt, {system =, template =, context_shift =})
 --   conv:add("user", "Hi")
---   local reply, why = conv:reply(function(piece) io.write(piece) end)
+--   local reply, why, dropped = conv:reply(function(piece) io.write(piece) end [, on_shift])
 --
 -- Each reply re-renders the whole conversation through the chat template (as transformers
 -- would) and compares the ids with the tokens already in the cache: only what follows the first
@@ -27,13 +27,20 @@ function M.new(model, recipe, opt, opts)
   opts = opts or {}
   local self = setmetatable({
     model = model, recipe = recipe, opt = opt, system = opts.system,
-    template = opts.template, messages = {},
-    stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0 },
+    template = opts.template, messages = {}, context_shift = opts.context_shift,
+    stats = { turns = 0, reused = 0, prefilled = 0, stepped = 0, rewound = 0, shifted = 0 },
   }, Conversation)
   sl.check_options(opt, model)  -- the options' checks that need the model
   self.ctx = run.start({ opt = opt }, model)
   local d = run.decoder(recipe.spec, self.ctx)
-  self.ctx.session = model:session(d.session)
+  self.context = (opt.n_ctx or 0) > 0 and opt.n_ctx or model.config.max_position
+  local session_opts = d.session
+  if (opt.n_ctx or 0) > 0 then
+    local with_ctx = { n_ctx = opt.n_ctx }
+    for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
+    session_opts = with_ctx
+  end
+  self.ctx.session = model:session(session_opts)
   self.ctx.amateurs = d.amateurs and d.amateurs(self.ctx) or {}
   self.chain, self.sample, self.scores_of, self.eos = d.chain, d.sample, d.scores, d.eos
   return self
@@ -45,6 +52,7 @@ end
 
 function Conversation:reset()
   self.messages = {}
+  for k in pairs(self.stats) do self.stats[k] = 0 end
   self.ctx.session:reset()
   for _, a in ipairs(self.ctx.amateurs) do a:reset() end
 end
@@ -93,16 +101,42 @@ function Conversation:sync(ids)
   return s:prefill(rest)
 end
 
--- Renders the conversation with the generation prompt, then decodes a reply, calling
--- on_piece(text) as it streams. The reply joins the conversation (also when interrupted).
--- Returns reply text, stop reason ("eos", "stop_string", "max_new_tokens", "context_full",
--- "interrupted"), or nil, message when the template rejects the conversation.
-function Conversation:reply(on_piece)
-  local model, ctx, opt = self.model, self.ctx, self.opt
+-- The conversation rendered with the generation prompt: ids, or nil, message.
+function Conversation:render()
+  local model = self.model
   local text, ids = chat.apply(model, self:turns(), { add_generation_prompt = true, template = self.template })
-  if not text then return nil, ids end
+  if not text then return nil, "chat template: " .. tostring(ids):gsub("^chat template: ", "") end
   if not ids then return nil, model.path .. ": no tokenizer.json" end
-  if #ids >= model.config.max_position then return nil, "the conversation no longer fits the context" end
+  return ids
+end
+
+-- Renders the conversation with the generation prompt, then decodes a reply, calling
+-- on_piece(text) as it streams (and on_shift(n) first when n old turns were dropped). The
+-- reply joins the conversation (also when interrupted). Returns reply text, stop reason
+-- ("eos", "stop_string", "max_new_tokens", "context_full", "interrupted") and the number of
+-- turns dropped to make room, or nil, message when the template rejects the conversation or
+-- it cannot fit. With context_shift, the oldest turns after the system prompt are dropped (and
+-- the rest re-rendered) until the prompt leaves room for a reply: min(max_new_tokens,
+-- context / 4).
+function Conversation:reply(on_piece, on_shift)
+  local model, ctx, opt = self.model, self.ctx, self.opt
+  local ids, err = self:render()
+  if not ids then return nil, err end
+  local room = math.max(1, math.min(opt.max_new_tokens, self.context // 4))
+  local dropped = 0
+  while self.context_shift and #ids + room > self.context and #self.messages > 1 do
+    table.remove(self.messages, 1)   -- the oldest turn; the system prompt is not a message
+    if self.messages[1] and self.messages[1].role == "assistant" then table.remove(self.messages, 1) end
+    dropped = dropped + 1
+    ids, err = self:render()
+    if not ids then return nil, err end
+  end
+  self.stats.shifted = self.stats.shifted + dropped
+  if dropped > 0 and on_shift then on_shift(dropped) end
+  if #ids >= self.context then
+    return nil, ("the conversation (%d tokens) no longer fits the context (%d)%s"):format(#ids, self.context,
+      self.context_shift and "" or "; --context-shift drops the oldest turns")
+  end
   local stream = model.tokenizer:stream{ skip_special = true }
   local eos = self.eos
   local stops = {}
@@ -128,7 +162,7 @@ function Conversation:reply(on_piece)
       end
       if hit then why = "stop_string"; break end
       if step == opt.max_new_tokens - 1 then break end
-      if ctx.session:pos() >= model.config.max_position then why = "context_full"; break end
+      if ctx.session:pos() >= self.context then why = "context_full"; break end
       ctx.out = ctx.session:step(id)
       self.stats.stepped = self.stats.stepped + 1
       for i, a in ipairs(ctx.amateurs) do ctx.amateur_outs[i] = a:step(id) end
@@ -144,7 +178,7 @@ function Conversation:reply(on_piece)
   local reply = model.tokenizer:decode(ctx.generated, { skip_special = true })
   self:add("assistant", reply)
   self.stats.turns = self.stats.turns + 1
-  return reply, why
+  return reply, why, dropped
 end
 
 return M

@@ -8,12 +8,15 @@
 -- difference. Commands: /reset (forget the conversation), /system TEXT (set the system prompt),
 -- /save FILE.json (the messages, as --messages reads them), /stats, /quit. Ctrl-C stops a reply
 -- and keeps the chat; Ctrl-D or /quit leaves. --stats prints token counts after each reply.
+-- A reply cut by the end of the context says so. --context-shift (the default; --no-context-shift
+-- turns it off) drops the oldest turns after the system prompt when the conversation no longer
+-- leaves room for a reply, and says how many.
 local sl = require "slua"
 local recipe_of = require "slua.recipe"
 local conversation = require "slua.chat.conversation"
 
 -- Flags of the chat itself; the rest go to the recipe, which validates them.
-local recipe, system, show_stats, recipe_argv = "greedy", "", false, {}
+local recipe, system, show_stats, context_shift, recipe_argv = "greedy", "", false, true, {}
 do
   local i = 1
   while i <= #arg do
@@ -24,6 +27,8 @@ do
     elseif a:match("^%-%-system=") then system = a:match("^%-%-system=(.*)$")
     elseif a == "--system" then system = arg[i + 1] or sl.fail("option --system needs a value", 2); i = i + 1
     elseif a == "--stats" then show_stats = true
+    elseif a == "--context-shift" then context_shift = true
+    elseif a == "--no-context-shift" then context_shift = false
     elseif a == "--help" then
       local f = io.open(arg[0])
       for line in f:lines() do
@@ -60,7 +65,8 @@ do -- fail now, not at the first turn, when there is no template to use
   local cfg = sl.check(sl.chat.config(model.path))
   if not (template and template:find("{", 1, true)) then sl.check(sl.chat.select_template(cfg, template, false)) end
 end
-local conv = conversation.new(model, decoder, opt, { system = system, template = template })
+local conv = conversation.new(model, decoder, opt, { system = system, template = template,
+                                                    context_shift = context_shift })
 
 local function stats_line()
   local s = conv.stats
@@ -98,15 +104,20 @@ while true do
   end
   conv:add("user", line)
   do
-    local reply, why = conv:reply(function(piece) io.write(piece); io.flush() end)
+    local reply, why = conv:reply(function(piece) io.write(piece); io.flush() end, function(dropped)
+      io.write(("(%d oldest turn%s dropped to make room in the context)\n"):format(dropped, dropped == 1 and "" or "s"))
+    end)
     if reply == nil then
       table.remove(conv.messages)
-      io.write("slua: chat template: ", why, "\n")
+      io.write("slua: ", why, "\n")
     else
-      io.write(why == "interrupted" and " [stopped]\n" or "\n")
+      io.write(why == "interrupted" and " [stopped]\n"
+        or why == "context_full" and " [cut: the context is full]\n" or "\n")
+      io.stdout:flush()   -- the reply's line ends before the stats line when both go to one file
       if show_stats then io.stderr:write(stats_line(), "\n") end
     end
   end
   ::continue::
 end
+io.stdout:flush()
 if show_stats then io.stderr:write(stats_line(), "\n") end

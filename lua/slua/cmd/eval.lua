@@ -7,7 +7,7 @@
 --          [--relative-top X] [--relative-top-value V] [--post-softmax true|false]
 --          [--recipe NAME] [--recipe-options JSON] [--max-new-tokens 256] [--repetition-penalty P]
 --          [--lang zh] [--n-ctx N] [--threads N] [--progress auto|always|never] [--pause SECONDS]
---          [--batch N] [--weights stored|q8_0]
+--          [--batch N] [--weights stored|q8_0] [--repair]
 --        slua eval --merge a.jsonl b.jsonl ... [--output merged.jsonl]
 --
 -- --early-exit-layers as the official scripts read it: one entry = baseline, two = static DoLa
@@ -18,8 +18,9 @@
 -- evaluated. --data defaults to the copy bundled under data/. --items takes pre-tokenised items
 -- (TruthfulQA: {id, prompt_ids|n_prefix, answers=[{kind, full_ids}], ref_true, ref_best};
 -- FACTOR: {id, prompt_ids|n_prefix, full_ids=[true, false...]}). Each finished item is one line
--- of --output, fsync'd; a rerun with the same output resumes, and refuses other settings. The
--- summary JSON goes to stdout; a progress line to stderr when it is a terminal. --batch N runs
+-- of --output, fsync'd; a rerun with the same output resumes, and refuses other settings; a
+-- second run on an output in use exits 2 naming the first. The summary JSON goes to stdout; a
+-- progress line to stderr when it is a terminal (--progress always: plain lines otherwise). --batch N runs
 -- the generations of N items together (continuous batching): the same tokens, each weight read
 -- once per step for all of them (bench/README.md, "Many sequences").
 local sl = require "slua"
@@ -34,17 +35,23 @@ if argv[1] == "--merge" then
   local i = 2
   while i <= #argv do
     if argv[i] == "--output" then
-      output = argv[i + 1] or sl.fail("option --output needs a value")
+      output = argv[i + 1] or sl.fail("option --output needs a value", 2)
       i = i + 1
     elseif argv[i]:match("^%-%-") then
-      sl.fail(("--merge: unknown option %s"):format(argv[i]))
+      sl.fail(("--merge: unknown option %s"):format(argv[i]), 2)
     else
       paths[#paths + 1] = argv[i]
     end
     i = i + 1
   end
-  if #paths == 0 then sl.fail("--merge needs result files") end
-  io.write(sl.json.encode(runner.merge(paths, output)), "\n")
+  if #paths == 0 then sl.fail("--merge needs result files", 2) end
+  local merged = runner.merge(paths, output)
+  io.write(sl.json.encode(merged), "\n")
+  if merged.problems then
+    -- as `slua sweep merge`: an incomplete or duplicated set is listed and exits 3
+    for _, p in ipairs(merged.problems) do io.stderr:write("slua: eval --merge: ", p, "\n") end
+    os.exit(3, true)
+  end
   return
 end
 
@@ -53,7 +60,7 @@ if task_name == nil or task_name:match("^%-%-") then
   if task_name == "--help" then
     sl.options({ [0] = argv[0], "--help" }, {})
   end
-  sl.fail("usage: slua eval TASK [options] (tasks: " .. table.concat(ev.task_names, ", ") .. "; see --help)")
+  sl.fail("usage: slua eval TASK [options] (tasks: " .. table.concat(ev.task_names, ", ") .. "; see --help)", 2)
 end
 local task = ev.tasks[task_name]
 if not task then sl.fail(("unknown task '%s' (tasks: %s)"):format(task_name, table.concat(ev.task_names, ", ")), 2) end
@@ -61,13 +68,32 @@ if not task then sl.fail(("unknown task '%s' (tasks: %s)"):format(task_name, tab
 local rest = { [0] = argv[0] }
 for i = 2, #argv do rest[#rest + 1] = argv[i] end
 local opt = sl.options(rest, {
-  model = "", data = "", items = "", early_exit_layers = "-1",
+  model = { default = "", help = 'model directory ("" = the bundled stories260K)' },
+  data = { default = "", help = "the task's data file (\"\" = the copy bundled under data/)" },
+  items = { default = "", help = "pre-tokenised items, JSON Lines (scoring tasks)" },
+  early_exit_layers = { default = "-1",
+    help = "-1 = baseline; premature,mature = static DoLa; a,b,...,mature = dynamic DoLa (layers 0..N)" },
   limit = { default = 0, min = 0, help = "the first N items (0 = all)" },
-  shard = "", output = "",
-  prefix_cache = true, details = false, relative_top = "", relative_top_value = "", post_softmax = "",
-  recipe = "", recipe_options = "", max_new_tokens = 256, repetition_penalty = "", lang = "zh", seed = 42,
-  threads = 0, progress = { default = "auto", choices = { "auto", "always", "never" } },
-  pause = { default = 0.0, min = 0 }, n_ctx = 0,
+  shard = { default = "", help = "I/N: items I, I+N, ... (0 <= I < N)" },
+  output = { default = "", help = "results file, one JSON line per item; rerun to resume (locked while in use)" },
+  repair = { default = false,
+    help = "move damaged lines of --output to OUTPUT.damaged and run their items again" },
+  prefix_cache = { default = true, help = "reuse the cached tokens shared with the previous sequence" },
+  details = { default = false, help = "add per-token terms and premature layers to each line" },
+  relative_top = { default = "", help = 'DoLa plausibility cut ("" = the task\'s default)' },
+  relative_top_value = { default = "", help = 'score of tokens below the cut ("" = the task\'s default)' },
+  post_softmax = { default = "", help = 'true|false: renormalise the contrast ("" = the task\'s default)' },
+  recipe = { default = "", help = 'generating tasks: the decoder ("" = greedy for the baseline, else dola)' },
+  recipe_options = { default = "", help = "generating tasks: the recipe's options as a JSON object" },
+  max_new_tokens = 256,
+  repetition_penalty = { default = "", help = 'generating tasks ("" = 1.0 for the baseline, 1.2 for DoLa)' },
+  lang = { default = "zh", help = "mgsm: the language (bn, de, en, es, fr, ja, ru, sw, te, th, zh)" },
+  seed = 42,
+  threads = 0,
+  progress = { default = "auto", choices = { "auto", "always", "never" },
+    help = "progress on stderr (auto: when it is a terminal; plain lines when it is not)" },
+  pause = { default = 0.0, min = 0, help = "seconds to wait after each item (to share a machine)" },
+  n_ctx = 0,
   batch = { default = 1, min = 1, max = 256,
             help = "generations run together, each weight read once for all (same tokens; scores up to float32 summation order)" },
   weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
@@ -87,6 +113,6 @@ for k, v in pairs(extra) do settings[k] = v end
 local summary = sl.try(runner.run, {
   task = task, model = model, items = items, setting = setting, settings = settings,
   output = opt.output ~= "" and opt.output or nil, shard = shard, progress = opt.progress, pause = opt.pause,
-  batch = opt.batch,
+  batch = opt.batch, repair = opt.repair,
 })
 io.write(sl.json.encode(summary), "\n")

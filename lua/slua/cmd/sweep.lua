@@ -2,7 +2,7 @@
 -- task's items, in one process, resumably.
 --
 -- Usage: slua sweep FILE.lua [--out DIR] [--shard I/N] [--steps] [--quiet] [--no-report]
---                   [--sync-every SECONDS] [--batch N]
+--                   [--sync-every SECONDS] [--batch N] [--threads N]
 --        slua sweep FILE.lua --slurm [--array-size N] [--partition P] [--time T]
 --                   [--cpus-per-task C] [--sbatch-arg ARG]... [--dry-run] [--resubmit-missing]
 --        slua sweep report OUT [--format md|json]
@@ -15,7 +15,8 @@
 -- and lists missing pairs. --slurm hands the shards
 -- to a Slurm job array; --backend NAME picks lua/slua/sweep/backend/NAME.lua, which also
 -- declares its own flags (slurm.lua: the Slurm ones above). --batch N runs N pairs' generations
--- together (continuous batching; same tokens, scores up to float32 summation order).
+-- together (continuous batching; same tokens, scores up to float32 summation order). --threads N
+-- sets every run's thread count (0 = all CPUs), over the sweep file's; point ids do not include it.
 local sl = require "slua"
 local spec = require "slua.sweep.spec"
 local runner = require "slua.sweep.runner"
@@ -59,7 +60,7 @@ end
 
 local run_flags = {
   out = "value", shard = "value", steps = "flag", quiet = "flag", no_report = "flag", sync_every = "value",
-  batch = "value",
+  batch = "value", threads = "value",
   backend = "value", slurm = "flag",   -- --slurm = --backend slurm
 }
 
@@ -140,7 +141,16 @@ local function run_sweep(argv)
   for k, v in pairs(backend and backend.flags or {}) do flags[k] = v end
   local opt, pos = parse(argv, 1, flags)
   if #pos ~= 1 then sl.fail(USAGE) end
-  local plan = spec.load(pos[1])
+  local run_options = {}
+  if opt.threads then
+    local n = math.tointeger(tonumber(opt.threads))
+    if not n or n < 0 or n > sl.core.max_threads then
+      sl.fail(("sweep: option --threads expects an integer in [0, %d] (got '%s')"):format(sl.core.max_threads,
+        opt.threads), 2)
+    end
+    run_options.threads = n
+  end
+  local plan = spec.load(pos[1], run_options)
   if opt.steps then plan.steps = true end
   local out = opt.out or default_out(plan)
   if backend then return backend.main(plan, out, opt, pos[1]) end

@@ -29,19 +29,19 @@ local function given(v) return v ~= nil and v ~= "" end
 
 local function number_or(v, default, name)
   if not given(v) then return default end
-  return tonumber(v) or sl.fail(("option --%s expects a number (got '%s')"):format(name, tostring(v)))
+  return tonumber(v) or sl.fail(("option --%s expects a number (got '%s')"):format(name, tostring(v)), 2)
 end
 
 local function integer_or(v, default, name)
   local n = number_or(v, default, name)
-  return math.tointeger(n) or sl.fail(("option --%s expects an integer (got '%s')"):format(name, tostring(v)))
+  return math.tointeger(n) or sl.fail(("option --%s expects an integer (got '%s')"):format(name, tostring(v)), 2)
 end
 
 local function boolean_or(v, default, name)
   if not given(v) then return default end
   if v == true or v == "true" then return true end
   if v == false or v == "false" then return false end
-  sl.fail(("option --%s expects true or false (got '%s')"):format(name, tostring(v)))
+  sl.fail(("option --%s expects true or false (got '%s')"):format(name, tostring(v)), 2)
 end
 
 -- "-1" | "a,b" | {a, b} -> list of layers, checked against the model's N.
@@ -50,17 +50,30 @@ function evs.layers(v, n_layer)
   if type(v) == "table" then
     layers = {}
     for i, l in ipairs(v) do
-      layers[i] = math.tointeger(l) or sl.fail(("option --early-exit-layers: '%s' is not a layer"):format(tostring(l)))
+      layers[i] = math.tointeger(l) or sl.fail(("option --early-exit-layers: '%s' is not a layer"):format(tostring(l)), 2)
     end
   else
     layers = sl.parse_ints(given(v) and tostring(v) or "-1", "early-exit-layers")
   end
-  if #layers == 0 then sl.fail("option --early-exit-layers: give -1, a,b or a,b,...,N") end
-  if #layers >= 2 then
-    for _, l in ipairs(layers) do
-      if l < 0 or l > n_layer then
-        sl.fail(("option --early-exit-layers: layer %d out of range [0, %d]"):format(l, n_layer))
-      end
+  if #layers == 0 then sl.fail("option --early-exit-layers: give -1, a,b or a,b,...,N", 2) end
+  if #layers == 1 then
+    -- one entry is the baseline: -1, or the final layer written out
+    if layers[1] ~= -1 and layers[1] ~= n_layer then
+      sl.fail(("option --early-exit-layers: one entry is the baseline, -1 or %d (got %d; layers are 0..%d, "
+        .. "premature,mature for DoLa)"):format(n_layer, layers[1], n_layer), 2)
+    end
+    return { -1 }
+  end
+  for _, l in ipairs(layers) do
+    if l < 0 or l > n_layer then
+      sl.fail(("option --early-exit-layers: layer %d out of range [0, %d]"):format(l, n_layer), 2)
+    end
+  end
+  local mature = layers[#layers]
+  for i = 1, #layers - 1 do
+    if layers[i] >= mature then
+      sl.fail(("option --early-exit-layers: premature layer %d is not below the mature layer %d (the last "
+        .. "entry; premature layers are 0..%d)"):format(layers[i], mature, mature - 1), 2)
     end
   end
   return layers
@@ -81,7 +94,7 @@ function evs.build(task, model, opts)
     setting.relative_top = number_or(opts.relative_top, defaults.relative_top, "relative-top")
     setting.relative_top_value = number_or(opts.relative_top_value, defaults.relative_top_value, "relative-top-value")
     setting.post_softmax = boolean_or(opts.post_softmax, defaults.post_softmax, "post-softmax")
-    if setting.relative_top and setting.relative_top < 0 then sl.fail("option --relative-top must be >= 0") end
+    if setting.relative_top and setting.relative_top < 0 then sl.fail("option --relative-top must be >= 0", 2) end
     setting.prefix_cache = prefix_cache
     settings.relative_top, settings.relative_top_value, settings.post_softmax =
       setting.relative_top, setting.relative_top_value, setting.post_softmax
@@ -94,7 +107,7 @@ function evs.build(task, model, opts)
     for k, v in pairs(opts.recipe_options) do ro[k] = v end
   elseif given(opts.recipe_options) then
     local v, err = sl.json.decode(opts.recipe_options)
-    if type(v) ~= "table" then sl.fail("option --recipe-options: " .. (err or "not a JSON object")) end
+    if type(v) ~= "table" then sl.fail("option --recipe-options: " .. (err or "not a JSON object"), 2) end
     ro = v
   end
   if recipe == "greedy" or recipe == "dola" then
@@ -111,10 +124,10 @@ function evs.build(task, model, opts)
     ro.relative_top = ro.relative_top or 0.1
   end
   local n_ctx = integer_or(opts.n_ctx, 0, "n-ctx")
-  if n_ctx < 0 then sl.fail("option --n-ctx must be >= 0") end
+  if n_ctx < 0 then sl.fail("option --n-ctx must be >= 0", 2) end
   if n_ctx > 0 then ro.n_ctx = n_ctx end
   local max_new_tokens = integer_or(opts.max_new_tokens, 256, "max-new-tokens")
-  if max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0") end
+  if max_new_tokens < 0 then sl.fail("option --max-new-tokens must be >= 0", 2) end
   local seed = integer_or(opts.seed, 42, "seed")
   setting.recipe, setting.recipe_options = recipe, ro
   setting.max_new_tokens, setting.seed, setting.lang = max_new_tokens, seed, given(opts.lang) and opts.lang or "zh"
@@ -129,9 +142,9 @@ end
 -- Returns the items and the settings they add (items | data, lang).
 function evs.items(task, opts)
   local items, extra = nil, {}
-  if given(opts.data) and given(opts.items) then sl.fail("give --data or --items, not both") end
+  if given(opts.data) and given(opts.items) then sl.fail("give --data or --items, not both", 2) end
   if given(opts.items) then
-    if not task.from_ids then sl.fail(("task %s generates text; --items is for scoring tasks"):format(task.name)) end
+    if not task.from_ids then sl.fail(("task %s generates text; --items is for scoring tasks"):format(task.name), 2) end
     items = {}
     for i, obj in ipairs(data.jsonl(opts.items)) do
       local item = task.from_ids(obj, ("%s:%d"):format(opts.items, i))
@@ -144,6 +157,14 @@ function evs.items(task, opts)
     local path = opts.data
     if not given(path) then
       local lang = given(opts.lang) and opts.lang or "zh"
+      if task.languages then
+        local known = false
+        for _, l in ipairs(task.languages) do known = known or l == lang end
+        if not known then
+          sl.fail(("option --lang: task %s has no language '%s' (languages: %s)"):format(task.name, lang,
+            table.concat(task.languages, ", ")), 2)
+        end
+      end
       local rel = task.data_for and task.data_for(lang) or task.data
       path = rel and data.root .. "/" .. rel   -- a task of its own may bring its items itself
     end
@@ -157,7 +178,7 @@ function evs.items(task, opts)
     seen[item.id] = true
   end
   local limit = integer_or(opts.limit, 0, "limit")
-  if limit < 0 then sl.fail("option --limit must be >= 0") end
+  if limit < 0 then sl.fail("option --limit must be >= 0", 2) end
   if limit > 0 then
     local limited = {}
     for i = 1, math.min(limit, #items) do limited[i] = items[i] end

@@ -18,6 +18,7 @@ local task = require "slua.sweep.task"
 local ev = require "slua.eval"
 local batch = require "slua.batch"
 local recipe_of = require "slua.recipe"
+local lockfile = require "slua.lockfile"
 
 local runner = {}
 
@@ -106,7 +107,17 @@ function runner.run(plan, dir, opts)
   opts = opts or {}
   local pairs_to_run = opts.pairs or plan.pairs
   local models = {}
+  store.mkdirs(dir)
+  local lock = lockfile.take(dir .. "/results.jsonl")   -- one run per output folder
   store.write_manifest(dir, plan)
+  local ids = {}
+  for _, p in ipairs(plan.points) do ids[p.id] = true end
+  store.migrate(dir, ids, function(r)
+    if type(r.options) ~= "table" then return nil end
+    local identity = plan.task and spec.task_identity(plan.task.name, r.options)
+      or spec.recipe_identity(r.recipe or plan.recipe, r.options)
+    return spec.hash(sl.json.encode(identity))
+  end)
   local out = store.open(dir, opts.sync_every)
   local todo, points, last_of = {}, 0, {}
   for _, pr in ipairs(pairs_to_run) do
@@ -124,7 +135,7 @@ function runner.run(plan, dir, opts)
       last_of[pr.point.id] = #todo
     end
   end
-  if #todo == 0 then return 0 end
+  if #todo == 0 then lock:release() return 0 end
   runner.check_metrics(plan, models)
   local bar = progress.new(#todo, points, { quiet = opts.quiet })
   core.fs.trap_interrupt(true)
@@ -150,6 +161,7 @@ function runner.run(plan, dir, opts)
   end)
   core.fs.trap_interrupt(false)
   out:close()
+  lock:release()
   if not ok then error(err, 0) end
   return #todo
 end

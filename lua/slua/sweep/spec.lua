@@ -50,6 +50,38 @@ local function exists(path)
   return f ~= nil
 end
 
+-- What a point's id is a hash of. Stable across versions and places: options that change how a
+-- run goes but not its results (threads, output format, mapping the checkpoint) are left out;
+-- an option at its "off" value is left out, so a version that adds one keeps the ids of every
+-- point that does not set it; and a model under the slua root (the bundled one) is named
+-- relative to it, so a checkout and an installed prefix, run from any folder, agree.
+local run_only = { threads = true, format = true, mmap = true }
+local off_values = { truncate_prompt = false, weights = "stored", n_ctx = 0, kv_type = "f32", chat = "",
+                     messages = "", system = "", chat_template = "", no_chat_template = false }
+
+function spec.model_name(path)
+  if type(path) ~= "string" then return path end
+  local root = sl.root .. "/"
+  if path:sub(1, #root) == root then path = path:sub(#root + 1) end
+  return (path:gsub("^%./", ""))
+end
+
+function spec.recipe_identity(recipe, options)
+  local kept = {}
+  for k, v in pairs(options) do
+    if not item_options[k] and not run_only[k] and off_values[k] ~= v then kept[k] = v end
+  end
+  kept.model = spec.model_name(kept.model)
+  return { recipe = recipe, options = kept }
+end
+
+function spec.task_identity(task_name, settings)
+  local kept = {}
+  for k, v in pairs(settings) do kept[k] = v end
+  kept.model = spec.model_name(kept.model)
+  return { task = task_name, settings = kept }
+end
+
 -- 64-bit FNV-1a of a string, as 16 hex digits (stable across machines and Lua builds).
 function spec.hash(text)
   local h = -3750763034362895579  -- 0xcbf29ce484222325
@@ -229,15 +261,23 @@ local function check_type(file, s, key)
   end
 end
 
--- spec.load(path [, overrides]) -> plan
+-- spec.load(path [, run_options]) -> plan
 -- plan = {file, name, recipe, model, steps, metrics, swept, plot, points = {{id, index, values,
 --         options, from}}, items = {{id, options}}, pairs = {{point, item}} in run order}
-function spec.load(file)
+-- run_options (the command line's, e.g. {threads = 2}) apply to every run over the file's fixed
+-- values; they change how runs go, not their results, so point ids do not see them.
+function spec.load(file, run_options)
   local chunk, err = loadfile(file)
   if not chunk then sl.fail(err) end
   local ok, s = pcall(chunk)
   if not ok then sl.fail(type(s) == "table" and s.message or tostring(s)) end
   if type(s) ~= "table" then sl.fail(("%s: must return a table (the sweep)"):format(file)) end
+  if run_options and next(run_options) then
+    local fixed = {}
+    for k, v in pairs(type(s.fixed) == "table" and s.fixed or {}) do fixed[k] = v end
+    for k, v in pairs(run_options) do fixed[k] = v end
+    s.fixed = fixed
+  end
   for key in pairs(s) do check_type(file, s, key) end
   if not s.recipe and not s.task then sl.fail(("%s: recipe: missing (a recipe name or path)"):format(file)) end
   local base = file:match("^(.*)/[^/]*$") or "."
@@ -297,9 +337,7 @@ function spec.load(file)
         end
         sl.fail(("%s: %s: %s"):format(file, where, msg))
       end
-      local options = {}
-      for k, v in pairs(full) do if not item_options[k] then options[k] = v end end
-      identity = { recipe = s.recipe, options = options }
+      identity = spec.recipe_identity(s.recipe, full)
     end
     local id = spec.hash(sl.json.encode(identity))
     if by_id[id] then

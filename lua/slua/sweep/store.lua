@@ -74,6 +74,34 @@ function store.read(dir, repair)
   return records, by_key, torn
 end
 
+-- Lines whose point is not one of `ids` but whose recorded options give one under rekey(line)
+-- (results of an older version, whose ids hashed other things) get that id: the file is
+-- rewritten once, with a message. Returns the number of lines re-keyed.
+function store.migrate(dir, ids, rekey)
+  local path = dir .. "/results.jsonl"
+  local text = read_all(path)
+  if not text then return 0 end
+  local out, n = {}, 0
+  for line in (text:match("^(.*\n)") or ""):gmatch("([^\n]*)\n") do
+    local r = sl.json.decode(line)
+    if type(r) == "table" and r.point ~= nil and not ids[r.point] then
+      local id = rekey(r)
+      if id and ids[id] then
+        r.point = id
+        line = sl.json.encode(r)
+        n = n + 1
+      end
+    end
+    out[#out + 1] = line
+  end
+  if n > 0 then
+    local tail = text:sub(#(text:match("^(.*\n)") or "") + 1)  -- a torn last line stays for store.read
+    store.write_atomic(path, table.concat(out, "\n") .. "\n" .. tail)
+    io.stderr:write(("sweep: %s: %d lines of an older slua re-keyed to this version's point ids\n"):format(path, n))
+  end
+  return n
+end
+
 -- Opens (creating) DIR for appending results; returns the store and the finished pairs.
 function store.open(dir, sync_every)
   store.mkdirs(dir)

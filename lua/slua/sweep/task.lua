@@ -144,7 +144,7 @@ function task.point(plan, p)
       return where
     end, function() return recipe_of.load(settings.recipe):options(argv) end)
   end
-  return settings, setting, { task = t.name, settings = settings }
+  return settings, setting, require("slua.sweep.spec").task_identity(t.name, settings)
 end
 
 -- The result line of one (point, item): the task's record, its metrics, the time it took.

@@ -18,6 +18,9 @@ local task = {
   metric = "accuracy",
 }
 
+-- The languages bundled under data/mgsm/ (--lang picks one).
+task.languages = { "bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh" }
+
 function task.data_for(lang) return ("mgsm/mgsm_%s.tsv"):format(lang) end
 
 -- lang is accepted for symmetry: the seed uses the same instruction in every language.

@@ -57,8 +57,9 @@ function slurm.scripts(plan, out, opt, file, n)
   }
   header(array, opt)
   array[#array + 1] = ("# array task i runs shard i of %d: its share of the (point, item) pairs"):format(n)
-  array[#array + 1] = ("%s exec %s sweep %s --out %s --shard \"$SLURM_ARRAY_TASK_ID/%d\" --quiet%s"):format(
-    env, quote(exe), quote(file), quote(out), n, opt.batch and (" --batch " .. quote(opt.batch)) or "")
+  array[#array + 1] = ("%s exec %s sweep %s --out %s --shard \"$SLURM_ARRAY_TASK_ID/%d\" --quiet%s%s"):format(
+    env, quote(exe), quote(file), quote(out), n, opt.batch and (" --batch " .. quote(opt.batch)) or "",
+    opt.threads and (" --threads " .. quote(opt.threads)) or "")
   local merge = {
     "#!/bin/sh",
     ("#SBATCH --job-name=%s-merge"):format(("slua-" .. plan.name):gsub("%s", "_")),
