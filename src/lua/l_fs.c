@@ -264,21 +264,6 @@ static int l_lock_held(lua_State *L)
     return 1;
 }
 
-static const char *file_kind(mode_t mode)
-{
-    if (S_ISDIR(mode))
-        return "a directory";
-    if (S_ISFIFO(mode))
-        return "a FIFO";
-    if (S_ISCHR(mode))
-        return "a character device";
-    if (S_ISBLK(mode))
-        return "a block device";
-    if (S_ISSOCK(mode))
-        return "a socket";
-    return "not a plain file";
-}
-
 /* The buffer is Lua's (a userdata made before the file is opened), so an allocation failure
  * cannot leak the descriptor. */
 static int l_fs_read(lua_State *L)

@@ -72,7 +72,7 @@ T.case("chat: /stats after /reset counts from zero; stats lines start their own 
   T.truthy(stats[2]:find("^%[turns 0, tokens in cache 0:"), "/stats after /reset: " .. tostring(stats[2]))
 end)
 
-T.case("sl.invoke returns a list, one result per generation, as the README says", function()
+T.case("sl.invoke returns a list holding the run's result, as the README says", function()
   local model = sl.check(sl.load())
   local one = sl.invoke("greedy", { prompt = "Once upon a time", max_new_tokens = 4, threads = 1 }, { model = model })
   T.eq(#one, 1, "greedy: one result")
@@ -81,7 +81,7 @@ T.case("sl.invoke returns a list, one result per generation, as the README says"
                                          num_return_sequences = 2, threads = 1 }, { model = model })
   T.eq(#two, 1, "beam search: one result")
   T.eq(#two[1].sequences, 2, "its num_return_sequences beams")
-  -- a script that generates twice gets both, in order
+  -- a plain script has no value to invoke: one clear error, naming how it does run
   local script = tmp .. "/twice.lua"
   local f = assert(io.open(script, "w"))
   f:write([[
@@ -90,9 +90,10 @@ for _, n in ipairs{ 3, 5 } do
   sl.generate{ recipe = "twice", opt = sl.run_options({ [0] = "twice", "--max-new-tokens", tostring(n) }, {}) }
 end]])
   f:close()
-  local both = sl.invoke(script, { threads = 1 }, { model = model })
-  T.eq(#both, 2, "two generations, two results")
-  T.eq(#both[1].new_ids .. "," .. #both[2].new_ids, "3,5", "in order")
+  local ok, err = pcall(sl.invoke, script, { threads = 1 }, { model = model })
+  T.eq(ok, false, "invoking a plain script fails")
+  local msg = type(err) == "table" and err.message or tostring(err)
+  T.truthy(msg:find("returns no sl.recipe{...} value", 1, true) and msg:find("slua " .. script, 1, true), msg)
   T.truthy(T.read(SLUA_ROOT .. "/README.md"):find("`sl.invoke(recipe, options [, {model = m}])` returns a\n**list**", 1, true),
     "the README documents the list")
 end)
@@ -163,6 +164,17 @@ T.case("a results file of an older slua resumes: its lines are re-keyed, nothing
     T.eq(sl.json.encode(r.new_ids), sl.json.encode(old[i].new_ids), "line " .. i .. " keeps its results")
   end
   T.eq(i, 4, "every line kept")
+end)
+
+T.case("an older results file of a renamed option (--skip-layers, now --skip-blocks) resumes", function()
+  local dir = tmp .. "/old-skip"
+  os.execute("mkdir -p " .. T.q(dir) .. " && cp " .. T.q(SLUA_ROOT .. "/tests/data/sweep/results_0.1_skip.jsonl") .. " "
+    .. T.q(dir .. "/results.jsonl"))
+  local _, err, code = T.exec(slua, { "sweep", SLUA_ROOT .. "/tests/data/sweep/resume_old_skip.lua", "--out", dir,
+                                      "--quiet", "--no-report" }, tmp)
+  T.eq(code, 0, "resume: " .. err)
+  T.truthy(err:find("2 lines of an older slua re-keyed", 1, true), "the migration is announced: " .. err)
+  T.truthy(err:find("0 runs made", 1, true), "nothing ran again: " .. err)
 end)
 
 T.case("the host runs with workers that sleep when idle, unless the user chose a policy", function()

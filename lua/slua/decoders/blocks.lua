@@ -65,7 +65,9 @@ end
 function B.from_span_pair(text)
   local a, b = tostring(text):match("^%s*(%d+)%s*,%s*(%d+)%s*$")
   if not a then return nil, "START,END (older form of --skip-blocks START:END)" end
-  return ("%s:%s"):format(a, b)
+  a, b = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
+  if b == a + 1 then return tostring(a) end  -- one block, as the grammar writes it
+  return ("%d:%d"):format(a, b)
 end
 
 -- --draft-skip-layers "2,3" or "8-15" (closed ranges) in the grammar: "2,3" or "8:16".
@@ -74,7 +76,9 @@ function B.from_closed_ranges(text)
   for part in (tostring(text) .. ","):gmatch("([^,]*),") do
     local a, b = part:match("^%s*(%d+)%s*%-%s*(%d+)%s*$")
     local one = part:match("^%s*(%d+)%s*$")
-    if a then
+    if a and tonumber(a) == tonumber(b) then
+      items[#items + 1] = tostring(math.tointeger(tonumber(a)))
+    elseif a then
       items[#items + 1] = ("%s:%d"):format(a, math.tointeger(tonumber(b)) + 1)
     elseif one then
       items[#items + 1] = one

@@ -48,6 +48,25 @@ end
 
 -- Tries the metrics on a short run of the first pair (at most 2 new tokens), so a metric that
 -- raises stops the sweep before any of its runs.
+-- Options a results line of an older slua recorded under a name the recipe now declares as an
+-- alias (--skip-layers of --skip-blocks), in their older form: as the options they became, so
+-- the line re-keys to this version's point.
+local function current_names(recipe, recorded)
+  local ok, value = pcall(recipe_of.load, recipe)
+  local declared = ok and value.spec and value.spec.options
+  if type(declared) ~= "table" then return recorded end
+  local out = {}
+  for k, v in pairs(recorded) do out[k] = v end
+  for k, v in pairs(recorded) do
+    local d = declared[k]
+    if type(d) == "table" and d.alias and d.translate and recorded[d.alias] == nil then
+      out[k] = nil
+      if v ~= "" then out[d.alias] = d.translate(tostring(v)) or v else out[d.alias] = "" end
+    end
+  end
+  return out
+end
+
 function runner.check_metrics(plan, models)
   if plan.task then return end   -- a task sweep computes them before its first line is written
   local own = false
@@ -115,7 +134,7 @@ function runner.run(plan, dir, opts)
   store.migrate(dir, ids, function(r)
     if type(r.options) ~= "table" then return nil end
     local identity = plan.task and spec.task_identity(plan.task.name, r.options)
-      or spec.recipe_identity(r.recipe or plan.recipe, r.options)
+      or spec.recipe_identity(r.recipe or plan.recipe, current_names(r.recipe or plan.recipe, r.options))
     return spec.hash(sl.json.encode(identity))
   end)
   local out = store.open(dir, opts.sync_every)
