@@ -81,6 +81,13 @@ static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, cons
  * accumulated in registers, so each weight load serves C rows and each activation load R
  * rows. R and C are constants at every call, so the loops unroll into registers. */
 
+/* How far ahead a tile prefetches its weight rows: the same row of the next tile (R rows on),
+ * at least 4 KiB. */
+static inline int64_t tile_prefetch_distance(int64_t row_bytes, int R)
+{
+    return R * row_bytes > 4096 ? R * row_bytes : 4096;
+}
+
 /* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
 static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
 {
@@ -92,7 +99,8 @@ static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
 #define SL_AVX2_COLS 3 /* activation rows per tile: 3 x 3 accumulators + 3 weight vectors + 1 */
 /* Bytes of a group of activation rows that stay in L1 while weight rows stream past them, and
  * of a block of weight rows that stays in L2 while every group passes over it. */
-#define SL_TILE_L1_BYTES (12 << 10)
+#define SL_TILE_L1_BYTES (16 << 10)
+#define SL_TILE_ALL_L1_BYTES (24 << 10)
 #define SL_TILE_L2_BYTES (256 << 10)
 /* Columns per chunk of a tile's passes: the tile's weight and activation rows of this many
  * columns stay in L1 while the passes go over them. A multiple of 32. */
@@ -105,7 +113,7 @@ static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
  * four in turn (pass k holds every output's a_k), chunk by chunk so the rows stay in L1; each
  * a_k still sees its blocks in column order. */
 static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const float *x, int64_t cols,
-                                               const char *w0, int64_t row_bytes, const int R,
+                                               const char *w0, int64_t row_bytes, int64_t ahead, const int R,
                                                const int C, sl_dtype dt)
 {
     int64_t c32 = cols & ~(int64_t)31, c8 = cols & ~(int64_t)7;
@@ -118,6 +126,10 @@ static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const fl
                 for (int j = 0; j < C; j++)
                     acc[i][j] = c0 == 0 ? _mm256_setzero_ps() : part[k][i][j];
             for (int64_t c = c0 + 8 * k; c < c1; c += 32) {
+                if (k == 0 && ahead) /* weights from memory: the hardware prefetchers alone leave the tile waiting */
+                    for (int i = 0; i < R; i++)
+                        for (int64_t b = 0; b < 32 * (int64_t)sl_dtype_size(dt); b += 64)
+                            _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + b + ahead, _MM_HINT_T0);
                 __m256 wv[SL_AVX2_ROWS];
                 for (int i = 0; i < R; i++)
                     wv[i] = load8_w(w0 + i * row_bytes, c, dt);
@@ -149,13 +161,16 @@ static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2(float *out, int64_t ldo, const fl
         }
 }
 
-#define TILE_AVX2(R, C) tile_avx2(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, R, C, dt)
+#define TILE_AVX2(R, C) \
+    tile_avx2(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, ahead, R, C, dt)
 
 /* The R x C tile at weight row r and activation row j0 (R and C constants in each case). */
 static SL_ALWAYS_INLINE SL_AVX2 void tile_avx2_at(float *out, int64_t ldo, const float *x, const sl_weight *w,
-                                                 int64_t r, int32_t j0, int R, int C, sl_dtype dt)
+                                                 int64_t r, int32_t j0, int R, int C, bool fetch,
+                                                 sl_dtype dt)
 {
     int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt);
+    int64_t ahead = fetch ? tile_prefetch_distance(row_bytes, R) : 0;
     switch (R * 8 + C) {
     case 25: TILE_AVX2(3, 1); break;
     case 26: TILE_AVX2(3, 2); break;
@@ -172,12 +187,14 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
     if (few_rows_avx2(out, ldo, x, nx, w, r0, r1, dt))
         return;
     /* Weight rows in blocks that stay in L2 while every group of activation rows passes, so each
-     * is read from memory once. Within a block, a group of activation rows that fits in L1
-     * stays there while the weight rows go by; with longer rows each tile's weight rows stay
-     * instead while the groups pass. */
+     * is read from memory once. When all the activation rows fit in L1 (a batched decode step),
+     * each tile's weight rows stay while every group passes: the weights stream from memory once,
+     * overlapped with all the work. Otherwise a group that fits in L1 stays there while the
+     * block's weight rows go by, and longer rows go the first way round. */
     int64_t block = SL_TILE_L2_BYTES / (w->cols * sl_dtype_size(dt)) / SL_AVX2_ROWS * SL_AVX2_ROWS;
     block = block < SL_AVX2_ROWS ? SL_AVX2_ROWS : block;
-    bool x_in_l1 = (int64_t)SL_AVX2_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES;
+    int64_t x_row = w->cols * (int64_t)sizeof(float);
+    bool x_in_l1 = (int64_t)nx * x_row > SL_TILE_ALL_L1_BYTES && (int64_t)SL_AVX2_COLS * x_row <= SL_TILE_L1_BYTES;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
         if (x_in_l1) {
@@ -185,7 +202,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
                 C = group_size(nx, j0, SL_AVX2_COLS);
                 for (int64_t r = b0, R; r < b1; r += R) {
                     R = b1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
-                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0, dt);
                 }
             }
         } else {
@@ -193,7 +210,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
                 R = b1 - r >= SL_AVX2_ROWS ? SL_AVX2_ROWS : 1;
                 for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
                     C = group_size(nx, j0, SL_AVX2_COLS);
-                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                    tile_avx2_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0, dt);
                 }
             }
         }
@@ -263,8 +280,10 @@ static SL_ALWAYS_INLINE SL_AVX512 bool few_rows_avx512(float *out, int64_t ldo, 
     }
 }
 
-#define SL_AVX512_ROWS 4 /* weight rows per tile */
-#define SL_AVX512_COLS 3 /* activation rows per tile: 4 x 3 x 2 accumulators + 4 weight vectors + 1 */
+/* Tile shapes (weight rows x activation rows, two accumulators per output): 2 x 6 where six
+ * activation rows fit in L1 (each weight load and BF16 conversion serves six rows), 4 x 3 for
+ * longer rows (half the activation bytes per multiply-add from L2). */
+#define SL_AVX512_COLS 6
 
 /* A tile of R weight rows by C activation rows, each output summed exactly as vecn_avx512 sums
  * it: two accumulators over every 32-column block (the first 16 columns into a0, the next 16
@@ -273,21 +292,26 @@ static SL_ALWAYS_INLINE SL_AVX512 bool few_rows_avx512(float *out, int64_t ldo, 
  * Each activation vector is loaded once for the four weight rows: loads, not multiply-adds,
  * limit 512-bit tiles on some CPUs (Zen 4 loads one 512-bit vector per cycle). */
 static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, const float *x, int64_t cols,
-                                                   const char *w0, int64_t row_bytes, const int R,
+                                                   const char *w0, int64_t row_bytes, int64_t ahead, const int R,
                                                    const int C, sl_dtype dt)
 {
     int64_t c32 = cols & ~(int64_t)31, c16 = cols & ~(int64_t)15;
-    __m512 acc[SL_AVX512_ROWS][SL_AVX512_COLS][2];
+    __m512 acc[4][SL_AVX512_COLS][2];
     for (int i = 0; i < R; i++)
         for (int j = 0; j < C; j++)
             acc[i][j][0] = acc[i][j][1] = _mm512_setzero_ps();
     for (int64_t c = 0; c < c32; c += 32) {
+        if (ahead) /* weights from memory: the hardware prefetchers alone leave the tile waiting */
+            for (int i = 0; i < R; i++)
+                for (int64_t b = 0; b < 32 * (int64_t)sl_dtype_size(dt); b += 64)
+                    _mm_prefetch(w0 + i * row_bytes + c * sl_dtype_size(dt) + b + ahead, _MM_HINT_T0);
         for (int h = 0; h < 2; h++) {
-            __m512 wv[SL_AVX512_ROWS];
+            __m512 wv[4];
             for (int i = 0; i < R; i++)
                 wv[i] = load16_w(w0 + i * row_bytes, c + 16 * h, dt);
             for (int j = 0; j < C; j++) {
                 __m512 xv = _mm512_loadu_ps(x + j * cols + c + 16 * h);
+                __asm__("" : "+v"(xv)); /* one load per activation vector, not one per weight row */
                 for (int i = 0; i < R; i++)
                     acc[i][j][h] = _mm512_fmadd_ps(wv[i], xv, acc[i][j][h]);
             }
@@ -310,63 +334,80 @@ static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512(float *out, int64_t ldo, cons
                 acc[i][j][1] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + j * cols + c), acc[i][j][1]);
         }
     }
-    for (int j = 0; j < C; j++) {
-        if (R == 4)
-            _mm_storeu_ps(out + j * ldo, hsum8x4(fold16(_mm512_add_ps(acc[0][j][0], acc[0][j][1])),
-                                                 fold16(_mm512_add_ps(acc[1][j][0], acc[1][j][1])),
-                                                 fold16(_mm512_add_ps(acc[2][j][0], acc[2][j][1])),
-                                                 fold16(_mm512_add_ps(acc[3][j][0], acc[3][j][1]))));
-        else
-            for (int i = 0; i < R; i++)
-                out[j * ldo + i] = hsum8(fold16(_mm512_add_ps(acc[i][j][0], acc[i][j][1])));
-    }
+    /* four outputs of a weight row at once (activation rows j .. j + 3) */
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < C; j += 4) {
+            __m256 v[4];
+            for (int k = 0; k < 4; k++)
+                v[k] = j + k < C ? fold16(_mm512_add_ps(acc[i][j + k][0], acc[i][j + k][1])) : _mm256_setzero_ps();
+            float sum[4];
+            _mm_storeu_ps(sum, hsum8x4(v[0], v[1], v[2], v[3]));
+            for (int k = 0; k < 4 && j + k < C; k++)
+                out[(j + k) * ldo + i] = sum[k];
+        }
 }
 
-#define TILE_AVX512(R, C) tile_avx512(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, R, C, dt)
+#define TILE_AVX512(R, C) \
+    tile_avx512(out + j0 * ldo + r, ldo, x + j0 * cols, cols, sl_row_ptr(w, r), row_bytes, ahead, R, C, dt)
 
 /* The R x C tile at weight row r and activation row j0 (R and C constants in each case). */
 static SL_ALWAYS_INLINE SL_AVX512 void tile_avx512_at(float *out, int64_t ldo, const float *x, const sl_weight *w,
-                                                 int64_t r, int32_t j0, int R, int C, sl_dtype dt)
+                                                 int64_t r, int32_t j0, int R, int C, bool fetch,
+                                                 sl_dtype dt)
 {
     int64_t cols = w->cols, row_bytes = cols * sl_dtype_size(dt);
+    int64_t ahead = fetch ? tile_prefetch_distance(row_bytes, R) : 0;
     switch (R * 8 + C) {
     case 33: TILE_AVX512(4, 1); break;
     case 34: TILE_AVX512(4, 2); break;
     case 35: TILE_AVX512(4, 3); break;
+    case 17: TILE_AVX512(2, 1); break;
+    case 18: TILE_AVX512(2, 2); break;
+    case 19: TILE_AVX512(2, 3); break;
+    case 20: TILE_AVX512(2, 4); break;
+    case 21: TILE_AVX512(2, 5); break;
+    case 22: TILE_AVX512(2, 6); break;
     case 9: TILE_AVX512(1, 1); break;
     case 10: TILE_AVX512(1, 2); break;
-    default: TILE_AVX512(1, 3); break;
+    case 11: TILE_AVX512(1, 3); break;
+    case 12: TILE_AVX512(1, 4); break;
+    case 13: TILE_AVX512(1, 5); break;
+    default: TILE_AVX512(1, 6); break;
     }
 }
 
 static SL_ALWAYS_INLINE SL_AVX512 void rows_avx512(float *out, int64_t ldo, const float *x, int32_t nx,
-                                               const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
+                                                   const sl_weight *w, int64_t r0, int64_t r1, sl_dtype dt)
 {
     if (few_rows_avx512(out, ldo, x, nx, w, r0, r1, dt))
         return;
+    int64_t x_row = w->cols * (int64_t)sizeof(float);
+    bool short_rows = 6 * x_row <= SL_TILE_L1_BYTES;
+    int rows = short_rows ? 2 : 4, cmax = short_rows ? 6 : 3;
     /* Weight rows in blocks that stay in L2 while every group of activation rows passes, so each
-     * is read from memory once. Within a block, a group of activation rows that fits in L1
-     * stays there while the weight rows go by; with longer rows each tile's weight rows stay
-     * instead while the groups pass. */
-    int64_t block = SL_TILE_L2_BYTES / (w->cols * sl_dtype_size(dt)) / SL_AVX512_ROWS * SL_AVX512_ROWS;
-    block = block < SL_AVX512_ROWS ? SL_AVX512_ROWS : block;
-    bool x_in_l1 = (int64_t)SL_AVX512_COLS * w->cols * (int64_t)sizeof(float) <= SL_TILE_L1_BYTES;
+     * is read from memory once. With short rows and more activation rows than fit in L1 (a
+     * prefill), a group stays in L1 while the block's weight rows go by; otherwise (a batched
+     * decode step, long rows) each tile's weight rows stay while every group passes, so the
+     * weights stream from memory once, overlapped with all the work. */
+    bool groups_outside = short_rows && (int64_t)nx * x_row > SL_TILE_ALL_L1_BYTES;
+    int64_t block = SL_TILE_L2_BYTES / (w->cols * sl_dtype_size(dt)) / rows * rows;
+    block = block < rows ? rows : block;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
-        if (x_in_l1) {
+        if (groups_outside) {
             for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-                C = group_size(nx, j0, SL_AVX512_COLS);
+                C = group_size(nx, j0, cmax);
                 for (int64_t r = b0, R; r < b1; r += R) {
-                    R = b1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
-                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                    R = b1 - r >= rows ? rows : 1;
+                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0, dt);
                 }
             }
         } else {
             for (int64_t r = b0, R; r < b1; r += R) {
-                R = b1 - r >= SL_AVX512_ROWS ? SL_AVX512_ROWS : 1;
+                R = b1 - r >= rows ? rows : 1;
                 for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-                    C = group_size(nx, j0, SL_AVX512_COLS);
-                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, dt);
+                    C = group_size(nx, j0, cmax);
+                    tile_avx512_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0, dt);
                 }
             }
         }
