@@ -1,4 +1,4 @@
-/* Conformance of sl_tokenizer with HF `tokenizers` on five real vocabularies (ids and decoded text
+/* Conformance of sl_tokenizer with HF `tokenizers` on seven real vocabularies (ids and decoded text
  * from test_vectors.json), the streaming decoder, and edge cases checked through properties. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -70,7 +70,9 @@ static char *stream_all(const sl_tokenizer *tok, const sl_token *ids, size_t n, 
     return all;
 }
 
-static void check_vectors(const char *name)
+/* Every case's text must survive encode + decode, except the one case at lossy (-1: none) whose
+ * decoded text in the vectors differs from its input by the tokenizer's own semantics. */
+static void check_vectors(const char *name, int lossy)
 {
     char path[1024];
     snprintf(path, sizeof path, "%s/tokenizers/%s/test_vectors.json", SL_DATA_DIR, name);
@@ -96,8 +98,19 @@ static void check_vectors(const char *name)
         size_t dl;
         char *d = dec(tok, got, n, 0, &dl);
         cr_assert_str_eq(d, json_object_get_string(decoded), "%s case %zu decode", name, c);
+        if ((int)c == lossy)
+            cr_assert_str_neq(d, t, "%s case %zu: expected a lossy round trip", name, c);
+        else
+            cr_assert(dl == (size_t)json_object_get_string_len(text) && !memcmp(d, t, dl),
+                      "%s case %zu (%s): round trip gives %s", name, c, t, d);
         char *st = stream_all(tok, got, n, 0);
         cr_assert_str_eq(st, json_object_get_string(decoded), "%s case %zu stream", name, c);
+        free(st);
+        free(d);
+        /* with special tokens skipped, the stream still equals the one-shot decode */
+        d = dec(tok, got, n, SL_DECODE_SKIP_SPECIAL, &dl);
+        st = stream_all(tok, got, n, SL_DECODE_SKIP_SPECIAL);
+        cr_assert_str_eq(st, d, "%s case %zu stream skipping specials", name, c);
         free(st);
         free(d);
         free(got);
@@ -106,11 +119,16 @@ static void check_vectors(const char *name)
     json_object_put(root);
 }
 
-Test(tokenizer_vectors, llama2) { check_vectors("llama2"); }
-Test(tokenizer_vectors, llama3) { check_vectors("llama3"); }
-Test(tokenizer_vectors, qwen3) { check_vectors("qwen3"); }
-Test(tokenizer_vectors, smollm2) { check_vectors("smollm2"); }
-Test(tokenizer_vectors, stories260K) { check_vectors("stories260K"); }
+/* llama2 and stories260K: case 50, "<s>[INST]", decodes to "<s> [INST]" (the dummy prefix after a
+ * special token); qwen3: case 42 is normalized to NFC; gemma3: case 63 holds a literal U+2581, which
+ * the decoder turns into a space. */
+Test(tokenizer_vectors, llama2) { check_vectors("llama2", 50); }
+Test(tokenizer_vectors, llama3) { check_vectors("llama3", -1); }
+Test(tokenizer_vectors, qwen3) { check_vectors("qwen3", 42); }
+Test(tokenizer_vectors, smollm2) { check_vectors("smollm2", -1); }
+Test(tokenizer_vectors, stories260K) { check_vectors("stories260K", 50); }
+Test(tokenizer_vectors, gemma3) { check_vectors("gemma3", 63); }
+Test(tokenizer_vectors, deepseek_v3) { check_vectors("deepseek_v3", -1); }
 
 /* llama2.c's own encoder (BOS added) on the stories260K vocabulary. */
 Test(tokenizer_vectors, stories260K_llama2c_with_bos)
@@ -138,8 +156,12 @@ Test(tokenizer_vectors, stories260K_llama2c_with_bos)
 
 /* ---------------------------------------------------------------- edge cases */
 
-static const char *const ALL[] = {"llama2", "llama3", "qwen3", "smollm2", "stories260K"};
-static const char *const BYTE_LEVEL[] = {"llama3", "qwen3", "smollm2"};
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+static const char *const ALL[] = {"llama2", "llama3", "qwen3", "smollm2", "stories260K", "gemma3", "deepseek_v3"};
+static const char *const BYTE_LEVEL[] = {"llama3", "qwen3", "smollm2", "deepseek_v3"};
+/* no dummy prefix and no Strip decoder: any text without U+2581 or unnormalized characters survives */
+static const char *const NO_PREFIX[] = {"llama3", "qwen3", "smollm2", "deepseek_v3", "gemma3"};
 
 static void assert_round_trip(sl_tokenizer *tok, const char *name, const char *s, size_t len)
 {
@@ -157,7 +179,7 @@ static void assert_round_trip(sl_tokenizer *tok, const char *name, const char *s
 
 Test(tokenizer_edge, empty_input)
 {
-    for (size_t v = 0; v < 5; v++) {
+    for (size_t v = 0; v < COUNT(ALL); v++) {
         sl_tokenizer *tok = load(ALL[v]);
         size_t n, dl;
         sl_token *ids = enc(tok, "", 0, 0, &n);
@@ -180,22 +202,23 @@ Test(tokenizer_edge, whitespace_crlf_runs_round_trip)
     digits[3000] = '\0';
     snprintf(mixed, sizeof mixed, "a\r\nb\r\n\r\n  \t \r\n%s x", "\xe2\x80\x83\xe3\x80\x80");
     const char *texts[] = {" \t  \n ", "\r\n", "\r\n\r\n", spaces, digits, mixed};
-    for (size_t v = 0; v < 3; v++) {
-        sl_tokenizer *tok = load(BYTE_LEVEL[v]);
+    for (size_t v = 0; v < COUNT(NO_PREFIX); v++) {
+        sl_tokenizer *tok = load(NO_PREFIX[v]);
         for (size_t t = 0; t < sizeof texts / sizeof *texts; t++)
-            assert_round_trip(tok, BYTE_LEVEL[v], texts[t], strlen(texts[t]));
+            assert_round_trip(tok, NO_PREFIX[v], texts[t], strlen(texts[t]));
         sl_tokenizer_free(tok);
     }
 }
 
-/* Digit splitting rules of each pre-tokenizer: llama3 \p{N}{1,3}, qwen3 \p{N}, smollm2 Digits. */
+/* Digit splitting rules of each pre-tokenizer: llama3 and deepseek_v3 \p{N}{1,3}, qwen3 \p{N},
+ * smollm2 Digits; gemma3 has no merge that makes a token of two digits. */
 Test(tokenizer_edge, digit_runs)
 {
     const char *digits = "12345678901234567890123";
     size_t nd = strlen(digits);
-    const char *names[] = {"llama3", "qwen3", "smollm2"};
-    size_t max_digits[] = {3, 1, 1};
-    for (size_t v = 0; v < 3; v++) {
+    const char *names[] = {"llama3", "qwen3", "smollm2", "deepseek_v3", "gemma3"};
+    size_t max_digits[] = {3, 1, 1, 3, 1};
+    for (size_t v = 0; v < COUNT(names); v++) {
         sl_tokenizer *tok = load(names[v]);
         size_t n;
         sl_token *ids = enc(tok, digits, nd, 0, &n);
@@ -215,14 +238,15 @@ Test(tokenizer_edge, emoji_zwj_round_trip)
 {
     const char *s = "family \xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7 "
                     "flag \xf0\x9f\x8f\xb3\xef\xb8\x8f\xe2\x80\x8d\xf0\x9f\x8c\x88!";
-    for (size_t v = 0; v < 5; v++) {
+    for (size_t v = 0; v < COUNT(ALL); v++) {
         sl_tokenizer *tok = load(ALL[v]);
         assert_round_trip(tok, ALL[v], s, strlen(s));
         sl_tokenizer_free(tok);
     }
 }
 
-/* Qwen3 normalizes to NFC: "e" + U+0301 and U+00E9 give the same ids; Llama-3 has no normalizer. */
+/* Qwen3 normalizes to NFC: "e" + U+0301 and U+00E9 give the same ids; Llama-3 and DeepSeek-V3 have
+ * no normalizer and Gemma-3 only replaces spaces. */
 Test(tokenizer_edge, combining_marks_nfc)
 {
     const char *decomposed = "caf\x65\xcc\x81 na\x69\xcc\x88ve", *composed = "caf\xc3\xa9 na\xc3\xafve";
@@ -238,16 +262,19 @@ Test(tokenizer_edge, combining_marks_nfc)
     free(a);
     free(b);
     sl_tokenizer_free(q);
-    sl_tokenizer *l = load("llama3");
-    assert_round_trip(l, "llama3", decomposed, strlen(decomposed));
-    sl_tokenizer_free(l);
+    const char *unnormalized[] = {"llama3", "deepseek_v3", "gemma3"};
+    for (size_t v = 0; v < COUNT(unnormalized); v++) {
+        sl_tokenizer *l = load(unnormalized[v]);
+        assert_round_trip(l, unnormalized[v], decomposed, strlen(decomposed));
+        sl_tokenizer_free(l);
+    }
 }
 
 Test(tokenizer_edge, invalid_utf8_byte_level)
 {
     const char s[] = "ok \xf0(x bad \xe4\xb8 end \x80";
     const char want[] = "ok \xef\xbf\xbd(x bad \xef\xbf\xbd end \xef\xbf\xbd";
-    for (size_t v = 0; v < 3; v++) {
+    for (size_t v = 0; v < COUNT(BYTE_LEVEL); v++) {
         sl_tokenizer *tok = load(BYTE_LEVEL[v]);
         size_t n, dl;
         sl_token *ids = enc(tok, s, sizeof s - 1, 0, &n);
@@ -303,8 +330,8 @@ Test(tokenizer_edge, invalid_utf8_missing_byte_dropped)
 Test(tokenizer_edge, invalid_utf8_byte_fallback)
 {
     const char s[] = "a\xff" "b";
-    const char *names[] = {"llama2", "stories260K"};
-    for (size_t v = 0; v < 2; v++) {
+    const char *names[] = {"llama2", "stories260K", "gemma3"};
+    for (size_t v = 0; v < COUNT(names); v++) {
         sl_tokenizer *tok = load(names[v]);
         sl_token ff = sl_tokenizer_token_id(tok, "<0xFF>", 6);
         cr_assert_geq(ff, 0);
@@ -325,26 +352,31 @@ Test(tokenizer_edge, invalid_utf8_byte_fallback)
     }
 }
 
-/* llama2 spells an emoji with four byte-fallback tokens; the stream must hold them back. */
+/* llama2 spells an emoji, gemma3 an Egyptian hieroglyph, with four byte-fallback tokens; the stream
+ * must hold them back. */
 Test(tokenizer_edge, stream_byte_fallback_emoji)
 {
-    sl_tokenizer *tok = load("llama2");
-    const char *s = "Hi \xf0\x9f\xa6\x99 there \xf0\x9f\xa6\x99";
-    size_t n, dl;
-    sl_token *ids = enc(tok, s, strlen(s), 0, &n);
-    sl_token b = sl_tokenizer_token_id(tok, "<0xF0>", 6);
-    bool uses_bytes = false;
-    for (size_t k = 0; k < n; k++)
-        uses_bytes = uses_bytes || ids[k] == b;
-    cr_assert(uses_bytes);
-    char *d = dec(tok, ids, n, 0, &dl);
-    cr_assert_str_eq(d, s);
-    char *st = stream_all(tok, ids, n, 0);
-    cr_assert_str_eq(st, s);
-    free(st);
-    free(d);
-    free(ids);
-    sl_tokenizer_free(tok);
+    const char *names[] = {"llama2", "gemma3"};
+    const char *texts[] = {"Hi \xf0\x9f\xa6\x99 there \xf0\x9f\xa6\x99", "Hi \xf0\x93\x80\x80 there \xf0\x93\x80\x80"};
+    for (size_t v = 0; v < COUNT(names); v++) {
+        sl_tokenizer *tok = load(names[v]);
+        const char *s = texts[v];
+        size_t n, dl;
+        sl_token *ids = enc(tok, s, strlen(s), 0, &n);
+        sl_token b = sl_tokenizer_token_id(tok, "<0xF0>", 6);
+        bool uses_bytes = false;
+        for (size_t k = 0; k < n; k++)
+            uses_bytes = uses_bytes || ids[k] == b;
+        cr_assert(uses_bytes, "%s", names[v]);
+        char *d = dec(tok, ids, n, 0, &dl);
+        cr_assert_str_eq(d, s, "%s", names[v]);
+        char *st = stream_all(tok, ids, n, 0);
+        cr_assert_str_eq(st, s, "%s", names[v]);
+        free(st);
+        free(d);
+        free(ids);
+        sl_tokenizer_free(tok);
+    }
 }
 
 static bool contains(const sl_token *ids, size_t n, sl_token id)
@@ -361,8 +393,9 @@ Test(tokenizer_edge, special_text_mid_string)
         const char *name, *special;
         sl_token id;
     } cases[] = {{"llama3", "<|begin_of_text|>", 128000}, {"qwen3", "<|im_start|>", 151644},
-                 {"smollm2", "<|im_start|>", 1}};
-    for (size_t v = 0; v < 3; v++) {
+                 {"smollm2", "<|im_start|>", 1}, {"gemma3", "<start_of_turn>", 105},
+                 {"deepseek_v3", "<\xef\xbd\x9c" "begin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>", 0}};
+    for (size_t v = 0; v < COUNT(cases); v++) {
         sl_tokenizer *tok = load(cases[v].name);
         char s[256];
         snprintf(s, sizeof s, "Hello %sworld", cases[v].special);
@@ -383,6 +416,79 @@ Test(tokenizer_edge, special_text_mid_string)
         free(ids);
         sl_tokenizer_free(tok);
     }
+}
+
+/* Added tokens that are not special (Gemma-3's <mask> and <unusedN>, DeepSeek-V3's chat and FIM
+ * markers) are matched even with SPLIT_SPECIAL and kept by SKIP_SPECIAL, as in HF `tokenizers`. */
+Test(tokenizer_edge, added_not_special)
+{
+    struct {
+        const char *name, *added;
+        sl_token id;
+    } cases[] = {{"gemma3", "<mask>", 4},
+                 {"gemma3", "<unused0>", 6},
+                 {"deepseek_v3", "<\xef\xbd\x9cUser\xef\xbd\x9c>", 128803},
+                 {"deepseek_v3", "<\xef\xbd\x9c" "fim\xe2\x96\x81hole\xef\xbd\x9c>", 128800}};
+    for (size_t v = 0; v < COUNT(cases); v++) {
+        sl_tokenizer *tok = load(cases[v].name);
+        cr_assert(!sl_tokenizer_is_special(tok, cases[v].id), "%s", cases[v].added);
+        char s[256];
+        snprintf(s, sizeof s, "Hello %sworld", cases[v].added);
+        for (unsigned flags = 0; flags <= SL_ENCODE_SPLIT_SPECIAL; flags += SL_ENCODE_SPLIT_SPECIAL) {
+            size_t n, dl;
+            sl_token *ids = enc(tok, s, strlen(s), flags, &n);
+            cr_assert(contains(ids, n, cases[v].id), "%s: %s missing (flags %u)", cases[v].name, cases[v].added,
+                      flags);
+            char *d = dec(tok, ids, n, SL_DECODE_SKIP_SPECIAL, &dl);
+            cr_assert_str_eq(d, s);
+            char *st = stream_all(tok, ids, n, SL_DECODE_SKIP_SPECIAL);
+            cr_assert_str_eq(st, s);
+            free(st);
+            free(d);
+            free(ids);
+        }
+        sl_tokenizer_free(tok);
+    }
+}
+
+/* Gemma-3: BOS and UNK from tokenizer_config.json, whose eos_token is <end_of_turn>; the
+ * post-processor and add_bos_token put <bos> first; <image_soft_token> lies past the model vocabulary.
+ * DeepSeek-V3: add_bos_token true adds <｜begin▁of▁sentence｜> (id 0); no unk token. */
+Test(tokenizer_api, special_ids_gemma3_deepseek_v3)
+{
+    sl_tokenizer *g = load("gemma3");
+    cr_assert_eq(sl_tokenizer_vocab_size(g), 262145);
+    cr_assert_eq(sl_tokenizer_bos(g), 2);
+    cr_assert_eq(sl_tokenizer_eos(g), 106);
+    cr_assert_eq(sl_tokenizer_unk(g), 3);
+    cr_assert_eq(sl_tokenizer_token_id(g, "<0x00>", 6), 238);
+    cr_assert_eq(sl_tokenizer_token_id(g, "<0xFF>", 6), 493);
+    cr_assert_str_eq(sl_tokenizer_piece(g, 262144, NULL), "<image_soft_token>");
+    cr_assert_null(sl_tokenizer_piece(g, 262145, NULL));
+    const sl_token special[] = {0, 1, 2, 3, 105, 106, 255999, 256000, 262144};
+    for (size_t k = 0; k < COUNT(special); k++)
+        cr_assert(sl_tokenizer_is_special(g, special[k]), "gemma3 id %d", special[k]);
+    size_t n;
+    sl_token *ids = enc(g, "Hello", 5, SL_ENCODE_ADD_SPECIAL, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(ids[0], 2);
+    cr_assert_eq(ids[1], 9259);
+    free(ids);
+    sl_tokenizer_free(g);
+
+    sl_tokenizer *d = load("deepseek_v3");
+    cr_assert_eq(sl_tokenizer_vocab_size(d), 128815);
+    cr_assert_eq(sl_tokenizer_bos(d), 0);
+    cr_assert_eq(sl_tokenizer_eos(d), 1);
+    cr_assert_eq(sl_tokenizer_unk(d), -1);
+    cr_assert(sl_tokenizer_is_special(d, 2));
+    cr_assert(sl_tokenizer_is_special(d, 128000));
+    ids = enc(d, "Hello", 5, SL_ENCODE_ADD_SPECIAL, &n);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(ids[0], 0);
+    cr_assert_eq(ids[1], 19923);
+    free(ids);
+    sl_tokenizer_free(d);
 }
 
 Test(tokenizer_api, special_ids_and_add_special)
@@ -434,8 +540,8 @@ Test(tokenizer_api, special_ids_and_add_special)
  * (the Strip decoder of llama2 treats the first emitted piece specially). */
 Test(tokenizer_api, stream_skip_special_matches_decode)
 {
-    const char *names[] = {"llama2", "llama3"};
-    for (size_t v = 0; v < 2; v++) {
+    const char *names[] = {"llama2", "llama3", "gemma3", "deepseek_v3"};
+    for (size_t v = 0; v < COUNT(names); v++) {
         sl_tokenizer *tok = load(names[v]);
         sl_token bos = sl_tokenizer_bos(tok), eos = sl_tokenizer_eos(tok);
         size_t na, nb;
