@@ -1,6 +1,6 @@
 /* bench_tokenizer [DATA_DIR]: load time of each test vocabulary and encode throughput (MB/s,
  * median of 7 runs) on ~1 MB of English and of Chinese text built deterministically from a fixed
- * paragraph. DATA_DIR defaults to build/data (the unpacked tests/data/tokenizers.tar.xz). */
+ * paragraph. DATA_DIR defaults to build/data (the unpacked tests/data/tokenizers*.tar.xz). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +60,7 @@ static double median_mbps(sl_tokenizer *tok, const char *text, size_t len, size_
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1 ? argv[1] : "build/data";
-    const char *names[] = {"llama2", "llama3", "qwen3", "smollm2", "stories260K"};
+    const char *names[] = {"llama2", "llama3", "qwen3", "smollm2", "stories260K", "gemma3", "deepseek_v3"};
     size_t el, cl;
     char *en = make_text(ENGLISH, &el), *zh = make_text(CHINESE, &cl);
     if (!en || !zh) {
