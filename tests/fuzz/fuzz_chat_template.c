@@ -15,6 +15,7 @@
 #include <lualib.h>
 
 #include "fuzz_util.h"
+#include "slua/sl_lua.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -68,7 +69,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     lua_getglobal(L, "package");
     lua_pushstring(L, SL_SOURCE_DIR "/lua/?.lua;" SL_SOURCE_DIR "/lua/?/init.lua");
     lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
+    /* slua.chat sits on slua.util, which loads the C module */
+    luaL_getsubtable(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_slua_core);
+    lua_setfield(L, -2, "slua.core");
+    lua_pop(L, 2);
     if (luaL_dostring(L, HARNESS) != LUA_OK)
         FUZZ_CHECK(0, "%s", lua_tostring(L, -1));
     FUZZ_CHECK(lua_isfunction(L, -1), "the harness returns a function");
