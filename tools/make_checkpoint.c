@@ -118,33 +118,44 @@ static void add_tensor(tensor_list *list, tensor_kind kind, int64_t rows, int64_
 }
 
 /* Every tensor the loader binds for this config, in Hugging Face's module order. */
-static void list_tensors(const sl_model_config *c, tensor_list *list)
+static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list *list)
 {
+    const char *const *norm = a->family->norm;
     int64_t D = c->n_embd, F = c->n_ff, V = c->n_vocab;
     int64_t QD = (int64_t)c->n_head * c->head_dim, KVD = (int64_t)c->n_head_kv * c->head_dim;
     add_tensor(list, KIND_MATRIX, V, D, "model.embed_tokens.weight");
     for (int32_t i = 0; i < c->n_layer; i++) {
-        add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.input_layernorm.weight", i);
+        if (norm[SL_NORM_ATTN_PRE])
+            add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_ATTN_PRE]);
         add_tensor(list, KIND_MATRIX, QD, D, "model.layers.%d.self_attn.q_proj.weight", i);
         add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.k_proj.weight", i);
         add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.v_proj.weight", i);
-        if (c->qkv_bias) {
+        if (a->qk_norm != SL_QK_NORM_NONE) {
+            bool full = a->qk_norm == SL_QK_NORM_FULL;
+            add_tensor(list, KIND_NORM, 0, full ? QD : c->head_dim, "model.layers.%d.self_attn.q_norm.weight", i);
+            add_tensor(list, KIND_NORM, 0, full ? KVD : c->head_dim, "model.layers.%d.self_attn.k_norm.weight", i);
+        }
+        if (a->qkv_bias) {
             add_tensor(list, KIND_BIAS, 0, QD, "model.layers.%d.self_attn.q_proj.bias", i);
             add_tensor(list, KIND_BIAS, 0, KVD, "model.layers.%d.self_attn.k_proj.bias", i);
             add_tensor(list, KIND_BIAS, 0, KVD, "model.layers.%d.self_attn.v_proj.bias", i);
         }
         add_tensor(list, KIND_MATRIX, D, QD, "model.layers.%d.self_attn.o_proj.weight", i);
-        if (c->o_bias)
+        if (a->o_bias)
             add_tensor(list, KIND_BIAS, 0, D, "model.layers.%d.self_attn.o_proj.bias", i);
-        add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.post_attention_layernorm.weight", i);
+        for (int k = SL_NORM_ATTN_POST; k <= SL_NORM_FFN_PRE; k++)
+            if (norm[k])
+                add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[k]);
         add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.gate_proj.weight", i);
         add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.up_proj.weight", i);
         add_tensor(list, KIND_MATRIX, D, F, "model.layers.%d.mlp.down_proj.weight", i);
-        if (c->mlp_bias) {
+        if (a->mlp_bias) {
             add_tensor(list, KIND_BIAS, 0, F, "model.layers.%d.mlp.gate_proj.bias", i);
             add_tensor(list, KIND_BIAS, 0, F, "model.layers.%d.mlp.up_proj.bias", i);
             add_tensor(list, KIND_BIAS, 0, D, "model.layers.%d.mlp.down_proj.bias", i);
         }
+        if (norm[SL_NORM_FFN_POST])
+            add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_FFN_POST]);
     }
     add_tensor(list, KIND_NORM, 0, D, "model.norm.weight");
     if (!c->tie_word_embeddings)
@@ -341,8 +352,9 @@ int main(int argc, char **argv)
     json_object *root = NULL;
     sl_error err;
     sl_model_config cfg;
+    sl_arch arch;
     if (sl_json_load_file(config_path, &root, &err) != SL_STATUS_OK ||
-        sl_config_parse(config_path, root, &cfg, &err) != SL_STATUS_OK) {
+        sl_config_parse(config_path, root, &cfg, &arch, &err) != SL_STATUS_OK) {
         fprintf(stderr, "slua: %s\n", err.msg);
         return 1;
     }
@@ -355,7 +367,7 @@ int main(int argc, char **argv)
     copy_file(config_path, path);
 
     tensor_list list = {0};
-    list_tensors(&cfg, &list);
+    list_tensors(&cfg, &arch, &list);
     int64_t params = 0;
     for (int32_t i = 0; i < list.n; i++)
         params += tensor_values(&list.items[i]);

@@ -32,7 +32,7 @@ typedef enum sl_rope_type {
 
 /* Everything read from config.json (and generation_config.json for extra EOS ids). */
 typedef struct sl_model_config {
-    char architecture[48];  /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
+    char architecture[48];  /* the HF class, e.g. "LlamaForCausalLM" (sl_model_load lists the supported ones) */
     int32_t n_layer;        /* num_hidden_layers */
     int32_t n_embd;         /* hidden_size */
     int32_t n_ff;           /* intermediate_size */
@@ -41,16 +41,13 @@ typedef struct sl_model_config {
     int32_t head_dim;       /* head_dim, or hidden_size / num_attention_heads */
     int32_t n_vocab;        /* vocab_size (rows of the LM head) */
     int32_t max_position;   /* max_position_embeddings */
-    int32_t sliding_window; /* 0 = full attention */
+    int32_t sliding_window; /* keys a windowed layer's query sees, itself included; 0 = full attention */
     float rms_eps;
     float rope_theta;
     sl_rope_type rope_type;
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int32_t rope_original_max_position;
     bool tie_word_embeddings;
-    bool qkv_bias;  /* q/k/v projections carry a bias (Qwen2, attention_bias) */
-    bool o_bias;    /* o_proj carries a bias (attention_bias) */
-    bool mlp_bias;  /* gate/up/down carry biases (mlp_bias) */
     sl_token bos;   /* -1 if none */
     int32_t n_eos;
     sl_token eos[SL_MAX_EOS];

@@ -76,7 +76,6 @@ static void push_config(lua_State *L, const sl_model_config *c)
     NUM("rms_eps", c->rms_eps);
     NUM("rope_theta", c->rope_theta);
     BOOL("tie_word_embeddings", c->tie_word_embeddings);
-    BOOL("qkv_bias", c->qkv_bias);
     if (c->bos >= 0)
         INT("bos", c->bos);
     l_pushintarray(L, c->eos, c->n_eos);

@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     sl_model_config c;
-    if (sl_config_parse("config.json", root, &c, &err) != SL_STATUS_OK) {
+    sl_arch arch;
+    if (sl_config_parse("config.json", root, &c, &arch, &err) != SL_STATUS_OK) {
         fuzz_check_message(&err, "config.json");
     } else {
         FUZZ_CHECK(c.n_embd > 0 && c.n_ff > 0 && c.n_layer > 0 && c.n_vocab > 0 && c.max_position > 0, "sizes");

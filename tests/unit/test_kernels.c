@@ -142,7 +142,7 @@ Test(kernels, swiglu_and_group_match_separate_products)
         cr_assert(sl_matmul(u1, F, x, n, &wu, NULL, NULL));
         for (int i = 0; i < n * F; i++)
             g1[i] = (g1[i] / (1.0f + expf(-g1[i]))) * u1[i];
-        cr_assert(sl_matmul_swiglu(g2, u2, F, x, n, &wg, NULL, &wu, NULL, NULL));
+        cr_assert(sl_matmul_gated(g2, u2, F, x, n, &wg, NULL, &wu, NULL, SL_GATE_SILU, NULL));
         cr_assert(memcmp(g1, g2, sizeof g1) == 0 && memcmp(u1, u2, sizeof u1) == 0);
         sl_matmul_job jobs[2] = {{.out = g2, .ldo = F, .w = &wg}, {.out = u2, .ldo = F, .w = &wu}};
         cr_assert(sl_matmul_group(jobs, 2, x, n, NULL));

@@ -186,10 +186,26 @@ Test(load_errors, malformed_and_incomplete_config)
     expect_error(dir_with_config("[]"), SL_STATUS_E_FORMAT, "config.json", "not a JSON object");
 }
 
+/* Every family the loader knows, as the message lists them. */
+#define SUPPORTED "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)"
+
 Test(load_errors, unsupported_architecture)
 {
     expect_error(dir_with_config(config_with("\"LlamaForCausalLM\"", "\"GPT2LMHeadModel\"")), SL_STATUS_E_FORMAT,
-                 "config.json", "unsupported architecture at 'architectures[0]' (\"GPT2LMHeadModel\"");
+                 "config.json", "unsupported architecture at 'architectures[0]' (\"GPT2LMHeadModel\"; " SUPPORTED);
+    expect_error(dir_with_config(config_with("\"LlamaForCausalLM\"", "\"Llama4ForCausalLM\"")), SL_STATUS_E_FORMAT,
+                 "config.json", "unsupported architecture at 'architectures[0]' (\"Llama4ForCausalLM\"; " SUPPORTED);
+    expect_error(dir_with_config("{\"model_type\": \"deepseek_v3\"}"), SL_STATUS_E_FORMAT, "config.json",
+                 "unsupported architecture at 'model_type' (\"deepseek_v3\"; " SUPPORTED);
+}
+
+/* A supported family with a value outside what is implemented names the key and the value. */
+Test(load_errors, unimplemented_config_value)
+{
+    expect_error(dir_with_config(config_with("\"hidden_act\"", "\"hidden_act\": \"relu\",")), SL_STATUS_E_FORMAT,
+                 "config.json", "unsupported 'hidden_act' (\"relu\"; implemented: \"silu\")");
+    expect_error(dir_with_config(config_with("\"hidden_act\"", "\"hidden_act\": 3,")), SL_STATUS_E_FORMAT,
+                 "config.json", "'hidden_act' must be a string (got 3)");
 }
 
 /* A sharded checkpoint (index + two files) loads and computes what the single file does. */

@@ -183,11 +183,19 @@ static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, cons
     }
 }
 
-/* The share of thread t (of nt) of every product in the group, bias included. With swiglu,
+/* PyTorch's float32 tanh GELU (the "gelu_pytorch_tanh" of HF configs). */
+static inline float gelu_tanh(float x)
+{
+    const float beta = 0.7978845608028654f /* sqrt(2 / pi) */, kappa = 0.044715f;
+    float inner = beta * (x + kappa * (x * x * x));
+    return 0.5f * x * (1.0f + tanhf(inner));
+}
+
+/* The share of thread t (of nt) of every product in the group, bias included. With gated,
  * jobs[0] (gate) and jobs[1] (up) have the same shape, so each thread owns the same rows of
- * both and applies gate = silu(gate) * up to them without waiting for the others. */
+ * both and applies gate = act(gate) * up to them without waiting for the others. */
 static void group_share(const sl_matmul_job *jobs, int count, const float *x, const sl_q8_act *xq, int32_t n,
-                        bool swiglu, int t, int nt)
+                        bool gated, sl_gate_act act, int t, int nt)
 {
     for (int j = 0; j < count; j++) {
         const sl_weight *w = jobs[j].w;
@@ -202,13 +210,17 @@ static void group_share(const sl_matmul_job *jobs, int count, const float *x, co
             tiled_rows(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
         add_bias(jobs[j].out, jobs[j].ldo, n, jobs[j].bias, r0, r1);
     }
-    if (swiglu) {
+    if (gated) {
         int64_t r0 = split_row(jobs[0].w->rows, t, nt), r1 = split_row(jobs[0].w->rows, t + 1, nt);
         for (int32_t i = 0; i < n; i++) {
             float *g = jobs[0].out + (int64_t)i * jobs[0].ldo;
             const float *u = jobs[1].out + (int64_t)i * jobs[1].ldo;
-            for (int64_t r = r0; r < r1; r++)
-                g[r] = (g[r] / (1.0f + expf(-g[r]))) * u[r];
+            if (act == SL_GATE_GELU_TANH)
+                for (int64_t r = r0; r < r1; r++)
+                    g[r] = gelu_tanh(g[r]) * u[r];
+            else
+                for (int64_t r = r0; r < r1; r++)
+                    g[r] = (g[r] / (1.0f + expf(-g[r]))) * u[r];
         }
     }
 }
@@ -237,8 +249,8 @@ void sl_matmul_scratch_free(sl_matmul_scratch *s)
     *s = (sl_matmul_scratch){0};
 }
 
-static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int32_t n, bool swiglu,
-                      sl_matmul_scratch *scratch)
+static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int32_t n, bool gated,
+                      sl_gate_act act, sl_matmul_scratch *scratch)
 {
     if (n <= 0 || count <= 0)
         return true;
@@ -259,9 +271,9 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     int nt = sl_threads();
     if (nt > 1 && work * n >= 65536) {
 #pragma omp parallel num_threads(nt)
-        group_share(jobs, count, x, &xq, n, swiglu, omp_get_thread_num(), omp_get_num_threads());
+        group_share(jobs, count, x, &xq, n, gated, act, omp_get_thread_num(), omp_get_num_threads());
     } else {
-        group_share(jobs, count, x, &xq, n, swiglu, 0, 1);
+        group_share(jobs, count, x, &xq, n, gated, act, 0, 1);
     }
     sl_matmul_scratch_free(&own);
     return true;
@@ -269,15 +281,16 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
 
 bool sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n, sl_matmul_scratch *scratch)
 {
-    return group_run(jobs, count, x, n, false, scratch);
+    return group_run(jobs, count, x, n, false, SL_GATE_SILU, scratch);
 }
 
-bool sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
-                      const float *b_gate, const sl_weight *w_up, const float *b_up, sl_matmul_scratch *scratch)
+bool sl_matmul_gated(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
+                     const float *b_gate, const sl_weight *w_up, const float *b_up, sl_gate_act act,
+                     sl_matmul_scratch *scratch)
 {
     sl_matmul_job jobs[2] = {{.out = gate, .ldo = ldo, .w = w_gate, .bias = b_gate},
                              {.out = up, .ldo = ldo, .w = w_up, .bias = b_up}};
-    return group_run(jobs, 2, x, n, true, scratch);
+    return group_run(jobs, 2, x, n, true, act, scratch);
 }
 
 bool sl_matmul(float *out, int64_t ldo, const float *x, int32_t n, const sl_weight *w, const float *bias,

@@ -54,10 +54,15 @@ typedef struct sl_matmul_job {
  * split evenly over the threads. */
 bool sl_matmul_group(const sl_matmul_job *jobs, int count, const float *x, int32_t n, sl_matmul_scratch *scratch);
 
-/* gate = silu(x·w_gate + b_gate) * (x·w_up + b_up), up = x·w_up + b_up, in one parallel region.
+/* The activation of a gated MLP's gate rows: SiLU (x * sigmoid(x)) or PyTorch's tanh GELU
+ * (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), as torch computes them in float32. */
+typedef enum sl_gate_act { SL_GATE_SILU = 0, SL_GATE_GELU_TANH = 1 } sl_gate_act;
+
+/* gate = act(x·w_gate + b_gate) * (x·w_up + b_up), up = x·w_up + b_up, in one parallel region.
  * w_gate and w_up have the same shape; both outputs have row stride ldo. */
-bool sl_matmul_swiglu(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
-                      const float *b_gate, const sl_weight *w_up, const float *b_up, sl_matmul_scratch *scratch);
+bool sl_matmul_gated(float *gate, float *up, int64_t ldo, const float *x, int32_t n, const sl_weight *w_gate,
+                     const float *b_gate, const sl_weight *w_up, const float *b_up, sl_gate_act act,
+                     sl_matmul_scratch *scratch);
 
 /* Row `row` of w as float32. */
 void sl_weight_row(float *out, const sl_weight *w, int64_t row);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "arch/arch.h"
 #include "util/error.h"
 #include "util/json_util.h"
 
@@ -136,60 +137,67 @@ static sl_status parse_rope_scaling(const char *path, json_object *root, sl_mode
     return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported 'rope_scaling.rope_type' (\"%s\")", path, type);
 }
 
-static const struct {
-    const char *architecture;
-    const char *model_type;
-} known_archs[] = {
-    {"LlamaForCausalLM", "llama"},
-    {"MistralForCausalLM", "mistral"},
-    {"Qwen2ForCausalLM", "qwen2"},
-};
-
-static sl_status parse_architecture(const char *path, json_object *root, sl_model_config *c, sl_error *err)
+sl_status sl_cfg_int(const sl_cfg_src *src, const char *key, bool required, int32_t dflt, int32_t lo, int32_t *out,
+                     sl_error *err)
 {
-    json_object *archs = NULL, *mt = NULL;
-    const char *name = NULL;
-    if (json_object_object_get_ex(root, "architectures", &archs) && json_object_is_type(archs, json_type_array) &&
-        json_object_array_length(archs) > 0) {
-        json_object *a0 = json_object_array_get_idx(archs, 0);
-        if (!json_object_is_type(a0, json_type_string))
-            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'architectures[0]' must be a string (got %s)", path,
-                                value_text(a0));
-        name = json_object_get_string(a0);
-        for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
-            if (strcmp(name, known_archs[i].architecture) == 0) {
-                snprintf(c->architecture, sizeof c->architecture, "%s", name);
-                return SL_STATUS_OK;
-            }
-        return sl_error_set(err, SL_STATUS_E_FORMAT,
-                            "%s: unsupported architecture at 'architectures[0]' (\"%s\"; supported: "
-                            "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
-                            path, name);
-    }
-    if (json_object_object_get_ex(root, "model_type", &mt) && json_object_is_type(mt, json_type_string)) {
-        const char *type = json_object_get_string(mt);
-        for (size_t i = 0; i < sizeof known_archs / sizeof known_archs[0]; i++)
-            if (strcmp(type, known_archs[i].model_type) == 0) {
-                snprintf(c->architecture, sizeof c->architecture, "%s", known_archs[i].architecture);
-                return SL_STATUS_OK;
-            }
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported architecture at 'model_type' (\"%s\")", path,
-                            type);
-    }
-    return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: missing key 'architectures'", path);
+    return get_int(src->path, src->root, key, required, dflt, lo, out, err);
 }
 
-sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *c, sl_error *err)
+sl_status sl_cfg_float(const sl_cfg_src *src, const char *key, double dflt, double lo, float *out, sl_error *err)
+{
+    return get_float(src->path, src->root, key, dflt, lo, out, err);
+}
+
+sl_status sl_cfg_bool(const sl_cfg_src *src, const char *key, bool dflt, bool *out, sl_error *err)
+{
+    return get_bool(src->path, src->root, key, dflt, out, err);
+}
+
+bool sl_cfg_has(const sl_cfg_src *src, const char *key) { return json_object_object_get_ex(src->root, key, NULL); }
+
+sl_status sl_cfg_string(const sl_cfg_src *src, const char *key, const char **out, sl_error *err)
+{
+    json_object *v = NULL;
+    *out = NULL;
+    if (!json_object_object_get_ex(src->root, key, &v) || json_object_is_type(v, json_type_null))
+        return SL_STATUS_OK;
+    if (!json_object_is_type(v, json_type_string))
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: '%s' must be a string (got %s)", src->path, key,
+                            value_text(v));
+    *out = json_object_get_string(v);
+    return SL_STATUS_OK;
+}
+
+sl_status sl_cfg_expect(const sl_cfg_src *src, const char *key, const char *const *allowed, sl_error *err)
+{
+    const char *v;
+    sl_status rc = sl_cfg_string(src, key, &v, err);
+    if (rc != SL_STATUS_OK || !v)
+        return rc;
+    char list[160] = "";
+    for (int i = 0; allowed[i]; i++) {
+        if (strcmp(v, allowed[i]) == 0)
+            return SL_STATUS_OK;
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof list - len, "%s\"%s\"", i ? ", " : "", allowed[i]);
+    }
+    return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported '%s' (\"%s\"; implemented: %s)", src->path, key, v,
+                        list);
+}
+
+sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     memset(c, 0, sizeof *c);
+    memset(a, 0, sizeof *a);
     c->bos = -1;
     if (!json_object_is_type(root, json_type_object))
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: not a JSON object", path);
-    sl_status rc;
-    if ((rc = parse_architecture(path, root, c, err)))
+    sl_cfg_src src = {path, root};
+    const sl_family *family;
+    sl_status rc = sl_arch_lookup(&src, &family, err);
+    if (rc != SL_STATUS_OK)
         return rc;
-    bool is_qwen2 = strcmp(c->architecture, "Qwen2ForCausalLM") == 0;
-    bool is_mistral = strcmp(c->architecture, "MistralForCausalLM") == 0;
+    snprintf(c->architecture, sizeof c->architecture, "%s", family->architecture);
     if ((rc = get_int(path, root, "hidden_size", true, 0, 1, &c->n_embd, err)) ||
         (rc = get_int(path, root, "intermediate_size", true, 0, 1, &c->n_ff, err)) ||
         (rc = get_int(path, root, "num_hidden_layers", true, 0, 1, &c->n_layer, err)) ||
@@ -214,28 +222,12 @@ sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *
     if ((rc = get_float(path, root, "rms_norm_eps", 1e-6, 0.0, &c->rms_eps, err)) ||
         (rc = get_float(path, root, "rope_theta", 10000.0, 0.0, &c->rope_theta, err)) ||
         (rc = get_bool(path, root, "tie_word_embeddings", false, &c->tie_word_embeddings, err)) ||
-        (rc = get_bool(path, root, "attention_bias", false, &c->o_bias, err)) ||
-        (rc = get_bool(path, root, "mlp_bias", false, &c->mlp_bias, err)) ||
         (rc = parse_rope_scaling(path, root, c, err)))
         return rc;
-    c->qkv_bias = is_qwen2 || c->o_bias;
-    if (is_qwen2)
-        c->o_bias = false;
-
-    json_object *act = NULL;
-    if (json_object_object_get_ex(root, "hidden_act", &act) && !json_object_is_type(act, json_type_null) &&
-        (!json_object_is_type(act, json_type_string) || strcmp(json_object_get_string(act), "silu") != 0))
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported 'hidden_act' (%s; only \"silu\")", path,
-                            value_text(act));
-    if (is_mistral && (rc = get_int(path, root, "sliding_window", false, 0, 1, &c->sliding_window, err)))
+    sl_arch_defaults(c, a);
+    a->family = family;
+    if ((rc = family->configure(&src, c, a, err)))
         return rc;
-    if (is_qwen2) {
-        bool sliding = false;
-        if ((rc = get_bool(path, root, "use_sliding_window", false, &sliding, err)))
-            return rc;
-        if (sliding)
-            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported 'use_sliding_window' (true)", path);
-    }
     json_object *bos = NULL;
     if (json_object_object_get_ex(root, "bos_token_id", &bos) && !json_object_is_type(bos, json_type_null)) {
         int64_t id;

@@ -1,6 +1,9 @@
-/* The forward pass of Llama-family decoders, mirroring HF's float32 operation order:
- * RMSNorm → q/k/v (+bias) → RoPE (rotate-half) → causal GQA attention → o_proj → residual,
- * RMSNorm → SwiGLU MLP → residual; final RMSNorm → LM head. */
+/* The forward pass of the decoder families, mirroring HF's float32 operation order. A block runs
+ * the steps its architecture (arch/arch.h) enables:
+ *   [pre-norm] → q/k/v (+bias) → [q/k norm] → RoPE (rotate-half) → causal GQA attention
+ *   ([window], [softcap]) → o_proj → [post-norm] → residual,
+ *   [pre-norm] → gated MLP (SiLU or tanh GELU) → [post-norm] → residual;
+ * then the final RMSNorm → LM head → [final softcap]. */
 #include <math.h>
 #include <string.h>
 
@@ -40,13 +43,15 @@ static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t 
 static void attend_heads_at(const sl_session *s, int32_t layer, int32_t qpos, int32_t h, int32_t count,
                             const float *q_row, float *att_row)
 {
-    const sl_model_config *c = &s->model->cfg;
-    int32_t hd = c->head_dim, g = h / (c->n_head / c->n_head_kv), window = c->sliding_window;
+    const sl_model *m = s->model;
+    const sl_model_config *c = &m->cfg;
+    int32_t hd = c->head_dim, g = h / (c->n_head / c->n_head_kv), window = m->blocks[layer].window;
     int32_t j1 = qpos + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
     int64_t kvd = (int64_t)c->n_head_kv * hd, off = ((int64_t)j0 * kvd + (int64_t)g * hd) * sl_session_kv_size(s);
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    sl_attn_scaling scaling = {m->arch.attn_denom, m->arch.attn_softcap};
     sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, kvd,
-                    s->params.kv_type, hd, j1 - j0, s->scores + (int64_t)h * s->cap, s->cap);
+                    s->params.kv_type, hd, j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap);
 }
 
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). Each query goes
@@ -97,13 +102,14 @@ static void attention_decode_sets(sl_fw_set *const *active, const int32_t *row, 
  * [0, p) and to its own key, written at cache row p + i (rows past pos are scratch). */
 static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
-    const sl_model_config *c = &s->model->cfg;
+    const sl_model *md = s->model;
+    const sl_model_config *c = &md->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
     int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
     sl_dtype kt = s->params.kv_type;
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
-    int32_t window = c->sliding_window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
-    float denom = sqrtf((float)hd);
+    int32_t window = md->blocks[layer].window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
+    float denom = md->arch.attn_denom, softcap = md->arch.attn_softcap;
     int nt = sl_threads();
     int64_t stride = s->cap;
     for (int32_t i = 0; i < n; i++) {
@@ -118,6 +124,8 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             /* The cached rows, then the row's own key and value as position m. */
             sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
             sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
+            if (softcap > 0)
+                sl_attn_softcap(sc, m + 1, softcap);
             sl_attn_softmax(sc, m + 1);
             /* the own row continues the same sum, as it would as the next cached row */
             sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
@@ -155,23 +163,38 @@ static const sl_fw_set *rows_owner(const sl_fw_set *sets, const sl_fw_set *set, 
 
 static bool set_runs_block(const sl_fw_set *set, int32_t l) { return l >= set->first && !set->s->skip[l]; }
 
-/* One decoder block over the rows of the sets that run it (`active`, count n_active), laid out
- * one after the other from row 0 of xw. Below a fork's branch the K/V rows already sit in the
- * parent's cache, so they are not written. */
-static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W, float *xw, const sl_fw_bufs *bf,
-                          const sl_model *m, int32_t l)
+/* RMSNorm of W rows in place or into out, with a norm slot that may be absent: then out is x
+ * itself (no copy). Returns the rows the next step reads. */
+static float *norm_step(float *out, float *x, const float *weight, int32_t W, int32_t D, float eps)
+{
+    if (!weight)
+        return x;
+    sl_rmsnorm(out, x, weight, W, D, eps);
+    return out;
+}
+
+/* q/k RMSNorm before RoPE: per head over head_dim (rows of hd) or over the whole projection. */
+static void qk_norm_step(const sl_model *m, const sl_block *b, float *q, float *k, int32_t W)
 {
     const sl_model_config *c = &m->cfg;
-    const sl_block *b = &m->blocks[l];
-    int32_t D = c->n_embd, F = c->n_ff, hd = c->head_dim;
-    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
+    int32_t hd = c->head_dim;
+    if (m->arch.qk_norm == SL_QK_NORM_PER_HEAD) {
+        sl_rmsnorm(q, q, b->q_norm, W * c->n_head, hd, c->rms_eps);
+        sl_rmsnorm(k, k, b->k_norm, W * c->n_head_kv, hd, c->rms_eps);
+    } else if (m->arch.qk_norm == SL_QK_NORM_FULL) {
+        sl_rmsnorm(q, q, b->q_norm, W, c->n_head * hd, c->rms_eps);
+        sl_rmsnorm(k, k, b->k_norm, W, c->n_head_kv * hd, c->rms_eps);
+    }
+}
 
-    sl_rmsnorm(bf->xn, xw, b->attn_norm, W, D, c->rms_eps);
-    sl_matmul_job qkv[3] = {{.out = bf->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
-                            {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
-                            {.out = bf->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
-    if (!sl_matmul_group(qkv, 3, bf->xn, W, bf->scratch))
-        return false;
+/* RoPE on each set's rows, their keys and values into its cache (below a fork's branch they
+ * already sit in the parent's), and each row's attention. Writes bf->att. */
+static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_fw_bufs *bf, const sl_model *m,
+                           int32_t l)
+{
+    const sl_model_config *c = &m->cfg;
+    int32_t hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
     int32_t stack_rows[64], *row = n_active <= 64 ? stack_rows : bf->rows, n_decode = 0;
     for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++) {
         sl_session *s = active[a]->s;
@@ -204,16 +227,39 @@ static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
         else if (n_decode <= 1 || n > 1)
             attention(s, l, n, p, q, att);
     }
+}
+
+/* One decoder block over the rows of the sets that run it (`active`, count n_active), laid out
+ * one after the other from row 0 of xw. */
+static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W, float *xw, const sl_fw_bufs *bf,
+                          const sl_model *m, int32_t l)
+{
+    const sl_model_config *c = &m->cfg;
+    const sl_block *b = &m->blocks[l];
+    int32_t D = c->n_embd, F = c->n_ff, hd = c->head_dim;
+    int64_t qd = (int64_t)c->n_head * hd, kvd = (int64_t)c->n_head_kv * hd;
+    float eps = c->rms_eps;
+
+    /* attention sublayer */
+    const float *in = norm_step(bf->xn, xw, b->norm[SL_NORM_ATTN_PRE], W, D, eps);
+    sl_matmul_job qkv[3] = {{.out = bf->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
+                            {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
+                            {.out = bf->v, .ldo = kvd, .w = &b->wv, .bias = b->bv}};
+    if (!sl_matmul_group(qkv, 3, in, W, bf->scratch))
+        return false;
+    qk_norm_step(m, b, bf->q, bf->k, W);
+    attention_step(active, n_active, bf, m, l);
     if (!sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo, bf->scratch))
         return false;
-    add_rows(xw, bf->xn, (int64_t)W * D);
+    add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_ATTN_POST], W, D, eps), (int64_t)W * D);
 
-    sl_rmsnorm(bf->xn, xw, b->ffn_norm, W, D, c->rms_eps);
-    if (!sl_matmul_swiglu(bf->ff_gate, bf->ff_up, F, bf->xn, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up,
-                          bf->scratch) ||
+    /* MLP sublayer */
+    in = norm_step(bf->xn, xw, b->norm[SL_NORM_FFN_PRE], W, D, eps);
+    if (!sl_matmul_gated(bf->ff_gate, bf->ff_up, F, in, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up, m->arch.act,
+                         bf->scratch) ||
         !sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down, bf->scratch))
         return false;
-    add_rows(xw, bf->xn, (int64_t)W * D);
+    add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_FFN_POST], W, D, eps), (int64_t)W * D);
     return true;
 }
 
@@ -286,6 +332,9 @@ static void set_start(sl_fw_set *set, float *x)
     }
     for (int32_t i = 0; i < n; i++)
         sl_weight_row(x + (int64_t)i * D, &m->embed, set->tokens[i]);
+    if (m->arch.embed_scale != 1.0f) /* hidden_states[0] includes it (Gemma) */
+        for (int64_t i = 0; i < (int64_t)n * D; i++)
+            x[i] *= m->arch.embed_scale;
 }
 
 /* The LM-head input rows of a set: the final position, then every requested layer's raw and
@@ -319,6 +368,25 @@ static int32_t head_rows(const sl_fw_set *set, const float *x, float *rows)
     return nrows;
 }
 
+void sl_fw_final_softcap(const sl_model *m, float *rows, int64_t n)
+{
+    float cap = m->arch.final_softcap;
+    if (cap > 0)
+        for (int64_t i = 0; i < n * m->cfg.n_vocab; i++)
+            rows[i] = tanhf(rows[i] / cap) * cap;
+}
+
+/* The head rows of a set that take the final softcap: the final row and the logit-lens rows;
+ * raw early exits stay as HF's DoLa takes them, lm_head(h_l) alone. */
+static void head_softcap(const sl_session *s, float *logits)
+{
+    const sl_model *m = s->model;
+    int64_t V = m->cfg.n_vocab;
+    sl_fw_final_softcap(m, logits, 1);
+    if (s->req_what & SL_LAYER_NORM)
+        sl_fw_final_softcap(m, logits + V * (1 + ((s->req_what & SL_LAYER_RAW) ? s->n_req : 0)), s->n_req);
+}
+
 int32_t sl_fw_head_rows(const sl_session *s)
 {
     int32_t per = ((s->req_what & SL_LAYER_RAW) ? 1 : 0) + ((s->req_what & SL_LAYER_NORM) ? 1 : 0);
@@ -336,8 +404,10 @@ static bool set_finish(const sl_fw_set *set, const float *x, float *xn, sl_matmu
         sl_rmsnorm(s->final_hidden + (int64_t)set->p * D, x, m->final_norm, n, D, c->rms_eps);
     if (set->all_logits) {
         sl_rmsnorm(xn, x, m->final_norm, n, D, c->rms_eps);
-        return sl_matmul(s->logits_all + (int64_t)set->all_offset * c->n_vocab, c->n_vocab, xn, n, &m->lm_head,
-                         NULL, scratch);
+        float *out = s->logits_all + (int64_t)set->all_offset * c->n_vocab;
+        if (!sl_matmul(out, c->n_vocab, xn, n, &m->lm_head, NULL, scratch))
+            return false;
+        sl_fw_final_softcap(m, out, n);
     }
     return true;
 }
@@ -418,6 +488,7 @@ bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
         sl_session *s = sets[i].s;
         if (set_needs_head(&sets[i])) {
             int32_t k = sl_fw_head_rows(s);
+            head_softcap(s, bf->head_logits + (int64_t)h * V);
             if (bf->head_logits != s->logits)
                 memcpy(s->logits, bf->head_logits + (int64_t)h * V, (size_t)k * (size_t)V * sizeof(float));
             h += k;

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "arch/arch.h"
 #include "kernels/kernels.h"
 #include "safetensors.h"
 #include "slua/sl_model.h"
@@ -16,16 +17,20 @@ typedef struct sl_block {
     sl_weight w_gate; /* (n_ff, n_embd) */
     sl_weight w_up;   /* (n_ff, n_embd) */
     sl_weight w_down; /* (n_embd, n_ff) */
-    /* Small vectors are converted to float32 once at load. NULL when absent. */
-    float *attn_norm, *ffn_norm; /* (n_embd) */
+    /* Small vectors are converted to float32 once at load (Gemma's (1 + w) included). NULL when
+     * the family has no such step. */
+    float *norm[SL_NORM_SLOTS]; /* (n_embd) each */
+    float *q_norm, *k_norm;     /* (head_dim), or the whole projection's width */
     float *bq, *bk, *bv, *bo;
     float *b_gate, *b_up, *b_down;
+    int32_t window;             /* keys a query sees, itself included; 0 = all */
 } sl_block;
 
 struct sl_model {
     atomic_int refs;
     char *path;
     sl_model_config cfg;
+    sl_arch arch;      /* the steps of its family's blocks */
     sl_st_set *st;
     sl_weight embed;   /* (n_vocab, n_embd) */
     sl_weight lm_head; /* (n_vocab, n_embd); the embedding when tied */
@@ -133,6 +138,8 @@ bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_
  * that runs it; attention, caches and captures stay per session. False only when bufs->scratch
  * could not grow (reserve it for the pass's rows first and it cannot fail). */
 bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bufs);
+/* The family's final-logit softcap (Gemma-2) on n rows of logits, in place; none: unchanged. */
+void sl_fw_final_softcap(const sl_model *m, float *rows, int64_t n);
 /* LM-head rows a session's last chunk needs: the final row plus its per-layer requests. */
 int32_t sl_fw_head_rows(const sl_session *s);
 

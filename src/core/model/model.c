@@ -97,9 +97,21 @@ static sl_status bind_vector(sl_model *m, const char *name, int64_t n, bool requ
     return rc;
 }
 
+/* A norm weight as the block applies it: Gemma stores w and scales by (1 + w), which float32
+ * computes as HF does (1 + w in float32, then the product). */
+static sl_status bind_norm(sl_model *m, const char *name, int64_t n, float **out, sl_error *err)
+{
+    sl_status rc = bind_vector(m, name, n, true, out, err);
+    if (rc == SL_STATUS_OK && m->arch.norm_add_one)
+        for (int64_t i = 0; i < n; i++)
+            (*out)[i] = 1.0f + (*out)[i];
+    return rc;
+}
+
 static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
 {
     const sl_model_config *c = &m->cfg;
+    const sl_arch *a = &m->arch;
     sl_block *b = &m->blocks[i];
     int64_t D = c->n_embd, F = c->n_ff, QD = (int64_t)c->n_head * c->head_dim,
             KVD = (int64_t)c->n_head_kv * c->head_dim;
@@ -112,23 +124,34 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
         (rc = bind_weight(m, NAME("self_attn.o_proj.weight"), D, QD, &b->wo, err)) ||
         (rc = bind_weight(m, NAME("mlp.gate_proj.weight"), F, D, &b->w_gate, err)) ||
         (rc = bind_weight(m, NAME("mlp.up_proj.weight"), F, D, &b->w_up, err)) ||
-        (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err)) ||
-        (rc = bind_vector(m, NAME("input_layernorm.weight"), D, true, &b->attn_norm, err)) ||
-        (rc = bind_vector(m, NAME("post_attention_layernorm.weight"), D, true, &b->ffn_norm, err)))
+        (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err)))
         return rc;
-    if (c->qkv_bias &&
+    for (int k = 0; k < SL_NORM_SLOTS; k++) {
+        char suffix[96];
+        snprintf(suffix, sizeof suffix, "%s.weight", a->family->norm[k] ? a->family->norm[k] : "");
+        if (a->family->norm[k] && (rc = bind_norm(m, NAME(suffix), D, &b->norm[k], err)))
+            return rc;
+    }
+    if (a->qk_norm != SL_QK_NORM_NONE) {
+        bool full = a->qk_norm == SL_QK_NORM_FULL;
+        if ((rc = bind_norm(m, NAME("self_attn.q_norm.weight"), full ? QD : c->head_dim, &b->q_norm, err)) ||
+            (rc = bind_norm(m, NAME("self_attn.k_norm.weight"), full ? KVD : c->head_dim, &b->k_norm, err)))
+            return rc;
+    }
+    if (a->qkv_bias &&
         ((rc = bind_vector(m, NAME("self_attn.q_proj.bias"), QD, true, &b->bq, err)) ||
          (rc = bind_vector(m, NAME("self_attn.k_proj.bias"), KVD, true, &b->bk, err)) ||
          (rc = bind_vector(m, NAME("self_attn.v_proj.bias"), KVD, true, &b->bv, err))))
         return rc;
-    if (c->o_bias && (rc = bind_vector(m, NAME("self_attn.o_proj.bias"), D, true, &b->bo, err)))
+    if (a->o_bias && (rc = bind_vector(m, NAME("self_attn.o_proj.bias"), D, true, &b->bo, err)))
         return rc;
-    if (c->mlp_bias &&
+    if (a->mlp_bias &&
         ((rc = bind_vector(m, NAME("mlp.gate_proj.bias"), F, true, &b->b_gate, err)) ||
          (rc = bind_vector(m, NAME("mlp.up_proj.bias"), F, true, &b->b_up, err)) ||
          (rc = bind_vector(m, NAME("mlp.down_proj.bias"), D, true, &b->b_down, err))))
         return rc;
 #undef NAME
+    b->window = sl_arch_layer_window(a, i);
     return SL_STATUS_OK;
 }
 
@@ -198,7 +221,7 @@ static sl_status load_config(sl_model *m, sl_error *err)
     snprintf(path, sizeof path, "%s/config.json", m->path);
     sl_status rc = sl_json_load_file(path, &root, err);
     if (rc == SL_STATUS_OK)
-        rc = sl_config_parse(path, root, &m->cfg, err);
+        rc = sl_config_parse(path, root, &m->cfg, &m->arch, err);
     json_object_put(root);
     if (rc != SL_STATUS_OK)
         return rc;
@@ -246,7 +269,7 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
         goto fail;
     }
     if ((rc = bind_weight(m, "model.embed_tokens.weight", c->n_vocab, c->n_embd, &m->embed, err)) ||
-        (rc = bind_vector(m, "model.norm.weight", c->n_embd, true, &m->final_norm, err)))
+        (rc = bind_norm(m, "model.norm.weight", c->n_embd, &m->final_norm, err)))
         goto fail;
     if (c->tie_word_embeddings)
         m->lm_head = m->embed;

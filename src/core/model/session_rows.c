@@ -121,8 +121,13 @@ sl_status sl_session_eval_rows(sl_session *s, const sl_token *tokens, int32_t n,
         if (!sl_matmul(w.out, V, w.in, nr * n_out, &s->model->lm_head, NULL, &s->matmul_scratch))
             rc = sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the quantised activations of %d rows",
                               s->model->path, nr * n_out);
-        else
+        else {
+            if (req->what & SL_LAYER_NORM) /* logit-lens rows take the final softcap, raw ones not */
+                for (int32_t r = 0; r < nr; r++)
+                    sl_fw_final_softcap(s->model, w.out + ((int64_t)r * n_out + n_out - req->n_layers) * V,
+                                        req->n_layers);
             rc = fn(user, req->row0 + r0, nr, n_out, w.out, err);
+        }
     }
     work_free(&w);
     return rc;

@@ -1,0 +1,70 @@
+/* The table of families and what they share. */
+#include "arch.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/error.h"
+
+static const sl_family *const families[] = {
+    &sl_family_llama, &sl_family_mistral, &sl_family_qwen2,
+};
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+/* "A, B, C" of every family's architecture name. */
+static void supported_list(char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_FAMILIES; i++) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", families[i]->architecture);
+    }
+}
+
+sl_status sl_arch_lookup(const sl_cfg_src *src, const sl_family **out, sl_error *err)
+{
+    json_object *archs = NULL, *mt = NULL;
+    char list[512];
+    supported_list(list, sizeof list);
+    if (json_object_object_get_ex(src->root, "architectures", &archs) &&
+        json_object_is_type(archs, json_type_array) && json_object_array_length(archs) > 0) {
+        json_object *a0 = json_object_array_get_idx(archs, 0);
+        if (!json_object_is_type(a0, json_type_string))
+            return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'architectures[0]' must be a string (got %s)",
+                                src->path, json_object_to_json_string_ext(a0, JSON_C_TO_STRING_PLAIN));
+        const char *name = json_object_get_string(a0);
+        for (size_t i = 0; i < N_FAMILIES; i++)
+            if (strcmp(name, families[i]->architecture) == 0) {
+                *out = families[i];
+                return SL_STATUS_OK;
+            }
+        return sl_error_set(err, SL_STATUS_E_FORMAT,
+                            "%s: unsupported architecture at 'architectures[0]' (\"%s\"; supported: %s)", src->path,
+                            name, list);
+    }
+    if (json_object_object_get_ex(src->root, "model_type", &mt) && json_object_is_type(mt, json_type_string)) {
+        const char *type = json_object_get_string(mt);
+        for (size_t i = 0; i < N_FAMILIES; i++)
+            if (strcmp(type, families[i]->model_type) == 0) {
+                *out = families[i];
+                return SL_STATUS_OK;
+            }
+        return sl_error_set(err, SL_STATUS_E_FORMAT,
+                            "%s: unsupported architecture at 'model_type' (\"%s\"; supported: %s)", src->path, type,
+                            list);
+    }
+    return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: missing key 'architectures'", src->path);
+}
+
+void sl_arch_defaults(const sl_model_config *c, sl_arch *a)
+{
+    *a = (sl_arch){.act = SL_GATE_SILU, .embed_scale = 1.0f, .attn_denom = sqrtf((float)c->head_dim)};
+}
+
+int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer)
+{
+    if (a->window <= 0 || (a->window_period > 0 && (layer + a->window_offset) % a->window_period == 0))
+        return 0;
+    return a->window;
+}

@@ -1,0 +1,81 @@
+/* Architectures: what a family's config.json keys mean and which steps its decoder block runs.
+ * Each family is one row (src/core/arch/<family>.c); the loader (model/model.c) binds the
+ * tensors a row names and the forward pass (model/forward.c) runs the steps a row enables.
+ * Nothing outside src/core/arch tests a family by name. */
+#ifndef SLUA_CORE_ARCH_H
+#define SLUA_CORE_ARCH_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "kernels/kernels.h"
+#include "slua/sl_model.h"
+
+/* Where q/k RMSNorm sits: none, per head over head_dim (Qwen3, Gemma-3), or over the whole
+ * projection before the head split (OLMo-2). Both before RoPE. */
+typedef enum sl_qk_norm { SL_QK_NORM_NONE = 0, SL_QK_NORM_PER_HEAD = 1, SL_QK_NORM_FULL = 2 } sl_qk_norm;
+
+/* The norms around a block's two sublayers, by slot: PRE normalises the sublayer input, POST
+ * its output before it joins the residual stream. */
+enum { SL_NORM_ATTN_PRE, SL_NORM_ATTN_POST, SL_NORM_FFN_PRE, SL_NORM_FFN_POST, SL_NORM_SLOTS };
+
+/* What a loaded model's blocks run, filled by its family's configure(). */
+typedef struct sl_arch {
+    const struct sl_family *family;
+    bool qkv_bias, o_bias, mlp_bias; /* projections carry biases */
+    sl_qk_norm qk_norm;
+    bool norm_add_one;   /* RMSNorm weights are stored as w and applied as (1 + w) (Gemma) */
+    sl_gate_act act;     /* of the gated MLP: down(act(gate(x)) * up(x)) */
+    float embed_scale;   /* the embedding rows are multiplied by it; 1 = none */
+    float attn_denom;    /* q·k is divided by it: sqrt(head_dim) unless the family says otherwise */
+    float attn_softcap;  /* scores become c * tanh(s / c) before the mask; 0 = none */
+    float final_softcap; /* the same on the final and logit-lens logits; 0 = none */
+    /* Sliding windows: layer l sees `window` keys (itself included) when window_period is 0, or
+     * when (l + window_offset) % window_period != 0; other layers see every key. */
+    int32_t window, window_period, window_offset;
+    float local_rope_theta; /* RoPE base of windowed layers with their own (Gemma-3); 0 = the global one */
+} sl_arch;
+
+/* A configuration source: the parsed config.json and its path for messages. */
+typedef struct sl_cfg_src {
+    const char *path;
+    json_object *root;
+} sl_cfg_src;
+
+/* Readers of config.json keys for the families; each message names the file, key and value.
+ * A null or missing key takes the default (or fails when required). */
+sl_status sl_cfg_int(const sl_cfg_src *src, const char *key, bool required, int32_t dflt, int32_t lo, int32_t *out,
+                     sl_error *err);
+sl_status sl_cfg_float(const sl_cfg_src *src, const char *key, double dflt, double lo, float *out, sl_error *err);
+sl_status sl_cfg_bool(const sl_cfg_src *src, const char *key, bool dflt, bool *out, sl_error *err);
+/* Whether the key is present, null included. */
+bool sl_cfg_has(const sl_cfg_src *src, const char *key);
+/* A string key (NULL when missing or null); other types are an error naming the key. */
+sl_status sl_cfg_string(const sl_cfg_src *src, const char *key, const char **out, sl_error *err);
+/* Fails unless a string key is missing, null or one of the NULL-terminated `allowed`. */
+sl_status sl_cfg_expect(const sl_cfg_src *src, const char *key, const char *const *allowed, sl_error *err);
+
+/* One family. Tensor names are suffixes after "model.layers.<i>."; a NULL norm name means the
+ * block has no norm in that slot. */
+typedef struct sl_family {
+    const char *architecture; /* HF class, config "architectures[0]" */
+    const char *model_type;   /* config "model_type" */
+    const char *norm[SL_NORM_SLOTS];
+    /* Family keys and defaults, after the shared ones (sizes, eps, rope) are in c. */
+    sl_status (*configure)(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err);
+} sl_family;
+
+/* The family named by config.json's "architectures[0]" (or "model_type"), or an error naming
+ * it and listing the supported ones. */
+sl_status sl_arch_lookup(const sl_cfg_src *src, const sl_family **out, sl_error *err);
+
+/* Keys every family reads the same way: the Llama defaults before configure() runs. */
+void sl_arch_defaults(const sl_model_config *c, sl_arch *a);
+
+/* Keys a query of decoder layer l sees (itself included); 0 = all. */
+int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
+
+/* The families, one file each. */
+extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2;
+
+#endif
