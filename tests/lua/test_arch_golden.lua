@@ -11,7 +11,7 @@ local G = require "golden_checks"
 
 local slua = arg[1] or "build/slua"
 local data = SLUA_ROOT .. "/tests/data/arch/"
-local families = { "qwen3" }
+local families = { "qwen3", "olmo2" }
 
 local near = T.json_file(data .. "NEAR_TIES.json")
 local function raw_tol(max_raw) return 1e-4 + 5e-6 * max_raw end

@@ -8,7 +8,7 @@
 #include "util/error.h"
 
 static const sl_family *const families[] = {
-    &sl_family_llama, &sl_family_mistral, &sl_family_qwen2, &sl_family_qwen3,
+    &sl_family_llama, &sl_family_mistral, &sl_family_qwen2, &sl_family_qwen3, &sl_family_olmo2,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 

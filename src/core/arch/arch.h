@@ -76,6 +76,7 @@ void sl_arch_defaults(const sl_model_config *c, sl_arch *a);
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
 /* The families, one file each. */
-extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3;
+extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
+    sl_family_olmo2;
 
 #endif
