@@ -11,8 +11,9 @@ local G = require "golden_checks"
 
 local slua = arg[1] or "build/slua"
 local data = SLUA_ROOT .. "/tests/data/arch/"
-local families = { "qwen3", "olmo2" }
+local families = { "qwen3", "olmo2", "gemma2" }
 
+local sl = require "slua"
 local near = T.json_file(data .. "NEAR_TIES.json")
 local function raw_tol(max_raw) return 1e-4 + 5e-6 * max_raw end
 
@@ -31,4 +32,31 @@ for _, f in ipairs(families) do
   io.write(("%s: max |d| final %.3g, norm %.3g, raw %.3g, hidden %.3g\n"):format(f, seen.final, seen.norm, seen.raw,
     seen.hidden))
 end
+-- The lossy storage options on a family that runs every optional step (Gemma-2: four norms,
+-- softcaps, windows, GeGLU, embedding scale). An F16 cache keeps HF's greedy tokens with
+-- scores within the drift --help states (~0.04); Q8_0 weights move the logits as far as on the
+-- hf-tiny models (tests/lua/test_weights_q8.lua) and keep most top-1 tokens.
+local gemma2 = { slua = slua, dir = data .. "gemma2", name = "gemma2" }
+G.generation(setmetatable({ extra = "--kv-type f16", tol = 0.05, rank_scores = true, label = " (f16 KV cache)" }, { __index = gemma2 }),
+  "greedy.json", "greedy.lua", "")
+T.case("logits.lua gemma2 --weights q8_0 stays near HF's logits", function()
+  local g = T.json_file(gemma2.dir .. "/golden/logit_lens.json")
+  local out, ok = T.run(("%s %s/recipes/logits.lua --model %s --prompt-ids %s --weights q8_0 --format json"):format(
+    slua, SLUA_ROOT, gemma2.dir, table.concat(g.prompt, ",")))
+  T.truthy(ok, out)
+  local got = assert(sl.json.decode(out))
+  local worst, agree = 0, 0
+  local function argmax(row)
+    local best = 1
+    for i = 2, #row do if row[i] > row[best] then best = i end end
+    return best
+  end
+  for pos, row in ipairs(g.final_logits_all_positions) do
+    worst = math.max(worst, G.max_diff(got.final[pos], row))
+    if argmax(got.final[pos]) == argmax(row) then agree = agree + 1 end
+  end
+  io.write(("gemma2 q8_0: max |d| %.3g, top-1 agreement %d/%d\n"):format(worst, agree, #g.final_logits_all_positions))
+  T.truthy(worst > 0 and worst < 3, "q8_0 moves the logits, by less than 3")
+  T.truthy(agree >= 0.8 * #g.final_logits_all_positions, "top-1 agrees on at least 80% of positions")
+end)
 T.finish()

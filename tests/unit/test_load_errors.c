@@ -156,10 +156,13 @@ Test(load_errors, wrong_shape_dtype_and_missing_tensor)
                  "missing tensor 'model.norm.weight'");
 }
 
-static const char *config_with(const char *replace_key, const char *replacement)
+/* The config.json of model directory `dir` with the line holding replace_key replaced. */
+static const char *config_of_with(const char *dir, const char *replace_key, const char *replacement)
 {
     size_t len;
-    char *text = tu_read_file(tu_src(TINY "/config.json"), &len);
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = tu_read_file(tu_src(path), &len);
     static char out[8192];
     char *at = strstr(text, replace_key);
     cr_assert_not_null(at, "fixture config lacks %s", replace_key);
@@ -167,6 +170,11 @@ static const char *config_with(const char *replace_key, const char *replacement)
     snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, replacement, line_end);
     free(text);
     return out;
+}
+
+static const char *config_with(const char *replace_key, const char *replacement)
+{
+    return config_of_with(TINY, replace_key, replacement);
 }
 
 Test(load_errors, malformed_and_incomplete_config)
@@ -187,7 +195,7 @@ Test(load_errors, malformed_and_incomplete_config)
 }
 
 /* Every family the loader knows, as the message lists them. */
-#define SUPPORTED "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Olmo2ForCausalLM)"
+#define SUPPORTED "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Olmo2ForCausalLM, Gemma2ForCausalLM)"
 
 Test(load_errors, unsupported_architecture)
 {
@@ -206,6 +214,13 @@ Test(load_errors, unimplemented_config_value)
                  "config.json", "unsupported 'hidden_act' (\"relu\"; implemented: \"silu\")");
     expect_error(dir_with_config(config_with("\"hidden_act\"", "\"hidden_act\": 3,")), SL_STATUS_E_FORMAT,
                  "config.json", "'hidden_act' must be a string (got 3)");
+    const char *gemma2 = "tests/data/arch/gemma2";
+    expect_error(dir_with_config(config_of_with(gemma2, "\"hidden_activation\"", "\"hidden_activation\": \"gelu\",")),
+                 SL_STATUS_E_FORMAT, "config.json",
+                 "unsupported 'hidden_activation' (\"gelu\"; implemented: \"gelu_pytorch_tanh\")");
+    expect_error(dir_with_config(config_of_with(gemma2, "\"final_logit_softcapping\"",
+                                                "\"final_logit_softcapping\": -1,")),
+                 SL_STATUS_E_FORMAT, "config.json", "'final_logit_softcapping' must be a number > 0");
 }
 
 /* A sharded checkpoint (index + two files) loads and computes what the single file does. */

@@ -1,0 +1,54 @@
+/* Gemma-2 (transformers 4.47.1 modeling_gemma2.py): four norms per block (pre and post of each
+ * sublayer), RMSNorm weights applied as (1 + w), embeddings scaled by sqrt(hidden_size) in
+ * float32, GeGLU with PyTorch's tanh GELU, scores scaled by query_pre_attn_scalar^-0.5 and
+ * softcapped before the mask, final logits softcapped, even layers sliding-window, tied
+ * embeddings unless the config says otherwise. */
+#include "arch.h"
+
+#include <math.h>
+
+#include "util/error.h"
+
+static const char *const gelu_tanh_only[] = {"gelu_pytorch_tanh", NULL};
+
+/* A softcap key: a positive number, or null for none. */
+static sl_status softcap(const sl_cfg_src *src, const char *key, double dflt, float *out, sl_error *err)
+{
+    if (sl_cfg_has(src, key))
+        dflt = 0.0;
+    return sl_cfg_float(src, key, dflt, 0.0, out, err);
+}
+
+static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+{
+    sl_status rc;
+    float qpas;
+    if ((rc = sl_cfg_bool(src, "tie_word_embeddings", true, &c->tie_word_embeddings, err)) ||
+        (rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
+        /* Gemma reads hidden_activation, not hidden_act */
+        (rc = sl_cfg_expect(src, "hidden_activation", gelu_tanh_only, err)) ||
+        (rc = sl_cfg_int(src, "head_dim", false, 256, 2, &c->head_dim, err)) ||
+        (rc = sl_cfg_float(src, "query_pre_attn_scalar", 256.0, 0.0, &qpas, err)) ||
+        (rc = softcap(src, "attn_logit_softcapping", 50.0, &a->attn_softcap, err)) ||
+        (rc = softcap(src, "final_logit_softcapping", 30.0, &a->final_softcap, err)) ||
+        (rc = sl_cfg_int(src, "sliding_window", false, 4096, 1, &c->sliding_window, err)))
+        return rc;
+    if (c->head_dim % 2 != 0)
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'head_dim' must be even for RoPE (got %d)", src->path,
+                            c->head_dim);
+    a->o_bias = a->qkv_bias;
+    a->norm_add_one = true;
+    a->act = SL_GATE_GELU_TANH;
+    a->embed_scale = (float)sqrt((double)c->n_embd);
+    a->attn_denom = (float)sqrt((double)qpas);
+    a->window = c->sliding_window;
+    a->window_period = 2; /* layers 0, 2, 4, ... are local */
+    a->window_offset = 1;
+    return SL_STATUS_OK;
+}
+
+#define GEMMA_NORMS                                                                                              \
+    {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_ATTN_POST] = "post_attention_layernorm",                  \
+     [SL_NORM_FFN_PRE] = "pre_feedforward_layernorm", [SL_NORM_FFN_POST] = "post_feedforward_layernorm"}
+
+const sl_family sl_family_gemma2 = {"Gemma2ForCausalLM", "gemma2", GEMMA_NORMS, configure_gemma2};
