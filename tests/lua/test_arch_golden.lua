@@ -3,15 +3,13 @@
 -- greedy, repetition penalty and DoLa token for token with their top-8 scores and DoLa layers,
 -- and logits.lua's final, logit-lens (within 1e-4) and raw early-exit logits (within
 -- 1e-4 + 5e-6 * max |raw|: HF's own float32 rounding grows with the logits' size).
--- NEAR_TIES.json lists the steps where HF itself is at a near-tie; none of them decides a token
--- or a DoLa layer of the families below (it is checked here), so all steps are held exactly.
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
 local G = require "golden_checks"
 
 local slua = arg[1] or "build/slua"
 local data = SLUA_ROOT .. "/tests/data/arch/"
-local families = { "qwen3", "olmo2", "gemma2" }
+local families = { "qwen3", "olmo2", "gemma2", "gemma3" }
 
 local sl = require "slua"
 local near = T.json_file(data .. "NEAR_TIES.json")
@@ -19,11 +17,16 @@ local function raw_tol(max_raw) return 1e-4 + 5e-6 * max_raw end
 
 for _, f in ipairs(families) do
   local opts = { slua = slua, dir = data .. f, name = f }
-  T.case("no near-tie of " .. f .. " turns a token or a DoLa layer", function()
-    local m = near.per_model_minimum[f]
-    T.truthy(m.min_margin_top1_top2.value > 1e-4, "greedy margin " .. m.min_margin_top1_top2.value)
-    local js = m.min_dola_js_gap
-    T.truthy(js.value > 1e-5 or not js.runner_up_changes_argmax_before_processors, "DoLa JS gap " .. js.value)
+  -- A near-tie step (NEAR_TIES.json: Gemma-3's DoLa has JS-divergence gaps down to 1.6e-6 whose
+  -- runner-up layer would change the token) is held exactly only because HF's float64 run
+  -- takes the same tokens and layers: the golden is then the mathematically right answer, not
+  -- one side of float32 noise. slua's divergences sit within 1e-5 of HF's.
+  T.case("the goldens of " .. f .. " are float64-stable at their near-ties", function()
+    for _, method in ipairs{ "greedy", "rep_penalty_1.2", "dola_high_rep_1.2" } do
+      for p, same in ipairs(near.float64_same_sequences[f .. "/" .. method]) do
+        T.truthy(same, ("%s prompt %d: float64 agrees"):format(method, p))
+      end
+    end
   end)
   G.generation(opts, "greedy.json", "greedy.lua", "")
   G.generation(opts, "rep_penalty_1.2.json", "repetition_penalty.lua", "--repetition-penalty 1.2")

@@ -19,6 +19,9 @@ typedef enum sl_qk_norm { SL_QK_NORM_NONE = 0, SL_QK_NORM_PER_HEAD = 1, SL_QK_NO
  * its output before it joins the residual stream. */
 enum { SL_NORM_ATTN_PRE, SL_NORM_ATTN_POST, SL_NORM_FFN_PRE, SL_NORM_FFN_POST, SL_NORM_SLOTS };
 
+/* Frequencies of a longrope factor list at most (head_dim 512). */
+#define SL_ARCH_MAX_ROPE 256
+
 /* What a loaded model's blocks run, filled by its family's configure(). */
 typedef struct sl_arch {
     const struct sl_family *family;
@@ -34,6 +37,12 @@ typedef struct sl_arch {
      * when (l + window_offset) % window_period != 0; other layers see every key. */
     int32_t window, window_period, window_offset;
     float local_rope_theta; /* RoPE base of windowed layers with their own (Gemma-3); 0 = the global one */
+    int32_t rope_dims;      /* leading channels of each head that RoPE rotates (partial_rotary_factor) */
+    float rope_attn_factor; /* cos and sin are multiplied by it (longrope); 1 = none */
+    /* longrope (Phi-3): per-frequency divisors of the inverse frequencies, the short ones while
+     * the sequence has at most rope_long_after positions, the long ones beyond; 0 = none. */
+    int32_t rope_long_after;
+    float rope_short[SL_ARCH_MAX_ROPE], rope_long[SL_ARCH_MAX_ROPE];
 } sl_arch;
 
 /* A configuration source: the parsed config.json and its path for messages. */
@@ -63,6 +72,9 @@ typedef struct sl_family {
     const char *norm[SL_NORM_SLOTS];
     /* Family keys and defaults, after the shared ones (sizes, eps, rope) are in c. */
     sl_status (*configure)(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err);
+    const char *fused_qkv;     /* one [q | k | v] projection (Phi-3), or NULL for q/k/v_proj */
+    const char *fused_gate_up; /* one [gate | up] projection, or NULL for gate/up_proj */
+    bool own_rope_scaling;     /* configure() reads "rope_scaling" itself */
 } sl_family;
 
 /* The family named by config.json's "architectures[0]" (or "model_type"), or an error naming
@@ -72,11 +84,17 @@ sl_status sl_arch_lookup(const sl_cfg_src *src, const sl_family **out, sl_error 
 /* Keys every family reads the same way: the Llama defaults before configure() runs. */
 void sl_arch_defaults(const sl_model_config *c, sl_arch *a);
 
+/* Whether a sequence of `length` positions rotates with the long longrope factors. */
+static inline bool sl_arch_rope_long(const sl_arch *a, int32_t length)
+{
+    return a->rope_long_after > 0 && length > a->rope_long_after;
+}
+
 /* Keys a query of decoder layer l sees (itself included); 0 = all. */
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
 /* The families, one file each. */
 extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
-    sl_family_olmo2, sl_family_gemma2;
+    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3;
 
 #endif

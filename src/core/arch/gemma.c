@@ -52,3 +52,40 @@ static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_
      [SL_NORM_FFN_PRE] = "pre_feedforward_layernorm", [SL_NORM_FFN_POST] = "post_feedforward_layernorm"}
 
 const sl_family sl_family_gemma2 = {"Gemma2ForCausalLM", "gemma2", GEMMA_NORMS, configure_gemma2};
+
+/* Gemma-3 text (transformers 4.51 modeling_gemma3.py): Gemma-2's block with a per-head (1 + w)
+ * q/k norm before RoPE; every sliding_window_pattern-th layer is global (rope_theta with
+ * rope_scaling), the others local (rope_local_base_freq, no scaling). 4.51 never passes the
+ * attention softcap, so none applies whatever the config says; a final softcap does. */
+static sl_status configure_gemma3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+{
+    sl_status rc;
+    float qpas;
+    int32_t pattern;
+    if ((rc = sl_cfg_bool(src, "tie_word_embeddings", true, &c->tie_word_embeddings, err)) ||
+        (rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
+        (rc = sl_cfg_expect(src, "hidden_activation", gelu_tanh_only, err)) ||
+        (rc = sl_cfg_int(src, "head_dim", false, 256, 2, &c->head_dim, err)) ||
+        (rc = sl_cfg_float(src, "query_pre_attn_scalar", 256.0, 0.0, &qpas, err)) ||
+        (rc = softcap(src, "final_logit_softcapping", 0.0, &a->final_softcap, err)) ||
+        (rc = sl_cfg_int(src, "sliding_window", false, 4096, 1, &c->sliding_window, err)) ||
+        (rc = sl_cfg_int(src, "sliding_window_pattern", false, 6, 1, &pattern, err)) ||
+        (rc = sl_cfg_float(src, "rope_theta", 1e6, 0.0, &c->rope_theta, err)) ||
+        (rc = sl_cfg_float(src, "rope_local_base_freq", 1e4, 0.0, &a->local_rope_theta, err)))
+        return rc;
+    if (c->head_dim % 2 != 0)
+        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'head_dim' must be even for RoPE (got %d)", src->path,
+                            c->head_dim);
+    a->o_bias = a->qkv_bias;
+    a->norm_add_one = true;
+    a->qk_norm = SL_QK_NORM_PER_HEAD;
+    a->act = SL_GATE_GELU_TANH;
+    a->embed_scale = (float)sqrt((double)c->n_embd);
+    a->attn_denom = (float)sqrt((double)qpas);
+    a->window = c->sliding_window;
+    a->window_period = pattern; /* layers pattern-1, 2*pattern-1, ... are global */
+    a->window_offset = 1;
+    return SL_STATUS_OK;
+}
+
+const sl_family sl_family_gemma3 = {"Gemma3ForCausalLM", "gemma3_text", GEMMA_NORMS, configure_gemma3};

@@ -222,8 +222,10 @@ sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *
     if ((rc = get_float(path, root, "rms_norm_eps", 1e-6, 0.0, &c->rms_eps, err)) ||
         (rc = get_float(path, root, "rope_theta", 10000.0, 0.0, &c->rope_theta, err)) ||
         (rc = get_bool(path, root, "tie_word_embeddings", false, &c->tie_word_embeddings, err)) ||
-        (rc = parse_rope_scaling(path, root, c, err)))
+        (!family->own_rope_scaling && (rc = parse_rope_scaling(path, root, c, err))))
         return rc;
+    if (family->own_rope_scaling)
+        c->rope_factor = 1.0f;
     sl_arch_defaults(c, a);
     a->family = family;
     if ((rc = family->configure(&src, c, a, err)))

@@ -13,16 +13,32 @@
 #include "util/error.h"
 #include "kernels/attention.h"
 
-static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t pos0, const float *inv_freq,
-                      float *cs)
+/* The RoPE of one decoder layer for one session: inverse frequencies over the first `dims`
+ * channels of each head and the factor on cos and sin. */
+typedef struct rope_plan {
+    const float *inv_freq;
+    int32_t dims;
+    float factor;
+} rope_plan;
+
+static rope_plan rope_of(const sl_model *m, int32_t layer, const sl_session *s)
 {
-    int32_t half = hd / 2;
+    const sl_arch *a = &m->arch;
+    return (rope_plan){s->rope_long ? m->inv_freq_long : m->blocks[layer].inv_freq, a->rope_dims,
+                       a->rope_attn_factor};
+}
+
+/* Rotate-half RoPE of n rows of n_heads heads of hd channels at positions pos0, pos0 + 1, ...;
+ * channels past r.dims pass through (partial rotary). */
+static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t pos0, rope_plan r, float *cs)
+{
+    int32_t half = r.dims / 2;
     for (int32_t i = 0; i < n; i++) {
-        /* HF: angle = float(pos) * inv_freq in float32, then cos/sin of it. */
+        /* HF: angle = float(pos) * inv_freq in float32, then cos/sin of it (times the factor). */
         for (int32_t k = 0; k < half; k++) {
-            float angle = (float)(pos0 + i) * inv_freq[k];
-            cs[k] = cosf(angle);
-            cs[half + k] = sinf(angle);
+            float angle = (float)(pos0 + i) * r.inv_freq[k];
+            cs[k] = cosf(angle) * r.factor;
+            cs[half + k] = sinf(angle) * r.factor;
         }
         float *row = x + (int64_t)i * n_heads * hd;
         for (int32_t h = 0; h < n_heads; h++) {
@@ -200,14 +216,15 @@ static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_
         sl_session *s = active[a]->s;
         int32_t n = active[a]->n, p = active[a]->p;
         float *q = bf->q + r * qd, *k = bf->k + r * kvd, *v = bf->v + r * kvd;
+        rope_plan rope = rope_of(m, l, s);
         if (s->branching) { /* every row sits at position p */
             for (int32_t i = 0; i < n; i++) {
-                rope_rows(q + i * qd, 1, c->n_head, hd, p, m->inv_freq, s->rope_cs);
-                rope_rows(k + i * kvd, 1, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+                rope_rows(q + i * qd, 1, c->n_head, hd, p, rope, s->rope_cs);
+                rope_rows(k + i * kvd, 1, c->n_head_kv, hd, p, rope, s->rope_cs);
             }
         } else {
-            rope_rows(q, n, c->n_head, hd, p, m->inv_freq, s->rope_cs);
-            rope_rows(k, n, c->n_head_kv, hd, p, m->inv_freq, s->rope_cs);
+            rope_rows(q, n, c->n_head, hd, p, rope, s->rope_cs);
+            rope_rows(k, n, c->n_head_kv, hd, p, rope, s->rope_cs);
         }
         if (!s->parent || l >= s->branch) {
             store_kv(s->k_cache[l], k, p, n * kvd, kvd, s->params.kv_type);

@@ -24,6 +24,7 @@ typedef struct sl_block {
     float *bq, *bk, *bv, *bo;
     float *b_gate, *b_up, *b_down;
     int32_t window;             /* keys a query sees, itself included; 0 = all */
+    const float *inv_freq;      /* its RoPE: the model's, or the windowed layers' own (Gemma-3) */
 } sl_block;
 
 struct sl_model {
@@ -37,6 +38,8 @@ struct sl_model {
     float *final_norm; /* (n_embd) */
     sl_block *blocks;  /* [n_layer] */
     float *inv_freq;   /* RoPE inverse frequencies (head_dim / 2), scaling applied */
+    float *inv_freq_local; /* those of windowed layers with their own base, unscaled; or NULL */
+    float *inv_freq_long;  /* longrope's for sequences past rope_long_after; or NULL */
     sl_weight_format weights; /* SL_WEIGHTS_Q8_0: the block and LM-head matrices are Q8_0 */
     void **owned;      /* float32 vectors and realigned weights, freed with the model */
     int32_t n_owned;
@@ -57,6 +60,7 @@ struct sl_session {
     int32_t n_ctx;   /* hard limit on positions */
     int32_t cap;     /* positions allocated in the caches */
     int32_t pos;
+    bool rope_long;   /* the cache was computed with longrope's long factors */
     sl_token *tokens; /* [cap] */
     void **k_cache, **v_cache; /* [n_layer] -> [cap][n_head_kv * head_dim] of params.kv_type; NULL where not owned */
     uint8_t *skip;   /* [n_layer] */

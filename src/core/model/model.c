@@ -97,6 +97,16 @@ static sl_status bind_vector(sl_model *m, const char *name, int64_t n, bool requ
     return rc;
 }
 
+/* Rows [row0, row0 + rows) of a stored matrix as a matrix of their own (a fused projection's
+ * parts); the products see it as any other weight. */
+static sl_weight weight_rows(const sl_weight *w, int64_t row0, int64_t rows)
+{
+    sl_weight part = *w;
+    part.data = (const char *)w->data + row0 * w->cols * (w->dtype == SL_DTYPE_F32 ? 4 : 2);
+    part.rows = rows;
+    return part;
+}
+
 /* A norm weight as the block applies it: Gemma stores w and scales by (1 + w), which float32
  * computes as HF does (1 + w in float32, then the product). */
 static sl_status bind_norm(sl_model *m, const char *name, int64_t n, float **out, sl_error *err)
@@ -118,12 +128,29 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
     char name[160];
     sl_status rc;
 #define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", i, suffix), name)
-    if ((rc = bind_weight(m, NAME("self_attn.q_proj.weight"), QD, D, &b->wq, err)) ||
-        (rc = bind_weight(m, NAME("self_attn.k_proj.weight"), KVD, D, &b->wk, err)) ||
-        (rc = bind_weight(m, NAME("self_attn.v_proj.weight"), KVD, D, &b->wv, err)) ||
-        (rc = bind_weight(m, NAME("self_attn.o_proj.weight"), D, QD, &b->wo, err)) ||
-        (rc = bind_weight(m, NAME("mlp.gate_proj.weight"), F, D, &b->w_gate, err)) ||
-        (rc = bind_weight(m, NAME("mlp.up_proj.weight"), F, D, &b->w_up, err)) ||
+    if (a->family->fused_qkv) {
+        sl_weight qkv;
+        if ((rc = bind_weight(m, NAME(a->family->fused_qkv), QD + 2 * KVD, D, &qkv, err)))
+            return rc;
+        b->wq = weight_rows(&qkv, 0, QD);
+        b->wk = weight_rows(&qkv, QD, KVD);
+        b->wv = weight_rows(&qkv, QD + KVD, KVD);
+    } else if ((rc = bind_weight(m, NAME("self_attn.q_proj.weight"), QD, D, &b->wq, err)) ||
+               (rc = bind_weight(m, NAME("self_attn.k_proj.weight"), KVD, D, &b->wk, err)) ||
+               (rc = bind_weight(m, NAME("self_attn.v_proj.weight"), KVD, D, &b->wv, err))) {
+        return rc;
+    }
+    if (a->family->fused_gate_up) {
+        sl_weight gate_up;
+        if ((rc = bind_weight(m, NAME(a->family->fused_gate_up), 2 * F, D, &gate_up, err)))
+            return rc;
+        b->w_gate = weight_rows(&gate_up, 0, F);
+        b->w_up = weight_rows(&gate_up, F, F);
+    } else if ((rc = bind_weight(m, NAME("mlp.gate_proj.weight"), F, D, &b->w_gate, err)) ||
+               (rc = bind_weight(m, NAME("mlp.up_proj.weight"), F, D, &b->w_up, err))) {
+        return rc;
+    }
+    if ((rc = bind_weight(m, NAME("self_attn.o_proj.weight"), D, QD, &b->wo, err)) ||
         (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err)))
         return rc;
     for (int k = 0; k < SL_NORM_SLOTS; k++) {
@@ -152,6 +179,7 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
         return rc;
 #undef NAME
     b->window = sl_arch_layer_window(a, i);
+    b->inv_freq = b->window > 0 && a->local_rope_theta > 0 ? m->inv_freq_local : m->inv_freq;
     return SL_STATUS_OK;
 }
 
@@ -186,18 +214,20 @@ static sl_status quantize_model_q8(sl_model *m, sl_error *err)
     return quantize_q8(m, &m->lm_head, "lm_head", err);
 }
 
-/* RoPE inverse frequencies exactly as HF computes them in float32, including the
- * linear and llama3 rescalings. */
-static void compute_inv_freq(sl_model *m)
+/* RoPE inverse frequencies exactly as HF computes them in float32 over the rotated channels,
+ * including the linear and llama3 rescalings (with `scaled`; windowed layers with their own
+ * base have none) and, given `divisors`, longrope's 1 / (factor * base^e). */
+static void compute_inv_freq(const sl_model *m, float *out, float theta, bool scaled_rope, const float *divisors)
 {
     const sl_model_config *c = &m->cfg;
-    int32_t half = c->head_dim / 2;
+    int32_t dims = m->arch.rope_dims, half = dims / 2;
     for (int32_t i = 0; i < half; i++) {
-        float e = (float)(2 * i) / (float)c->head_dim;
-        float inv = 1.0f / (float)pow((double)c->rope_theta, (double)e);
-        if (c->rope_type == SL_ROPE_LINEAR) {
+        float e = (float)(2 * i) / (float)dims;
+        float power = (float)pow((double)theta, (double)e);
+        float inv = divisors ? 1.0f / (divisors[i] * power) : 1.0f / power;
+        if (scaled_rope && c->rope_type == SL_ROPE_LINEAR) {
             inv = inv / c->rope_factor;
-        } else if (c->rope_type == SL_ROPE_LLAMA3) {
+        } else if (scaled_rope && c->rope_type == SL_ROPE_LLAMA3) {
             float old_ctx = (float)c->rope_original_max_position;
             float low_wavelen = old_ctx / c->rope_low_freq_factor;
             float high_wavelen = old_ctx / c->rope_high_freq_factor;
@@ -210,7 +240,7 @@ static void compute_inv_freq(sl_model *m)
             }
             inv = scaled;
         }
-        m->inv_freq[i] = inv;
+        out[i] = inv;
     }
 }
 
@@ -264,7 +294,11 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
     if (!(m->st = sl_st_open_dir(dir, params && params->mmap, err)))
         goto fail;
     m->blocks = calloc((size_t)c->n_layer, sizeof *m->blocks);
-    if (!m->blocks || own_vector(m, &m->inv_freq, c->head_dim / 2, "rope", err) != SL_STATUS_OK) {
+    if (!m->blocks || own_vector(m, &m->inv_freq, c->head_dim / 2, "rope", err) != SL_STATUS_OK ||
+        (m->arch.local_rope_theta > 0 &&
+         own_vector(m, &m->inv_freq_local, c->head_dim / 2, "rope", err) != SL_STATUS_OK) ||
+        (m->arch.rope_long_after > 0 &&
+         own_vector(m, &m->inv_freq_long, c->head_dim / 2, "rope", err) != SL_STATUS_OK)) {
         sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", dir);
         goto fail;
     }
@@ -282,7 +316,12 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
     if (weights == SL_WEIGHTS_Q8_0 && (rc = quantize_model_q8(m, err)))
         goto fail;
     m->weights = weights;
-    compute_inv_freq(m);
+    const sl_arch *a = &m->arch;
+    compute_inv_freq(m, m->inv_freq, c->rope_theta, true, a->rope_long_after > 0 ? a->rope_short : NULL);
+    if (m->inv_freq_local)
+        compute_inv_freq(m, m->inv_freq_local, a->local_rope_theta, false, NULL);
+    if (m->inv_freq_long)
+        compute_inv_freq(m, m->inv_freq_long, c->rope_theta, true, a->rope_long);
     return m;
 fail:
     sl_model_free(m);
