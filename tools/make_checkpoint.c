@@ -24,7 +24,8 @@
  * large the model is. */
 #define CHUNK_VALUES (1u << 20)
 
-typedef enum tensor_kind { KIND_MATRIX, KIND_NORM, KIND_BIAS } tensor_kind;
+/* A norm is drawn around 1, or around 0 where the family applies (1 + w) (Gemma). */
+typedef enum tensor_kind { KIND_MATRIX, KIND_NORM, KIND_NORM_DELTA, KIND_BIAS } tensor_kind;
 
 typedef struct tensor_spec {
     char name[96];
@@ -121,19 +122,24 @@ static void add_tensor(tensor_list *list, tensor_kind kind, int64_t rows, int64_
 static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list *list)
 {
     const char *const *norm = a->family->norm;
+    tensor_kind norm_kind = a->norm_add_one ? KIND_NORM_DELTA : KIND_NORM;
     int64_t D = c->n_embd, F = c->n_ff, V = c->n_vocab;
     int64_t QD = (int64_t)c->n_head * c->head_dim, KVD = (int64_t)c->n_head_kv * c->head_dim;
     add_tensor(list, KIND_MATRIX, V, D, "model.embed_tokens.weight");
     for (int32_t i = 0; i < c->n_layer; i++) {
         if (norm[SL_NORM_ATTN_PRE])
-            add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_ATTN_PRE]);
-        add_tensor(list, KIND_MATRIX, QD, D, "model.layers.%d.self_attn.q_proj.weight", i);
-        add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.k_proj.weight", i);
-        add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.v_proj.weight", i);
+            add_tensor(list, norm_kind, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_ATTN_PRE]);
+        if (a->family->fused_qkv) {
+            add_tensor(list, KIND_MATRIX, QD + 2 * KVD, D, "model.layers.%d.%s", i, a->family->fused_qkv);
+        } else {
+            add_tensor(list, KIND_MATRIX, QD, D, "model.layers.%d.self_attn.q_proj.weight", i);
+            add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.k_proj.weight", i);
+            add_tensor(list, KIND_MATRIX, KVD, D, "model.layers.%d.self_attn.v_proj.weight", i);
+        }
         if (a->qk_norm != SL_QK_NORM_NONE) {
             bool full = a->qk_norm == SL_QK_NORM_FULL;
-            add_tensor(list, KIND_NORM, 0, full ? QD : c->head_dim, "model.layers.%d.self_attn.q_norm.weight", i);
-            add_tensor(list, KIND_NORM, 0, full ? KVD : c->head_dim, "model.layers.%d.self_attn.k_norm.weight", i);
+            add_tensor(list, norm_kind, 0, full ? QD : c->head_dim, "model.layers.%d.self_attn.q_norm.weight", i);
+            add_tensor(list, norm_kind, 0, full ? KVD : c->head_dim, "model.layers.%d.self_attn.k_norm.weight", i);
         }
         if (a->qkv_bias) {
             add_tensor(list, KIND_BIAS, 0, QD, "model.layers.%d.self_attn.q_proj.bias", i);
@@ -145,9 +151,13 @@ static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list
             add_tensor(list, KIND_BIAS, 0, D, "model.layers.%d.self_attn.o_proj.bias", i);
         for (int k = SL_NORM_ATTN_POST; k <= SL_NORM_FFN_PRE; k++)
             if (norm[k])
-                add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[k]);
-        add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.gate_proj.weight", i);
-        add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.up_proj.weight", i);
+                add_tensor(list, norm_kind, 0, D, "model.layers.%d.%s.weight", i, norm[k]);
+        if (a->family->fused_gate_up) {
+            add_tensor(list, KIND_MATRIX, 2 * F, D, "model.layers.%d.%s", i, a->family->fused_gate_up);
+        } else {
+            add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.gate_proj.weight", i);
+            add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.up_proj.weight", i);
+        }
         add_tensor(list, KIND_MATRIX, D, F, "model.layers.%d.mlp.down_proj.weight", i);
         if (a->mlp_bias) {
             add_tensor(list, KIND_BIAS, 0, F, "model.layers.%d.mlp.gate_proj.bias", i);
@@ -155,9 +165,9 @@ static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list
             add_tensor(list, KIND_BIAS, 0, D, "model.layers.%d.mlp.down_proj.bias", i);
         }
         if (norm[SL_NORM_FFN_POST])
-            add_tensor(list, KIND_NORM, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_FFN_POST]);
+            add_tensor(list, norm_kind, 0, D, "model.layers.%d.%s.weight", i, norm[SL_NORM_FFN_POST]);
     }
-    add_tensor(list, KIND_NORM, 0, D, "model.norm.weight");
+    add_tensor(list, norm_kind, 0, D, "model.norm.weight");
     if (!c->tie_word_embeddings)
         add_tensor(list, KIND_MATRIX, V, D, "lm_head.weight");
 }

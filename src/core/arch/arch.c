@@ -9,7 +9,7 @@
 
 static const sl_family *const families[] = {
     &sl_family_llama, &sl_family_mistral, &sl_family_qwen2, &sl_family_qwen3, &sl_family_olmo2,
-    &sl_family_gemma2, &sl_family_gemma3,
+    &sl_family_gemma2, &sl_family_gemma3, &sl_family_phi3,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 

@@ -95,6 +95,6 @@ int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
 /* The families, one file each. */
 extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
-    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3;
+    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3;
 
 #endif

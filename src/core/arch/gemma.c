@@ -51,7 +51,8 @@ static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_
     {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_ATTN_POST] = "post_attention_layernorm",                  \
      [SL_NORM_FFN_PRE] = "pre_feedforward_layernorm", [SL_NORM_FFN_POST] = "post_feedforward_layernorm"}
 
-const sl_family sl_family_gemma2 = {"Gemma2ForCausalLM", "gemma2", GEMMA_NORMS, configure_gemma2};
+const sl_family sl_family_gemma2 = {
+    .architecture = "Gemma2ForCausalLM", .model_type = "gemma2", .norm = GEMMA_NORMS, .configure = configure_gemma2};
 
 /* Gemma-3 text (transformers 4.51 modeling_gemma3.py): Gemma-2's block with a per-head (1 + w)
  * q/k norm before RoPE; every sliding_window_pattern-th layer is global (rope_theta with
@@ -88,4 +89,7 @@ static sl_status configure_gemma3(const sl_cfg_src *src, sl_model_config *c, sl_
     return SL_STATUS_OK;
 }
 
-const sl_family sl_family_gemma3 = {"Gemma3ForCausalLM", "gemma3_text", GEMMA_NORMS, configure_gemma3};
+const sl_family sl_family_gemma3 = {.architecture = "Gemma3ForCausalLM",
+                                    .model_type = "gemma3_text",
+                                    .norm = GEMMA_NORMS,
+                                    .configure = configure_gemma3};

@@ -20,7 +20,8 @@ static sl_status configure_llama(const sl_cfg_src *src, sl_model_config *c, sl_a
     return SL_STATUS_OK;
 }
 
-const sl_family sl_family_llama = {"LlamaForCausalLM", "llama", PRE_NORMS, configure_llama};
+const sl_family sl_family_llama = {
+    .architecture = "LlamaForCausalLM", .model_type = "llama", .norm = PRE_NORMS, .configure = configure_llama};
 
 /* Mistral: a sliding window on every layer when "sliding_window" is set. */
 static sl_status configure_mistral(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
@@ -32,7 +33,8 @@ static sl_status configure_mistral(const sl_cfg_src *src, sl_model_config *c, sl
     return rc;
 }
 
-const sl_family sl_family_mistral = {"MistralForCausalLM", "mistral", PRE_NORMS, configure_mistral};
+const sl_family sl_family_mistral = {
+    .architecture = "MistralForCausalLM", .model_type = "mistral", .norm = PRE_NORMS, .configure = configure_mistral};
 
 /* Qwen2: biases on q/k/v but not on o_proj; its sliding-window variant is not implemented. */
 static sl_status configure_qwen2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
@@ -48,4 +50,5 @@ static sl_status configure_qwen2(const sl_cfg_src *src, sl_model_config *c, sl_a
     return rc;
 }
 
-const sl_family sl_family_qwen2 = {"Qwen2ForCausalLM", "qwen2", PRE_NORMS, configure_qwen2};
+const sl_family sl_family_qwen2 = {
+    .architecture = "Qwen2ForCausalLM", .model_type = "qwen2", .norm = PRE_NORMS, .configure = configure_qwen2};

@@ -24,8 +24,8 @@ static sl_status configure_olmo2(const sl_cfg_src *src, sl_model_config *c, sl_a
 }
 
 const sl_family sl_family_olmo2 = {
-    "Olmo2ForCausalLM",
-    "olmo2",
-    {[SL_NORM_ATTN_POST] = "post_attention_layernorm", [SL_NORM_FFN_POST] = "post_feedforward_layernorm"},
-    configure_olmo2,
+    .architecture = "Olmo2ForCausalLM",
+    .model_type = "olmo2",
+    .norm = {[SL_NORM_ATTN_POST] = "post_attention_layernorm", [SL_NORM_FFN_POST] = "post_feedforward_layernorm"},
+    .configure = configure_olmo2,
 };

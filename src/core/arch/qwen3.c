@@ -22,8 +22,8 @@ static sl_status configure_qwen3(const sl_cfg_src *src, sl_model_config *c, sl_a
 }
 
 const sl_family sl_family_qwen3 = {
-    "Qwen3ForCausalLM",
-    "qwen3",
-    {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_FFN_PRE] = "post_attention_layernorm"},
-    configure_qwen3,
+    .architecture = "Qwen3ForCausalLM",
+    .model_type = "qwen3",
+    .norm = {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_FFN_PRE] = "post_attention_layernorm"},
+    .configure = configure_qwen3,
 };

@@ -162,6 +162,8 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         sl_session *s = e[i].session;
         rc = sl_session_reserve(s, s->pos + e[i].n_tokens, err);
+        if (rc == SL_STATUS_OK)
+            rc = sl_session_match_rope(s, s->pos + e[i].n_tokens, "eval_batch", err);
         if (rc == SL_STATUS_OK && (e[i].flags & SL_EVAL_ALL_LOGITS))
             rc = sl_session_grow_all_logits(s, e[i].n_tokens, "eval_batch", err);
         if (p.parent[i] < 0) {

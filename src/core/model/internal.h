@@ -158,6 +158,11 @@ sl_status sl_session_check_eval(const sl_session *s, const sl_token *tokens, int
                                 const char *what, sl_error *err);
 /* Room for n rows of all-position logits. */
 sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what, sl_error *err);
+/* longrope: every position rotates with the factors of the whole sequence's length, so before an
+ * eval that brings the sequence to `length` positions across original_max_position_embeddings
+ * (either way) the cached positions are computed again with the other factors, as HF's
+ * generate() does when it drops its cache. Refused on forks and sessions with forks. */
+sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what, sl_error *err);
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
 /* K/V cache pointer for a layer: the session's own or, below a fork's branch, its parent's. */

@@ -335,6 +335,7 @@ sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int3
         return NULL;
     }
     s->parent = parent;
+    s->rope_long = parent->rope_long;
     atomic_fetch_add(&parent->refs, 1);
     parent->n_forks++;
     return s;
@@ -448,6 +449,32 @@ sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what,
     return SL_STATUS_OK;
 }
 
+sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what, sl_error *err)
+{
+    const sl_arch *a = &s->model->arch;
+    bool want = sl_arch_rope_long(a, length);
+    if (want == s->rope_long)
+        return SL_STATUS_OK;
+    if (s->pos > 0 && (s->parent || s->n_forks > 0))
+        return sl_error_set(err, SL_STATUS_E_STATE,
+                            "%s: %s: %d positions cross 'original_max_position_embeddings' (%d) in a session with "
+                            "forks; longrope re-encodes the cache they share, so cross it before forking",
+                            s->model->path, what, length, a->rope_long_after);
+    int32_t n = s->pos, nb = s->params.n_batch;
+    s->rope_long = want;
+    s->pos = 0;
+    for (int32_t done = 0; done < n; done += nb) {
+        int32_t chunk = n - done < nb ? n - done : nb;
+        sl_status rc = sl_forward_chunk(s, s->tokens + done, chunk, false, false, 0, err);
+        if (rc != SL_STATUS_OK) { /* a half re-encoded cache is of no use: start over */
+            sl_session_rewind(s, 0, NULL);
+            return rc;
+        }
+        s->pos += chunk;
+    }
+    return SL_STATUS_OK;
+}
+
 sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsigned flags, sl_error *err)
 {
     if (n <= 0 || !tokens)
@@ -458,6 +485,8 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
     bool all = (flags & SL_EVAL_ALL_LOGITS) != 0;
     if (rc == SL_STATUS_OK && all)
         rc = sl_session_grow_all_logits(s, n, "eval", err);
+    if (rc == SL_STATUS_OK)
+        rc = sl_session_match_rope(s, s->pos + n, "eval", err);
     if (rc != SL_STATUS_OK)
         return rc;
     /* The session only changes from here on; a failed chunk takes it back to where it was. */

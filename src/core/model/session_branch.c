@@ -88,8 +88,9 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
     /* Rows of equal positions under equal token prefixes hold the same keys and values, so only
      * the rows after the common prefix move (for beams: the few tokens since they split). */
     int32_t common = 0, limit = dst->pos < src->pos ? dst->pos : src->pos;
-    while (common < limit && dst->tokens[common] == src->tokens[common])
+    while (common < limit && dst->tokens[common] == src->tokens[common] && dst->rope_long == src->rope_long)
         common++;
+    dst->rope_long = src->rope_long;
     const sl_model_config *c = &src->model->cfg;
     size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, rows = (size_t)(src->pos - common);
     for (int32_t l = 0; l < c->n_layer && rows > 0; l++) {
@@ -178,6 +179,8 @@ sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_
     if (rc != SL_STATUS_OK)
         return rc;
     rc = sl_session_grow_all_logits(s, n, "eval_branches", err);
+    if (rc == SL_STATUS_OK) /* each branch is one more position */
+        rc = sl_session_match_rope(s, s->pos + 1, "eval_branches", err);
     if (rc != SL_STATUS_OK)
         return rc;
     s->branching = true;
