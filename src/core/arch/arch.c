@@ -9,7 +9,7 @@
 
 static const sl_family *const families[] = {
     &sl_family_llama, &sl_family_mistral, &sl_family_qwen2, &sl_family_qwen3, &sl_family_olmo2,
-    &sl_family_gemma2, &sl_family_gemma3, &sl_family_phi3,
+    &sl_family_gemma2, &sl_family_gemma3, &sl_family_phi3, &sl_family_mixtral, &sl_family_qwen2moe,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 
@@ -69,4 +69,14 @@ int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer)
     if (a->window <= 0 || (a->window_period > 0 && (layer + a->window_offset) % a->window_period == 0))
         return 0;
     return a->window;
+}
+
+bool sl_arch_layer_moe(const sl_arch *a, int32_t layer)
+{
+    if (a->n_expert <= 0 || a->sparse_step <= 0 || (layer + 1) % a->sparse_step != 0)
+        return false;
+    for (int32_t i = 0; i < a->n_dense_layers; i++)
+        if (a->dense_layers[i] == layer)
+            return false;
+    return true;
 }

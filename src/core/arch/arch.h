@@ -22,6 +22,9 @@ enum { SL_NORM_ATTN_PRE, SL_NORM_ATTN_POST, SL_NORM_FFN_PRE, SL_NORM_FFN_POST, S
 /* Frequencies of a longrope factor list at most (head_dim 512). */
 #define SL_ARCH_MAX_ROPE 256
 
+/* Layers a config may list by number (mlp_only_layers). */
+#define SL_ARCH_MAX_LISTED 256
+
 /* What a loaded model's blocks run, filled by its family's configure(). */
 typedef struct sl_arch {
     const struct sl_family *family;
@@ -43,6 +46,15 @@ typedef struct sl_arch {
      * the sequence has at most rope_long_after positions, the long ones beyond; 0 = none. */
     int32_t rope_long_after;
     float rope_short[SL_ARCH_MAX_ROPE], rope_long[SL_ARCH_MAX_ROPE];
+    /* Mixture of experts: n_expert routed SwiGLU experts of moe_ff rows, top_k per token
+     * (softmax over all, then the top k, renormalised with norm_topk), on the layers
+     * sl_arch_layer_moe names; a shared expert of shared_ff rows with a sigmoid gate when
+     * shared_ff > 0. n_expert 0 = dense MLPs only. */
+    int32_t n_expert, top_k, moe_ff, shared_ff;
+    bool norm_topk;
+    int32_t sparse_step;               /* layer l is sparse when (l + 1) % sparse_step == 0 */
+    int32_t n_dense_layers;            /* ... and not one of these (mlp_only_layers) */
+    int32_t dense_layers[SL_ARCH_MAX_LISTED];
 } sl_arch;
 
 /* A configuration source: the parsed config.json and its path for messages. */
@@ -75,6 +87,10 @@ typedef struct sl_family {
     const char *fused_qkv;     /* one [q | k | v] projection (Phi-3), or NULL for q/k/v_proj */
     const char *fused_gate_up; /* one [gate | up] projection, or NULL for gate/up_proj */
     bool own_rope_scaling;     /* configure() reads "rope_scaling" itself */
+    /* MoE tensors: the router, the shared expert's gate (or NULL), and printf formats of an
+     * expert's (with its index) and the shared expert's gate, up and down projections. */
+    const char *moe_router, *moe_shared_gate;
+    const char *moe_expert[3], *moe_shared[3];
 } sl_family;
 
 /* The family named by config.json's "architectures[0]" (or "model_type"), or an error naming
@@ -90,11 +106,14 @@ static inline bool sl_arch_rope_long(const sl_arch *a, int32_t length)
     return a->rope_long_after > 0 && length > a->rope_long_after;
 }
 
+/* Whether decoder layer l's feed-forward is the routed experts (else a dense MLP). */
+bool sl_arch_layer_moe(const sl_arch *a, int32_t layer);
+
 /* Keys a query of decoder layer l sees (itself included); 0 = all. */
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
 /* The families, one file each. */
 extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
-    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3;
+    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3, sl_family_mixtral, sl_family_qwen2moe;
 
 #endif

@@ -34,6 +34,7 @@ static void plan_free(batch_plan *p)
     free(b->att);
     free(b->ff_gate);
     free(b->ff_up);
+    free(b->moe);
     free(b->gather);
     free(b->head_rows);
     free(b->head_logits);
@@ -105,7 +106,7 @@ static int32_t group_rows(const sl_batch_entry *e, int32_t n, const int32_t *par
 static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t rows, int32_t head, int32_t n)
 {
     size_t R = (size_t)rows, D = (size_t)c->n_embd, qd = (size_t)c->n_head * (size_t)c->head_dim;
-    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)c->n_ff;
+    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)sl_fw_ff_width(p->model);
     sl_fw_bufs *b = &p->bufs;
     b->x = malloc(R * D * sizeof(float));
     b->xn = malloc(R * D * sizeof(float));
@@ -116,12 +117,13 @@ static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t row
     b->v = malloc(R * kvd * sizeof(float));
     b->ff_gate = malloc(R * F * sizeof(float));
     b->ff_up = malloc(R * F * sizeof(float));
+    b->moe = malloc(R * (size_t)sl_fw_moe_floats(p->model) * sizeof(float));
     b->head_rows = malloc((size_t)head * D * sizeof(float));
     b->head_logits = malloc((size_t)head * (size_t)c->n_vocab * sizeof(float));
     b->active = malloc((size_t)n * sizeof *b->active);
     b->rows = malloc((size_t)n * sizeof *b->rows);
     b->scratch = &p->scratch;
-    bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up &&
+    bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up && b->moe &&
               b->head_rows && b->head_logits && b->active && b->rows &&
               sl_fw_reserve_scratch(b->scratch, p->model, rows > head ? rows : head);
     return ok ? SL_STATUS_OK : SL_STATUS_E_NOMEM;

@@ -270,12 +270,16 @@ static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
         return false;
     add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_ATTN_POST], W, D, eps), (int64_t)W * D);
 
-    /* MLP sublayer */
+    /* MLP sublayer: a dense gated MLP or the routed experts */
     in = norm_step(bf->xn, xw, b->norm[SL_NORM_FFN_PRE], W, D, eps);
-    if (!sl_matmul_gated(bf->ff_gate, bf->ff_up, F, in, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up, m->arch.act,
-                         bf->scratch) ||
-        !sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down, bf->scratch))
+    if (b->n_expert > 0) {
+        if (!sl_moe_forward(m, b, in, W, bf->xn, bf))
+            return false;
+    } else if (!sl_matmul_gated(bf->ff_gate, bf->ff_up, F, in, W, &b->w_gate, b->b_gate, &b->w_up, b->b_up,
+                                m->arch.act, bf->scratch) ||
+               !sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down, bf->scratch)) {
         return false;
+    }
     add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_FFN_POST], W, D, eps), (int64_t)W * D);
     return true;
 }
@@ -440,7 +444,7 @@ bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_
     const sl_model_config *c = &m->cfg;
     int64_t cols = c->n_embd, qd = (int64_t)c->n_head * c->head_dim;
     cols = qd > cols ? qd : cols;
-    cols = c->n_ff > cols ? c->n_ff : cols;
+    cols = sl_fw_ff_width(m) > cols ? sl_fw_ff_width(m) : cols;
     sl_weight widest = {.rows = 1, .cols = cols, .q8_scales = m->lm_head.q8_scales};
     return sl_matmul_scratch_reserve(scratch, &widest, rows);
 }
@@ -523,7 +527,8 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
     sl_fw_set set = {.s = s, .tokens = tokens, .n = n, .p = s->pos, .row = 0, .src = -1,
                      .last_chunk = last_chunk, .all_logits = all_logits, .all_offset = all_offset};
     sl_fw_bufs bf = {.x = s->x, .xn = s->xn, .q = s->q, .k = s->k, .v = s->v, .att = s->att,
-                     .ff_gate = s->ff_gate, .ff_up = s->ff_up, .head_rows = s->head_rows, .head_logits = s->logits,
+                     .ff_gate = s->ff_gate, .ff_up = s->ff_up, .moe = s->moe, .head_rows = s->head_rows,
+                     .head_logits = s->logits,
                      .scratch = &s->matmul_scratch};
     if (!sl_forward_sets(&set, 1, &bf))
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the quantised activations of %d rows",

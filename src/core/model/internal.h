@@ -23,6 +23,12 @@ typedef struct sl_block {
     float *q_norm, *k_norm;     /* (head_dim), or the whole projection's width */
     float *bq, *bk, *bv, *bo;
     float *b_gate, *b_up, *b_down;
+    /* Routed experts instead of the dense MLP (n_expert > 0): the router and each expert's
+     * gate/up/down; the shared expert and its gate when the family has one. */
+    int32_t n_expert;
+    sl_weight router;                    /* (n_expert, n_embd), kept as stored */
+    sl_weight *ex_gate, *ex_up, *ex_down; /* [n_expert] */
+    sl_weight sh_gate, sh_up, sh_down, sh_router; /* sh_router (1, n_embd); sh_gate.rows 0 = none */
     int32_t window;             /* keys a query sees, itself included; 0 = all */
     const float *inv_freq;      /* its RoPE: the model's, or the windowed layers' own (Gemma-3) */
 } sl_block;
@@ -96,7 +102,7 @@ struct sl_session {
     struct sl_rows_capture *rows;
 
     /* scratch for one chunk of n_batch tokens */
-    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *scores, *head_rows;
+    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up, *moe, *scores, *head_rows;
     float *rope_cs;      /* [head_dim]: cos then sin of one position */
     sl_matmul_scratch matmul_scratch; /* the products' scratch, reserved for n_batch rows */
     int32_t scores_cap;  /* floats in `scores` */
@@ -126,7 +132,8 @@ typedef struct sl_fw_set {
 /* Scratch of a pass: [rows][...] activations for all sets, the rows gathered for a block some
  * sets bypass, and the stacked LM-head inputs and outputs of every set. */
 typedef struct sl_fw_bufs {
-    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up;
+    float *x, *xn, *q, *k, *v, *att, *ff_gate, *ff_up; /* ff_*: [rows][sl_fw_ff_width] */
+    float *moe;          /* [rows][sl_fw_moe_floats]: the expert step's scratch (MoE families) */
     float *gather;       /* [rows][n_embd]; unused with one set */
     float *head_rows;    /* [head rows][n_embd] */
     float *head_logits;  /* [head rows][n_vocab] */
@@ -134,6 +141,14 @@ typedef struct sl_fw_bufs {
     int32_t *rows;       /* [sets], likewise */
     sl_matmul_scratch *scratch; /* the products' (Q8_0 activations), reserved for the pass's rows */
 } sl_fw_bufs;
+
+/* Floats per row of the gated MLP's buffers: the widest of the dense, expert and shared MLPs. */
+int64_t sl_fw_ff_width(const sl_model *m);
+/* Floats per row of the expert step's scratch (at least 1). */
+int64_t sl_fw_moe_floats(const sl_model *m);
+/* The routed experts (and shared expert) of block b on W rows `in`, into out [W][n_embd]. */
+bool sl_moe_forward(const sl_model *m, const sl_block *b, const float *in, int32_t W, float *out,
+                    const sl_fw_bufs *bf);
 
 /* Room in scratch for the products of a pass of `rows` rows (Q8_0 weights only need any). */
 bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_t rows);

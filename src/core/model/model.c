@@ -42,7 +42,9 @@ static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: missing tensor '%s' (required by config.json)",
                             sl_st_label(m->st), name);
     bool vector = rows == 1;
-    bool shape_ok = vector ? (t->ndim == 1 && t->shape[0] == cols)
+    /* a one-row matrix (Qwen2-MoE's shared-expert gate) may be stored as [1, cols] */
+    bool shape_ok = vector ? ((t->ndim == 1 && t->shape[0] == cols) ||
+                              (t->ndim == 2 && t->shape[0] == 1 && t->shape[1] == cols))
                            : (t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols);
     if (!shape_ok) {
         char got[128] = "[";
@@ -118,6 +120,41 @@ static sl_status bind_norm(sl_model *m, const char *name, int64_t n, float **out
     return rc;
 }
 
+/* The router and experts of MoE layer i (and its shared expert when the family has one). */
+static sl_status bind_experts(sl_model *m, int32_t i, sl_block *b, sl_error *err)
+{
+    const sl_arch *a = &m->arch;
+    const sl_family *f = a->family;
+    int64_t D = m->cfg.n_embd, F = a->moe_ff, S = a->shared_ff;
+    char name[200], part[160];
+    sl_status rc;
+    void *mem = NULL;
+    if ((rc = own_buffer(m, &mem, 3 * (size_t)a->n_expert * sizeof(sl_weight), "experts", err)))
+        return rc;
+    b->n_expert = a->n_expert;
+    b->ex_gate = mem;
+    b->ex_up = b->ex_gate + a->n_expert;
+    b->ex_down = b->ex_up + a->n_expert;
+#define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", i, suffix), name)
+#define PART(k, e) (snprintf(part, sizeof part, f->moe_expert[k], e), NAME(part))
+    if ((rc = bind_weight(m, NAME(f->moe_router), a->n_expert, D, &b->router, err)))
+        return rc;
+    for (int32_t e = 0; e < a->n_expert; e++)
+        if ((rc = bind_weight(m, PART(0, e), F, D, &b->ex_gate[e], err)) ||
+            (rc = bind_weight(m, PART(1, e), F, D, &b->ex_up[e], err)) ||
+            (rc = bind_weight(m, PART(2, e), D, F, &b->ex_down[e], err)))
+            return rc;
+    if (f->moe_shared_gate &&
+        ((rc = bind_weight(m, NAME(f->moe_shared[0]), S, D, &b->sh_gate, err)) ||
+         (rc = bind_weight(m, NAME(f->moe_shared[1]), S, D, &b->sh_up, err)) ||
+         (rc = bind_weight(m, NAME(f->moe_shared[2]), D, S, &b->sh_down, err)) ||
+         (rc = bind_weight(m, NAME(f->moe_shared_gate), 1, D, &b->sh_router, err))))
+        return rc;
+#undef PART
+#undef NAME
+    return SL_STATUS_OK;
+}
+
 static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
 {
     const sl_model_config *c = &m->cfg;
@@ -140,7 +177,10 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
                (rc = bind_weight(m, NAME("self_attn.v_proj.weight"), KVD, D, &b->wv, err))) {
         return rc;
     }
-    if (a->family->fused_gate_up) {
+    if (sl_arch_layer_moe(a, i)) {
+        if ((rc = bind_experts(m, i, b, err)))
+            return rc;
+    } else if (a->family->fused_gate_up) {
         sl_weight gate_up;
         if ((rc = bind_weight(m, NAME(a->family->fused_gate_up), 2 * F, D, &gate_up, err)))
             return rc;
@@ -151,7 +191,7 @@ static sl_status bind_block(sl_model *m, int32_t i, sl_error *err)
         return rc;
     }
     if ((rc = bind_weight(m, NAME("self_attn.o_proj.weight"), D, QD, &b->wo, err)) ||
-        (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err)))
+        (b->n_expert == 0 && (rc = bind_weight(m, NAME("mlp.down_proj.weight"), D, F, &b->w_down, err))))
         return rc;
     for (int k = 0; k < SL_NORM_SLOTS; k++) {
         char suffix[96];
@@ -205,9 +245,16 @@ static sl_status quantize_model_q8(sl_model *m, sl_error *err)
     sl_status rc;
     for (int32_t i = 0; i < m->cfg.n_layer; i++) {
         sl_block *b = &m->blocks[i];
-        sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down};
+        sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down,
+                           &b->sh_gate, &b->sh_up, &b->sh_down};
         for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
-            if ((rc = quantize_q8(m, ws[k], "a block's matrices", err)))
+            if (ws[k]->rows > 0 && (rc = quantize_q8(m, ws[k], "a block's matrices", err)))
+                return rc;
+        /* the routers stay as stored: Q8_0 would move which experts a token takes */
+        for (int32_t e = 0; e < b->n_expert; e++)
+            if ((rc = quantize_q8(m, &b->ex_gate[e], "an expert's matrices", err)) ||
+                (rc = quantize_q8(m, &b->ex_up[e], "an expert's matrices", err)) ||
+                (rc = quantize_q8(m, &b->ex_down[e], "an expert's matrices", err)))
                 return rc;
     }
     /* A tied LM head gets its own Q8_0 copy; the embedding lookup keeps the stored values. */

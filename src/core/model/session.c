@@ -132,6 +132,7 @@ static void free_buffers(sl_session *s)
     free(s->att);
     free(s->ff_gate);
     free(s->ff_up);
+    free(s->moe);
     free(s->scores);
     free(s->head_rows);
     free(s->rope_cs);
@@ -198,11 +199,12 @@ static sl_session *session_new(sl_model *model, const sl_session_params *params,
     s->att = malloc(nb * qd * sizeof(float));
     s->k = malloc(nb * kvd * sizeof(float));
     s->v = malloc(nb * kvd * sizeof(float));
-    s->ff_gate = malloc(nb * (size_t)c->n_ff * sizeof(float));
-    s->ff_up = malloc(nb * (size_t)c->n_ff * sizeof(float));
+    s->ff_gate = malloc(nb * (size_t)sl_fw_ff_width(model) * sizeof(float));
+    s->ff_up = malloc(nb * (size_t)sl_fw_ff_width(model) * sizeof(float));
+    s->moe = malloc(nb * (size_t)sl_fw_moe_floats(model) * sizeof(float));
     s->rope_cs = malloc((size_t)c->head_dim * sizeof(float));
     if (!s->k_cache || !s->v_cache || !s->skip || !s->x || !s->xn || !s->q || !s->att || !s->k || !s->v ||
-        !s->ff_gate || !s->ff_up || !s->rope_cs || !alloc_head(s, 0, 0) ||
+        !s->ff_gate || !s->ff_up || !s->moe || !s->rope_cs || !alloc_head(s, 0, 0) ||
         !sl_fw_reserve_scratch(&s->matmul_scratch, model, s->params.n_batch)) {
         sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a session", model->path);
         sl_session_free(s);
