@@ -118,6 +118,28 @@ static void add_tensor(tensor_list *list, tensor_kind kind, int64_t rows, int64_
     t->kind = kind;
 }
 
+/* The router, experts and shared expert of MoE layer i. */
+static void list_experts(const sl_model_config *c, const sl_arch *a, int32_t i, tensor_list *list)
+{
+    const sl_family *f = a->family;
+    int64_t D = c->n_embd, F = a->moe_ff, S = a->shared_ff;
+    char part[160];
+    add_tensor(list, KIND_MATRIX, a->n_expert, D, "model.layers.%d.%s", i, f->moe_router);
+    for (int32_t e = 0; e < a->n_expert; e++) {
+        int64_t rows[3] = {F, F, D}, cols[3] = {D, D, F};
+        for (int k = 0; k < 3; k++) {
+            snprintf(part, sizeof part, f->moe_expert[k], e);
+            add_tensor(list, KIND_MATRIX, rows[k], cols[k], "model.layers.%d.%s", i, part);
+        }
+    }
+    if (f->moe_shared_gate) {
+        add_tensor(list, KIND_MATRIX, S, D, "model.layers.%d.%s", i, f->moe_shared[0]);
+        add_tensor(list, KIND_MATRIX, S, D, "model.layers.%d.%s", i, f->moe_shared[1]);
+        add_tensor(list, KIND_MATRIX, D, S, "model.layers.%d.%s", i, f->moe_shared[2]);
+        add_tensor(list, KIND_MATRIX, 1, D, "model.layers.%d.%s", i, f->moe_shared_gate);
+    }
+}
+
 /* Every tensor the loader binds for this config, in Hugging Face's module order. */
 static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list *list)
 {
@@ -152,13 +174,16 @@ static void list_tensors(const sl_model_config *c, const sl_arch *a, tensor_list
         for (int k = SL_NORM_ATTN_POST; k <= SL_NORM_FFN_PRE; k++)
             if (norm[k])
                 add_tensor(list, norm_kind, 0, D, "model.layers.%d.%s.weight", i, norm[k]);
-        if (a->family->fused_gate_up) {
+        if (sl_arch_layer_moe(a, i)) {
+            list_experts(c, a, i, list);
+        } else if (a->family->fused_gate_up) {
             add_tensor(list, KIND_MATRIX, 2 * F, D, "model.layers.%d.%s", i, a->family->fused_gate_up);
         } else {
             add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.gate_proj.weight", i);
             add_tensor(list, KIND_MATRIX, F, D, "model.layers.%d.mlp.up_proj.weight", i);
         }
-        add_tensor(list, KIND_MATRIX, D, F, "model.layers.%d.mlp.down_proj.weight", i);
+        if (!sl_arch_layer_moe(a, i))
+            add_tensor(list, KIND_MATRIX, D, F, "model.layers.%d.mlp.down_proj.weight", i);
         if (a->mlp_bias) {
             add_tensor(list, KIND_BIAS, 0, F, "model.layers.%d.mlp.gate_proj.bias", i);
             add_tensor(list, KIND_BIAS, 0, F, "model.layers.%d.mlp.up_proj.bias", i);

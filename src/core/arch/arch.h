@@ -75,6 +75,8 @@ bool sl_cfg_has(const sl_cfg_src *src, const char *key);
 sl_status sl_cfg_string(const sl_cfg_src *src, const char *key, const char **out, sl_error *err);
 /* Fails unless a string key is missing, null or one of the NULL-terminated `allowed`. */
 sl_status sl_cfg_expect(const sl_cfg_src *src, const char *key, const char *const *allowed, sl_error *err);
+/* {"silu", NULL}: the hidden_act of every family with a SwiGLU MLP. */
+extern const char *const sl_cfg_silu_only[];
 
 /* One family. Tensor names are suffixes after "model.layers.<i>."; a NULL norm name means the
  * block has no norm in that slot. */

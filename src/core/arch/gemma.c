@@ -19,7 +19,9 @@ static sl_status softcap(const sl_cfg_src *src, const char *key, double dflt, fl
     return sl_cfg_float(src, key, dflt, 0.0, out, err);
 }
 
-static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+/* What Gemma-2 and -3 share: their defaults and the block's (1 + w) norms, GeGLU, embedding
+ * scale, query_pre_attn_scalar and window. */
+static sl_status configure_gemma(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
     float qpas;
@@ -29,22 +31,32 @@ static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_
         (rc = sl_cfg_expect(src, "hidden_activation", gelu_tanh_only, err)) ||
         (rc = sl_cfg_int(src, "head_dim", false, 256, 2, &c->head_dim, err)) ||
         (rc = sl_cfg_float(src, "query_pre_attn_scalar", 256.0, 0.0, &qpas, err)) ||
-        (rc = softcap(src, "attn_logit_softcapping", 50.0, &a->attn_softcap, err)) ||
-        (rc = softcap(src, "final_logit_softcapping", 30.0, &a->final_softcap, err)) ||
+        (rc = softcap(src, "final_logit_softcapping", 0.0, &a->final_softcap, err)) ||
         (rc = sl_cfg_int(src, "sliding_window", false, 4096, 1, &c->sliding_window, err)))
         return rc;
     if (c->head_dim % 2 != 0)
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'head_dim' must be even for RoPE (got %d)", src->path,
                             c->head_dim);
     a->o_bias = a->qkv_bias;
+    a->rope_dims = c->head_dim;
     a->norm_add_one = true;
     a->act = SL_GATE_GELU_TANH;
     a->embed_scale = (float)sqrt((double)c->n_embd);
     a->attn_denom = (float)sqrt((double)qpas);
     a->window = c->sliding_window;
-    a->window_period = 2; /* layers 0, 2, 4, ... are local */
     a->window_offset = 1;
     return SL_STATUS_OK;
+}
+
+static sl_status configure_gemma2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+{
+    sl_status rc = configure_gemma(src, c, a, err);
+    if (rc == SL_STATUS_OK && !sl_cfg_has(src, "final_logit_softcapping"))
+        a->final_softcap = 30.0f; /* Gemma2Config's defaults; null turns a softcap off */
+    if (rc == SL_STATUS_OK)
+        rc = softcap(src, "attn_logit_softcapping", 50.0, &a->attn_softcap, err);
+    a->window_period = 2; /* layers 0, 2, 4, ... are local */
+    return rc;
 }
 
 #define GEMMA_NORMS                                                                                              \
@@ -61,31 +73,13 @@ const sl_family sl_family_gemma2 = {
 static sl_status configure_gemma3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
-    float qpas;
-    int32_t pattern;
-    if ((rc = sl_cfg_bool(src, "tie_word_embeddings", true, &c->tie_word_embeddings, err)) ||
-        (rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
-        (rc = sl_cfg_expect(src, "hidden_activation", gelu_tanh_only, err)) ||
-        (rc = sl_cfg_int(src, "head_dim", false, 256, 2, &c->head_dim, err)) ||
-        (rc = sl_cfg_float(src, "query_pre_attn_scalar", 256.0, 0.0, &qpas, err)) ||
-        (rc = softcap(src, "final_logit_softcapping", 0.0, &a->final_softcap, err)) ||
-        (rc = sl_cfg_int(src, "sliding_window", false, 4096, 1, &c->sliding_window, err)) ||
-        (rc = sl_cfg_int(src, "sliding_window_pattern", false, 6, 1, &pattern, err)) ||
+    /* layers pattern - 1, 2 * pattern - 1, ... are global */
+    if ((rc = configure_gemma(src, c, a, err)) ||
+        (rc = sl_cfg_int(src, "sliding_window_pattern", false, 6, 1, &a->window_period, err)) ||
         (rc = sl_cfg_float(src, "rope_theta", 1e6, 0.0, &c->rope_theta, err)) ||
         (rc = sl_cfg_float(src, "rope_local_base_freq", 1e4, 0.0, &a->local_rope_theta, err)))
         return rc;
-    if (c->head_dim % 2 != 0)
-        return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: 'head_dim' must be even for RoPE (got %d)", src->path,
-                            c->head_dim);
-    a->o_bias = a->qkv_bias;
-    a->norm_add_one = true;
     a->qk_norm = SL_QK_NORM_PER_HEAD;
-    a->act = SL_GATE_GELU_TANH;
-    a->embed_scale = (float)sqrt((double)c->n_embd);
-    a->attn_denom = (float)sqrt((double)qpas);
-    a->window = c->sliding_window;
-    a->window_period = pattern; /* layers pattern-1, 2*pattern-1, ... are global */
-    a->window_offset = 1;
     return SL_STATUS_OK;
 }
 

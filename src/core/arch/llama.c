@@ -6,15 +6,13 @@
 
 #define PRE_NORMS {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_FFN_PRE] = "post_attention_layernorm"}
 
-static const char *const silu_only[] = {"silu", NULL};
-
 static sl_status configure_llama(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     (void)c;
     sl_status rc;
     if ((rc = sl_cfg_bool(src, "attention_bias", false, &a->o_bias, err)) ||
         (rc = sl_cfg_bool(src, "mlp_bias", false, &a->mlp_bias, err)) ||
-        (rc = sl_cfg_expect(src, "hidden_act", silu_only, err)))
+        (rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)))
         return rc;
     a->qkv_bias = a->o_bias;
     return SL_STATUS_OK;

@@ -8,8 +8,6 @@
 
 #include "util/error.h"
 
-static const char *const silu_only[] = {"silu", NULL};
-
 /* The expert count under n_key and top-k, with the family's config defaults. */
 static sl_status experts(const sl_cfg_src *src, const char *n_key, int32_t n_dflt, int32_t k_dflt, sl_arch *a,
                          sl_error *err)
@@ -30,7 +28,7 @@ static sl_status experts(const sl_cfg_src *src, const char *n_key, int32_t n_dfl
 static sl_status configure_mixtral(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
-    if ((rc = sl_cfg_expect(src, "hidden_act", silu_only, err)) ||
+    if ((rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)) ||
         (rc = sl_cfg_int(src, "sliding_window", false, 0, 1, &c->sliding_window, err)) ||
         (rc = experts(src, "num_local_experts", 8, 2, a, err)))
         return rc;
@@ -76,7 +74,7 @@ static sl_status configure_qwen2moe(const sl_cfg_src *src, sl_model_config *c, s
 {
     sl_status rc;
     bool sliding = false;
-    if ((rc = sl_cfg_expect(src, "hidden_act", silu_only, err)) ||
+    if ((rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)) ||
         (rc = sl_cfg_bool(src, "use_sliding_window", false, &sliding, err)) ||
         (rc = experts(src, "num_experts", 60, 4, a, err)) ||
         (rc = sl_cfg_int(src, "moe_intermediate_size", false, 1408, 1, &a->moe_ff, err)) ||

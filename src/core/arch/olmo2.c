@@ -6,13 +6,11 @@
 
 #include "util/error.h"
 
-static const char *const silu_only[] = {"silu", NULL};
-
 static sl_status configure_olmo2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
     if ((rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
-        (rc = sl_cfg_expect(src, "hidden_act", silu_only, err)))
+        (rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)))
         return rc;
     /* its rotary class knows only default, linear and dynamic scaling */
     if (c->rope_type == SL_ROPE_LLAMA3)

@@ -11,8 +11,6 @@
 #include "util/error.h"
 #include "util/json_util.h"
 
-static const char *const silu_only[] = {"silu", NULL};
-
 static sl_status factor_list(const sl_cfg_src *src, json_object *rs, const char *key, int32_t n, float *out,
                              sl_error *err)
 {
@@ -66,7 +64,7 @@ static sl_status configure_phi3(const sl_cfg_src *src, sl_model_config *c, sl_ar
 {
     sl_status rc;
     float partial;
-    if ((rc = sl_cfg_expect(src, "hidden_act", silu_only, err)) ||
+    if ((rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)) ||
         (rc = sl_cfg_int(src, "sliding_window", false, 0, 1, &c->sliding_window, err)) ||
         (rc = sl_cfg_float(src, "partial_rotary_factor", 1.0, 0.0, &partial, err)))
         return rc;

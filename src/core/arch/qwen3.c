@@ -2,13 +2,11 @@
  * an explicit head_dim, and a per-head RMSNorm of q and k (weights [head_dim]) before RoPE. */
 #include "arch.h"
 
-static const char *const silu_only[] = {"silu", NULL};
-
 static sl_status configure_qwen3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
     if ((rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
-        (rc = sl_cfg_expect(src, "hidden_act", silu_only, err)) ||
+        (rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)) ||
         /* The eager mask of 4.51 windows every layer whenever "sliding_window" is set, whatever
          * "use_sliding_window" says; a missing key means Qwen3Config's 4096, null none (the
          * released checkpoints). */
