@@ -62,6 +62,34 @@ T.case("phi3: logits across the longrope switch do not depend on how the sequenc
   same(stepped:step(ids[12]).logits, short_want, "rewound below the switch")
 end)
 
+-- A fork (SkipLayerCD's amateur) follows its parent across the switch, alone or in one pass
+-- with it: its logits are those of a session with its skip mask fed the whole sequence.
+T.case("phi3: forks follow their parent across the longrope switch", function()
+  local batch = require "slua.batch"
+  local m <close> = sl.check(sl.load(data .. "phi3"))
+  local ids = {}
+  for i = 1, 20 do ids[i] = (i * 53) % 500 + 3 end
+  local ref <close> = m:session{ skip = { 3 } }
+  local want = ref:prefill(ids).logits
+  for _, together in ipairs{ false, true } do
+    local parent <close> = m:session()
+    parent:prefill({ table.unpack(ids, 1, 6) })
+    local fork <close> = parent:fork{ skip = { 3 } }
+    local out = fork:prefill({ table.unpack(ids, 1, 6) })
+    for i = 7, 20 do
+      if together then
+        out = batch.eval{ { parent, { ids[i] } }, { fork, { ids[i] } } }[2]
+      else
+        parent:step(ids[i])
+        out = fork:step(ids[i])
+      end
+    end
+    for id = 0, #want - 1 do
+      T.eq(out.logits:get(id), want:get(id), ("%s: logit %d"):format(together and "one pass" or "one by one", id))
+    end
+  end
+end)
+
 -- Batched: the golden prompts decoded three at a time give HF's tokens with the scores each
 -- gives alone, bit for bit. MoE rows are grouped per expert within a pass, and Phi-3's rows
 -- cross the longrope switch inside the batch.

@@ -164,8 +164,6 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         sl_session *s = e[i].session;
         rc = sl_session_reserve(s, s->pos + e[i].n_tokens, err);
-        if (rc == SL_STATUS_OK)
-            rc = sl_session_match_rope(s, s->pos + e[i].n_tokens, "eval_batch", err);
         if (rc == SL_STATUS_OK && (e[i].flags & SL_EVAL_ALL_LOGITS))
             rc = sl_session_grow_all_logits(s, e[i].n_tokens, "eval_batch", err);
         if (p.parent[i] < 0) {
@@ -175,6 +173,11 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
         }
         head += sl_fw_head_rows(s);
     }
+    /* longrope switches: parents before forks, which read their parents' caches */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
+            if ((e[i].session->parent != NULL) == (pass == 1))
+                rc = sl_session_match_rope(e[i].session, e[i].session->pos + e[i].n_tokens, "eval_batch", err);
     /* a pass holds every first chunk when they fit in PASS_ROWS, else up to PASS_ROWS rows or
      * the largest single group */
     if (max_rows < PASS_ROWS)

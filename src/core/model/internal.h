@@ -176,7 +176,8 @@ sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what,
 /* longrope: every position rotates with the factors of the whole sequence's length, so before an
  * eval that brings the sequence to `length` positions across original_max_position_embeddings
  * (either way) the cached positions are computed again with the other factors, as HF's
- * generate() does when it drops its cache. Refused on forks and sessions with forks. */
+ * generate() does when it drops its cache. A fork follows its parent: refused while the parent
+ * has not switched. */
 sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what, sl_error *err);
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);

@@ -457,10 +457,12 @@ sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what,
     bool want = sl_arch_rope_long(a, length);
     if (want == s->rope_long)
         return SL_STATUS_OK;
-    if (s->pos > 0 && (s->parent || s->n_forks > 0))
+    /* A fork reads its parent's cache below its branch: it follows once the parent has switched
+     * (a parent switches first; each fork computes its own rows again at its next eval). */
+    if (s->pos > 0 && s->parent && s->parent->rope_long != want)
         return sl_error_set(err, SL_STATUS_E_STATE,
-                            "%s: %s: %d positions cross 'original_max_position_embeddings' (%d) in a session with "
-                            "forks; longrope re-encodes the cache they share, so cross it before forking",
+                            "%s: %s: a fork at %d positions would cross 'original_max_position_embeddings' (%d) "
+                            "before its parent; evaluate the parent first",
                             s->model->path, what, length, a->rope_long_after);
     int32_t n = s->pos, nb = s->params.n_batch;
     s->rope_long = want;
