@@ -221,6 +221,14 @@ Test(load_errors, unimplemented_config_value)
     expect_error(dir_with_config(config_of_with(gemma2, "\"final_logit_softcapping\"",
                                                 "\"final_logit_softcapping\": -1,")),
                  SL_STATUS_E_FORMAT, "config.json", "'final_logit_softcapping' must be a number > 0");
+    const char *phi3 = "tests/data/arch/phi3", *qwen2moe = "tests/data/arch/qwen2moe";
+    expect_error(dir_with_config(config_of_with(phi3, "\"type\": \"longrope\"", "\"type\": \"dynamic\"")),
+                 SL_STATUS_E_FORMAT, "config.json",
+                 "unsupported 'rope_scaling.type' (\"dynamic\"; implemented for Phi-3: \"longrope\")");
+    expect_error(dir_with_config(config_of_with(phi3, "\"embd_pdrop\"", "\"partial_rotary_factor\": 0.01,")),
+                 SL_STATUS_E_FORMAT, "config.json", "unsupported 'partial_rotary_factor' (0.01");
+    expect_error(dir_with_config(config_of_with(qwen2moe, "\"num_experts_per_tok\"", "\"num_experts_per_tok\": 5,")),
+                 SL_STATUS_E_FORMAT, "config.json", "'num_experts_per_tok' 5 exceeds 'num_experts' 4");
 }
 
 /* A sharded checkpoint (index + two files) loads and computes what the single file does. */
