@@ -22,12 +22,6 @@ typedef struct sl_session sl_session;
 
 typedef enum sl_dtype { SL_DTYPE_F32 = 0, SL_DTYPE_F16 = 1, SL_DTYPE_BF16 = 2 } sl_dtype;
 
-typedef enum sl_rope_type {
-    SL_ROPE_DEFAULT = 0,
-    SL_ROPE_LINEAR = 1, /* inv_freq / factor */
-    SL_ROPE_LLAMA3 = 2  /* Llama 3.1 frequency-band rescaling */
-} sl_rope_type;
-
 #define SL_MAX_EOS 8
 
 /* Everything read from config.json (and generation_config.json for extra EOS ids). */
@@ -44,9 +38,6 @@ typedef struct sl_model_config {
     int32_t sliding_window; /* keys a windowed layer's query sees, itself included; 0 = full attention */
     float rms_eps;
     float rope_theta;
-    sl_rope_type rope_type;
-    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
-    int32_t rope_original_max_position;
     bool tie_word_embeddings;
     sl_token bos;   /* -1 if none */
     int32_t n_eos;

@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int32_t i = 0; i < c.n_eos; i++)
             FUZZ_CHECK(c.eos[i] >= 0 && c.eos[i] < c.n_vocab, "eos %d of vocab %d", c.eos[i], c.n_vocab);
         FUZZ_CHECK(c.bos < c.n_vocab, "bos %d of vocab %d", c.bos, c.n_vocab);
-        FUZZ_CHECK(c.rms_eps > 0 && c.rope_theta > 0 && c.rope_factor > 0, "positive floats");
+        FUZZ_CHECK(c.rms_eps > 0 && c.rope_theta > 0 && arch.rope_scaling.factor > 0, "positive floats");
         /* the same document as generation_config.json adds its eos ids under the same rules */
         if (sl_config_add_generation_eos("generation_config.json", root, &c, &err) != SL_STATUS_OK)
             fuzz_check_message(&err, "generation_config.json");

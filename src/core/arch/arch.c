@@ -63,7 +63,8 @@ sl_status sl_arch_lookup(const sl_cfg_src *src, const sl_family **out, sl_error 
 void sl_arch_defaults(const sl_model_config *c, sl_arch *a)
 {
     *a = (sl_arch){.act = SL_GATE_SILU, .embed_scale = 1.0f, .attn_denom = sqrtf((float)c->head_dim),
-                   .rope_dims = c->head_dim, .rope_attn_factor = 1.0f};
+                   .rope_scaling = {.type = SL_ROPE_DEFAULT, .factor = 1.0f}, .rope_dims = c->head_dim,
+                   .rope_attn_factor = 1.0f};
 }
 
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer)

@@ -19,6 +19,19 @@ typedef enum sl_qk_norm { SL_QK_NORM_NONE = 0, SL_QK_NORM_PER_HEAD = 1, SL_QK_NO
  * its output before it joins the residual stream. */
 enum { SL_NORM_ATTN_PRE, SL_NORM_ATTN_POST, SL_NORM_FFN_PRE, SL_NORM_FFN_POST, SL_NORM_SLOTS };
 
+/* config.json's "rope_scaling" for the families that share Llama's reading of it. */
+typedef enum sl_rope_type {
+    SL_ROPE_DEFAULT = 0,
+    SL_ROPE_LINEAR = 1, /* inv_freq / factor */
+    SL_ROPE_LLAMA3 = 2  /* Llama 3.1 frequency-band rescaling */
+} sl_rope_type;
+
+typedef struct sl_rope_scaling {
+    sl_rope_type type;
+    float factor, low_freq_factor, high_freq_factor;
+    int32_t original_max_position;
+} sl_rope_scaling;
+
 /* Frequencies of a longrope factor list at most (head_dim 512). */
 #define SL_ARCH_MAX_ROPE 256
 
@@ -40,6 +53,7 @@ typedef struct sl_arch {
      * when (l + window_offset) % window_period != 0; other layers see every key. */
     int32_t window, window_period, window_offset;
     float local_rope_theta; /* RoPE base of windowed layers with their own (Gemma-3); 0 = the global one */
+    sl_rope_scaling rope_scaling; /* of the global layers */
     int32_t rope_dims;      /* leading channels of each head that RoPE rotates (partial_rotary_factor) */
     float rope_attn_factor; /* cos and sin are multiplied by it (longrope); 1 = none */
     /* longrope (Phi-3): per-frequency divisors of the inverse frequencies, the short ones while
@@ -99,7 +113,7 @@ typedef struct sl_family {
  * it and listing the supported ones. */
 sl_status sl_arch_lookup(const sl_cfg_src *src, const sl_family **out, sl_error *err);
 
-/* Keys every family reads the same way: the Llama defaults before configure() runs. */
+/* The Llama defaults of the steps, before "rope_scaling" is read and configure() runs. */
 void sl_arch_defaults(const sl_model_config *c, sl_arch *a);
 
 /* Whether a sequence of `length` positions rotates with the long longrope factors. */

@@ -8,12 +8,13 @@
 
 static sl_status configure_olmo2(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
+    (void)c;
     sl_status rc;
     if ((rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
         (rc = sl_cfg_expect(src, "hidden_act", sl_cfg_silu_only, err)))
         return rc;
     /* its rotary class knows only default, linear and dynamic scaling */
-    if (c->rope_type == SL_ROPE_LLAMA3)
+    if (a->rope_scaling.type == SL_ROPE_LLAMA3)
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported 'rope_scaling.rope_type' (\"llama3\") for %s",
                             src->path, "Olmo2ForCausalLM");
     a->o_bias = a->qkv_bias;

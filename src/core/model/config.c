@@ -95,11 +95,11 @@ static sl_status add_eos(const char *path, json_object *root, sl_model_config *c
     return SL_STATUS_OK;
 }
 
-static sl_status parse_rope_scaling(const char *path, json_object *root, sl_model_config *c, sl_error *err)
+static sl_status parse_rope_scaling(const char *path, json_object *root, sl_rope_scaling *c, sl_error *err)
 {
     json_object *rs = NULL;
-    c->rope_type = SL_ROPE_DEFAULT;
-    c->rope_factor = 1.0f;
+    c->type = SL_ROPE_DEFAULT;
+    c->factor = 1.0f;
     if (!json_object_object_get_ex(root, "rope_scaling", &rs) || json_object_is_type(rs, json_type_null))
         return SL_STATUS_OK;
     if (!json_object_is_type(rs, json_type_object))
@@ -114,24 +114,23 @@ static sl_status parse_rope_scaling(const char *path, json_object *root, sl_mode
                             value_text(rs));
     if (strcmp(type, "default") == 0)
         return SL_STATUS_OK;
-    sl_status rc = get_float(path, rs, "factor", 1.0, 0.0, &c->rope_factor, err);
+    sl_status rc = get_float(path, rs, "factor", 1.0, 0.0, &c->factor, err);
     if (rc != SL_STATUS_OK)
         return rc;
     if (strcmp(type, "linear") == 0) {
-        c->rope_type = SL_ROPE_LINEAR;
+        c->type = SL_ROPE_LINEAR;
         return SL_STATUS_OK;
     }
     if (strcmp(type, "llama3") == 0) {
-        c->rope_type = SL_ROPE_LLAMA3;
-        if ((rc = get_float(path, rs, "low_freq_factor", 1.0, 0.0, &c->rope_low_freq_factor, err)) ||
-            (rc = get_float(path, rs, "high_freq_factor", 4.0, 0.0, &c->rope_high_freq_factor, err)) ||
-            (rc = get_int(path, rs, "original_max_position_embeddings", true, 0, 1, &c->rope_original_max_position,
-                          err)))
+        c->type = SL_ROPE_LLAMA3;
+        if ((rc = get_float(path, rs, "low_freq_factor", 1.0, 0.0, &c->low_freq_factor, err)) ||
+            (rc = get_float(path, rs, "high_freq_factor", 4.0, 0.0, &c->high_freq_factor, err)) ||
+            (rc = get_int(path, rs, "original_max_position_embeddings", true, 0, 1, &c->original_max_position, err)))
             return rc;
-        if (c->rope_high_freq_factor == c->rope_low_freq_factor)
+        if (c->high_freq_factor == c->low_freq_factor)
             return sl_error_set(err, SL_STATUS_E_FORMAT,
                                 "%s: 'rope_scaling' low_freq_factor and high_freq_factor must differ (both %g)", path,
-                                (double)c->rope_low_freq_factor);
+                                (double)c->low_freq_factor);
         return SL_STATUS_OK;
     }
     return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: unsupported 'rope_scaling.rope_type' (\"%s\")", path, type);
@@ -221,13 +220,12 @@ sl_status sl_config_parse(const char *path, json_object *root, sl_model_config *
                             c->n_head, c->n_head_kv);
     if ((rc = get_float(path, root, "rms_norm_eps", 1e-6, 0.0, &c->rms_eps, err)) ||
         (rc = get_float(path, root, "rope_theta", 10000.0, 0.0, &c->rope_theta, err)) ||
-        (rc = get_bool(path, root, "tie_word_embeddings", false, &c->tie_word_embeddings, err)) ||
-        (!family->own_rope_scaling && (rc = parse_rope_scaling(path, root, c, err))))
+        (rc = get_bool(path, root, "tie_word_embeddings", false, &c->tie_word_embeddings, err)))
         return rc;
-    if (family->own_rope_scaling)
-        c->rope_factor = 1.0f;
     sl_arch_defaults(c, a);
     a->family = family;
+    if (!family->own_rope_scaling && (rc = parse_rope_scaling(path, root, &a->rope_scaling, err)))
+        return rc;
     if ((rc = family->configure(&src, c, a, err)))
         return rc;
     json_object *bos = NULL;

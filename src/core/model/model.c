@@ -266,24 +266,23 @@ static sl_status quantize_model_q8(sl_model *m, sl_error *err)
  * base have none) and, given `divisors`, longrope's 1 / (factor * base^e). */
 static void compute_inv_freq(const sl_model *m, float *out, float theta, bool scaled_rope, const float *divisors)
 {
-    const sl_model_config *c = &m->cfg;
+    const sl_rope_scaling *rs = &m->arch.rope_scaling;
     int32_t dims = m->arch.rope_dims, half = dims / 2;
     for (int32_t i = 0; i < half; i++) {
         float e = (float)(2 * i) / (float)dims;
         float power = (float)pow((double)theta, (double)e);
         float inv = divisors ? 1.0f / (divisors[i] * power) : 1.0f / power;
-        if (scaled_rope && c->rope_type == SL_ROPE_LINEAR) {
-            inv = inv / c->rope_factor;
-        } else if (scaled_rope && c->rope_type == SL_ROPE_LLAMA3) {
-            float old_ctx = (float)c->rope_original_max_position;
-            float low_wavelen = old_ctx / c->rope_low_freq_factor;
-            float high_wavelen = old_ctx / c->rope_high_freq_factor;
+        if (scaled_rope && rs->type == SL_ROPE_LINEAR) {
+            inv = inv / rs->factor;
+        } else if (scaled_rope && rs->type == SL_ROPE_LLAMA3) {
+            float old_ctx = (float)rs->original_max_position;
+            float low_wavelen = old_ctx / rs->low_freq_factor;
+            float high_wavelen = old_ctx / rs->high_freq_factor;
             float wavelen = (float)(2.0 * 3.14159265358979323846) / inv;
-            float scaled = wavelen > low_wavelen ? inv / c->rope_factor : inv;
+            float scaled = wavelen > low_wavelen ? inv / rs->factor : inv;
             if (!(wavelen < high_wavelen) && !(wavelen > low_wavelen)) {
-                float smooth = (old_ctx / wavelen - c->rope_low_freq_factor) /
-                               (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                scaled = (1.0f - smooth) * scaled / c->rope_factor + smooth * scaled;
+                float smooth = (old_ctx / wavelen - rs->low_freq_factor) / (rs->high_freq_factor - rs->low_freq_factor);
+                scaled = (1.0f - smooth) * scaled / rs->factor + smooth * scaled;
             }
             inv = scaled;
         }
