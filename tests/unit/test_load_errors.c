@@ -207,6 +207,33 @@ Test(load_errors, unsupported_architecture)
                  "unsupported architecture at 'model_type' (\"deepseek_v3\"; " SUPPORTED);
 }
 
+/* The window a config gives, as transformers reads it: MistralConfig's 4096 when the key is
+ * missing and none when it is null; Llama has none. */
+static int32_t window_of(const char *architecture, const char *window_line)
+{
+    char arch[64];
+    snprintf(arch, sizeof arch, "\"%s\"", architecture);
+    const char *config = config_with("\"LlamaForCausalLM\"", arch);
+    char edited[8192];
+    const char *at = strstr(config, "\"vocab_size\"");
+    cr_assert_not_null(at);
+    snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - config), config, window_line, at);
+    sl_error err;
+    sl_model *m = sl_model_load(dir_with_config(edited), &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    int32_t w = sl_model_get_config(m)->sliding_window;
+    sl_model_free(m);
+    return w;
+}
+
+Test(load_config, sliding_window_defaults)
+{
+    cr_expect_eq(window_of("MistralForCausalLM", ""), 4096);
+    cr_expect_eq(window_of("MistralForCausalLM", "\"sliding_window\": null, "), 0);
+    cr_expect_eq(window_of("MistralForCausalLM", "\"sliding_window\": 8, "), 8);
+    cr_expect_eq(window_of("LlamaForCausalLM", "\"sliding_window\": 8, "), 0);
+}
+
 /* A supported family with a value outside what is implemented names the key and the value. */
 Test(load_errors, unimplemented_config_value)
 {

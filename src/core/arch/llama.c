@@ -21,12 +21,14 @@ static sl_status configure_llama(const sl_cfg_src *src, sl_model_config *c, sl_a
 const sl_family sl_family_llama = {
     .architecture = "LlamaForCausalLM", .model_type = "llama", .norm = PRE_NORMS, .configure = configure_llama};
 
-/* Mistral: a sliding window on every layer when "sliding_window" is set. */
+/* Mistral: a sliding window on every layer; MistralConfig's 4096 when the key is missing (v0.1),
+ * none when it is null (v0.2 and later). */
 static sl_status configure_mistral(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc = configure_llama(src, c, a, err);
     if (rc == SL_STATUS_OK)
-        rc = sl_cfg_int(src, "sliding_window", false, 0, 1, &c->sliding_window, err);
+        rc = sl_cfg_int(src, "sliding_window", false, sl_cfg_has(src, "sliding_window") ? 0 : 4096, 1,
+                        &c->sliding_window, err);
     a->window = c->sliding_window;
     return rc;
 }
