@@ -123,6 +123,9 @@ T.case("malformed templates name line and column", function()
     { "{{ 1 / 0 }}", "line 1, column 6: division by zero" },
     { "{% for x in 5 %}{% endfor %}", "line 1, column 4: 'int' object is not iterable" },
     { "{% break %}", "'break' or 'continue' outside a loop" },
+    { "{{ 'ab'.strip(true) }}", "strip arg must be None or str" },   -- as Python's TypeError
+    { "{{ 'ab'.rstrip(1) }}", "strip arg must be None or str" },
+    { "{{ 'a b'.split(true) }}", "must be str or None" },
   }
   for _, c in ipairs(cases) do
     local out, err, kind = chat.render(c[1], "{}")

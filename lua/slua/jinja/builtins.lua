@@ -33,15 +33,16 @@ local SPACES = {
 for cp = 0x2000, 0x200A do SPACES[utf8.char(cp)] = true end
 B.SPACES = SPACES
 
-local function char_set(chars)
+local function char_set(chars, nd)
   if chars == nil or chars == V.none then return SPACES end
+  if type(chars) ~= "string" then V.fail("strip arg must be None or str", nd) end
   local set = {}
   for _, c in ipairs(V.chars(chars)) do set[c] = true end
   return set
 end
 
-function B.strip(s, chars, left, right)
-  local set = char_set(chars)
+function B.strip(s, chars, left, right, nd)
+  local set = char_set(chars, nd)
   local cs = V.chars(s)
   local a, b = 1, #cs
   if left then while a <= b and set[cs[a]] do a = a + 1 end end
@@ -71,6 +72,7 @@ function B.split(s, sep, maxsplit)
     end
     return out
   end
+  if type(sep) ~= "string" then V.fail("must be str or None, not " .. type(sep)) end
   if sep == "" then V.fail("empty separator") end
   local pos = 1
   while true do
@@ -303,9 +305,9 @@ local function bound(name, fn) return V.callable(name, fn) end
 local function opt(v) if v == nil or v == V.none then return nil end return v end
 
 local STRING_METHODS = {
-  strip = function(s, a) return B.strip(s, a[1], true, true) end,
-  lstrip = function(s, a) return B.strip(s, a[1], true, false) end,
-  rstrip = function(s, a) return B.strip(s, a[1], false, true) end,
+  strip = function(s, a, _, nd) return B.strip(s, a[1], true, true, nd) end,
+  lstrip = function(s, a, _, nd) return B.strip(s, a[1], true, false, nd) end,
+  rstrip = function(s, a, _, nd) return B.strip(s, a[1], false, true, nd) end,
   split = function(s, a, kw) return B.split(s, a[1] or kw.sep, a[2] or kw.maxsplit) end,
   startswith = function(s, a, _, nd) return affix_test(s, a[1], false, nd) end,
   endswith = function(s, a, _, nd) return affix_test(s, a[1], true, nd) end,
