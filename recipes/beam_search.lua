@@ -38,7 +38,7 @@ return sl.recipe{
     if opt.num_beam_groups > 1 then chain:insert(1, P.hamming_diversity(opt.diversity_penalty)) end
     return beam.search{
       model = model, prompt = ctx.prompt, chain = chain, eos = eos, progress = progress, on_step = progress.on_step,
-      session = { kv_type = opt.kv_type },
+      session = sl.intervene.session_options(ctx, { kv_type = opt.kv_type }),
       num_beams = opt.num_beams, num_beam_groups = opt.num_beam_groups, max_new_tokens = opt.max_new_tokens,
       length_penalty = opt.length_penalty, num_return_sequences = opt.num_return_sequences,
       early_stopping = decode.early_stopping(opt.early_stopping),

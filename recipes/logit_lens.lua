@@ -24,7 +24,7 @@ return sl.recipe{
     local opt, model = ctx.opt, ctx.model
     local ids = sl.prompt_ids(model, opt)
     if opt.max_new_tokens > 0 then                 -- extend with the greedy continuation
-      local s <close> = model:session()
+      local s <close> = sl.session(ctx)
       local out = s:prefill(ids)
       for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
         local id = out.logits:argmax()
@@ -33,7 +33,8 @@ return sl.recipe{
         out = s:step(id)
       end
     end
-    local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil })
+    local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil,
+                                               intervene = sl.intervene.of_run(ctx) })
     if opt.svg ~= "" then
       local f = io.open(opt.svg, "w") or sl.fail("option --svg: cannot write " .. opt.svg)
       f:write(lens.svg(profile, { lens = opt.lens, color = opt.color, title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") }))

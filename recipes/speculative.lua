@@ -34,12 +34,12 @@ return sl.recipe{
     else
       local N = model.n_layer
       local spec = opt.draft_skip_blocks ~= "" and opt.draft_skip_blocks or ("%d:%d"):format(N // 2, N - 1)
-      draft = model:session{ skip = speculative.parse_blocks(spec, N), kv_type = opt.kv_type }
+      draft = sl.session(ctx, { skip = speculative.parse_blocks(spec, N), kv_type = opt.kv_type })
     end
     local eos = {}
     for _, id in ipairs(decode.eos_ids(opt, model)) do eos[id] = true end
     return decode.speculative({
-      model = model, main = model:session{ kv_type = opt.kv_type }, draft = draft, prompt = ctx.prompt, k = opt.draft_tokens,
+      model = model, main = sl.session(ctx, { kv_type = opt.kv_type }), draft = draft, prompt = ctx.prompt, k = opt.draft_tokens,
       max_new_tokens = opt.max_new_tokens, chain = sl.chain(sl.processors.standard(opt)), eos = eos,
       sample = opt.do_sample, rng = sl.rng(opt.seed), draft_name = opt.draft_model ~= "" and opt.draft_model or nil,
     }, progress)

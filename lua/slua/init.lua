@@ -25,6 +25,8 @@ local recipe = require "slua.recipe"
 M.recipe = recipe            -- sl.recipe{...}: a recipe value; sl.recipe.load(name): a recipe file's
 M.run_options = run.options  -- sl.options over the flags every generation recipe shares
 M.prompt_ids = run.prompt_ids
+M.session = run.session  -- sl.session(ctx, opts [, model]): a session with the run's --intervene
+M.intervene = require "slua.intervene"  -- intervention specs: sl.intervene.load(model, file | ops)
 M.generate = run.script_generate  -- the loop, run from a plain script (printing as the command line)
 M.generate_many = recipe.generate_many  -- many runs of a recipe, batched (slua.batch)
 

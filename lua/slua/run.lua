@@ -23,6 +23,7 @@ local options = require "slua.options"
 local processors = require "slua.processors"
 local batch = require "slua.batch"
 local chat_options = require "slua.chat.options"
+local intervene = require "slua.intervene"
 
 local run = {}
 
@@ -37,6 +38,7 @@ run.input = {
   weights = "stored",       -- stored | q8_0 (lossy, not HF-exact)
   mmap = false,             -- map the checkpoint instead of reading it into memory
   format = "text",          -- text | json
+  intervene = "",           -- JSON spec of activation interventions (slua.intervene)
 }
 run.common = {
   max_new_tokens = 64,
@@ -210,6 +212,13 @@ function run.decoder(recipe, ctx)
   }
 end
 
+-- A session of the run's model (or of `model`) with the run's --intervene, if any. Recipes that
+-- make their own sessions call this (sl.session) so that --intervene reaches them.
+function run.session(ctx, opts, model)
+  model = model or ctx.model
+  return model:session(intervene.session_options(ctx, opts, model))
+end
+
 -- A fresh run context's common fields.
 local function start(ctx, model)
   local opt = ctx.opt
@@ -228,13 +237,15 @@ function run.generate(recipe, ctx)
   local tok = model.tokenizer
   start(ctx, model)
   util.check_options(opt, model)
+  intervene.of_run(ctx)  -- a bad spec fails before anything is printed
   local d = run.decoder(recipe, ctx)
   -- A caller's prefix cache (ctx.sessions): the main session of the previous generation with
   -- the same model and session options is continued from the longest prefix it shares with
   -- this prompt. Recipes with amateur sessions always start afresh. The pool's optional
   -- `siblings` are the pools of the other slots of a batch.
   local pool, reused = ctx.sessions, nil
-  local pool_key = pool and not d.amateurs and (model.path .. core.json_encode(d.session or {}))
+  local pool_key = pool and not d.amateurs
+    and (model.path .. core.json_encode(d.session or {}) .. intervene.key(ctx))
   if pool_key and pool.key == pool_key and pool.model == model then reused = pool.session end
   -- A fresh pool of a batch slot (slua.batch) starts from a copy of a sibling slot's session,
   -- so that a prefix every prompt shares (a few-shot demo) is evaluated once, not per slot.
@@ -246,7 +257,7 @@ function run.generate(recipe, ctx)
       end
     end
   end
-  ctx.session = reused or model:session(d.session)
+  ctx.session = reused or run.session(ctx, d.session)
   if pool_key then pool.key, pool.model, pool.session = pool_key, model, ctx.session end
   ctx.amateurs = d.amateurs and d.amateurs(ctx) or {}
   local chain, sample, scores_of, eos = d.chain, d.sample, d.scores, d.eos
@@ -295,6 +306,8 @@ function run.generate(recipe, ctx)
       while keep < #prompt - 1 and held[keep + 1] == prompt[keep + 1] do keep = keep + 1 end
       ctx.session:rewind(keep)
     end
+    -- "prompt" and "generated" positions of interventions: the whole prompt, reused or not
+    ctx.session:set_prompt_length(#prompt)
     eval_all(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}), prompt)
   end
   for step = 0, opt.max_new_tokens - 1 do
@@ -343,6 +356,7 @@ function run.execute(recipe, ctx)
   if not recipe.run then return (run.generate(recipe, ctx)) end
   start(ctx, run.model(ctx))
   util.check_options(ctx.opt, ctx.model)
+  intervene.of_run(ctx)
   local result = recipe.run(ctx)
   if not ctx.emitted then
     run.emit_result(result, ctx, recipe.text and function(r) recipe.text(r, ctx) end)

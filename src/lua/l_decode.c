@@ -11,7 +11,7 @@
 static int l_session_clone(lua_State *L)
 {
     l_session_box *src = l_checksession(L, 1);
-    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 3);
     b->s = NULL;
     b->generation = 0;
     luaL_setmetatable(L, L_SESSION);

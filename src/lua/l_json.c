@@ -201,6 +201,35 @@ static void encode(lua_State *L, jbuf *b, int idx, int depth)
         luaL_error(L, "json_encode: cannot encode a light userdata");
         break;
     case LUA_TUSERDATA: {
+        l_tensor *t = luaL_testudata(L, idx, L_TENSOR);
+        if (t) { /* nested arrays by its shape */
+            int64_t idx_[4] = {0};
+            for (int32_t d = 0; d < t->ndim; d++)
+                jb_char(b, '[');
+            for (int64_t k = 0; k < t->n; k++) {
+                if (k) {
+                    int32_t closed = 0; /* dimensions that just wrapped around */
+                    for (int32_t d = t->ndim - 1; d > 0 && idx_[d] == 0; d--)
+                        closed++;
+                    for (int32_t c = 0; c < closed; c++)
+                        jb_char(b, ']');
+                    jb_char(b, ',');
+                    for (int32_t c = 0; c < closed; c++)
+                        jb_char(b, '[');
+                }
+                put_float32(b, t->v[k]);
+                for (int32_t d = t->ndim - 1; d >= 0; d--) { /* advance the index */
+                    if (++idx_[d] < t->shape[d])
+                        break;
+                    idx_[d] = 0;
+                }
+            }
+            if (t->ndim == 0)
+                put_float32(b, t->v[0]);
+            for (int32_t d = 0; d < t->ndim; d++)
+                jb_char(b, ']');
+            break;
+        }
         l_logits *x = luaL_testudata(L, idx, L_LOGITS);
         if (x) {
             jb_char(b, '[');

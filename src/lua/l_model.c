@@ -141,7 +141,8 @@ static int l_model_tostring(lua_State *L)
     return 1;
 }
 
-int l_session_new(lua_State *L); /* model:session(opts), in l_session.c */
+int l_session_new(lua_State *L);         /* model:session(opts), in l_session.c */
+int l_model_intervention(lua_State *L); /* model:intervention(json), in l_intervene.c */
 
 /* model:apply_chat_template(messages, opts): chat templates are rendered in Lua (slua.chat), so
  * the method calls require("slua.chat").apply(model, ...) with its arguments. */
@@ -163,6 +164,7 @@ void sl_lua_open_model(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         {"session", l_session_new},
+        {"intervention", l_model_intervention},
         {"is_eos", l_model_is_eos},
         {"close", l_model_release},
         {"apply_chat_template", l_model_apply_chat_template},

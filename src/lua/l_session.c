@@ -68,7 +68,22 @@ static sl_dtype opt_kv_type(lua_State *L, int opts)
     return (sl_dtype)luaL_error(L, "session: kv_type must be \"f32\" or \"f16\" (got %s)", luaL_tolstring(L, -1, NULL));
 }
 
-/* model:session{n_ctx=, n_batch=, kv_type=, layers={...}, raw=, norm=, hidden=, skip={...}, keep_hidden=} */
+/* opts.intervene: an Intervention, false (none) or absent; *given says whether it was there.
+ * The value stays on the stack. */
+static sl_intervention *opt_intervention(lua_State *L, int opts, bool *given)
+{
+    *given = false;
+    if (lua_isnoneornil(L, opts)) {
+        lua_pushnil(L);
+        return NULL;
+    }
+    lua_getfield(L, opts, "intervene");
+    *given = !lua_isnil(L, -1);
+    return l_optintervention(L, lua_gettop(L));
+}
+
+/* model:session{n_ctx=, n_batch=, kv_type=, layers={...}, raw=, norm=, hidden=, skip={...}, keep_hidden=,
+ * intervene=Intervention} */
 int l_session_new(lua_State *L)
 {
     lua_settop(L, 2); /* options sit at fixed indices below anything pushed later */
@@ -83,7 +98,9 @@ int l_session_new(lua_State *L)
     int32_t n_layers, n_skip;
     int32_t *layers = opt_ints(L, 2, "layers", &n_layers);
     int32_t *skip = opt_ints(L, 2, "skip", &n_skip);
-    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    bool given;
+    sl_intervention *iv = opt_intervention(L, 2, &given);
+    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 3);
     b->s = NULL;
     b->generation = 0;
     luaL_setmetatable(L, L_SESSION);
@@ -94,10 +111,13 @@ int l_session_new(lua_State *L)
     if (!b->s)
         return l_raise(L, &err);
     configure(L, b->s, 2, layers, n_layers, skip, n_skip, what);
+    if (iv && sl_session_set_intervention(b->s, iv, &err) != SL_STATUS_OK)
+        return l_raise(L, &err);
     return 1;
 }
 
-/* session:fork{skip={...}, layers=..., raw=, norm=, hidden=} */
+/* session:fork{skip={...}, layers=..., raw=, norm=, hidden=, intervene=Intervention|false}: without
+ * intervene, the fork takes the parent's intervention */
 static int l_session_fork(lua_State *L)
 {
     lua_settop(L, 2);
@@ -109,7 +129,9 @@ static int l_session_fork(lua_State *L)
     int32_t *skip = opt_ints(L, 2, "skip", &n_skip);
     if (!skip)
         luaL_argerror(L, 2, "fork needs a 'skip' list");
-    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 2);
+    bool given;
+    sl_intervention *iv = opt_intervention(L, 2, &given);
+    l_session_box *b = lua_newuserdatauv(L, sizeof *b, 3);
     b->s = NULL;
     b->generation = 0;
     luaL_setmetatable(L, L_SESSION);
@@ -118,7 +140,8 @@ static int l_session_fork(lua_State *L)
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 2); /* keep the parent reachable */
     sl_error err;
-    b->s = sl_session_fork(parent->s, skip, n_skip, &err);
+    b->s = given ? sl_session_fork_intervened(parent->s, skip, n_skip, iv, &err)
+                 : sl_session_fork(parent->s, skip, n_skip, &err);
     if (!b->s)
         return l_raise(L, &err);
     configure(L, b->s, 2, layers, n_layers, NULL, 0, what);

@@ -9,6 +9,7 @@
 #include <lua.h>
 
 #include "slua/sl.h"
+#include "slua/sl_intervene.h"
 #include "slua/sl_tokenizer.h"
 
 #define L_MODEL "slua.Model"
@@ -19,6 +20,7 @@
 #define L_STREAM "slua.Stream"
 #define L_RNG "slua.Rng"
 #define L_OUTPUT "slua.Output"
+#define L_TENSOR "slua.Tensor"
 
 /* A handle box: NULL ptr = closed. Created closed before the core call (liolib's newprefile). */
 typedef struct l_box {
@@ -38,6 +40,14 @@ typedef struct l_logits {
     float v[];
 } l_logits;
 
+/* Tensor: a float32 array of up to 4 dimensions, stored inline (row-major). */
+typedef struct l_tensor {
+    int32_t ndim;
+    int64_t shape[4];
+    int64_t n;
+    float v[];
+} l_tensor;
+
 typedef struct l_mask {
     int32_t n;
     uint8_t keep[];
@@ -49,6 +59,10 @@ l_session_box *l_checksession(lua_State *L, int idx);
 l_logits *l_checklogits(lua_State *L, int idx);
 l_logits *l_newlogits(lua_State *L, int32_t n);
 l_mask *l_checkmask(lua_State *L, int idx);
+l_tensor *l_newtensor(lua_State *L, int32_t ndim, const int64_t *shape);
+l_tensor *l_checktensor(lua_State *L, int idx);
+/* An Intervention argument; nil or false = none. */
+sl_intervention *l_optintervention(lua_State *L, int idx);
 l_mask *l_newmask(lua_State *L, int32_t n);
 
 /* A userdata slot whose __gc frees the malloc'd pointer stored in it: C results that Lua must
@@ -80,6 +94,8 @@ void sl_lua_open_session(lua_State *L);
 void sl_lua_open_logits(lua_State *L);
 void sl_lua_open_tokenizer(lua_State *L);
 void sl_lua_open_json(lua_State *L);
+/* Interventions, tensors and the session's hook methods (after Model and Session are open). */
+void sl_lua_open_intervene(lua_State *L);
 /* Processor and warper methods on Logits (after it is open). */
 void sl_lua_open_processors(lua_State *L);
 /* Search-decoder methods on Session (after it is open). */
@@ -94,6 +110,7 @@ void sl_lua_register_contrast(lua_State *L);
 void sl_lua_register_fs(lua_State *L);
 void sl_lua_register_eval(lua_State *L);
 void sl_lua_register_session(lua_State *L);
+void sl_lua_register_intervene(lua_State *L);
 
 /* Push a tokenizer userdata owning tok (used by model loading). */
 void l_pushtokenizer(lua_State *L, sl_tokenizer *tok);

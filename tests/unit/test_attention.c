@@ -147,7 +147,7 @@ static void check_heads(int32_t hd, int32_t n, int32_t n_q, sl_dtype kt)
     for (int32_t c = 0; c < n_q * hd; c++)
         q[c] = uniform();
     const char *K1 = (const char *)K + hd * es, *V1 = (const char *)V + hd * es; /* KV head 1 */
-    sl_attend_heads(out, q, hd, n_q, K1, V1, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, n);
+    sl_attend_heads(out, q, hd, n_q, K1, V1, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, n, NULL);
     for (int32_t h = 0; h < n_q; h++) {
         float *sc1 = malloc((size_t)n * sizeof(float));
         sl_attend(one, q + h * hd, K1, V1, stride, kt, hd, n, sc1);

@@ -40,7 +40,7 @@ function M.new(model, recipe, opt, opts)
     for k, v in pairs(session_opts or {}) do with_ctx[k] = v end
     session_opts = with_ctx
   end
-  self.ctx.session = model:session(session_opts)
+  self.ctx.session = run.session(self.ctx, session_opts)
   self.ctx.amateurs = d.amateurs and d.amateurs(self.ctx) or {}
   self.chain, self.sample, self.scores_of, self.eos = d.chain, d.sample, d.scores, d.eos
   return self

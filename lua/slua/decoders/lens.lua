@@ -33,7 +33,8 @@ function L.profile(model, ids, opts)
   local lens, tok = opts.lens or "norm", model.tokenizer
   local layers = {}
   for l = 0, model.n_layer do layers[#layers + 1] = l end
-  local s <close> = model:session{ layers = layers, raw = true, norm = lens == "norm", hidden = false }
+  local s <close> = model:session{ layers = layers, raw = true, norm = lens == "norm", hidden = false,
+                                   intervene = opts.intervene }
   local result = { layers = layers, positions = {}, entropy = {}, divergence = {}, lang_ratio = opts.lang and {} or nil }
   for i = 1, #layers do result.entropy[i], result.divergence[i] = 0, 0 end
   local lang_hits = {}

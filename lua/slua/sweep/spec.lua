@@ -57,7 +57,7 @@ end
 -- relative to it, so a checkout and an installed prefix, run from any folder, agree.
 local run_only = { threads = true, format = true, mmap = true }
 local off_values = { truncate_prompt = false, weights = "stored", n_ctx = 0, kv_type = "f32", chat = "",
-                     messages = "", system = "", chat_template = "", no_chat_template = false }
+                     messages = "", system = "", chat_template = "", no_chat_template = false, intervene = "" }
 
 function spec.model_name(path)
   if type(path) ~= "string" then return path end
@@ -72,6 +72,7 @@ function spec.recipe_identity(recipe, options)
     if not item_options[k] and not run_only[k] and off_values[k] ~= v then kept[k] = v end
   end
   kept.model = spec.model_name(kept.model)
+  if kept.intervene then kept.intervene = spec.file_identity(kept.intervene) end
   return { recipe = recipe, options = kept }
 end
 
@@ -80,6 +81,14 @@ function spec.task_identity(task_name, settings)
   for k, v in pairs(settings) do kept[k] = v end
   kept.model = spec.model_name(kept.model)
   return { task = task_name, settings = kept }
+end
+
+-- An input file in an identity: its content's hash, so an edited spec is a new point and a
+-- moved one is not.
+function spec.file_identity(path)
+  local text = sl.core.fs.read(path)
+  if not text then sl.fail(("%s: cannot read"):format(path), 2) end
+  return "fnv1a64:" .. spec.hash(text)
 end
 
 -- 64-bit FNV-1a of a string, as 16 hex digits (stable across machines and Lua builds).

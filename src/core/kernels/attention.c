@@ -89,20 +89,30 @@ void sl_attn_softcap(float *sc, int32_t n, float softcap)
         sc[j] = tanhf(sc[j] / softcap) * softcap;
 }
 
-static void attend_one(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt,
-                       int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc)
+/* The steps between scores and values of one head: softcap, the hook's edit, softmax. */
+static void normalise(float *sc, int32_t n, int32_t head, sl_attn_scaling scaling, const sl_attn_hook *hook)
 {
-    sl_attn_scores(sc, q, K, stride, kt, hd, n, scaling.denom);
     if (scaling.softcap > 0)
         sl_attn_softcap(sc, n, scaling.softcap);
+    if (hook && hook->scores)
+        hook->scores(hook->user, head, sc, n);
     sl_attn_softmax(sc, n);
+    if (hook && hook->pattern)
+        hook->pattern(hook->user, head, sc, n);
+}
+
+static void attend_one(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt,
+                       int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc, const sl_attn_hook *hook)
+{
+    sl_attn_scores(sc, q, K, stride, kt, hd, n, scaling.denom);
+    normalise(sc, n, 0, scaling, hook);
     sl_attn_values(out, sc, V, stride, kt, hd, n, false);
 }
 
 void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt, int32_t hd,
                int32_t n, float *sc)
 {
-    attend_one(out, q, K, V, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc);
+    attend_one(out, q, K, V, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, NULL);
 }
 
 /* Rows per block: 64 rows of a 64-dim F32 head are 16 KiB of keys, which stay in L1 while
@@ -111,10 +121,10 @@ void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t
 
 void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
                      int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc,
-                     int64_t sc_stride)
+                     int64_t sc_stride, const sl_attn_hook *hook)
 {
     if (n_q == 1) {
-        attend_one(out, q, K, V, stride, kt, hd, n, scaling, sc);
+        attend_one(out, q, K, V, stride, kt, hd, n, scaling, sc, hook);
         return;
     }
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
@@ -125,11 +135,8 @@ void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, 
         for (int32_t h = 0; h < n_q; h++)
             sl_attn_scores(sc + h * sc_stride + j, q + h * q_stride, Kj, stride, kt, hd, m, denom);
     }
-    for (int32_t h = 0; h < n_q; h++) {
-        if (scaling.softcap > 0)
-            sl_attn_softcap(sc + h * sc_stride, n, scaling.softcap);
-        sl_attn_softmax(sc + h * sc_stride, n);
-    }
+    for (int32_t h = 0; h < n_q; h++)
+        normalise(sc + h * sc_stride, n, h, scaling, hook);
     for (int32_t j = 0; j < n; j += ATTN_BLOCK_ROWS) {
         int32_t m = n - j < ATTN_BLOCK_ROWS ? n - j : ATTN_BLOCK_ROWS;
         const char *Vj = (const char *)V + (int64_t)j * stride * es;

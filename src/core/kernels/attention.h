@@ -37,14 +37,23 @@ typedef struct sl_attn_scaling {
 /* scores[j] = softcap * tanh(scores[j] / softcap) for j < n. */
 void sl_attn_softcap(float *sc, int32_t n, float softcap);
 
+/* Work between the steps of attention, per query head (the index within the call's heads):
+ * scores(user, head, sc, n) may edit the n scores after scaling and softcap, before the
+ * softmax; pattern(user, head, p, n) reads the softmax. Either may be NULL. */
+typedef struct sl_attn_hook {
+    void (*scores)(void *user, int32_t head, float *sc, int32_t n);
+    void (*pattern)(void *user, int32_t head, const float *p, int32_t n);
+    void *user;
+} sl_attn_hook;
+
 /* The n_q query heads that share one KV head (GQA): head h's query at q + h * q_stride, its
  * output at out + h * q_stride, its scores at sc + h * sc_stride ([n] each). The cached rows are
  * taken in blocks that serve every head while they are in cache, so K and V are read from
  * memory once per group instead of once per head; the float32 result is sl_attend's per head
- * (with denom sqrt(hd) and no softcap). */
+ * (with denom sqrt(hd) and no softcap). hook may be NULL. */
 void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
                      int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc,
-                     int64_t sc_stride);
+                     int64_t sc_stride, const sl_attn_hook *hook);
 
 /* The SIMD versions (attention_x86.c) at a level above SL_ISA_GENERIC. */
 void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,

@@ -190,7 +190,16 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
         return rc;
     }
 
-    /* Nothing below can fail: the sessions only change from here on. */
+    /* Nothing below fails but a hook function: the sessions only change from here on. */
+    int32_t *pos0 = malloc((size_t)n * sizeof *pos0);
+    if (!pos0) {
+        plan_free(&p);
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for %d entries", n);
+    }
+    for (int32_t i = 0; i < n; i++) {
+        pos0[i] = e[i].session->pos;
+        sl_hooks_begin_eval(e[i].session, e[i].n_tokens);
+    }
     for (;;) {
         int32_t n_sets = 0, rows = 0;
         for (int32_t i = 0; i < n; i++) {
@@ -207,7 +216,13 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
         }
         if (n_sets == 0)
             break;
-        sl_forward_sets(p.sets, n_sets, &p.bufs); /* cannot fail: its scratch is reserved */
+        if (!sl_forward_sets(p.sets, n_sets, &p.bufs)) { /* its scratch is reserved: only captures can fail */
+            for (int32_t i = 0; i < n; i++)
+                sl_session_rewind(e[i].session, pos0[i], NULL);
+            free(pos0);
+            plan_free(&p);
+            return sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for the captures");
+        }
         for (int32_t j = 0; j < n_sets; j++) {
             sl_session *s = p.sets[j].s;
             int32_t i = find_entry(e, n, s);
@@ -216,6 +231,20 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
             p.done[i] += p.sets[j].n;
         }
     }
+    for (int32_t i = 0; i < n; i++) { /* a failed hook function discards every entry's pass */
+        if (rc == SL_STATUS_OK)
+            rc = sl_hooks_take_failure(e[i].session, err);
+        else
+            sl_hooks_take_failure(e[i].session, NULL);
+    }
+    if (rc != SL_STATUS_OK) {
+        for (int32_t i = 0; i < n; i++)
+            sl_session_rewind(e[i].session, pos0[i], NULL);
+        free(pos0);
+        plan_free(&p);
+        return rc;
+    }
+    free(pos0);
     for (int32_t i = 0; i < n; i++) {
         sl_session *s = e[i].session;
         s->n_all = (e[i].flags & SL_EVAL_ALL_LOGITS) ? e[i].n_tokens : 0;

@@ -56,7 +56,7 @@ static void rope_rows(float *x, int32_t n, int32_t n_heads, int32_t hd, int32_t 
  * and att, over the cached rows its window sees: they go through the cache together
  * (sl_attend_heads), reading it in its stored type. Head h keeps its scores in row h of the
  * session's scratch. */
-static void attend_heads_at(const sl_session *s, int32_t layer, int32_t qpos, int32_t h, int32_t count,
+static void attend_heads_at(sl_session *s, int32_t layer, int32_t qpos, int32_t h, int32_t count,
                             const float *q_row, float *att_row)
 {
     const sl_model *m = s->model;
@@ -66,8 +66,12 @@ static void attend_heads_at(const sl_session *s, int32_t layer, int32_t qpos, in
     int64_t kvd = (int64_t)c->n_head_kv * hd, off = ((int64_t)j0 * kvd + (int64_t)g * hd) * sl_session_kv_size(s);
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     sl_attn_scaling scaling = {m->arch.attn_denom, m->arch.attn_softcap};
+    sl_hooks_attn_ctx ctx;
+    const sl_attn_hook *hook = NULL;
+    if (sl_hooks_at(s, layer, SL_HOOK_ATTN_SCORES) || sl_hooks_at(s, layer, SL_HOOK_PATTERN))
+        hook = sl_hooks_attention(s, layer, qpos, j0, h, false, &ctx);
     sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, kvd,
-                    s->params.kv_type, hd, j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap);
+                    s->params.kv_type, hd, j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap, hook);
 }
 
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). Each query goes
@@ -126,6 +130,7 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     int32_t window = md->blocks[layer].window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
     float denom = md->arch.attn_denom, softcap = md->arch.attn_softcap;
+    bool hooked = sl_hooks_at(s, layer, SL_HOOK_ATTN_SCORES);
     int nt = sl_threads();
     int64_t stride = s->cap;
     for (int32_t i = 0; i < n; i++) {
@@ -142,6 +147,10 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
             if (softcap > 0)
                 sl_attn_softcap(sc, m + 1, softcap);
+            sl_hooks_attn_ctx ctx;
+            const sl_attn_hook *hook = hooked ? sl_hooks_attention(s, layer, p, j0, h, true, &ctx) : NULL;
+            if (hook && hook->scores) /* keys j0 .. p - 1 cached, then the row's own at p */
+                hook->scores(hook->user, 0, sc, m + 1);
             sl_attn_softmax(sc, m + 1);
             /* the own row continues the same sum, as it would as the next cached row */
             sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
@@ -159,6 +168,18 @@ static void store_kv(void *cache, const float *src, int32_t p, int64_t count, in
             dst[i] = sl_f32_to_f16(src[i]);
     } else {
         memcpy((float *)cache + (int64_t)p * kvd, src, (size_t)count * sizeof(float));
+    }
+}
+
+/* The hook point pt of block l on the rows of every active set that has work there; buf holds
+ * the sets' rows one after the other, width floats each. */
+static void hook_sets(sl_fw_set *const *active, int32_t n_active, int32_t l, sl_hook_point pt, float *buf,
+                      int64_t width)
+{
+    for (int32_t a = 0, r = 0; a < n_active; r += active[a]->n, a++) {
+        sl_session *s = active[a]->s;
+        if (sl_hooks_at(s, l, pt))
+            sl_hooks_rows(s, l, pt, buf + (int64_t)r * width, active[a]->n, active[a]->p, width, s->branching);
     }
 }
 
@@ -226,6 +247,14 @@ static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_
             rope_rows(q, n, c->n_head, hd, p, rope, s->rope_cs);
             rope_rows(k, n, c->n_head_kv, hd, p, rope, s->rope_cs);
         }
+        if (s->hooks) { /* queries and keys after RoPE, before the keys and values are cached */
+            if (sl_hooks_at(s, l, SL_HOOK_Q))
+                sl_hooks_rows(s, l, SL_HOOK_Q, q, n, p, qd, s->branching);
+            if (sl_hooks_at(s, l, SL_HOOK_K))
+                sl_hooks_rows(s, l, SL_HOOK_K, k, n, p, kvd, s->branching);
+            if (sl_hooks_at(s, l, SL_HOOK_V))
+                sl_hooks_rows(s, l, SL_HOOK_V, v, n, p, kvd, s->branching);
+        }
         if (!s->parent || l >= s->branch) {
             store_kv(s->k_cache[l], k, p, n * kvd, kvd, s->params.kv_type);
             store_kv(s->v_cache[l], v, p, n * kvd, kvd, s->params.kv_type);
@@ -258,6 +287,7 @@ static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
     float eps = c->rms_eps;
 
     /* attention sublayer */
+    hook_sets(active, n_active, l, SL_HOOK_RESID_PRE, xw, D);
     const float *in = norm_step(bf->xn, xw, b->norm[SL_NORM_ATTN_PRE], W, D, eps);
     sl_matmul_job qkv[3] = {{.out = bf->q, .ldo = qd, .w = &b->wq, .bias = b->bq},
                             {.out = bf->k, .ldo = kvd, .w = &b->wk, .bias = b->bk},
@@ -266,9 +296,13 @@ static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
         return false;
     qk_norm_step(m, b, bf->q, bf->k, W);
     attention_step(active, n_active, bf, m, l);
+    hook_sets(active, n_active, l, SL_HOOK_Z, bf->att, qd);
     if (!sl_matmul(bf->xn, D, bf->att, W, &b->wo, b->bo, bf->scratch))
         return false;
-    add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_ATTN_POST], W, D, eps), (int64_t)W * D);
+    float *out = norm_step(bf->xn, bf->xn, b->norm[SL_NORM_ATTN_POST], W, D, eps);
+    hook_sets(active, n_active, l, SL_HOOK_ATTN_OUT, out, D);
+    add_rows(xw, out, (int64_t)W * D);
+    hook_sets(active, n_active, l, SL_HOOK_RESID_MID, xw, D);
 
     /* MLP sublayer: a dense gated MLP or the routed experts */
     in = norm_step(bf->xn, xw, b->norm[SL_NORM_FFN_PRE], W, D, eps);
@@ -280,7 +314,10 @@ static bool block_forward(sl_fw_set *const *active, int32_t n_active, int32_t W,
                !sl_matmul(bf->xn, D, bf->ff_gate, W, &b->w_down, b->b_down, bf->scratch)) {
         return false;
     }
-    add_rows(xw, norm_step(bf->xn, bf->xn, b->norm[SL_NORM_FFN_POST], W, D, eps), (int64_t)W * D);
+    out = norm_step(bf->xn, bf->xn, b->norm[SL_NORM_FFN_POST], W, D, eps);
+    hook_sets(active, n_active, l, SL_HOOK_MLP_OUT, out, D);
+    add_rows(xw, out, (int64_t)W * D);
+    hook_sets(active, n_active, l, SL_HOOK_RESID_POST, xw, D);
     return true;
 }
 
@@ -456,9 +493,13 @@ bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
     int32_t D = c->n_embd, N = c->n_layer, V = c->n_vocab;
     sl_fw_set *stack[64], **active = n_sets <= 64 ? stack : bf->active;
 
-    for (int32_t i = 0; i < n_sets; i++)
+    for (int32_t i = 0; i < n_sets; i++) {
+        sl_session *s = sets[i].s;
+        if (s->hooks && !s->branching && !sl_hooks_reserve(s, sets[i].p, sets[i].n))
+            return false;
         if (sets[i].src < 0)
             set_start(&sets[i], bf->x + (int64_t)sets[i].row * D);
+    }
     for (int32_t l = 0; l < N; l++) {
         int32_t n_active = 0, W = 0;
         bool all = true;
@@ -531,7 +572,7 @@ sl_status sl_forward_chunk(sl_session *s, const sl_token *tokens, int32_t n, boo
                      .head_logits = s->logits,
                      .scratch = &s->matmul_scratch};
     if (!sl_forward_sets(&set, 1, &bf))
-        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the quantised activations of %d rows",
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the activations of %d rows",
                             s->model->path, n);
-    return SL_STATUS_OK;
+    return sl_hooks_take_failure(s, err);
 }

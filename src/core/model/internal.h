@@ -6,8 +6,10 @@
 #include <stdbool.h>
 
 #include "arch/arch.h"
+#include "kernels/attention.h"
 #include "kernels/kernels.h"
 #include "safetensors.h"
+#include "hooks.h"
 #include "slua/sl_model.h"
 
 typedef struct sl_block {
@@ -106,6 +108,10 @@ struct sl_session {
     float *rope_cs;      /* [head_dim]: cos then sin of one position */
     sl_matmul_scratch matmul_scratch; /* the products' scratch, reserved for n_batch rows */
     int32_t scores_cap;  /* floats in `scores` */
+    /* hook points: interventions, captures and hook functions (NULL = none) */
+    struct sl_hooks *hooks;
+    int32_t prompt_len;  /* "prompt" / "generated" boundary; -1 = the end of the next eval */
+    bool prompt_len_set; /* given by sl_session_set_prompt_length */
 };
 
 /* Hidden states captured for sl_session_eval_rows: rows [row0, row0 + n_rows) counted from
@@ -185,6 +191,42 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
 void *sl_session_kv(const sl_session *s, int32_t layer, bool value);
 /* Bytes per cached key or value element. */
 static inline int64_t sl_session_kv_size(const sl_session *s) { return s->params.kv_type == SL_DTYPE_F16 ? 2 : 4; }
+/* Hook points of the forward pass (hooks.c). Whether block l of s has work at point p. */
+static inline bool sl_hooks_at(const sl_session *s, int32_t l, sl_hook_point p)
+{
+    return s->hooks && (s->hooks->mask[l] >> p & 1u);
+}
+/* The prompt length positions are measured against (a fork's is its parent's). */
+int32_t sl_hooks_prompt_len(const sl_session *s);
+/* Before an eval of n tokens from s->pos: fixes an unset prompt length. */
+void sl_hooks_begin_eval(sl_session *s, int32_t n);
+/* Room for the captures of positions [p, p + n) (false: out of memory). */
+bool sl_hooks_reserve(sl_session *s, int32_t p, int32_t n);
+/* The session's ops, captures and functions at point pt of block l on its n rows of width
+ * floats at positions p, p + 1, ... (all at p when branching). A function that fails leaves
+ * its message for sl_hooks_take_failure; the pass goes on (its results are then discarded). */
+void sl_hooks_rows(sl_session *s, int32_t l, sl_hook_point pt, float *rows, int32_t n, int32_t p, int64_t width,
+                   bool branching);
+/* The attention-score work of session s at block l for the query at qpos, heads from h0, whose
+ * keys start at position j0: NULL when there is none, else ctx->hook (ctx is caller storage). */
+typedef struct sl_hooks_attn_ctx {
+    sl_attn_hook hook;
+    sl_session *s;
+    int32_t layer, qpos, j0, h0;
+    bool capture;
+} sl_hooks_attn_ctx;
+const sl_attn_hook *sl_hooks_attention(sl_session *s, int32_t l, int32_t qpos, int32_t j0, int32_t h0,
+                                       bool branching, sl_hooks_attn_ctx *ctx);
+/* The failure of a hook function during the last pass, once (OK when none). */
+sl_status sl_hooks_take_failure(sl_session *s, sl_error *err);
+/* Rewind / reset: captures past pos are dropped and the automatic prompt length may reopen. */
+void sl_hooks_rewind(sl_session *s, int32_t pos);
+void sl_hooks_free(sl_session *s);
+/* Errors for ops of iv on blocks s skips, or (set_skip) for hooks on blocks a mask skips. */
+sl_status sl_hooks_check_skip(const sl_session *s, const sl_intervention *iv, sl_error *err);
+sl_status sl_hooks_check_mask(const sl_session *s, const uint8_t *skip, sl_error *err);
+/* Make iv the session's (retained), without the fork and skip checks. */
+sl_status sl_hooks_adopt(sl_session *s, sl_intervention *iv, sl_error *err);
 /* Tap of a session at a layer, or NULL. */
 sl_tap *sl_session_find_tap(const sl_session *s, int32_t layer);
 

@@ -137,6 +137,7 @@ static void free_buffers(sl_session *s)
     free(s->head_rows);
     free(s->rope_cs);
     sl_matmul_scratch_free(&s->matmul_scratch);
+    sl_hooks_free(s);
 }
 
 /* The stacked LM-head input and output: row 0 is the final position, then n_req raw rows
@@ -178,6 +179,7 @@ static sl_session *session_new(sl_model *model, const sl_session_params *params,
     }
     atomic_init(&s->refs, 1);
     s->model = sl_model_retain(model);
+    s->prompt_len = -1;
     s->params = params ? *params : sl_session_default_params();
     if (s->params.n_batch <= 0)
         s->params.n_batch = DEFAULT_N_BATCH;
@@ -245,9 +247,17 @@ sl_status sl_session_set_skip(sl_session *s, const int32_t *blocks, int32_t n, s
                             s->parent ? "forked session" : "session that has forks");
     if (s->pos != 0)
         return sl_error_set(err, SL_STATUS_E_STATE, "skip mask: set it at position 0 (session is at %d)", s->pos);
-    memset(s->skip, 0, (size_t)s->model->cfg.n_layer);
+    uint8_t *mask = calloc((size_t)s->model->cfg.n_layer, 1);
+    if (!mask)
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "skip mask: out of memory");
     for (int32_t i = 0; i < n; i++)
-        s->skip[blocks[i]] = 1;
+        mask[blocks[i]] = 1;
+    rc = sl_hooks_check_mask(s, mask, err);
+    if (rc == SL_STATUS_OK)
+        memcpy(s->skip, mask, (size_t)s->model->cfg.n_layer);
+    free(mask);
+    if (rc != SL_STATUS_OK)
+        return rc;
     if (!ensure_caches(s))
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for the KV cache", s->model->path);
     return SL_STATUS_OK;
@@ -307,7 +317,10 @@ static void fork_release_taps(sl_session *s)
             tap_release(s->parent, s->req_layers[i]);
 }
 
-sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip, sl_error *err)
+/* A fork with a skip mask and an intervention: it branches at the first block where either
+ * differs from its parent's. */
+static sl_session *fork_with(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip, sl_intervention *iv,
+                             sl_error *err)
 {
     sl_error_clear(err);
     if (!parent) {
@@ -323,16 +336,16 @@ sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int3
     sl_session *s = session_new(parent->model, &parent->params, err);
     if (!s)
         return NULL;
-    int32_t N = parent->model->cfg.n_layer;
     for (int32_t i = 0; i < n_skip; i++)
         s->skip[skip_blocks[i]] = 1;
-    s->branch = N;
-    for (int32_t l = 0; l < N; l++)
+    s->branch = sl_intervention_first_difference(parent->model, sl_session_intervention(parent), iv);
+    for (int32_t l = 0; l < s->branch; l++)
         if (s->skip[l] != parent->skip[l]) {
             s->branch = l;
             break;
         }
-    if (tap_acquire(parent, s->branch, err) != SL_STATUS_OK) {
+    if (sl_hooks_check_skip(s, iv, err) != SL_STATUS_OK || sl_hooks_adopt(s, iv, err) != SL_STATUS_OK ||
+        tap_acquire(parent, s->branch, err) != SL_STATUS_OK) {
         sl_session_free(s);
         return NULL;
     }
@@ -341,6 +354,18 @@ sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int3
     atomic_fetch_add(&parent->refs, 1);
     parent->n_forks++;
     return s;
+}
+
+sl_session *sl_session_fork(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip, sl_error *err)
+{
+    sl_intervention *theirs = parent ? (sl_intervention *)sl_session_intervention(parent) : NULL;
+    return fork_with(parent, skip_blocks, n_skip, theirs, err);
+}
+
+sl_session *sl_session_fork_intervened(sl_session *parent, const int32_t *skip_blocks, int32_t n_skip,
+                                       sl_intervention *iv, sl_error *err)
+{
+    return fork_with(parent, skip_blocks, n_skip, iv, err);
 }
 
 void sl_session_free(sl_session *s)
@@ -495,6 +520,7 @@ sl_status sl_session_eval(sl_session *s, const sl_token *tokens, int32_t n, unsi
         return rc;
     /* The session only changes from here on; a failed chunk takes it back to where it was. */
     int32_t nb = s->params.n_batch, pos0 = s->pos;
+    sl_hooks_begin_eval(s, n);
     for (int32_t done = 0; done < n; done += nb) {
         int32_t chunk = n - done < nb ? n - done : nb;
         rc = sl_forward_chunk(s, tokens + done, chunk, done + chunk == n, all, done, err);
@@ -561,6 +587,7 @@ sl_status sl_session_rewind(sl_session *s, int32_t pos, sl_error *err)
     if (pos < 0 || pos > s->pos)
         return sl_error_set(err, SL_STATUS_E_RANGE, "rewind: position %d out of range [0, %d]", pos, s->pos);
     s->pos = pos;
+    sl_hooks_rewind(s, pos);
     s->has_logits = false;
     s->has_layers = false;
     s->n_all = 0;

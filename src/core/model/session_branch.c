@@ -65,6 +65,9 @@ static sl_status check_copy(const sl_session *dst, const sl_session *src, sl_err
         return sl_error_set(err, SL_STATUS_E_STATE, "session copy: the skip masks differ");
     if (dst->params.kv_type != src->params.kv_type)
         return sl_error_set(err, SL_STATUS_E_ARG, "session copy: the KV cache types differ (kv_type)");
+    if (sl_intervention_first_difference(src->model, sl_session_intervention(dst), sl_session_intervention(src)) <
+        src->model->cfg.n_layer)
+        return sl_error_set(err, SL_STATUS_E_STATE, "session copy: the interventions differ");
     return SL_STATUS_OK;
 }
 
@@ -114,6 +117,8 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
     if (src->n_req > 0)
         memcpy(dst->layer_hidden, src->layer_hidden, (size_t)src->n_req * (size_t)c->n_embd * sizeof(float));
     dst->pos = src->pos;
+    dst->prompt_len = src->prompt_len;
+    dst->prompt_len_set = src->prompt_len_set;
     dst->has_logits = src->has_logits;
     dst->has_layers = src->has_layers;
     dst->n_all = 0;
@@ -150,6 +155,8 @@ sl_session *sl_session_clone(const sl_session *src, sl_error *err)
     sl_status rc = sl_session_set_skip(s, blocks, n_skip, err);
     free(blocks);
     if (rc == SL_STATUS_OK)
+        rc = sl_hooks_adopt(s, (sl_intervention *)sl_session_intervention(src), err);
+    if (rc == SL_STATUS_OK)
         rc = sl_session_copy(s, src, NULL, err);
     if (rc != SL_STATUS_OK) {
         sl_session_free(s);
@@ -183,6 +190,7 @@ sl_status sl_session_eval_branches(sl_session *s, const sl_token *tokens, int32_
         rc = sl_session_match_rope(s, s->pos + 1, "eval_branches", err);
     if (rc != SL_STATUS_OK)
         return rc;
+    sl_hooks_begin_eval(s, 0);
     s->branching = true;
     rc = sl_forward_chunk(s, tokens, n, true, true, 0, err);
     s->branching = false;
