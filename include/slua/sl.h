@@ -1,7 +1,8 @@
 /* slua — the public C API. Include this one header; it never includes lua.h.
  * Sections: basics (sl_base.h), models and sessions with their copies and branches
- * (sl_model.h), logits ops , processors, warpers and sampling (sl_ops.h), tokenizers
- * (sl_tokenizer.h), teacher-forced scores (sl_eval.h). */
+ * (sl_model.h), logits ops, processors, warpers and sampling (sl_ops.h), tokenizers
+ * (sl_tokenizer.h), teacher-forced scores (sl_eval.h), activation interventions and captures
+ * (sl_intervene.h). */
 #ifndef SLUA_SL_H
 #define SLUA_SL_H
 
