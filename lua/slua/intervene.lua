@@ -6,28 +6,36 @@
 --   model:session{ intervene = iv }                           -- or session:intervene(iv)
 --
 -- The spec format and the hook names are those of docs/spec/interventions.md. A spec names
--- vectors as "FILE.safetensors:NAME" relative to the spec file's directory. Every error names
--- the op's index and field; loading one for the command line is a usage error (exit 2).
+-- vectors as "FILE.safetensors:NAME" relative to the spec file's directory (inline JSON: the
+-- working directory). Every error names the op's index (from 0) and field; loading one for
+-- the command line is a usage error (exit 2).
 local core = require "slua.core"
 local options = require "slua.options"
+local util = require "slua.util"
 
 local M = {}
 
 local function read_file(path)
   local text, err = core.fs.read(path)
-  if not text then options.fail(("%s: cannot read (%s)"):format(path, tostring(err or "no such file")), 2) end
+  if not text then options.fail(err and tostring(err) or (path .. ": cannot read"), 2) end
   return text
 end
 
 local function dirname(path) return path:match("^(.*)/[^/]*$") or "." end
 
--- intervene.load(model, spec) -> Intervention: spec is a path to a JSON file, a table of ops,
--- or an Intervention already made. Bad specs are clean usage failures.
+-- Whether an --intervene value is the spec itself (inline JSON) rather than a file name.
+local function inline(v) return type(v) == "string" and v:find("^%s*%[") ~= nil end
+
+-- intervene.load(model, spec) -> Intervention: spec is a path to a JSON file, the JSON text
+-- itself ("[{...}]"), a table of ops, or an Intervention already made. Bad specs are clean
+-- usage failures.
 function M.load(model, spec)
   if type(spec) == "userdata" then return spec end
   local text, label, base
   if type(spec) == "table" then
     text, label = core.json_encode(spec), "intervention"
+  elseif inline(spec) then
+    text, label = spec, "--intervene"
   elseif type(spec) == "string" then
     text, label, base = read_file(spec), spec, dirname(spec)
   else
@@ -55,11 +63,17 @@ function M.session_options(ctx, opts, model)
   return with
 end
 
+-- What a spec file is in settings hashes: its content's hash, so an edited spec gives new
+-- settings and a moved one does not. (Vector files it names are taken by name.)
+function M.identity(path)
+  return "fnv1a64:" .. util.fnv1a64(inline(path) and path or read_file(path))
+end
+
 -- A stable text of the run's intervention for keys and hashes: the spec file's content.
 function M.key(ctx)
   local file = ctx.opt and ctx.opt.intervene
   if not file or file == "" then return "" end
-  return read_file(file)
+  return inline(file) and file or read_file(file)
 end
 
 return M

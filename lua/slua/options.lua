@@ -76,7 +76,7 @@ O.known = {
   n_ctx = { type = "integer", min = 0, help = "context length (0 = max_position_embeddings; RoPE runs past it)" },
   seed = { type = "integer", min = 0, help = "seed of the sampling generator" },
   intervene = { type = "string",
-                help = "activation interventions: a JSON list of ops at TransformerLens hook points (docs/spec/interventions.md)" },
+                help = "activation interventions: a JSON file (or inline JSON) listing ops at TransformerLens hook points (docs/spec/interventions.md)" },
   kv_type = { choices = { "f32", "f16" },
               help = "KV cache storage: f32 (HF float32) or f16 (half the cache reads at long contexts; lossy: logits move by up to ~0.04, tokens may differ at near ties)" },
   threads = { type = "integer", min = 0, max = core.max_threads,

@@ -68,6 +68,16 @@ function U.is_interrupt(err)
   return type(msg) == "string" and msg:find("interrupted", 1, true) ~= nil and #msg < 80
 end
 
+-- 64-bit FNV-1a of a string as 16 hex digits (stable across machines and Lua builds): the
+-- hashes of settings, sweep points and input files.
+function U.fnv1a64(text)
+  local h = -3750763034362895579  -- 0xcbf29ce484222325
+  for i = 1, #text do
+    h = (h ~ text:byte(i)) * 1099511628211
+  end
+  return ("%016x"):format(h)
+end
+
 ---------------------------------------------------------------------------- loading
 
 -- sl.load(dir [, {tokenizer = true, weights = "stored" | "q8_0"}]) -> Model | nil, message, code

@@ -85,6 +85,8 @@ local opt = sl.options(rest, {
   post_softmax = { default = "", help = 'true|false: renormalise the contrast ("" = the task\'s default)' },
   recipe = { default = "", help = 'generating tasks: the decoder ("" = greedy for the baseline, else dola)' },
   recipe_options = { default = "", help = "generating tasks: the recipe's options as a JSON object" },
+  intervene = { default = "",
+    help = "activation interventions (a JSON spec, docs/spec/interventions.md), in the settings by content" },
   max_new_tokens = 256,
   repetition_penalty = { default = "", help = 'generating tasks ("" = 1.0 for the baseline, 1.2 for DoLa)' },
   lang = { default = "zh", help = "mgsm: the language (bn, de, en, es, fr, ja, ru, sw, te, th, zh)" },

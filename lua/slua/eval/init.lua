@@ -44,13 +44,16 @@ end
 
 -- The session lm_score uses for a model. Sequences may be longer than max_position_embeddings
 -- (the references run them: RoPE is defined at every position), so the context grows as needed.
-function M.session(model, need)
+-- With an intervention (an Intervention of slua.intervene) the session carries it; another
+-- intervention starts a new session, since the cached prefix was computed under the old one.
+function M.session(model, need, intervention)
   local entry = sessions[model]
   need = math.max(need or 0, model.config.max_position)
-  if not entry or entry.n_ctx < need then
+  if not entry or entry.n_ctx < need or entry.intervention ~= intervention then
     local n_ctx = math.max(need, entry and entry.n_ctx * 2 or 0)
     if entry then entry.session:close() end
-    entry = { session = model:session{ n_ctx = n_ctx }, n_ctx = n_ctx }
+    entry = { session = model:session{ n_ctx = n_ctx, intervene = intervention }, n_ctx = n_ctx,
+              intervention = intervention }
     sessions[model] = entry
   end
   return entry.session
@@ -87,7 +90,13 @@ function M.lm_score(model, full_ids, n_prefix, opts)
     premature = opts.candidate_layers or opts.candidate_premature_layers
     if type(premature) ~= "table" or #premature == 0 then error("lm_score: dola needs candidate_layers", 2) end
   end
-  local s = M.session(model, #full_ids)
+  local s = M.session(model, #full_ids, opts.intervention)
+  if opts.intervention then
+    -- "prompt" positions of the ops are the context, "generated" ones the continuation: the
+    -- cached prefix is kept only where both sequences call it the context
+    s:rewind(math.min(s:pos(), n_prefix, math.max(s:prompt_length(), 0)))
+    s:set_prompt_length(n_prefix)
+  end
   local r = core.lm_score(s, full_ids, n_prefix, {
     mode = mode, premature = premature, mature_layer = opts.mature_layer,
     relative_top = opts.relative_top, relative_top_value = opts.relative_top_value,
@@ -150,6 +159,7 @@ function M.generate(model, prompt_text, setting, stops)
   options.max_new_tokens = setting.max_new_tokens or 256
   if stops and #stops > 0 then options.stop = table.concat(stops, "|") end
   if setting.seed then options.seed = setting.seed end
+  if setting.intervene then options.intervene = setting.intervene end
   -- The official scripts run few-shot prompts past max_position_embeddings (RoPE is defined
   -- there); unless --n-ctx says otherwise, the context grows to fit, in powers of two so the
   -- prefix cache keeps one session for most items.

@@ -38,15 +38,7 @@ local function canonical(v)
 end
 runner.canonical = canonical
 
--- FNV-1a, 64 bits, as 16 hex digits.
-function runner.hash(settings)
-  local h = 0xcbf29ce484222325
-  for i = 1, #settings do
-    h = h ~ settings:byte(i)
-    h = h * 0x100000001b3
-  end
-  return ("%016x"):format(h)
-end
+runner.hash = sl.fnv1a64
 
 function runner.settings_hash(settings) return runner.hash(canonical(settings)) end
 

@@ -7,6 +7,7 @@
 -- opts (nil or "" = the default; numbers and booleans may be given as text, as flags give them):
 --   early_exit_layers  "-1" | "a,b" | "a,b,...,N" or a list      (default -1, the baseline)
 --   scoring tasks:     relative_top, relative_top_value, post_softmax (task defaults), prefix_cache, details
+--   both:              intervene (a JSON spec of activation interventions, slua.intervene)
 --   generating tasks:  recipe (greedy for the baseline, else dola), recipe_options (table or JSON),
 --                      repetition_penalty, max_new_tokens (256), seed (42), lang, n_ctx, prefix_cache
 -- `setting` is what task.evaluate receives; `settings` is everything that decides the results
@@ -14,15 +15,17 @@
 local sl = require "slua.util"
 local ev = require "slua.eval"
 local data = require "slua.eval.data"
+local intervene = require "slua.intervene"
 
 local evs = {}
 
 -- Option names each kind of task accepts (the sweep checks its keys against these).
 evs.keys = {
   score = { early_exit_layers = true, relative_top = true, relative_top_value = true, post_softmax = true,
-            prefix_cache = true, details = true },
+            prefix_cache = true, details = true, intervene = true },
   generate = { early_exit_layers = true, recipe = true, recipe_options = true, repetition_penalty = true,
-               max_new_tokens = true, seed = true, n_ctx = true, prefix_cache = true, details = true },
+               max_new_tokens = true, seed = true, n_ctx = true, prefix_cache = true, details = true,
+               intervene = true },
 }
 
 local function given(v) return v ~= nil and v ~= "" end
@@ -87,6 +90,11 @@ function evs.build(task, model, opts)
                      mode = mode.mode }
   local setting = { details = boolean_or(opts.details, false, "details") }
   for k, v in pairs(mode) do setting[k] = v end
+  -- an intervention spec (--intervene FILE): checked now, hashed by its content
+  if given(opts.intervene) then
+    setting.intervention, setting.intervene = intervene.load(model, opts.intervene), opts.intervene
+    settings.intervene = intervene.identity(opts.intervene)
+  end
   local prefix_cache = boolean_or(opts.prefix_cache, true, "prefix-cache")
 
   if task.kind == "score" then

@@ -16,6 +16,9 @@
 --              (none: length, tokens_per_s, distinct_2, rep_rate; slua.sweep.metrics)
 --   steps    = false                    -- keep the recipe's per-step details in results
 --   plot     = { x = "repetition_penalty", series = "dola_layers" }  -- default: swept keys
+--   A field of an intervention spec is an axis too: with fixed.intervene = "steer.json",
+--   grid = { ["intervene.0.scale"] = {1, 2, 4} } sets field `scale` of op 0 (ops count from
+--   0, as the spec's messages do); each point runs the spec so edited, passed inline.
 --   cost     = function(options) return n end  -- relative cost of a run, for sharding
 --
 -- A point is the recipe plus its full option set (the recipe's defaults filled in); its id is
@@ -25,6 +28,7 @@ local sl = require "slua.util"
 local recipe_of = require "slua.recipe"
 local metrics = require "slua.sweep.metrics"
 local task = require "slua.sweep.task"
+local intervene = require "slua.intervene"
 
 local spec = {}
 
@@ -72,7 +76,7 @@ function spec.recipe_identity(recipe, options)
     if not item_options[k] and not run_only[k] and off_values[k] ~= v then kept[k] = v end
   end
   kept.model = spec.model_name(kept.model)
-  if kept.intervene then kept.intervene = spec.file_identity(kept.intervene) end
+  if kept.intervene then kept.intervene = intervene.identity(kept.intervene) end
   return { recipe = recipe, options = kept }
 end
 
@@ -83,22 +87,9 @@ function spec.task_identity(task_name, settings)
   return { task = task_name, settings = kept }
 end
 
--- An input file in an identity: its content's hash, so an edited spec is a new point and a
--- moved one is not.
-function spec.file_identity(path)
-  local text = sl.core.fs.read(path)
-  if not text then sl.fail(("%s: cannot read"):format(path), 2) end
-  return "fnv1a64:" .. spec.hash(text)
-end
+-- 64-bit FNV-1a of a string (slua.util).
+spec.hash = sl.fnv1a64
 
--- 64-bit FNV-1a of a string, as 16 hex digits (stable across machines and Lua builds).
-function spec.hash(text)
-  local h = -3750763034362895579  -- 0xcbf29ce484222325
-  for i = 1, #text do
-    h = (h ~ text:byte(i)) * 1099511628211
-  end
-  return ("%016x"):format(h)
-end
 
 -- An option value as a flag value: lists join with commas, floats keep every bit.
 local function flag_value(v)
@@ -127,6 +118,47 @@ function spec.argv(options)
     argv[#argv + 1] = flag_value(options[k])
   end
   return argv
+end
+
+-- Keys "intervene.<op>.<field>" of a point fold into its `intervene` spec (a file or inline
+-- JSON), which becomes the edited spec, inline, with its vector files made absolute. The keys
+-- move to p.axis, where reports read them.
+local function fold_intervene(file, p, base, resolve_path)
+  local keys = {}
+  for k in pairs(p.values) do
+    if type(k) == "string" and k:find("^intervene%.") then keys[#keys + 1] = k end
+  end
+  if #keys == 0 then return end
+  table.sort(keys)
+  local src = p.values.intervene
+  if type(src) ~= "string" or src == "" then
+    sl.fail(("%s: %s: an intervention field needs a spec in intervene (e.g. fixed.intervene = \"steer.json\")")
+      :format(file, p.from[keys[1]]))
+  end
+  local inline = src:find("^%s*%[") ~= nil
+  local path = not inline and resolve_path(src, base) or nil
+  local text = inline and src or sl.core.fs.read(path)
+  if not text then sl.fail(("%s: %s: cannot read %s"):format(file, p.from.intervene, path)) end
+  local ops = sl.json.decode(text)
+  if type(ops) ~= "table" then sl.fail(("%s: %s: not a JSON list of ops"):format(file, p.from.intervene)) end
+  local dir = path and (path:match("^(.*)/[^/]*$") or ".") or "."
+  p.axis = p.axis or {}
+  for _, k in ipairs(keys) do
+    local i, field = k:match("^intervene%.(%d+)%.([%w_]+)$")
+    if not i or type(ops[tonumber(i) + 1]) ~= "table" then
+      sl.fail(("%s: %s: no op %s in the spec (it has %d; keys are intervene.<op>.<field>, ops from 0)")
+        :format(file, p.from[k], tostring(i or k), #ops))
+    end
+    ops[tonumber(i) + 1][field] = p.values[k]
+    p.axis[k], p.values[k] = p.values[k], nil
+  end
+  for _, op in ipairs(ops) do
+    for _, field in ipairs{ "vector", "values" } do
+      local ref = op[field]
+      if type(ref) == "string" and ref:sub(1, 1) ~= "/" then op[field] = dir .. "/" .. ref end
+    end
+  end
+  p.values.intervene = sl.json.encode(ops)
 end
 
 -- Resolve a relative path: as given (the current directory), else next to the sweep file,
@@ -328,6 +360,7 @@ function spec.load(file, run_options)
     end
     -- A model may be swept too (each is loaded once); paths resolve as the sweep's own.
     p.values.model = p.values.model and resolve(tostring(p.values.model), base) or plan.model
+    fold_intervene(file, p, base, resolve)
     local full, setting, identity
     if plan.task then
       if s.recipe and p.values.recipe == nil then p.values.recipe = s.recipe end
@@ -353,7 +386,9 @@ function spec.load(file, run_options)
       sl.fail(("%s: points %d and %d have the same settings"):format(file, by_id[id].index, i))
     end
     local params = {}
-    for _, k in ipairs(swept) do params[k] = p.values[k] end
+    for _, k in ipairs(swept) do
+      if p.values[k] ~= nil then params[k] = p.values[k] else params[k] = (p.axis or {})[k] end
+    end
     local point = { id = id, index = i, values = p.values, from = p.from, options = full, params = params,
                     setting = setting }
     by_id[id] = point
