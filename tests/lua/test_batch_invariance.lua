@@ -71,16 +71,7 @@ end)
 local fixtures = slua:gsub("[^/]+$", "") .. "data/evals/"
 local tf = T.json_file(fixtures .. "tiny-llama/tfqa_mc.json")
 local items = tmp .. "/tfqa.jsonl"
-do
-  local objs = {}
-  for _, q in ipairs(tf.questions) do
-    local answers = {}
-    for i, a in ipairs(q.answers) do answers[i] = { kind = a.kind, full_ids = a.full_ids } end
-    objs[#objs + 1] = { id = q.index, index = q.index, prompt_ids = q.prompt_ids, ref_true = q.ref_true,
-                        ref_best = q.ref_best, answers = answers }
-  end
-  T.write_json_lines(items, objs)
-end
+T.write_json_lines(items, require("eval_items").tfqa(tf))
 local n_items = #tf.questions
 local model_dir = SLUA_ROOT .. "/tests/data/hf-tiny/tiny-llama"
 

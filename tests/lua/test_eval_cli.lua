@@ -4,6 +4,7 @@
 -- the generating tasks on the bundled model with two recipes.
 package.path = SLUA_ROOT .. "/tests/lua/?.lua;" .. package.path
 local T = require "harness"
+local eval_items = require "eval_items"
 local sl = require "slua"
 local ev = require "slua.eval"
 
@@ -22,25 +23,7 @@ local function eval_cli(args, env)
   return assert(sl.json.decode(out:match("[^\n]*\n?$")), out)
 end
 
--- Items files from the fixtures (ids as the references tokenised them).
-local function tfqa_items(fx)
-  local objs = {}
-  for _, q in ipairs(fx.questions) do
-    local answers = {}
-    for i, a in ipairs(q.answers) do answers[i] = { kind = a.kind, full_ids = a.full_ids } end
-    objs[#objs + 1] = { id = q.index, index = q.index, prompt_ids = q.prompt_ids, ref_true = q.ref_true,
-                        ref_best = q.ref_best, answers = answers }
-  end
-  return objs
-end
-
-local function factor_items(fx)
-  local objs = {}
-  for _, r in ipairs(fx.rows) do
-    objs[#objs + 1] = { id = r.row_index, row_index = r.row_index, prompt_ids = r.prompt_ids, full_ids = r.full_ids }
-  end
-  return objs
-end
+local tfqa_items, factor_items = eval_items.tfqa, eval_items.factor
 
 local function layers_arg(list, N)
   local t = {}
