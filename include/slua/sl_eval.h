@@ -32,6 +32,13 @@ typedef struct sl_score_params {
     float relative_top_value;  /* ... this constant (-1000 in the official code), not -inf */
     bool post_softmax;         /* log_softmax of the log-ratio over the whole vocabulary */
     bool reuse_prefix;         /* continue from the session's longest common prefix with full_ids */
+    /* top_k > 0: per scored position, the top_k tokens of the distribution the term is read
+     * from (baseline: log_softmax of the final logits; DoLa: the contrast, relative_top_value
+     * where cut), best first, ties to the lower id, into top_ids / top_scores [n_answer][top_k].
+     * A token's value there is the same float as its term would be. */
+    int32_t top_k;
+    sl_token *top_ids;
+    float *top_scores;
 } sl_score_params;
 
 /* The official defaults: baseline, mature N, relative_top 0.1, value -1000, post_softmax on,

@@ -109,4 +109,102 @@ function M.map(items, fn, opts)
   return results
 end
 
+-- batch.scheduler(width) -> a continuous batch that takes jobs at any time (slua serve):
+--   sched:add(fn, on_done [, cancelled]) queues fn() as a job; on_done(ok, result | error) is
+--     called when it ends; cancelled() is asked before each pass, and true ends the job there
+--     (its coroutine is closed, on_done(false, "cancelled")).
+--   sched:step() admits queued jobs into free slots and runs one pass shared by all running
+--     jobs; sched:busy() -> running, queued.
+-- Unlike batch.map, an error ends only the job that raised it; an evaluation that fails in a
+-- shared pass is retried per job, so the error reaches the job it belongs to.
+function M.scheduler(width)
+  width = math.max(1, math.floor(width or 8))
+  local self, queue, running, free = {}, {}, {}, {}
+  for s = width, 1, -1 do free[#free + 1] = s end
+
+  local function finish(job, ok, value)
+    slots[job.co] = nil
+    free[#free + 1] = job.slot
+    job.on_done(ok, value)
+  end
+
+  -- Resumes a job; true while it waits for an evaluation.
+  local function resume(job, outs)
+    local ok, tag, requests = coroutine.resume(job.co, outs)
+    if not ok then
+      coroutine.close(job.co)
+      finish(job, false, tag)
+      return false
+    end
+    if coroutine.status(job.co) == "dead" then
+      finish(job, true, tag)
+      return false
+    end
+    if tag ~= WAIT then
+      coroutine.close(job.co)
+      finish(job, false, "slua.batch: a job yielded outside batch.eval")
+      return false
+    end
+    job.requests = requests
+    return true
+  end
+
+  function self:add(fn, on_done, cancelled)
+    queue[#queue + 1] = { fn = fn, on_done = on_done, cancelled = cancelled }
+  end
+
+  function self:busy() return #running, #queue end
+
+  function self:step()
+    local waiting = {}
+    for _, job in ipairs(queue) do
+      if job.cancelled and job.cancelled() then job.on_done(false, "cancelled") else waiting[#waiting + 1] = job end
+    end
+    queue = waiting
+    local still = {}
+    for _, job in ipairs(running) do
+      if job.cancelled and job.cancelled() then
+        coroutine.close(job.co)
+        finish(job, false, "cancelled")
+      else
+        still[#still + 1] = job
+      end
+    end
+    running = still
+    while #free > 0 and #queue > 0 do
+      local job = table.remove(queue, 1)
+      job.slot, job.co = table.remove(free), coroutine.create(job.fn)
+      slots[job.co] = job.slot
+      if resume(job, nil) then running[#running + 1] = job end
+    end
+    if #running == 0 then return end
+    local all, first = {}, {}
+    for j, job in ipairs(running) do
+      first[j] = #all + 1
+      table.move(job.requests, 1, #job.requests, #all + 1, all)
+    end
+    local ok, outs = pcall(eval_now, all)
+    local next_running = {}
+    for j, job in ipairs(running) do
+      local mine, err
+      if ok then
+        mine = table.move(outs, first[j], first[j] + #job.requests - 1, 1, {})
+      else
+        local ok1, o = pcall(eval_now, job.requests)
+        if ok1 then mine = o else err = o end
+      end
+      job.requests = nil
+      if err then
+        coroutine.close(job.co)
+        finish(job, false, err)
+      elseif resume(job, mine) then
+        next_running[#next_running + 1] = job
+      end
+    end
+    running = next_running
+  end
+
+  return self
+end
+
 return M

@@ -127,14 +127,17 @@ function Recipe:help(flags)
   return options.help_of(self.file, declared)
 end
 
--- recipe:run(flags [, {model = m, sessions = cache}]) -> the result table its JSON mode prints,
--- printing nothing. opts.model: a loaded model (else --model's is loaded); opts.sessions, a
--- table the caller keeps between runs, is a prefix cache: the next run continues the last
--- one's session from the prefix the two prompts share (same results, less prefill). Errors
--- reach the caller.
+-- recipe:run(flags [, {model = m, sessions = cache, on_token = fn, raw_logits = bool}]) -> the
+-- result table its JSON mode prints, printing nothing. opts.model: a loaded model (else
+-- --model's is loaded); opts.sessions, a table the caller keeps between runs, is a prefix
+-- cache: the next run continues the last one's session from the prefix the two prompts share
+-- (same results, less prefill). opts.on_token(id, raw, ctx), called after each token of the
+-- one-token loop (raw: that step's final logits before any processor, with raw_logits), may
+-- return "stop" to end the run there (stop_reason "stop"). Errors reach the caller.
 function Recipe:run(flags, opts)
   opts = opts or {}
-  local ctx = { opt = self:options(flags), model = opts.model, sessions = opts.sessions }
+  local ctx = { opt = self:options(flags), model = opts.model, sessions = opts.sessions, on_token = opts.on_token,
+                keep_raw = opts.raw_logits }
   return run.execute(self.spec, ctx)
 end
 

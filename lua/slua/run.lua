@@ -314,6 +314,7 @@ function run.generate(recipe, ctx)
     ctx.step = step
     run.check_finite(ctx.out.logits, model.path, step)
     for _, a in ipairs(ctx.amateur_outs) do run.check_finite(a.logits, "the amateur of " .. model.path, step) end
+    local raw = ctx.keep_raw and ctx.out.logits:clone() or nil
     local scores, info = scores_of(ctx)
     scores = util.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
@@ -330,6 +331,7 @@ function run.generate(recipe, ctx)
     text[#text + 1] = piece
     emit(ctx, piece)
     if ctx.progress then ctx.progress(step + 1) end
+    if ctx.on_token and ctx.on_token(id, raw, ctx) == "stop" then stop_reason = "stop"; break end
     if eos[id] then stop_reason = "eos"; break end
     if #stops > 0 then
       local so_far = table.concat(text)

@@ -14,7 +14,9 @@ local U = {
   rng = core.rng,             -- sl.rng(seed): xoshiro256** seeded through splitmix64
   set_threads = core.set_threads,
   threads = core.threads,
-  json = { encode = core.json_encode, decode = core.json_decode, null = core.null },
+  -- json.object(): an empty table that json.encode writes as {} (an empty table is [])
+  json = { encode = core.json_encode, decode = core.json_decode, null = core.null,
+           object = function() return setmetatable({}, { __json = "object" }) end },
   load_tokenizer = core.load_tokenizer,
   clock = core.clock,         -- monotonic wall clock in seconds
   -- sl.eval_batch{{session, ids | id [, all_logits = true]}, ...} -> {Output, ...}: several

@@ -21,7 +21,9 @@ static sl_score_mode check_mode(lua_State *L, int opts)
  *   {log_prob, per_token = {...}, premature_layers = {...}, n_forwarded}
  * opts: mode = "baseline" | "dola-static" | "dola", mature_layer (default N), premature = {...}
  * (static: one layer; dola: the candidates in order), relative_top (0.1), relative_top_value
- * (-1000), post_softmax (true), reuse_prefix (true). premature_layers is empty in baseline. */
+ * (-1000), post_softmax (true), reuse_prefix (true), top_k (0: with k > 0, result.top[i] = {{id,
+ * score}, ...}, the k best of the scored distribution at answer position i). premature_layers
+ * is empty in baseline. */
 static int l_lm_score(lua_State *L)
 {
     lua_settop(L, 4);
@@ -51,9 +53,14 @@ static int l_lm_score(lua_State *L)
     p.premature = pre;
     p.n_premature = n_pre;
     luaL_argcheck(L, n_prefix >= 1 && n_prefix <= n_full, 3, "n_prefix must be in [1, #full_ids]");
+    lua_Integer top_k = l_optfield_integer(L, 4, "top_k", 0);
+    luaL_argcheck(L, top_k >= 0 && top_k <= 1024, 4, "top_k must be in [0, 1024]");
     int32_t n_ans = n_full - (int32_t)n_prefix;
     float *terms = lua_newuserdatauv(L, (size_t)(n_ans + 1) * sizeof *terms, 0);
     int32_t *layers = lua_newuserdatauv(L, (size_t)(n_ans + 1) * sizeof *layers, 0);
+    p.top_k = (int32_t)top_k;
+    p.top_ids = lua_newuserdatauv(L, (size_t)(n_ans * top_k + 1) * sizeof *p.top_ids, 0);
+    p.top_scores = lua_newuserdatauv(L, (size_t)(n_ans * top_k + 1) * sizeof *p.top_scores, 0);
     sl_score_result res;
     sl_error err;
     b->generation++; /* the session's outputs change even if scoring fails midway */
@@ -74,6 +81,25 @@ static int l_lm_score(lua_State *L)
         lua_rawseti(L, -2, i + 1);
     }
     lua_setfield(L, -2, "premature_layers");
+    if (top_k > 0) { /* top[i] = {{id, score}, ...} at scored position i, best first */
+        lua_createtable(L, n_ans, 0);
+        for (int32_t i = 0; i < n_ans; i++) {
+            lua_createtable(L, (int)top_k, 0);
+            for (int32_t j = 0; j < top_k; j++) {
+                size_t at = (size_t)i * (size_t)top_k + (size_t)j;
+                if (p.top_ids[at] < 0)
+                    break;
+                lua_createtable(L, 2, 0);
+                lua_pushinteger(L, p.top_ids[at]);
+                lua_rawseti(L, -2, 1);
+                lua_pushnumber(L, p.top_scores[at]);
+                lua_rawseti(L, -2, 2);
+                lua_rawseti(L, -2, j + 1);
+            }
+            lua_rawseti(L, -2, i + 1);
+        }
+        lua_setfield(L, -2, "top");
+    }
     lua_pushinteger(L, res.n_forwarded);
     lua_setfield(L, -2, "n_forwarded");
     return 1;

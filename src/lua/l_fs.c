@@ -8,8 +8,9 @@
  *   fs.isatty(fd)                  -> bool
  *   fs.exe()                       -> path of the running executable (or nil)
  *   fs.pid()                       -> process id
- *   fs.trap_interrupt(on)          Ctrl-C sets a flag instead of stopping Lua (a second one
- *                                  kills the process); off restores the previous handler
+ *   fs.trap_interrupt(on [, term]) Ctrl-C (and SIGTERM with term) sets a flag instead of
+ *                                  stopping Lua (a second one kills the process); off
+ *                                  restores the previous handlers
  *   fs.interrupted()               -> bool: a Ctrl-C arrived since trap_interrupt(true)
  *   fs.read(path)                  -> text | nil, message   a whole regular file; a FIFO or a
  *                                                           device is refused before it can block
@@ -140,9 +141,20 @@ static void on_interrupt(int sig)
     signal(SIGINT, SIG_DFL); /* a second Ctrl-C stops the process at once */
 }
 
+static struct sigaction saved_sigterm;
+static int trapped_term;
+
+static void on_terminate(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+    signal(SIGTERM, SIG_DFL); /* a second SIGTERM stops the process at once */
+}
+
+/* fs.trap_interrupt(on [, also_sigterm]) */
 static int l_fs_trap_interrupt(lua_State *L)
 {
-    int on = lua_toboolean(L, 1);
+    int on = lua_toboolean(L, 1), term = lua_toboolean(L, 2);
     if (on && !trapped) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -151,9 +163,16 @@ static int l_fs_trap_interrupt(lua_State *L)
         interrupted = 0;
         sigaction(SIGINT, &sa, &saved_sigint);
         trapped = 1;
+        if (term) {
+            sa.sa_handler = on_terminate;
+            sigaction(SIGTERM, &sa, &saved_sigterm);
+            trapped_term = 1;
+        }
     } else if (!on && trapped) {
         sigaction(SIGINT, &saved_sigint, NULL);
-        trapped = 0;
+        if (trapped_term)
+            sigaction(SIGTERM, &saved_sigterm, NULL);
+        trapped = trapped_term = 0;
     }
     return 0;
 }

@@ -62,6 +62,7 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_open_json(L);
     sl_lua_open_decode(L);
     sl_lua_open_intervene(L);
+    sl_lua_open_http(L);
     lua_newtable(L);
     sl_lua_register_model(L);
     sl_lua_register_logits(L);
@@ -72,6 +73,7 @@ int luaopen_slua_core(lua_State *L)
     sl_lua_register_eval(L);
     sl_lua_register_session(L);
     sl_lua_register_intervene(L);
+    sl_lua_register_http(L);
     lua_pushcfunction(L, l_set_threads);
     lua_setfield(L, -2, "set_threads");
     lua_pushcfunction(L, l_threads);

@@ -5,6 +5,7 @@
  * (util/utf8.h, as the tokenizer decodes) is written as one U+FFFD, so any JSON parser reads
  * the output. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +132,15 @@ static void encode_table(lua_State *L, jbuf *b, int idx, int depth)
             is_array = 0;
         lua_pop(L, 1);
     }
-    if (is_array) { /* empty tables are written as [] */
+    if (count == 0 && luaL_getmetafield(L, idx, "__json") != LUA_TNIL) { /* an empty object marked as one */
+        bool object = lua_type(L, -1) == LUA_TSTRING && !strcmp(lua_tostring(L, -1), "object");
+        lua_pop(L, 1);
+        if (object) {
+            jb_str(b, "{}");
+            return;
+        }
+    }
+    if (is_array) { /* empty tables are written as [] (unless marked __json = "object") */
         jb_char(b, '[');
         for (lua_Integer i = 1; i <= n; i++) {
             if (i > 1)

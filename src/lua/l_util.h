@@ -96,6 +96,9 @@ void sl_lua_open_tokenizer(lua_State *L);
 void sl_lua_open_json(lua_State *L);
 /* Interventions, tensors and the session's hook methods (after Model and Session are open). */
 void sl_lua_open_intervene(lua_State *L);
+/* The HTTP server of `slua serve` (l_http.c). */
+void sl_lua_open_http(lua_State *L);
+void sl_lua_register_http(lua_State *L);
 /* Processor and warper methods on Logits (after it is open). */
 void sl_lua_open_processors(lua_State *L);
 /* Search-decoder methods on Session (after it is open). */

@@ -46,6 +46,25 @@ static int32_t first_argmax(const double *v, int32_t n)
     return best;
 }
 
+/* The top_k of n values into ids / vals, best first, ties to the lower index. */
+static void top_of(const float *x, int32_t n, int32_t k, sl_token *ids, float *vals)
+{
+    int32_t have = 0;
+    for (int32_t v = 0; v < n; v++) {
+        float s = x[v];
+        if (have == k && !(s > vals[k - 1]))
+            continue;
+        int32_t at = have < k ? have++ : k - 1;
+        while (at > 0 && s > vals[at - 1]) {
+            vals[at] = vals[at - 1], ids[at] = ids[at - 1];
+            at--;
+        }
+        vals[at] = s, ids[at] = v;
+    }
+    for (int32_t i = have; i < k; i++)
+        vals[i] = -INFINITY, ids[i] = -1;
+}
+
 static float score_row(score_ctx *c, const float *row, int32_t k)
 {
     const sl_score_params *p = c->p;
@@ -53,9 +72,12 @@ static float score_row(score_ctx *c, const float *row, int32_t k)
     sl_token tok = c->targets[k];
     const float *mature = row; /* output 0 is the mature layer (the final logits in baseline) */
     sl_ops_log_softmax(c->a, mature, V);
+    int32_t K = p->top_k;
     if (p->mode == SL_SCORE_BASELINE) {
         if (c->premature)
             c->premature[k] = -1;
+        if (K > 0)
+            top_of(c->a, V, K, p->top_ids + (size_t)k * K, p->top_scores + (size_t)k * K);
         return c->a[tok];
     }
     int32_t pick = 0;
@@ -75,9 +97,16 @@ static float score_row(score_ctx *c, const float *row, int32_t k)
     if (p->relative_top > 0.0f) {
         sl_ops_log_softmax(c->a2, c->a, V);
         sl_ops_relative_top_mask(c->a2, V, p->relative_top, 1, c->keep);
-        if (!c->keep[tok])
+        if (K > 0) { /* the cut tokens' value, as their term would read */
+            for (int32_t v = 0; v < V; v++)
+                if (!c->keep[v])
+                    c->d[v] = p->relative_top_value;
+        } else if (!c->keep[tok]) {
             return p->relative_top_value;
+        }
     }
+    if (K > 0)
+        top_of(c->d, V, K, p->top_ids + (size_t)k * K, p->top_scores + (size_t)k * K);
     return c->d[tok];
 }
 
@@ -112,6 +141,9 @@ static sl_status check_params(const sl_session *s, const sl_token *full, int32_t
                                 c->n_vocab - 1);
     if (p->mode < SL_SCORE_BASELINE || p->mode > SL_SCORE_DOLA)
         return sl_error_set(err, SL_STATUS_E_ARG, "lm_score: unknown mode %d", (int)p->mode);
+    if (p->top_k < 0 || p->top_k > c->n_vocab || (p->top_k > 0 && (!p->top_ids || !p->top_scores)))
+        return sl_error_set(err, SL_STATUS_E_ARG, "lm_score: top_k %d needs [0, %d] and its outputs", p->top_k,
+                            c->n_vocab);
     if (p->mode != SL_SCORE_BASELINE) {
         int32_t mature = p->mature_layer < 0 ? N : p->mature_layer;
         if (mature > N)
