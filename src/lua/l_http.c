@@ -9,7 +9,7 @@
  *   local srv = core.http_server{ host = "127.0.0.1", port = 0, max_body = 8 << 20,
  *                                 max_connections = 64, header_timeout = 10, idle_timeout = 60,
  *                                 body_timeout = 60 }
- *   srv:port()  srv:poll(seconds) -> {Request...}  srv:quiesce()  srv:close()
+ *   srv:port()  srv:poll(seconds) -> {Request...}  srv:busy()  srv:quiesce()  srv:close()
  *   req:method() req:path() req:header(name) req:body() req:id()
  *   req:respond(status, {name = value}, body)  req:start(status, headers)  req:send(text)
  *   req:finish()  req:cancelled() */
@@ -74,7 +74,7 @@ typedef struct tracked {
     struct MHD_Connection *c;
     int fd;
     double since;
-    bool in_request, shut;
+    bool in_request, served, shut;
 } tracked;
 
 struct http_server {
@@ -156,7 +156,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
     pthread_mutex_lock(&s->mu);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED && s->n_conns < MAX_TRACKED) {
         const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        s->conns[s->n_conns++] = (tracked){c, info ? info->connect_fd : -1, now_s(), false, false};
+        s->conns[s->n_conns++] = (tracked){c, info ? info->connect_fd : -1, now_s(), false, false, false};
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         tracked *t = find_conn(s, c);
         if (t)
@@ -173,7 +173,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
     pthread_mutex_lock(&s->mu);
     tracked *t = find_conn(s, c);
     if (t)
-        t->since = now_s(), t->in_request = false;
+        t->since = now_s(), t->in_request = false, t->served = true;
     pthread_mutex_unlock(&s->mu);
     if (!r)
         return;
@@ -207,6 +207,16 @@ static enum MHD_Result reply_now(struct MHD_Connection *c, unsigned status, cons
     enum MHD_Result rc = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return rc;
+}
+
+static enum MHD_Result reply_too_large(struct MHD_Connection *c, const http_server *s)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "{\"error\":{\"message\":\"The request body exceeds %zu bytes.\",\"type\":\"invalid_request_error\","
+             "\"param\":null,\"code\":\"request_too_large\"}}",
+             s->max_body);
+    return reply_now(c, 413, msg, true);
 }
 
 static void add_reply_headers(struct MHD_Response *resp, const char *lines)
@@ -312,8 +322,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->max_body)
+        if (cl && strtoull(cl, NULL, 10) > s->max_body) { /* refused before a byte of it is read */
             r->too_large = true;
+            return reply_too_large(c, s);
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -327,14 +339,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return now_s() - r->started > s->body_timeout ? MHD_NO : MHD_YES;
     }
-    if (r->too_large) {
-        char msg[256];
-        snprintf(msg, sizeof msg,
-                 "{\"error\":{\"message\":\"The request body exceeds %zu bytes.\",\"type\":\"invalid_request_error\","
-                 "\"param\":null,\"code\":\"request_too_large\"}}",
-                 s->max_body);
-        return reply_now(c, 413, msg, true);
-    }
+    if (r->too_large)
+        return reply_too_large(c, s);
     /* to the Lua thread, then wait for the answer's head */
     atomic_fetch_add(&r->refs, 1);
     pthread_mutex_lock(&s->mu);
@@ -478,15 +484,16 @@ static int l_http_port(lua_State *L)
     return 1;
 }
 
-/* Connections that have not begun a request within the header deadline (slow or silent
- * clients) are shut down; their threads then end. */
+/* New connections that have not begun a request within the header deadline (slow or silent
+ * clients) are shut down; their threads then end. A kept-alive connection waits for its next
+ * request up to the idle timeout (libmicrohttpd's own). */
 static void reap_slow(http_server *s)
 {
     double t = now_s();
     pthread_mutex_lock(&s->mu);
     for (int i = 0; i < s->n_conns; i++) {
         tracked *c = &s->conns[i];
-        if (!c->in_request && !c->shut && c->fd >= 0 && t - c->since > s->header_timeout) {
+        if (!c->in_request && !c->served && !c->shut && c->fd >= 0 && t - c->since > s->header_timeout) {
             shutdown(c->fd, SHUT_RDWR);
             c->shut = true;
         }
@@ -524,6 +531,19 @@ static int l_http_poll(lua_State *L)
         luaL_setmetatable(L, L_REQUEST);
         lua_rawseti(L, -2, ++n);
     }
+    return 1;
+}
+
+/* srv:busy() -> connections with a request not yet answered in full */
+static int l_http_busy(lua_State *L)
+{
+    http_server *s = check_server(L);
+    int n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->n_conns; i++)
+        n += s->conns[i].in_request;
+    pthread_mutex_unlock(&s->mu);
+    lua_pushinteger(L, n);
     return 1;
 }
 
@@ -735,7 +755,8 @@ static int l_const_eq(lua_State *L)
 void sl_lua_open_http(lua_State *L)
 {
     static const luaL_Reg server_methods[] = {{"port", l_http_port},       {"poll", l_http_poll},
-                                              {"quiesce", l_http_quiesce}, {"close", l_http_close},
+                                              {"quiesce", l_http_quiesce}, {"busy", l_http_busy},
+                                              {"close", l_http_close},
                                               {NULL, NULL}};
     static const luaL_Reg server_meta[] = {{"__gc", l_http_close}, {"__close", l_http_close}, {NULL, NULL}};
     l_newclass(L, L_HTTP, server_methods, server_meta);

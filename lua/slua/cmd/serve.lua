@@ -134,4 +134,8 @@ while true do
   end
   if server.draining and (server:idle() or core.clock() > deadline) then break end
 end
+-- the answers already given reach their clients before the connections close
+while http:busy() > 0 and core.clock() <= deadline do
+  for _, req in ipairs(http:poll(0.02)) do server:handle(req) end
+end
 http:close()
