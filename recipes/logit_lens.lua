@@ -26,12 +26,14 @@ return sl.recipe{
     if opt.max_new_tokens > 0 then                 -- extend with the greedy continuation
       local s <close> = model:session()
       local out = s:prefill(ids)
+      sl.mark_prefill(ctx, #ids)
       for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
         local id = out.logits:argmax()
         ids[#ids + 1] = id
         if model:is_eos(id) then break end
         out = s:step(id)
       end
+      sl.mark_decode(ctx, #ids - ctx.timing.prefill_tokens)   -- the lens pass below is neither
     end
     local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil })
     if opt.svg ~= "" then

@@ -18,7 +18,10 @@ return sl.recipe{
     local model = ctx.model
     local layers = sl.parse_ids(ctx.opt.layers, "layers")
     ctx.session = model:session{ layers = layers, raw = true, norm = true, hidden = true }
-    local out = ctx.session:prefill(sl.prompt_ids(model, ctx.opt), { all_logits = true })
+    local ids = sl.prompt_ids(model, ctx.opt)
+    local out = ctx.session:prefill(ids, { all_logits = true })
+    sl.mark_prefill(ctx, #ids)
+    sl.mark_decode(ctx, 0)
     ctx.out = out                                  -- text mode shows its top tokens
     local result = { final = out:all_logits(), layers = {} }
     for _, l in ipairs(layers) do
