@@ -1,16 +1,18 @@
 -- Dump the final logits (every prompt position) and per-layer logits of the last position.
 --
 -- Usage: slua recipes/logits.lua [--layers 0,2,5] [--top 5] [--format text|json]
---        [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3]
+--        [--model DIR] [--prompt TEXT | --prompt-ids 1,2,3] [--html FILE [--target TEXT] [--view-top 5]]
 -- Layers use HF hidden_states numbering (0 = embeddings, N = final after the norm). For each
 -- layer: raw = lm_head(h_l) (early exit, as HF DoLa), norm = lm_head(final_norm(h_l)) (logit
 -- lens), hidden = h_l. JSON prints full vectors: {"final": [[...per position...]],
 -- "layers": {"2": {"raw": [...], "norm": [...], "hidden": [...]}}}; text prints top tokens.
 local sl = require "slua"
+local view = require "slua.view"
 
 return sl.recipe{
   name = "logits", input = true,
-  options = {
+  after = view.after,                              -- --html FILE: the prompt's logit lens
+  options = view.with_options{
     layers = { default = "", type = "ids", model_check = sl.option_rules.layers(0), help = "layers to dump, e.g. 0,2,5" },
     top = { default = 5, min = 1, help = "text mode: tokens shown per vector" },
   },
@@ -23,7 +25,7 @@ return sl.recipe{
     sl.mark_prefill(ctx, #ids)
     sl.mark_decode(ctx, 0)
     ctx.out = out                                  -- text mode shows its top tokens
-    local result = { final = out:all_logits(), layers = {} }
+    local result = { model = model.path, prompt_ids = ids, final = out:all_logits(), layers = {} }
     for _, l in ipairs(layers) do
       result.layers[tostring(l)] = { raw = out:layer_logits(l, "raw"), norm = out:layer_logits(l, "norm"), hidden = out:hidden(l) }
     end

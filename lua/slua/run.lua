@@ -205,6 +205,7 @@ end
 function run.emit_result(result, ctx, write_text)
   ctx.emitted = true
   if type(result) == "table" then result.timings = run.timings(ctx, result) end
+  if ctx.recipe and ctx.recipe.after then ctx.recipe.after(result, ctx) end
   if ctx.cli then
     if ctx.opt.format == "json" then
       io.write(core.json_encode(result), "\n")
