@@ -106,6 +106,8 @@ T.case("logit lens page: no console error, no request; the tooltip's top-k are l
   T.eq(r.cells, positions * #data.layers, "a cell per layer and position")
   T.eq(r.labelled, r.cells, "every cell labelled for screen readers")
   T.truthy(r.colorbar:find("colour scale: top-1 probability", 1, true), "a described colour bar")
+  T.truthy(r.switch.before ~= r.switch.after, "switching to entropy recolours the cell: " .. r.switch.before)
+  T.truthy(r.switch.colorbar:find("colour scale: entropy (nats)", 1, true), "and the colour bar: " .. r.switch.colorbar)
   local g = html.geometry
   T.eq(r.grid.png_width, g.label_w + 20 * g.cell_w, "the first grid's screenshot: label column and 20 cells wide")
   T.eq(r.grid.png_height, (#data.layers + 1) * g.cell_h, "the layers and the input row high")

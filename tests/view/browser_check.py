@@ -8,6 +8,8 @@ reader would meet, as one JSON object on stdout:
   tooltip   after the mouse moves onto the cell of LAYER at POS (both from 0): its layer, position and rows
             [{lens, id, p}], and the target's rank and probability per lens
   keyboard  after focusing that cell and pressing ArrowUp: the focused cell and the tooltip's layer
+  switch    that cell's background under "top-1 probability" and under "entropy", and the colour
+            bar's description after switching
   grid      the first grid's size in CSS pixels and the size of its screenshot (PNG) in pixels
   blocks, cells, labelled   the number of wrapped blocks, of lens cells and of those with aria-label
 
@@ -154,6 +156,13 @@ def main():
         report["keyboard"] = js("""(() => { const a = document.activeElement, t = document.getElementById('tooltip');
             return {layer: a.dataset.layer, pos: a.dataset.pos, label: a.getAttribute('aria-label'),
                     tooltip_layer: t.dataset.layer, hidden: t.hidden}; })()""")
+        report["switch"] = js("""(() => { const c = document.querySelector('%s'), s = document.getElementById('color');
+            const before = getComputedStyle(c).backgroundColor;
+            s.value = 'entropy'; s.dispatchEvent(new Event('change'));
+            const after = getComputedStyle(c).backgroundColor;
+            const bar = document.getElementById('colorbar').getAttribute('aria-label');
+            s.value = 'prob'; s.dispatchEvent(new Event('change'));
+            return {before: before, after: after, colorbar: bar}; })()""" % sel)
         rect = js("""(() => { const g = document.querySelector('.grid.lens'); const r = g.getBoundingClientRect();
                      return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height}; })()""")
         shot = b.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True,
