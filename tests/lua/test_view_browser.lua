@@ -126,5 +126,16 @@ T.case("DoLa page: the strip of every step renders, without errors", function()
   T.eq(r.tooltip.hidden, false, "hover works on a generated position")
 end)
 
+T.case("SkipLayerCD page: the span's strip renders, without errors", function()
+  local page = tmp .. "/sld.html"
+  local out, err, code = cli.exec{ "skiplayer_sld", "--max-new-tokens", "6", "--format", "json", "--html", page }
+  T.eq(code, 0, err)
+  local run = assert(sl.json.decode(out))
+  local r = in_browser(page, 2, #run.prompt_ids, tmp .. "/sld.png")
+  T.eq(#r.errors, 0, "console errors: " .. table.concat(r.errors, "; "))
+  T.eq(#r.requests, 0, "network requests")
+  T.eq(r.skip_cells, (#run.prompt_ids + #run.new_ids) * 3, "rows: expert entropy, amateur entropy, kept")
+end)
+
 T.remove_tmpdirs()
 T.finish()

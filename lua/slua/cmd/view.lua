@@ -10,19 +10,19 @@ local sl = require "slua"
 local view = require "slua.view"
 
 local argv = arg
-local path = argv[1]
-if path == "--help" then sl.options({ [0] = "slua view", "--help" }, {}) end
-if path == nil or path:match("^%-%-") then
-  sl.fail("usage: slua view RUN.json [--out RUN.html] [--model DIR] [--target TEXT] (see --help)", 2)
-end
-local rest = { [0] = "slua view" }
-for i = 2, #argv do rest[#rest + 1] = argv[i] end
 local declared = {
   out = { default = "", type = "string", help = 'the HTML file ("" = RUN.json with .html for .json)' },
   model = { default = "", type = "string", help = 'model directory ("" = the one the run names)' },
   threads = 0,
 }
 for k, v in pairs(view.options) do if k ~= "html" then declared[k] = v end end
+local path = argv[1]
+if path == "--help" then sl.options({ [0] = argv[0], "--help" }, declared) end
+if path == nil or path:match("^%-%-") then
+  sl.fail("usage: slua view RUN.json [--out RUN.html] [--model DIR] [--target TEXT] (see --help)", 2)
+end
+local rest = { [0] = argv[0] }
+for i = 2, #argv do rest[#rest + 1] = argv[i] end
 local opt = sl.options(rest, declared)
 
 local f = io.open(path, "rb") or sl.fail(("%s: cannot open"):format(path))
