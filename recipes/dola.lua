@@ -2,7 +2,7 @@
 --
 -- Usage: slua recipes/dola.lua [--dola-layers high|low|L1,L2,...] [--repetition-penalty 1.2]
 --        [--relative-top 0.1] [--mature-layer -1] [--do-sample] [--temperature 1.0] [--top-k 50]
---        [--top-p 1.0] plus the common flags
+--        [--top-p 1.0] [--html FILE [--target TEXT] [--view-top 5] [--wrap 16]] plus the common flags
 -- Each step contrasts the final layer with the candidate layer whose early-exit distribution
 -- (lm_head without the final norm) diverges most from it: log p_N - log p_m on tokens with
 -- p_N >= relative_top * max p_N, -inf elsewhere. One listed layer = static DoLa. The
@@ -11,10 +11,11 @@
 -- difference; --mature-layer L (static DoLa only) contrasts against layer L instead of the final.
 local sl = require "slua"
 local dola = require "slua.decoders.dola"
+local view = require "slua.view"
 
 return sl.recipe{
   name = "dola",
-  options = {
+  options = view.with_options{
     dola_layers = { default = "high", help = "candidate premature layers: high, low or L1,L2,...",
                     check = function(v) return not dola.valid_spec(v) and "high, low or a list of layers" or nil end },
     relative_top = { default = 0.1, min = 0, max = 1, help = "plausibility filter (0 = raw logit difference)" },
@@ -22,6 +23,7 @@ return sl.recipe{
                      model_check = function(v, model) return v > model.n_layer and ("in [-1, %d]"):format(model.n_layer) or nil end },
     repetition_penalty = 1.2, do_sample = false, temperature = 1.0, top_k = 50, top_p = 1.0, min_p = 0.0,
   },
+  after = view.after,                              -- --html FILE: the run's logit lens and DoLa strip
   -- which per-layer outputs the session must produce (one LM-head product per step for all)
   session = function(ctx)
     local opt = ctx.opt

@@ -1,19 +1,22 @@
 -- Logit lens: what every layer would predict at every position (nostalgebraist 2020; DoLa's raw early exit).
 --
 -- Usage: slua recipes/logit_lens.lua [--lens norm|raw] [--lang zh|ja|ko|ru|ar|hi|en]
---        [--svg FILE] [--color prob|entropy] [--max-new-tokens 0] plus --model, --prompt,
---        --prompt-ids, --format text|json
+--        [--svg FILE] [--color prob|entropy] [--wrap 16] [--max-new-tokens 0]
+--        [--html FILE [--target TEXT | --target-id N] [--view-top 5]] [--model DIR] [--prompt T]
 -- norm applies the final norm before lm_head (the logit lens); raw does not (DoLa's early
 -- exit). For each layer: top-1 token per position, mean entropy, share of top-1 tokens in the
 -- --lang script, and DoLa's divergence of the raw early exit from the final layer. With
--- --max-new-tokens N the greedy continuation is appended first. --svg writes a heatmap
--- (layers x positions, cell = top-1 token, colour = probability or entropy).
+-- --max-new-tokens N the greedy continuation is appended first. --svg writes a heatmap (layers x
+-- positions in rows of --wrap, cell = top-1 token, colour = probability or entropy, a colour
+-- bar, generated tokens marked); --html the interactive view (slua.view).
 local sl = require "slua"
 local lens = require "slua.decoders.lens"
+local view = require "slua.view"
 
 return sl.recipe{
   name = "logit_lens", input = true,
-  options = {
+  after = view.after,                              -- --html FILE
+  options = view.with_options{
     lens = { default = "norm", choices = { "norm", "raw" }, help = "with or without the final norm" },
     lang = { default = "", choices = { "", "zh", "ja", "ko", "ru", "ar", "hi", "en" }, help = "script of the language ratio" },
     svg = { default = "", type = "string", help = "write the heatmap to this file" },
@@ -23,22 +26,24 @@ return sl.recipe{
   run = function(ctx)                              -- the result is the profile
     local opt, model = ctx.opt, ctx.model
     local ids = sl.prompt_ids(model, opt)
+    local prompt_len = #ids
     if opt.max_new_tokens > 0 then                 -- extend with the greedy continuation
       local s <close> = sl.session(ctx)
       local out = s:prefill(ids)
+      sl.mark_prefill(ctx, #ids)
       for _ = 1, math.min(opt.max_new_tokens, model.config.max_position - #ids) do
         local id = out.logits:argmax()
         ids[#ids + 1] = id
         if model:is_eos(id) then break end
         out = s:step(id)
       end
+      sl.mark_decode(ctx, #ids - ctx.timing.prefill_tokens)   -- the lens pass below is neither
     end
     local profile = lens.profile(model, ids, { lens = opt.lens, lang = opt.lang ~= "" and opt.lang or nil,
-                                               intervene = sl.intervene.of_run(ctx) })
+                                               prompt_len = prompt_len, intervene = sl.intervene.of_run(ctx) })
     if opt.svg ~= "" then
-      local f = io.open(opt.svg, "w") or sl.fail("option --svg: cannot write " .. opt.svg)
-      f:write(lens.svg(profile, { lens = opt.lens, color = opt.color, title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") }))
-      f:close()
+      lens.write_svg(opt.svg, profile, { lens = opt.lens, color = opt.color, wrap = opt.wrap, prompt_len = prompt_len,
+                                         title = "logit lens (" .. opt.lens .. "): " .. model.path:match("[^/]+$") })
     end
     return profile
   end,

@@ -3,7 +3,7 @@
 -- Usage: slua recipes/skiplayer_sld.lua [--prefix-file FILE | --prefix-ids 1,2,3]
 --        [--sld-rule official|community] [--fallback sl-h|none] [--span-seed 2023]
 --        [--skip-blocks START:END] [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
---        [--amateur-temperature 1.0] plus the common flags
+--        [--amateur-temperature 1.0] [--html FILE [--target TEXT] [--view-top 5] [--wrap 16]] plus the common flags
 -- Once per prompt, the entropy profile Y[l] of the logit lens (with the final norm) is
 -- averaged over the few-shot prefix (--prefix-file, else the prompt minus its last
 -- blank-line-separated block). The official rule skips [e - s, e) at the first layer e where
@@ -37,7 +37,7 @@ end
 
 return contrast.recipe{
   name = "skiplayer_sld",
-  options = contrast.options_with(contrast.sld_options),
+  options = contrast.options_with(contrast.sld_options), view = true,       -- view: --html FILE
   amateur = function(ctx)
     local opt, model = ctx.opt, ctx.model
     local span, source

@@ -2,7 +2,7 @@
 --
 -- Usage: slua recipes/skiplayer_slh.lua [--span-seed 2023] [--example 1] [--skip-blocks START:END]
 --        [--small-model-span middle|none] [--contrast official|logprob] [--alpha 0.1] [--beta 0.5]
---        [--amateur-temperature 1.0] plus the common flags
+--        [--amateur-temperature 1.0] [--html FILE [--target TEXT] [--view-top 5] [--wrap 16]] plus the common flags
 -- The span has round_half_even(N/8) layers and starts at Python's random.randrange(4, N//2)
 -- after random.seed(2023): the official code draws once per example in dataset order, so
 -- --example k takes the k-th draw. --skip-blocks 2:4 forces the span [2, 4). Models with fewer
@@ -18,7 +18,7 @@ local skiplayer = require "slua.decoders.skiplayer"
 
 return contrast.recipe{
   name = "skiplayer_slh",
-  options = contrast.options_with(contrast.span_options),
+  options = contrast.options_with(contrast.span_options), view = true,       -- view: --html FILE
   amateur = function(ctx)
     local opt, n_layer = ctx.opt, ctx.model.n_layer
     local span, source

@@ -13,13 +13,15 @@
 #   librsvg2-bin     rsvg-convert, to check in tests that SVG heatmaps and sweep plots render
 #   lua5.4           the stock interpreter, to test slua.core as a plain Lua module
 #   python3          its strict JSON parser checks every recipe's JSON output in a test
+#   chromium         headless, the browser the HTML view's test opens its pages in
 #   stress-ng, bc    bench/busy_threads.sh: the thread count on a machine whose cores are busy
 #   clang, libclang-rt-14-dev, libomp-14-dev
 #                    make fuzz: libFuzzer and the sanitizer runtimes for clang, OpenMP for clang
 # (Slurm for the sweep's job-array test: scripts/slurm-local.sh install, run by .ci/run)
 set -euo pipefail
 packages=(build-essential cmake pkg-config xz-utils liblua5.4-dev libjson-c-dev
-          libpcre2-dev libutf8proc-dev libcriterion-dev libmicrohttpd-dev librsvg2-bin lua5.4 python3 stress-ng bc
+          libpcre2-dev libutf8proc-dev libcriterion-dev libmicrohttpd-dev librsvg2-bin lua5.4 python3 chromium
+          stress-ng bc
           clang libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do

@@ -60,6 +60,22 @@ SL_API sl_status sl_lm_score(sl_session *s, const sl_token *full_ids, int32_t n_
                              const sl_score_params *params, float *per_token, int32_t *premature,
                              sl_score_result *result, sl_error *err);
 
+/* The uncertainty of a mean over n items. se: the standard error, sqrt(s^2 / n) with the
+ * unbiased sample variance (NaN for n < 2). lo, hi: the percentile bootstrap interval at
+ * `level` (0.95: the 2.5 % and 97.5 % quantiles, interpolated linearly, of the means of
+ * n_resamples resamples of the n items with replacement); boot_se: the standard deviation of
+ * those means. Both NaN with n_resamples = 0 or n = 0 (the mean too for n = 0). */
+typedef struct sl_mean_uncertainty {
+    double mean, se, lo, hi, boot_se;
+    int32_t n;
+} sl_mean_uncertainty;
+
+/* Fills out for values[0..n); the resampling draws from an sl_rng seeded with `seed`, so a seed
+ * gives the same interval on every machine. A paired difference of two runs is this on the
+ * per-item differences. Values must be finite. */
+SL_API sl_status sl_bootstrap_mean(const double *values, int32_t n, int32_t n_resamples, uint64_t seed, double level,
+                                   sl_mean_uncertainty *out, sl_error *err);
+
 /* Python's `\d` on str: true for a code point of Unicode category Nd (any script's decimal
  * digits, fullwidth ones included). The answer-extraction regexes of the evaluations use it. */
 SL_API bool sl_text_is_decimal_digit(int32_t codepoint);

@@ -42,6 +42,19 @@ SL_API double sl_ops_js(const float *p_logits, const float *q_logits, int32_t n)
  * every number. Writes min(k, n) ids (and values if vals != NULL); returns that count (0 for
  * k <= 0). O(n log k), no allocation. */
 SL_API int32_t sl_ops_top_k(const float *x, int32_t n, int32_t k, sl_token *ids, float *vals);
+/* One cell of a logit-lens view (sl_ops_lens_cell): the entropy of softmax(z) in nats and a
+ * target token's rank (1 = the most probable, ties by ascending id as in sl_ops_top_k; 0 with no
+ * target) and probability (NaN with no target). */
+typedef struct sl_lens_cell {
+    double entropy;
+    int32_t target_rank;
+    double target_p;
+} sl_lens_cell;
+/* The min(k, n) most probable ids of softmax(z) (sl_ops_top_k's order) with their
+ * probabilities exp(z - logsumexp(z)) in double, and the cell's entropy and target (target < 0
+ * or >= n: none). Returns the count written. */
+SL_API int32_t sl_ops_lens_cell(const float *z, int32_t n, int32_t k, sl_token target, sl_token *ids, double *probs,
+                                sl_lens_cell *cell);
 /* max over r < n_rows of cos(rows[r], v), rows [n_rows][dim]; a zero vector has cosine 0. */
 SL_API double sl_ops_max_cosine(const float *rows, int32_t n_rows, int32_t dim, const float *v);
 

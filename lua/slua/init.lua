@@ -29,6 +29,8 @@ M.session = run.session  -- sl.session(ctx, opts [, model]): a session with the 
 M.intervene = require "slua.intervene"  -- intervention specs: sl.intervene.load(model, file | ops)
 M.generate = run.script_generate  -- the loop, run from a plain script (printing as the command line)
 M.generate_many = recipe.generate_many  -- many runs of a recipe, batched (slua.batch)
+M.mark_prefill = run.mark_prefill  -- a run hook's timings: the prompt is prefilled (n tokens)
+M.mark_decode = run.mark_decode    -- ... and generation is done (n new tokens)
 
 -- sl.invoke(recipe, flags, {model, sessions}) -> {result}: sl.recipe.load(recipe):run(...) as a
 -- list of one result (the older form of a recipe run in this process).

@@ -69,6 +69,24 @@ function M.identity(path)
   return "fnv1a64:" .. util.fnv1a64(inline(path) and path or read_file(path))
 end
 
+-- intervene.capture(session, "hook,hook,...") -> the hook names, recorded from now on (a bad
+-- name is a usage error); intervene.captured(session, names [, file]) -> {name = Tensor} (nil
+-- for no names), also written to file as safetensors when given.
+function M.capture(session, list)
+  local hooks = {}
+  for name in (list or ""):gmatch("[^,%s]+") do hooks[#hooks + 1] = name end
+  if #hooks > 0 then util.try_option(session.capture, session, hooks) end
+  return hooks
+end
+
+function M.captured(session, hooks, file)
+  if #hooks == 0 then return nil end
+  local out = {}
+  for _, name in ipairs(hooks) do out[name] = session:captured(name) end
+  if file and file ~= "" then util.check(core.save_tensors(file, out)) end
+  return out
+end
+
 -- A stable text of the run's intervention for keys and hashes: the spec file's content.
 function M.key(ctx)
   local file = ctx.opt and ctx.opt.intervene

@@ -17,6 +17,8 @@
 --     run = function(ctx) return result end,  -- a loop of its own (beam search, speculative
 --                                          -- decoding, a dump): replaces the one-token loop
 --     text = function(result, ctx) end,    -- text mode's output of a `run` recipe
+--     after = function(result, ctx) end,   -- called with the finished result before it is handed
+--                                          -- over (slua.view.after writes --html FILE)
 --   }
 --
 -- The value keeps the table as r.spec (r.spec.options: the declared options), with r.name and
@@ -50,7 +52,7 @@ local Recipe = {}
 Recipe.__index = Recipe
 
 local hooks = { session = "table", amateurs = "function", scores = "function", processors = "table",
-                eos = "table", run = "function", text = "function" }
+                eos = "table", run = "function", text = "function", after = "function" }
 local plain = { name = "string", options = "table", input = "boolean", sample = "boolean", file = "string" }
 
 -- The file of the code that called sl.recipe: the first Lua frame outside slua's own library

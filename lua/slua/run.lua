@@ -12,7 +12,8 @@
 -- far), rng and extra (fields a hook adds to the result, e.g. skip_span); processors get it too.
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
--- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}]}
+-- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}],
+-- timings}
 -- where `top` holds the 8 best processed scores the choice was made from, among the tokens
 -- still candidates (masked ones are left out; a NaN is written as null). Each step checks the final logits (finite) and what the scores function and the
 -- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
@@ -39,6 +40,7 @@ run.input = {
   mmap = false,             -- map the checkpoint instead of reading it into memory
   format = "text",          -- text | json
   intervene = "",           -- JSON spec of activation interventions (slua.intervene)
+  stats = false,            -- text mode: timings on stderr after the output
 }
 run.common = {
   max_new_tokens = 64,
@@ -148,14 +150,64 @@ end
 function run.model(ctx)
   local opt = ctx.opt
   util.set_threads(opt.threads)
-  return ctx.model
+  local t0 = core.clock()
+  local model = ctx.model
     or util.check(util.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights, mmap = opt.mmap }))
+  ctx.timing = { load_ms = (core.clock() - t0) * 1000, start = core.clock() }
+  return model
+end
+
+---------------------------------------------------------------------------- timings
+
+-- A run's timings: loading the model (0 for one the caller gave), then prefill from the start
+-- of the work until the prompt's logits are ready (run.mark_prefill), then decode until the
+-- result is handed over (or run.mark_decode). A run that marks nothing counts all its work as
+-- prefill of its prompt.
+function run.mark_prefill(ctx, n_tokens)
+  local t = ctx.timing
+  if not t or t.prefill_end then return end
+  t.prefill_end, t.prefill_tokens = core.clock(), n_tokens
+end
+
+function run.mark_decode(ctx, n_tokens)
+  local t = ctx.timing
+  if not t or t.decode_end then return end
+  t.decode_end, t.decode_tokens = core.clock(), n_tokens
+end
+
+local function rate(tokens, ms) return ms > 0 and tokens / ms * 1000 or 0 end
+
+-- The "timings" object of a result: {load_ms, prefill_ms, prefill_tokens, prefill_tok_s,
+-- decode_ms, decode_tokens, decode_tok_s}; tok_s = tokens / ms * 1000 (0 when ms is 0).
+function run.timings(ctx, result)
+  local t = ctx.timing or { load_ms = 0, start = core.clock() }
+  local now = core.clock()
+  local prefill_end = t.prefill_end or t.decode_end or now
+  local decode_end = t.decode_end or now
+  local prefill_tokens = t.prefill_tokens or (type(result.prompt_ids) == "table" and #result.prompt_ids) or 0
+  local decode_tokens = t.decode_tokens or (type(result.new_ids) == "table" and #result.new_ids) or 0
+  if not t.prefill_end and not t.decode_end then decode_tokens = 0 end
+  local prefill_ms = (prefill_end - t.start) * 1000
+  local decode_ms = math.max(0, decode_end - prefill_end) * 1000
+  return {
+    load_ms = t.load_ms, prefill_ms = prefill_ms, prefill_tokens = prefill_tokens,
+    prefill_tok_s = rate(prefill_tokens, prefill_ms), decode_ms = decode_ms,
+    decode_tokens = decode_tokens, decode_tok_s = rate(decode_tokens, decode_ms),
+  }
+end
+
+-- --stats: text mode's one line of timings, on stderr.
+function run.stats_line(tm)
+  return ("slua: load %.1f ms; prefill %d tokens in %.1f ms (%.1f tok/s); decode %d tokens in %.1f ms (%.1f tok/s)")
+    :format(tm.load_ms, tm.prefill_tokens, tm.prefill_ms, tm.prefill_tok_s, tm.decode_tokens, tm.decode_ms, tm.decode_tok_s)
 end
 
 -- Hands over the result of a run: printed when the run is the command line's (as one JSON
 -- object, or through write_text(result) in text mode), else only returned.
 function run.emit_result(result, ctx, write_text)
   ctx.emitted = true
+  if type(result) == "table" then result.timings = run.timings(ctx, result) end
+  if ctx.recipe and ctx.recipe.after then ctx.recipe.after(result, ctx) end
   if ctx.cli then
     if ctx.opt.format == "json" then
       io.write(core.json_encode(result), "\n")
@@ -163,6 +215,9 @@ function run.emit_result(result, ctx, write_text)
       write_text(result)
     end
     io.flush()
+    if ctx.opt.format ~= "json" and ctx.opt.stats and type(result) == "table" then
+      io.stderr:write(run.stats_line(result.timings), "\n")
+    end
   end
   return result
 end
@@ -309,6 +364,7 @@ function run.generate(recipe, ctx)
     -- "prompt" and "generated" positions of interventions: the whole prompt, reused or not
     ctx.session:set_prompt_length(#prompt)
     eval_all(keep == 0 and prompt or table.move(prompt, keep + 1, #prompt, 1, {}), prompt)
+    run.mark_prefill(ctx, #prompt - keep)
   end
   for step = 0, opt.max_new_tokens - 1 do
     ctx.step = step

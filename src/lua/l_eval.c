@@ -1,6 +1,7 @@
 /* Lua side of the evaluation primitives: teacher-forced answer scores (DoLa.lm_score) and
  * the Unicode digit test of the answer-extraction regexes. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -147,8 +148,66 @@ static int l_sleep(lua_State *L)
     return 0;
 }
 
+/* core.bootstrap_mean(values [, {resamples = 1000, seed = 42, level = 0.95}]) ->
+ *   {mean, se, lo, hi, boot_se, n}: the standard error of the mean of values and its seeded
+ * percentile bootstrap interval (sl_bootstrap_mean); NaN where undefined (n < 2 for se, no
+ * resamples for the interval). */
+static int l_bootstrap_mean(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (lua_isnil(L, 2)) {
+        lua_newtable(L);
+        lua_replace(L, 2);
+    }
+    lua_Integer resamples = l_optfield_integer(L, 2, "resamples", 1000);
+    lua_Integer seed = l_optfield_integer(L, 2, "seed", 42);
+    lua_Number level = l_optfield_number(L, 2, "level", 0.95);
+    luaL_argcheck(L, resamples >= 0 && resamples <= 10000000, 2, "resamples must be in [0, 10000000]");
+    luaL_argcheck(L, level > 0 && level < 1, 2, "level must be in (0, 1)");
+    lua_Integer len = luaL_len(L, 1);
+    luaL_argcheck(L, len >= 0 && len <= INT32_MAX / 16, 1, "too many values");
+    for (lua_Integer i = 1; i <= len; i++) {
+        int ok;
+        lua_geti(L, 1, i);
+        lua_Number v = lua_tonumberx(L, -1, &ok);
+        if (!ok || !isfinite(v))
+            luaL_argerror(L, 1, lua_pushfstring(L, "values[%d] is not a finite number", (int)i));
+        lua_pop(L, 1);
+    }
+    double *values = lua_newuserdatauv(L, (size_t)(len ? len : 1) * sizeof *values, 0);
+    for (lua_Integer i = 1; i <= len; i++) {
+        lua_geti(L, 1, i);
+        values[i - 1] = (double)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    sl_mean_uncertainty u;
+    sl_error err;
+    if (sl_bootstrap_mean(values, (int32_t)len, (int32_t)resamples, (uint64_t)seed, (double)level, &u, &err)
+        != SL_STATUS_OK)
+        return l_raise(L, &err);
+    lua_createtable(L, 0, 6);
+    lua_pushnumber(L, u.mean);
+    lua_setfield(L, -2, "mean");
+    lua_pushnumber(L, u.se);
+    lua_setfield(L, -2, "se");
+    lua_pushnumber(L, u.lo);
+    lua_setfield(L, -2, "lo");
+    lua_pushnumber(L, u.hi);
+    lua_setfield(L, -2, "hi");
+    lua_pushnumber(L, u.boot_se);
+    lua_setfield(L, -2, "boot_se");
+    lua_pushinteger(L, u.n);
+    lua_setfield(L, -2, "n");
+    return 1;
+}
+
 void sl_lua_register_eval(lua_State *L)
 {
+    lua_pushcfunction(L, l_bootstrap_mean);
+    lua_setfield(L, -2, "bootstrap_mean");
     lua_pushcfunction(L, l_fsync);
     lua_setfield(L, -2, "fsync");
     lua_pushcfunction(L, l_isatty);

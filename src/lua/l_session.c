@@ -471,6 +471,72 @@ static int l_output_layer_summary(lua_State *L)
     return 1;
 }
 
+/* Pushes one lens of a view cell: {ids = {...}, p = {...}, entropy [, rank, target_p]}. */
+static void push_lens_cell(lua_State *L, const float *z, int32_t V, int32_t k, sl_token target, sl_token *ids,
+                           double *probs)
+{
+    sl_lens_cell cell;
+    int32_t count = sl_ops_lens_cell(z, V, k, target, ids, probs, &cell);
+    lua_createtable(L, 0, 5);
+    l_pushintarray(L, ids, count);
+    lua_setfield(L, -2, "ids");
+    push_numbers(L, probs, count);
+    lua_setfield(L, -2, "p");
+    lua_pushnumber(L, cell.entropy);
+    lua_setfield(L, -2, "entropy");
+    if (cell.target_rank > 0) {
+        lua_pushinteger(L, cell.target_rank);
+        lua_setfield(L, -2, "rank");
+        lua_pushnumber(L, cell.target_p);
+        lua_setfield(L, -2, "target_p");
+    }
+}
+
+/* out:lens_view({layers} [, {top = 5, target = id}]) -> { {norm = cell, raw = cell,
+ * divergence}, ... }: per layer, for each lens the session computes (raw: lm_head(h_l), DoLa's
+ * early exit; norm: with the final norm, the logit lens), the top tokens with their
+ * probabilities, the entropy and the target's rank and probability (sl_ops_lens_cell); and
+ * DoLa's divergence of the raw early exit from the final logits. */
+static int l_output_lens_view(lua_State *L)
+{
+    lua_settop(L, 3);
+    if (!lua_isnil(L, 3))
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_Integer k = lua_isnil(L, 3) ? 5 : l_optfield_integer(L, 3, "top", 5);
+    lua_Integer target = lua_isnil(L, 3) ? -1 : l_optfield_integer(L, 3, "target", -1);
+    luaL_argcheck(L, k >= 1 && k <= 1000, 3, "top must be in [1, 1000]");
+    l_session_box *b = output_session(L);
+    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
+    luaL_argcheck(L, target >= -1 && target < V, 3, "target must be a token id of the vocabulary");
+    int32_t n;
+    int32_t *layers = l_checkintarray(L, 2, &n, "layers"); /* 4 */
+    for (int32_t i = 0; i < n; i++) {
+        if (!sl_session_layer_logits(b->s, layers[i], false) && !sl_session_layer_logits(b->s, layers[i], true))
+            luaL_argerror(L, 2, lua_pushfstring(L, "layer %d was not requested", (int)layers[i]));
+    }
+    sl_token *ids = lua_newuserdatauv(L, (size_t)k * sizeof *ids, 0);
+    double *probs = lua_newuserdatauv(L, (size_t)k * sizeof *probs, 0);
+    const float *final = sl_session_logits(b->s);
+    lua_createtable(L, n, 0);
+    for (int32_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        const float *raw = sl_session_layer_logits(b->s, layers[i], false);
+        const float *norm = sl_session_layer_logits(b->s, layers[i], true);
+        if (norm) {
+            push_lens_cell(L, norm, V, (int32_t)k, (sl_token)target, ids, probs);
+            lua_setfield(L, -2, "norm");
+        }
+        if (raw) {
+            push_lens_cell(L, raw, V, (int32_t)k, (sl_token)target, ids, probs);
+            lua_setfield(L, -2, "raw");
+            lua_pushnumber(L, sl_ops_dola_divergence(final, raw, V));
+            lua_setfield(L, -2, "divergence");
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 /* core.eval_batch{{session, ids | id [, all_logits = bool]}, ...} -> {Output, ...}: the entries
  * evaluated together (sl_session_eval_batch); outputs in the order of the entries. */
 static int l_eval_batch(lua_State *L)
@@ -553,6 +619,7 @@ void sl_lua_open_session(lua_State *L)
                                            {"dola_divergences", l_output_dola_divergences},
                                            {"layer_entropies", l_output_layer_entropies},
                                            {"layer_summary", l_output_layer_summary},
+                                           {"lens_view", l_output_lens_view},
                                            {NULL, NULL}};
     l_newclass(L, L_OUTPUT, out_methods, NULL);
 }

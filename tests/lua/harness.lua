@@ -42,6 +42,14 @@ function T.finish()
   os.exit(T.failed == 0 and 0 or 1, true)
 end
 
+-- A result's JSON without its "timings" (which differ between any two runs).
+function T.untimed_json(result)
+  local sl = require "slua"
+  local copy = {}
+  for k, v in pairs(result) do if k ~= "timings" then copy[k] = v end end
+  return sl.json.encode(copy)
+end
+
 -- Read and decode a JSON file.
 function T.json_file(path)
   local sl = require "slua"

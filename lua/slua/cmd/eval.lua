@@ -8,7 +8,9 @@
 --          [--recipe NAME] [--recipe-options JSON] [--max-new-tokens 256] [--repetition-penalty P]
 --          [--lang zh] [--n-ctx N] [--threads N] [--progress auto|always|never] [--pause SECONDS]
 --          [--batch N] [--weights stored|q8_0] [--repair]
---        slua eval --merge a.jsonl b.jsonl ... [--output merged.jsonl]
+--          [--bootstrap 1000] [--seed 42]
+--        slua eval --merge a.jsonl b.jsonl ... [--output merged.jsonl] [--bootstrap 1000] [--seed 42]
+--        slua eval report A.jsonl B.jsonl ... [--format md|csv|json] [--svg FILE] [--bootstrap 1000] [--seed 42]
 --
 -- --early-exit-layers as the official scripts read it: one entry = baseline, two = static DoLa
 -- (premature, mature), three or more = dynamic DoLa (candidates in order, mature last), mature
@@ -22,7 +24,11 @@
 -- second run on an output in use exits 2 naming the first. The summary JSON goes to stdout; a
 -- progress line to stderr when it is a terminal (--progress always: plain lines otherwise). --batch N runs
 -- the generations of N items together (continuous batching): the same tokens, each weight read
--- once per step for all of them (bench/README.md, "Many sequences").
+-- once per step for all of them (bench/README.md, "Many sequences"). Summaries and merges
+-- report, beside `metrics`, `uncertainty`: each mean metric's standard error and a seeded 95 %
+-- percentile bootstrap interval over the items. `report` compares result files of one task:
+-- each run's metrics with their intervals, and every run after the first against the first by
+-- the paired difference over the items both hold (slua.eval.report).
 local sl = require "slua"
 local ev = require "slua.eval"
 local runner = require "slua.eval.runner"
@@ -30,12 +36,28 @@ local evs = require "slua.eval.setting"
 
 local argv = arg
 
+-- --bootstrap N and --seed S of --merge and report: integers, checked as sl.options would.
+local function integer_flag(name, text, min)
+  local v = math.tointeger(tonumber(text or ""))
+  if v == nil then sl.fail(("option --%s expects an integer (got '%s')"):format(name, tostring(text)), 2) end
+  if min and v < min then sl.fail(("option --%s must be >= %d (got %d)"):format(name, min, v), 2) end
+  return v
+end
+
+if argv[1] == "report" then
+  return require("slua.eval.report").main(argv, integer_flag)
+end
+
 if argv[1] == "--merge" then
-  local paths, output = {}, nil
+  local paths, output, opts = {}, nil, { bootstrap = 1000, seed = 42 }
   local i = 2
   while i <= #argv do
     if argv[i] == "--output" then
       output = argv[i + 1] or sl.fail("option --output needs a value", 2)
+      i = i + 1
+    elseif argv[i] == "--bootstrap" or argv[i] == "--seed" then
+      local name = argv[i]:sub(3)
+      opts[name] = integer_flag(name, argv[i + 1], name == "bootstrap" and 0 or nil)
       i = i + 1
     elseif argv[i]:match("^%-%-") then
       sl.fail(("--merge: unknown option %s"):format(argv[i]), 2)
@@ -45,7 +67,7 @@ if argv[1] == "--merge" then
     i = i + 1
   end
   if #paths == 0 then sl.fail("--merge needs result files", 2) end
-  local merged = runner.merge(paths, output)
+  local merged = runner.merge(paths, output, opts)
   io.write(sl.json.encode(merged), "\n")
   if merged.problems then
     -- as `slua sweep merge`: an incomplete or duplicated set is listed and exits 3
@@ -99,6 +121,8 @@ local opt = sl.options(rest, {
   batch = { default = 1, min = 1, max = 256,
             help = "generations run together, each weight read once for all (same tokens; scores up to float32 summation order)" },
   weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
+  bootstrap = { default = 1000, min = 0, max = 10000000,
+                help = "resamples of the summary's 95 % bootstrap intervals (0 = standard errors only; seeded by --seed)" },
 })
 if opt.data ~= "" and opt.items ~= "" then sl.fail("give --data or --items, not both", 2) end
 local shard = runner.parse_shard(opt.shard)
@@ -115,6 +139,6 @@ for k, v in pairs(extra) do settings[k] = v end
 local summary = sl.try(runner.run, {
   task = task, model = model, items = items, setting = setting, settings = settings,
   output = opt.output ~= "" and opt.output or nil, shard = shard, progress = opt.progress, pause = opt.pause,
-  batch = opt.batch, repair = opt.repair,
+  batch = opt.batch, repair = opt.repair, bootstrap = opt.bootstrap, seed = opt.seed,
 })
 io.write(sl.json.encode(summary), "\n")

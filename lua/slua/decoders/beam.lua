@@ -137,7 +137,8 @@ end
 -- session (options for model:session), on_step (function(step, beams), optional),
 -- full_copies (benchmarks: copy whole caches instead of the rows after the shared prefix),
 -- progress (a table: progress.partial() then gives the result as if the search ended with
--- the last complete step, for an interrupted run).
+-- the last complete step, for an interrupted run; progress.on_prefill(n_tokens), when set, is
+-- called once the prompt is prefilled, for the run's timings).
 -- Returns { sequences = {{new_ids, score, eos}, ...} best first, steps, kv_rows_copied,
 -- kv_rows_full_copy }. Logits that are not finite stop the search (naming the model).
 function M.search(spec)
@@ -154,6 +155,7 @@ function M.search(spec)
 
   local s0 = model:session(spec.session)
   local out = s0:prefill(spec.prompt)
+  if spec.progress and spec.progress.on_prefill then spec.progress.on_prefill(#spec.prompt) end
   local beams = {}
   for i = 1, B do
     -- HF starts with only the first beam of each group live (the others at -1e9).

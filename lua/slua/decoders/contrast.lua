@@ -5,6 +5,7 @@ local sl = require "slua.util"
 local skiplayer = require "slua.decoders.skiplayer"
 local blocks = require "slua.decoders.blocks"
 local recipe = require "slua.recipe"
+local view = require "slua.view"
 
 local C = {}
 
@@ -85,17 +86,21 @@ function C.heuristic_span(opt, n_layer, source)
   return span, why
 end
 
--- C.recipe{name, options, amateur = function(ctx) return session end} -> the recipe value of
--- an expert/amateur method: the amateur steps in lockstep and each step's scores are the
--- contrast of the two (ctx.opt: --contrast, --alpha, --beta, --amateur-temperature). The
--- amateur hook may add fields to the result through ctx.extra (skip_span).
+-- C.recipe{name, options, amateur = function(ctx) return session end [, view = true]} -> the recipe
+-- value of an expert/amateur method: the amateur steps in lockstep and each step's scores are
+-- the contrast of the two (ctx.opt: --contrast, --alpha, --beta, --amateur-temperature); each
+-- step records the plausible tokens kept and the expert's and amateur's entropies. The
+-- amateur hook may add fields to the result through ctx.extra (skip_span). view = true adds the
+-- HTML view's options (slua.view: --html FILE).
 function C.recipe(spec)
   return recipe.new{
-    name = spec.name, options = spec.options, file = spec.file,
+    name = spec.name, file = spec.file,
+    options = spec.view and view.with_options(spec.options) or spec.options, after = spec.view and view.after or nil,
     amateurs = function(ctx) return { spec.amateur(ctx) } end,
     scores = function(ctx)
-      local scores, kept = skiplayer.contrast(ctx.out.logits, ctx.amateur_outs[1].logits, ctx.opt)
-      return scores, { n_kept = kept }
+      local expert, amateur = ctx.out.logits, ctx.amateur_outs[1].logits
+      local scores, kept = skiplayer.contrast(expert, amateur, ctx.opt)
+      return scores, { n_kept = kept, expert_entropy = expert:entropy(), amateur_entropy = amateur:entropy() }
     end,
   }
 end

@@ -53,6 +53,7 @@ function D.speculative(spec, progress)
   local raw = {}
   spec.progress = raw
   progress.partial = function() return raw.partial and D.speculative_result(raw.partial()) end
+  spec.on_prefill = progress.on_prefill
   return D.speculative_result(speculative.generate(spec))
 end
 
@@ -91,7 +92,8 @@ function D.search(fn)
       return run.emit_result(result, ctx, write_text)
     end
     -- progress.on_step(step) announces a complete step (ctx.progress: SLUA_PROGRESS)
-    local progress = { on_step = ctx.progress and function(step) ctx.progress(step) end }
+    local progress = { on_step = ctx.progress and function(step) ctx.progress(step) end,
+                       on_prefill = function(n) run.mark_prefill(ctx, n) end }
     local guard <close> = run.guard(ctx, function()
       local result = progress.partial and progress.partial() or { sequences = {} }
       result.stop_reason = "interrupted"

@@ -37,7 +37,8 @@ end
 -- ids), sample (bool), rng, force_accept (benchmarks only: accept each proposal with this
 -- probability whatever the tokens, to time the method as a function of acceptance),
 -- draft_name (the draft in messages; default "the draft of <model path>"), progress (a table:
--- progress.partial() then gives the result for the tokens committed so far).
+-- progress.partial() then gives the result for the tokens committed so far), on_prefill
+-- (function(n_tokens), optional: called once the prompt is prefilled, for the run's timings).
 -- Returns { new_ids, stop_reason, rounds = {{drafted, accepted}, ...} }. Logits of either
 -- model that are not finite stop the run, naming it.
 function S.generate(spec)
@@ -51,6 +52,7 @@ function S.generate(spec)
     spec.progress.partial = function() return { new_ids = generated, stop_reason = stop_reason, rounds = rounds } end
   end
   if #prompt > 1 then main:prefill({ table.unpack(prompt, 1, #prompt - 1) }) end
+  if spec.on_prefill then spec.on_prefill(#prompt - 1) end  -- the last prompt token is verified with the drafts
   local function scores_of(logits, extra, n)
     local ctx = { model = spec.model, session = history(committed, extra, n), prompt_len = #prompt,
                   step = #generated + n, max_new_tokens = max_new, generated = generated }

@@ -4,7 +4,11 @@
 --
 --   runner.run{ task = mod, model = m, items = {...}, setting = {...}, settings = {...},
 --               output = "results.jsonl", shard = {i, n}, progress = "auto", pause = 0,
---               batch = 1, repair = false } -> summary
+--               batch = 1, repair = false, bootstrap = 1000, seed = 42 } -> summary
+--
+-- The summary (and a merge's) holds the task's metrics and, beside them, `uncertainty`: each
+-- mean metric's standard error and seeded 95 % bootstrap interval (slua.eval.uncertainty;
+-- bootstrap = 0 leaves the interval out).
 --
 -- `settings` is everything that decides the results (hashed into every line); `setting` is what
 -- task.evaluate receives.
@@ -13,6 +17,7 @@ local core = require "slua.core"
 local batch = require "slua.batch"
 local ev = require "slua.eval"
 local lockfile = require "slua.lockfile"
+local uncertainty = require "slua.eval.uncertainty"
 
 local runner = {}
 
@@ -67,8 +72,9 @@ end
 function runner.read_results(path, repair)
   local f = io.open(path, "rb")
   if not f then return {}, false end
-  local text = f:read("a")
+  local text, read_err = f:read("a")
   f:close()
+  if not text then sl.fail(("%s: cannot read (%s)"):format(path, tostring(read_err))) end
   local records, good, damaged, lineno = {}, {}, {}, 0
   local pos = 1
   while pos <= #text do
@@ -205,7 +211,8 @@ function runner.run(spec)
   local forwarded, tokens = 0, 0
   for _, r in ipairs(records) do forwarded, tokens = forwarded + (r.n_forwarded or 0), tokens + (r.n_tokens or 0) end
   return {
-    task = task.name, metrics = task.summarize(records), n = #records, n_items = #items, n_resumed = done_before,
+    task = task.name, metrics = task.summarize(records),
+    uncertainty = uncertainty.of(task, records, { bootstrap = spec.bootstrap, seed = spec.seed }), n = #records, n_items = #items, n_resumed = done_before,
     n_run = done_here, settings = spec.settings, settings_hash = hash, shard = shard_text, output = spec.output,
     batch = spec.batch or 1,
     wall_s = core.clock() - t0, token_forwards = forwarded > 0 and forwarded or nil,
@@ -216,8 +223,10 @@ end
 -- Merges result files of one setting (shards, resumed runs): every id once, metrics recomputed.
 -- The merge is complete when every shard I/N of the files is there with all its items (lines
 -- carry their shard's item count) and no file or item comes twice; otherwise `problems` lists
--- what is missing or duplicated (the CLI prints them and exits 3).
-function runner.merge(paths, output)
+-- what is missing or duplicated (the CLI prints them and exits 3). opts: {bootstrap, seed} of
+-- the uncertainty.
+function runner.merge(paths, output, opts)
+  opts = opts or {}
   local by_id, order, hash, task_name = {}, {}, nil, nil
   local problems, seen_path, shards = {}, {}, {}
   for _, path in ipairs(paths) do
@@ -281,7 +290,8 @@ function runner.merge(paths, output)
     for _, r in ipairs(order) do f:write(core.json_encode(r), "\n") end
     f:close()
   end
-  return { task = task_name, metrics = task.summarize(order), n = #order, settings_hash = hash, merged = paths,
+  return { task = task_name, metrics = task.summarize(order),
+           uncertainty = uncertainty.of(task, order, { bootstrap = opts.bootstrap, seed = opts.seed }), n = #order, settings_hash = hash, merged = paths,
            output = output, complete = #problems == 0, problems = #problems > 0 and problems or nil }
 end
 

@@ -1,57 +1,47 @@
--- slua.sweep.plot: a line chart as a standalone SVG — a metric against a swept parameter, one
--- line per value of a second parameter, error bars of ± one standard error.
+-- slua.sweep.plot: a metric against a swept parameter as a standalone SVG, one series per value
+-- of a second parameter, error bars of ± one standard error. A numeric x axis joins a series'
+-- points with a line; a categorical one (layer sets, names) shows separate points, the series
+-- dodged side by side within each category, since a line between categories means nothing.
+-- One series needs no legend.
 --
---   plot.svg{ title, x_label, y_label, x = {values...} (numbers or labels),
---             series = {{name, points = {{x, mean, se}}}} } -> SVG text
+--   plot.svg{ title, subtitle, x_label, y_label, x = {values...} (numbers or labels),
+--             series = {{name, points = {{x, mean, se}}}}, legend_title } -> SVG text
+local svg = require "slua.svg"
+
 local plot = {}
 
 local W, H = 680, 420
-local L, R, T, B = 78, 170, 56, 64     -- margins: left axis, legend, title, bottom axis
-local palette = { "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf" }
+local L, T, B = 78, 56, 64            -- margins: left axis, title, bottom axis
+local LEGEND = 170                    -- right margin that holds the legend
 
-local function esc(s)
-  return (tostring(s):gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" }))
-end
-
-local function num(v) return ("%.4g"):format(v) end
-
--- About n round tick values covering [lo, hi].
-local function ticks(lo, hi, n)
-  if hi <= lo then lo, hi = lo - 0.5, hi + 0.5 end
-  local raw = (hi - lo) / n
-  local mag = 10 ^ math.floor(math.log(raw, 10))
-  local step = mag
-  for _, m in ipairs({ 1, 2, 2.5, 5, 10 }) do
-    if m * mag >= raw then step = m * mag; break end
-  end
-  local first = math.floor(lo / step) * step
-  local out = {}
-  for k = 0, 100 do
-    local v = first + k * step
-    out[#out + 1] = v
-    if v >= hi - 1e-12 * step then break end
-  end
-  return out
+-- Whether the x values are all numbers (and more than one): a numeric axis.
+function plot.is_numeric(xs)
+  if #xs < 2 then return false end
+  for _, x in ipairs(xs) do if type(x) ~= "number" then return false end end
+  return true
 end
 
 function plot.svg(p)
-  local numeric = true
-  for _, x in ipairs(p.x) do if type(x) ~= "number" then numeric = false end end
-  local pos = {}                         -- x value -> pixel
-  local x_ticks = {}
+  local numeric = plot.is_numeric(p.x)
+  local legend = #p.series > 1
+  local R = legend and LEGEND or 24
+  local pos, x_ticks = {}, {}            -- x value -> pixel
   local pw, ph = W - L - R, H - T - B
-  if numeric and #p.x > 1 then
+  if numeric then
     local lo, hi = math.huge, -math.huge
     for _, x in ipairs(p.x) do lo, hi = math.min(lo, x), math.max(hi, x) end
     local pad = (hi - lo) * 0.06
     for _, x in ipairs(p.x) do pos[x] = L + pw * (x - lo + pad) / (hi - lo + 2 * pad) end
-    for _, x in ipairs(p.x) do x_ticks[#x_ticks + 1] = { at = pos[x], label = num(x) } end
+    for _, x in ipairs(p.x) do x_ticks[#x_ticks + 1] = { at = pos[x], label = svg.num(x) } end
   else
     for i, x in ipairs(p.x) do
       pos[x] = L + pw * (i - 0.5) / #p.x
       x_ticks[#x_ticks + 1] = { at = pos[x], label = tostring(x) }
     end
   end
+  -- series side by side: a few pixels on a numeric axis (equal values stay visible), a share of
+  -- each category's band on a categorical one
+  local step = numeric and 4 or math.min(18, pw / math.max(1, #p.x) * 0.6 / math.max(1, #p.series))
   local lo, hi = math.huge, -math.huge
   for _, s in ipairs(p.series) do
     for _, pt in ipairs(s.points) do
@@ -59,39 +49,38 @@ function plot.svg(p)
     end
   end
   if lo == math.huge then lo, hi = 0, 1 end
-  local yt = ticks(lo, hi, 5)
+  local yt = svg.ticks(lo, hi, 5)
   local y0, y1 = yt[1], yt[#yt]
   if y1 <= y0 then y1 = y0 + 1 end
   local function ypix(v) return T + ph * (1 - (v - y0) / (y1 - y0)) end
 
-  local o = {}
-  local function add(fmt, ...) o[#o + 1] = fmt:format(...) end
+  local add, text = svg.writer()
   add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, H, W, H)
   add('<rect width="%d" height="%d" fill="white"/>', W, H)
-  add('<text x="%d" y="24" font-size="15" font-weight="bold">%s</text>', L, esc(p.title))
-  if p.subtitle then add('<text x="%d" y="40" font-size="11" fill="#555">%s</text>', L, esc(p.subtitle)) end
+  add('<text x="%d" y="24" font-size="15" font-weight="bold">%s</text>', L, svg.esc(p.title))
+  if p.subtitle then add('<text x="%d" y="40" font-size="11" fill="#555">%s</text>', L, svg.esc(p.subtitle)) end
   for _, v in ipairs(yt) do
     local y = ypix(v)
     add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e3e3e3"/>', L, L + pw, y, y)
-    add('<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>', L - 6, y, esc(num(v)))
+    add('<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>', L - 6, y, svg.esc(svg.num(v)))
   end
   add('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>', L, L + pw, T + ph, T + ph)
   add('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>', L, L, T, T + ph)
   for _, t in ipairs(x_ticks) do
     add('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#333"/>', t.at, t.at, T + ph, T + ph + 5)
-    add('<text x="%.1f" y="%d" text-anchor="middle">%s</text>', t.at, T + ph + 19, esc(t.label))
+    add('<text x="%.1f" y="%d" text-anchor="middle">%s</text>', t.at, T + ph + 19, svg.esc(t.label))
   end
-  add('<text x="%.1f" y="%d" text-anchor="middle" font-size="13">%s</text>', L + pw / 2, H - 14, esc(p.x_label))
-  add('<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle" font-size="13">%s</text>', T + ph / 2, esc(p.y_label))
+  add('<text x="%.1f" y="%d" text-anchor="middle" font-size="13">%s</text>', L + pw / 2, H - 14, svg.esc(p.x_label))
+  add('<text transform="translate(18 %.1f) rotate(-90)" text-anchor="middle" font-size="13">%s</text>', T + ph / 2, svg.esc(p.y_label))
   for i, s in ipairs(p.series) do
-    local color = palette[(i - 1) % #palette + 1]
-    local dodge = (i - (#p.series + 1) / 2) * 4    -- series apart, so equal values stay visible
-    local path = {}
-    for _, pt in ipairs(s.points) do
-      path[#path + 1] = ("%.1f,%.1f"):format(pos[pt[1]] + dodge, ypix(pt[2]))
-    end
-    if #path > 1 then
-      add('<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>', table.concat(path, " "), color)
+    local color = svg.palette[(i - 1) % #svg.palette + 1]
+    local dodge = (i - (#p.series + 1) / 2) * step
+    if numeric then
+      local path = {}
+      for _, pt in ipairs(s.points) do path[#path + 1] = ("%.1f,%.1f"):format(pos[pt[1]] + dodge, ypix(pt[2])) end
+      if #path > 1 then
+        add('<polyline class="series-line" points="%s" fill="none" stroke="%s" stroke-width="2"/>', table.concat(path, " "), color)
+      end
     end
     for _, pt in ipairs(s.points) do
       local x = pos[pt[1]] + dodge
@@ -101,18 +90,24 @@ function plot.svg(p)
           add('<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s"/>', x - 4, x + 4, ypix(v), ypix(v), color)
         end
       end
-      add('<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/>', x, ypix(pt[2]), color)
+      add('<circle class="point" cx="%.1f" cy="%.1f" r="3.5" fill="%s"><title>%s%s: %s ± %s</title></circle>', x, ypix(pt[2]), color,
+        legend and (svg.esc(s.name) .. ", ") or "", svg.esc(type(pt[1]) == "number" and svg.num(pt[1]) or pt[1]),
+        svg.num(pt[2]), svg.num(pt[3]))
     end
-    local ly = T + 10 + (i - 1) * 20
-    add('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"/>', W - R + 16, W - R + 40, ly, ly, color)
-    add('<circle cx="%d" cy="%d" r="3.5" fill="%s"/>', W - R + 28, ly, color)
-    add('<text x="%d" y="%d" dominant-baseline="middle">%s</text>', W - R + 46, ly, esc(s.name))
+    if legend then
+      local ly = T + 10 + (i - 1) * 20
+      if numeric then
+        add('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"/>', W - R + 16, W - R + 40, ly, ly, color)
+      end
+      add('<circle cx="%d" cy="%d" r="3.5" fill="%s"/>', W - R + 28, ly, color)
+      add('<text class="legend" x="%d" y="%d" dominant-baseline="middle">%s</text>', W - R + 46, ly, svg.esc(s.name))
+    end
   end
-  if p.legend_title then
-    add('<text x="%d" y="%d" font-weight="bold" font-size="11" fill="#555">%s</text>', W - R + 16, T - 8, esc(p.legend_title))
+  if legend and p.legend_title then
+    add('<text x="%d" y="%d" font-weight="bold" font-size="11" fill="#555">%s</text>', W - R + 16, T - 8, svg.esc(p.legend_title))
   end
   add("</svg>")
-  return table.concat(o, "\n") .. "\n"
+  return text()
 end
 
 return plot

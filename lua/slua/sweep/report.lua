@@ -173,6 +173,19 @@ local function axes(rep)
   return x, series
 end
 
+-- A plot's y label: what the metric is (its unit) and over how many items each point is (the
+-- least to the most, when pooling or missing runs make them differ).
+function report.y_label(rep, metric, series)
+  local unit = rep.units[metric]
+  local what = rep.summarize and "the task's summary" or "mean"
+  local lo, hi = math.huge, 0
+  for _, s in ipairs(series) do
+    for _, pt in ipairs(s.points) do lo, hi = math.min(lo, pt[4]), math.max(hi, pt[4]) end
+  end
+  local count = lo == math.huge and "no" or lo == hi and tostring(lo) or ("%d to %d"):format(lo, hi)
+  return ("%s%s, %s over %s items"):format(metric, unit and (" (" .. unit .. ")") or "", what, count)
+end
+
 -- report.plots(rep) -> {{metric, svg}} (none when nothing is swept)
 function report.plots(rep)
   local x, series_key = axes(rep)
@@ -216,11 +229,10 @@ function report.plots(rep)
           local summary = rep.summarize(pooled_records)
           if type(summary[metric]) == "number" then s.mean = summary[metric] end
         end
-        if s.n > 0 then pts[#pts + 1] = { xv, s.mean, s.se } end
+        if s.n > 0 then pts[#pts + 1] = { xv, s.mean, s.se, s.n } end
       end
       series[#series + 1] = { name = sv, points = pts }
     end
-    local unit = rep.units[metric]
     local pooled = #rep.swept > (series_key and 2 or 1) and "; other swept keys pooled" or ""
     out[#out + 1] = {
       metric = metric,
@@ -228,7 +240,7 @@ function report.plots(rep)
         title = ("%s by %s"):format(metric, x),
         subtitle = ("sweep %s, %s: %s ± s.e. over items%s"):format(rep.name, (report.what(rep):gsub("`", "")),
           rep.summarize and "the task's summary" or "mean", pooled),
-        x_label = x, y_label = unit and ("%s (%s)"):format(metric, unit) or metric,
+        x_label = x, y_label = report.y_label(rep, metric, series),
         x = xs, series = series, legend_title = series_key,
       },
     }

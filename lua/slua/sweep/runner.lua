@@ -3,7 +3,8 @@
 --
 -- A result line of a recipe sweep: point, item, recipe, model, options (the full option set),
 -- the recipe's JSON fields (prompt_ids, new_ids, text, stop_reason, its extras; `steps` only
--- with steps = true), metrics, and timings = {run_s, tokens_per_s} (the only field that differs
+-- with steps = true), metrics, and timings (the recipe's load, prefill and decode times, with run_s
+-- and tokens_per_s of the whole run: the only field that differs
 -- between reruns). A task sweep's line is the task's record instead (slua.sweep.task).
 -- Ctrl-C lets the current run finish and its line be written (with --batch N, the first of the
 -- running ones to finish), then exits 130; a second Ctrl-C stops at once (the resume drops a
@@ -105,7 +106,9 @@ local function recipe_record(plan, models, point, item)
   for k, v in pairs(result) do record[k] = v end
   if not plan.steps then record.steps = nil end
   record.point, record.item, record.metrics = point.id, item.id, values
-  record.timings = { run_s = run_s, tokens_per_s = #result.new_ids / math.max(run_s, 1e-9) }
+  -- the recipe's own timings (load, prefill, decode) with the run's wall time beside them
+  record.timings = result.timings or {}
+  record.timings.run_s, record.timings.tokens_per_s = run_s, #result.new_ids / math.max(run_s, 1e-9)
   return record
 end
 

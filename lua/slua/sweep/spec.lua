@@ -55,11 +55,13 @@ local function exists(path)
 end
 
 -- What a point's id is a hash of. Stable across versions and places: options that change how a
--- run goes but not its results (threads, output format, mapping the checkpoint) are left out;
+-- run goes but not its results (threads, output format, mapping the checkpoint, --stats, the
+-- HTML view's options) are left out;
 -- an option at its "off" value is left out, so a version that adds one keeps the ids of every
 -- point that does not set it; and a model under the slua root (the bundled one) is named
 -- relative to it, so a checkout and an installed prefix, run from any folder, agree.
-local run_only = { threads = true, format = true, mmap = true }
+local run_only = { threads = true, format = true, mmap = true, stats = true,
+                   html = true, target = true, target_id = true, view_top = true, wrap = true }
 local off_values = { truncate_prompt = false, weights = "stored", n_ctx = 0, kv_type = "f32", chat = "",
                      messages = "", system = "", chat_template = "", no_chat_template = false, intervene = "" }
 

@@ -67,6 +67,10 @@ function task.evaluate(model, item, setting)
   return rec
 end
 
+-- The metrics that are means over items, and an item's value of each (slua.eval.uncertainty).
+task.item_metrics = { "accuracy" }
+function task.item_value(record) return record.is_correct and 1 or 0 end
+
 function task.summarize(records)
   local correct = 0
   for _, r in ipairs(records) do if r.is_correct then correct = correct + 1 end end

@@ -102,6 +102,7 @@ function task.evaluate(model, item, setting)
            is_correct = task.is_correct(answer, item.answer), n_new_tokens = #r.new_ids, stop_reason = r.stop_reason }
 end
 
-task.summarize = require("slua.eval.tasks.gsm8k").summarize
+local gsm8k = require "slua.eval.tasks.gsm8k"
+task.summarize, task.item_metrics, task.item_value = gsm8k.summarize, gsm8k.item_metrics, gsm8k.item_value
 
 return task

@@ -172,6 +172,10 @@ function task.evaluate(model, item, setting)
 end
 
 -- Plain means over questions.
+-- The metrics that are means over items, and an item's value of each (slua.eval.uncertainty).
+task.item_metrics = { "MC1", "MC2", "MC3" }
+function task.item_value(record, metric) return record[metric] end
+
 function task.summarize(records)
   local t = { MC1 = 0.0, MC2 = 0.0, MC3 = 0.0, n = #records }
   for _, r in ipairs(records) do
