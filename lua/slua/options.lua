@@ -75,6 +75,8 @@ O.known = {
   max_new_tokens = { type = "integer", min = 0, help = "tokens to generate at most" },
   n_ctx = { type = "integer", min = 0, help = "context length (0 = max_position_embeddings; RoPE runs past it)" },
   seed = { type = "integer", min = 0, help = "seed of the sampling generator" },
+  logprobs = { type = "integer", min = 0, max = 1000,
+               help = "JSON steps: the top K raw log-probabilities (log_softmax of the final logits before any processor) beside each step's `logprob`" },
   intervene = { type = "string",
                 help = "activation interventions: a JSON file (or inline JSON) listing ops at TransformerLens hook points (docs/spec/interventions.md)" },
   kv_type = { choices = { "f32", "f16" },

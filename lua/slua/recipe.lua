@@ -129,17 +129,16 @@ function Recipe:help(flags)
   return options.help_of(self.file, declared)
 end
 
--- recipe:run(flags [, {model = m, sessions = cache, on_token = fn, raw_logits = bool}]) -> the
+-- recipe:run(flags [, {model = m, sessions = cache, on_token = fn}]) -> the
 -- result table its JSON mode prints, printing nothing. opts.model: a loaded model (else
 -- --model's is loaded); opts.sessions, a table the caller keeps between runs, is a prefix
 -- cache: the next run continues the last one's session from the prefix the two prompts share
 -- (same results, less prefill). opts.on_token(id, raw, ctx), called after each token of the
--- one-token loop (raw: that step's final logits before any processor, with raw_logits), may
+-- one-token loop (logprobs: log_softmax of that step's final logits before any processor), may
 -- return "stop" to end the run there (stop_reason "stop"). Errors reach the caller.
 function Recipe:run(flags, opts)
   opts = opts or {}
-  local ctx = { opt = self:options(flags), model = opts.model, sessions = opts.sessions, on_token = opts.on_token,
-                keep_raw = opts.raw_logits }
+  local ctx = { opt = self:options(flags), model = opts.model, sessions = opts.sessions, on_token = opts.on_token }
   return run.execute(self.spec, ctx)
 end
 

@@ -12,10 +12,12 @@
 -- far), rng and extra (fields a hook adds to the result, e.g. skip_span); processors get it too.
 --
 -- Text mode streams the continuation as it is generated; JSON mode prints one object:
--- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, ...info}],
--- timings}
+-- {model, recipe, options, prompt_ids, new_ids, text, stop_reason, steps = [{id, top, logprob,
+-- top_logprobs?, ...info}], timings}
 -- where `top` holds the 8 best processed scores the choice was made from, among the tokens
--- still candidates (masked ones are left out; a NaN is written as null). Each step checks the final logits (finite) and what the scores function and the
+-- still candidates (masked ones are left out; a NaN is written as null), `logprob` the chosen
+-- token's raw log-probability (log_softmax of the final logits before any processor) and,
+-- with --logprobs K, `top_logprobs` the K best raw ones as [id, logprob]. Each step checks the final logits (finite) and what the scores function and the
 -- processors return (a slua.Logits of the vocabulary's length). Ctrl-C still prints the
 -- result, with stop_reason "interrupted". Only a run with ctx.cli prints anything.
 local core = require "slua.core"
@@ -48,6 +50,7 @@ run.common = {
   stop = "",                -- stop string(s), separated by "|"
   n_ctx = 0,                -- context length; 0 = max_position_embeddings (RoPE runs past it)
   kv_type = "f32",          -- KV cache storage: f32 | f16 (lossy)
+  logprobs = 0,             -- JSON steps: the top K raw log-probabilities beside `logprob`
 }
 for k, v in pairs(chat_options.common) do run.input[k] = v end  -- --chat, --messages, ...
 for k, v in pairs(run.input) do run.common[k] = v end
@@ -370,7 +373,8 @@ function run.generate(recipe, ctx)
     ctx.step = step
     run.check_finite(ctx.out.logits, model.path, step)
     for _, a in ipairs(ctx.amateur_outs) do run.check_finite(a.logits, "the amateur of " .. model.path, step) end
-    local raw = ctx.keep_raw and ctx.out.logits:clone() or nil
+    -- the model's own log-probabilities of this step, before any processor
+    local logprobs = ctx.out.logits:clone():log_softmax()
     local scores, info = scores_of(ctx)
     scores = util.check_scores(scores, n_vocab, who)
     scores = chain(ctx, scores) or scores
@@ -380,14 +384,15 @@ function run.generate(recipe, ctx)
     -- tokens masked to -inf (a relative-top or top-k cut) were never candidates: left out
     local top = scores:top(8)
     for k = #top, 1, -1 do if top[k][2] == -math.huge then table.remove(top, k) end end
-    record.id, record.top = id, top
+    record.id, record.top, record.logprob = id, top, logprobs:get(id)
+    if ctx.opt.logprobs and ctx.opt.logprobs > 0 then record.top_logprobs = logprobs:top(ctx.opt.logprobs) end
     steps[#steps + 1] = record
     ctx.generated[#ctx.generated + 1] = id
     local piece = stream and stream:put(id) or (" " .. id)
     text[#text + 1] = piece
     emit(ctx, piece)
     if ctx.progress then ctx.progress(step + 1) end
-    if ctx.on_token and ctx.on_token(id, raw, ctx) == "stop" then stop_reason = "stop"; break end
+    if ctx.on_token and ctx.on_token(id, logprobs, ctx) == "stop" then stop_reason = "stop"; break end
     if eos[id] then stop_reason = "eos"; break end
     if #stops > 0 then
       local so_far = table.concat(text)

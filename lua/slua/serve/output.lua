@@ -161,7 +161,7 @@ function State:run_choice(p, j, index)
       local piece = plain and plain:put(id) or (" " .. id)
       local shown = shown_of(id, piece)
       if lp then
-        local l = raw:log_softmax()
+        local l = raw
         local v = finite(l:get(id))
         local top = lp.k > 0 and l:top(lp.k) or {}
         if self.kind == "chat" then
@@ -190,7 +190,7 @@ function State:run_choice(p, j, index)
       end
       if self.stream then self:stream_text(ch, false) end
     end
-    local result = dec.recipe:run(flags, { model = self.server.model, on_token = on_token, raw_logits = lp ~= nil })
+    local result = dec.recipe:run(flags, { model = self.server.model, on_token = on_token })
     if result.stop_reason == "eos" then finish = "stop" end
     if not result.stop_reason then -- a recipe with a loop of its own: its text as a whole
       ch.text, ch.n_gen = result.text or "", #(result.new_ids or {})

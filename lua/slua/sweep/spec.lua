@@ -63,7 +63,8 @@ end
 local run_only = { threads = true, format = true, mmap = true, stats = true,
                    html = true, target = true, target_id = true, view_top = true, wrap = true }
 local off_values = { truncate_prompt = false, weights = "stored", n_ctx = 0, kv_type = "f32", chat = "",
-                     messages = "", system = "", chat_template = "", no_chat_template = false, intervene = "" }
+                     messages = "", system = "", chat_template = "", no_chat_template = false, intervene = "",
+                     logprobs = 0 }
 
 function spec.model_name(path)
   if type(path) ~= "string" then return path end
