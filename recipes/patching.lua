@@ -50,7 +50,7 @@ return sl.recipe{
     print(("answer %d vs %d: logit difference clean %.3f, corrupted %.3f; recovered share per block x position"):format(r.answer, r.wrong, r.clean_logit_diff, r.corrupted_logit_diff))
     for i = #r.layers, 1, -1 do
       local row = {}
-      for p, v in ipairs(r.recovered[i]) do row[p] = ("%6.2f"):format(v == 0 and 0 or v) end
+      for p, v in ipairs(r.recovered[i]) do row[p] = ("%6.2f"):format(v):gsub("%-(0%.00)$", " %1") end
       print(("block %-3d %s | all %6.2f"):format(r.layers[i], table.concat(row, " "), r.recovered_all[i]))
     end
   end,

@@ -124,7 +124,13 @@ for _, name in ipairs{ "stories260K", "tiny-llama", "tiny-qwen2" } do
 
   T.case(name .. ": patching every position with the clean run recovers the clean logit difference exactly", function()
     local args = bundled and "" or ("--prompt-ids %s --corrupted-ids %s"):format(ids, "1,17,99,301,42,7,211,88")
-    local r = run_json("patching.lua", ("%s %s"):format(model, args))
+    local svg = ("%s/%s_patching.svg"):format(tmp, name)
+    local r = run_json("patching.lua", ("%s %s --svg %s"):format(model, args, svg))
+    local picture = T.read(svg)
+    T.truthy(picture:find("<svg", 1, true) and select(2, picture:gsub("<rect ", "")) == 1 + #r.layers * (#r.prompt_ids + 1),
+      "the heatmap: a cell per block and position, and the [all] column")
+    local _, _, rendered = os.execute(("rsvg-convert %s -o %s.png 2>/dev/null"):format(svg, svg))
+    T.eq(rendered, 0, "the heatmap renders (rsvg-convert)")
     for l, v in ipairs(r.recovered_all) do T.eq(v, 1, ("block %d: every position patched"):format(l - 1)) end
     -- positions before the first differing token hold the same activations in both runs
     local clean, corrupted = r.prompt_ids, r.corrupted_ids

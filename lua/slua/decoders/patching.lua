@@ -65,8 +65,8 @@ local function xml(text)
 end
 
 -- An SVG heatmap: one row per block (the last on top), one column per position, colour and
--- text the recovered share (red = recovered, blue = the other way); the last column patches
--- every position. tokens: the corrupted prompt's token texts, for the column labels.
+-- text the recovered share (red = recovered, blue = the other way); the last column, [all],
+-- patches every position. tokens: the corrupted prompt's token texts, for the column labels.
 function P.svg(result, tokens, title)
   local cw, ch, left, top = 58, 22, 110, 40
   local n_pos, n_lay = #result.recovered[1], #result.layers
@@ -86,12 +86,13 @@ function P.svg(result, tokens, title)
       local fill = v >= 0 and ("rgb(255,%d,%d)"):format(255 - t, 255 - t) or ("rgb(%d,%d,255)"):format(255 - t, 255 - t)
       local x = left + (col - 1) * cw
       out[#out + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="white"/>'):format(x, y, cw, ch, fill)
-      out[#out + 1] = ('<text x="%d" y="%d" text-anchor="middle">%.2f</text>'):format(x + cw // 2, y + 15, v)
+      out[#out + 1] = ('<text x="%d" y="%d" text-anchor="middle">%s</text>')
+        :format(x + cw // 2, y + 15, (("%.2f"):format(v):gsub("^%-(0%.00)$", "%1")))
     end
   end
   local y = top + n_lay * ch
   for col = 1, n_pos + 1 do
-    local text = col <= n_pos and (tokens[col] or ""):gsub("\n", "\\n") or "all"
+    local text = col <= n_pos and (tokens[col] or ""):gsub("\n", "\\n") or "[all]"
     out[#out + 1] = ('<text x="%d" y="%d" text-anchor="middle" font-style="italic">%s</text>')
       :format(left + (col - 1) * cw + cw // 2, y + 15, xml(text))
   end
