@@ -11,6 +11,7 @@
 -- Each step: alpha = entropy of the base distribution (nats; / ln V with --scale-alpha; capped
 -- by --alpha-cap when > 0), score = (1 + alpha) log_softmax(base) - alpha log_softmax(masked).
 local sl = require "slua"
+local steering = require "slua.decoders.steering"
 
 return sl.recipe{
   name = "decore",
@@ -36,7 +37,7 @@ return sl.recipe{
       ops[#ops + 1] = { hook = ("blocks.%d.attn.hook_attn_scores"):format(b), op = "scale", factor = 0,
                         heads = by_block[b], positions = decoded }
     end
-    return { ctx.session:fork{ skip = {}, intervene = sl.intervene.load(model, ops) } }
+    return { ctx.session:fork{ skip = {}, intervene = steering.intervention(ctx, ops) } }   -- after the run's --intervene
   end,
   scores = function(ctx)
     local base, masked = ctx.out.logits:clone(), ctx.amateur_outs[1].logits:clone()

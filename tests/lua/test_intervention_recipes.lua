@@ -215,6 +215,16 @@ T.case("scale on hook_attn_scores: factor 1 changes no bit, factor 0 is uniform 
   T.truthy(not ok and code == 2 and msg:find("'scale' applies to blocks.L.attn.hook_z and blocks.L.attn.hook_attn_scores", 1, true), msg)
 end)
 
+T.case("DeCoRe under the run's --intervene: its fork takes those ops too (a zero-vector op changes no bit)", function()
+  local vec = vectors("decore", 64)
+  local spec = tmp .. "/decore_zero.json"
+  T.write(spec, sl.json.encode{ { hook = "blocks.1.hook_resid_post", op = "add", vector = vec .. ":zero", scale = 3 } })
+  local args = ("--model %s --prompt-ids 1,17,99,300,42,7 --max-new-tokens 8 --retrieval-heads 4:0,4:2"):format(models .. "tiny-qwen2")
+  T.eq(json_of("decore.lua", args .. " --intervene " .. spec), json_of("decore.lua", args), "zero vector under DeCoRe")
+  T.write(spec, sl.json.encode{ { hook = "blocks.1.hook_resid_post", op = "add", vector = vec .. ":pattern", scale = 1 } })
+  T.truthy(json_of("decore.lua", args .. " --intervene " .. spec) ~= json_of("decore.lua", args), "a vector changes both rows")
+end)
+
 T.case("bad options are one line and exit status 2", function()
   for _, case in ipairs{
     { "decore.lua", "--max-new-tokens 2", "option --retrieval-heads" },

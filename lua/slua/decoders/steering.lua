@@ -32,9 +32,9 @@ local function run_ops(ctx)
   return ops
 end
 
--- Session options that carry the run's ops followed by `ops` (a list of op tables, Tensors
--- allowed as vectors); with spec_out ~= "" the combined list is also written there as JSON.
-function S.install(ctx, ops, spec_out)
+-- The Intervention of the run's ops followed by `ops` (a list of op tables, Tensors allowed as
+-- vectors), nil when both are empty; with spec_out ~= "" the list is also written there as JSON.
+function S.intervention(ctx, ops, spec_out)
   local all = run_ops(ctx)
   for _, op in ipairs(ops) do all[#all + 1] = op end
   if spec_out and spec_out ~= "" then
@@ -42,8 +42,10 @@ function S.install(ctx, ops, spec_out)
     f:write(core.json_encode(all), "\n")
     f:close()
   end
-  if #all == 0 then return {} end
-  return { intervene = intervene.load(ctx.model, all) }
+  return #all > 0 and intervene.load(ctx.model, all) or nil
 end
+
+-- Session options that carry that Intervention (for a recipe's session hook).
+function S.install(ctx, ops, spec_out) return { intervene = S.intervention(ctx, ops, spec_out) } end
 
 return S
