@@ -35,8 +35,13 @@ end
 -- The Intervention of the run's ops followed by `ops` (a list of op tables, Tensors allowed as
 -- vectors), nil when both are empty; with spec_out ~= "" the list is also written there as JSON.
 function S.intervention(ctx, ops, spec_out)
-  local all = run_ops(ctx)
+  local all, cwd = run_ops(ctx), os.getenv("PWD")
   for _, op in ipairs(ops) do all[#all + 1] = op end
+  for _, op in ipairs(all) do   -- a written spec is read relative to its own folder: name files absolutely
+    for _, field in ipairs{ "vector", "values" } do
+      if cwd and type(op[field]) == "string" and op[field]:sub(1, 1) ~= "/" then op[field] = cwd .. "/" .. op[field] end
+    end
+  end
   if spec_out and spec_out ~= "" then
     local f = io.open(spec_out, "w") or util.fail(("option --spec-out: cannot write %s"):format(spec_out), 2)
     f:write(core.json_encode(all), "\n")
