@@ -6,7 +6,8 @@
 --        [--spec-out FILE.json] plus the common flags
 -- ActAdd: the block's activations over the two prompts, h(add) - h(sub) position by position
 -- (the longer prompt's extra positions are dropped; ActAdd pads the shorter with spaces), times
--- the multiplier (ActAdd's coeff), are added at the same first positions of the prompt. CAA: a
+-- the multiplier (ActAdd's coeff), are added at the same first positions of the prompt (with
+-- --positions all|prompt|generated: the difference at the last tokens, there). CAA: a
 -- vector file (examples/caa_vector.lua builds one: the mean difference at the answer letter)
 -- added times the multiplier at every position after the prompt ("generated"). --layer is a
 -- 0-based block (-1 = the middle one, N // 2); --spec-out writes the ops as an --intervene file.
@@ -37,10 +38,10 @@ return sl.recipe{
     end
     local encode = function(text) return model.tokenizer:encode(text, { special = true }) end
     local add, sub = steering.capture(model, encode(opt.prompt_add), hook), steering.capture(model, encode(opt.prompt_sub), hook)
-    local ops = {}
-    for i = 1, math.min(add:shape()[1], sub:shape()[1]) do
-      ops[i] = { hook = hook, op = "add", vector = add:row(i):sub(sub:row(i)), scale = opt.multiplier,
-                 positions = opt.positions == "auto" and { i - 1 } or opt.positions }
+    local ops, n = {}, math.min(add:shape()[1], sub:shape()[1])
+    for i = opt.positions == "auto" and 1 or n, n do   -- other positions: the last tokens' difference
+      ops[#ops + 1] = { hook = hook, op = "add", vector = add:row(i):sub(sub:row(i)), scale = opt.multiplier,
+                        positions = opt.positions == "auto" and { i - 1 } or opt.positions }
     end
     return steering.install(ctx, ops, opt.spec_out)
   end,
