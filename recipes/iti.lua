@@ -7,7 +7,9 @@
 -- "accuracy" [L, H] and the spread "std" [L, H] of the activations along the direction, as
 -- examples/interventions/iti_directions.lua writes them from TruthfulQA. The num_heads heads of
 -- best accuracy get alpha * std * direction added to their output (blocks.L.attn.hook_z) at the
--- positions after the prompt, as honest_llama edits the last token while generating.
+-- positions after the prompt (honest_llama edits the last token of every forward while
+-- generating, the last prompt token included; "generated" leaves that one, and is what a spec
+-- for slua eval needs: the answer's positions after each question).
 -- --spec-out writes the ops as an --intervene file (slua eval truthfulqa_mc --intervene FILE).
 local sl = require "slua"
 local steering = require "slua.decoders.steering"

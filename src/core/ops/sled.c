@@ -46,23 +46,24 @@ sl_status sl_ops_sled_evolve(const float *final_logits, const float *const *prem
     for (int32_t l = 0; l < n_layers; l++) {
         double *v = weight + (size_t)l * (size_t)(k + 1);
         softmax_double(premature[l], n, q);
-        double dd = 0.0, qd = 0.0, qq = 0.0;
+        double dd = 0.0, qd = 0.0;
         for (int32_t i = 0; i < n; i++) {
             d[i] = (double)premature[l][i] - (double)final_logits[i];
             dd += d[i] * d[i];
             qd += q[i] * d[i];
-            qq += q[i] * q[i];
         }
         double sum = 0.0;
         for (int32_t t = 0; t < k; t++) {
             int32_t j = top[t];
             /* |q - e_j|^2 = sum_{i != j} q_i^2 + (1 - q_j)^2, with 1 - q_j as the sum of the others
              * (no cancellation when q is nearly one-hot at j) */
-            double others = 0.0, others_sq = qq - q[j] * q[j];
+            double others = 0.0, others_sq = 0.0;
             for (int32_t i = 0; i < n; i++)
-                if (i != j)
+                if (i != j) {
                     others += q[i];
-            double gg = (others_sq > 0 ? others_sq : 0) + others * others, gd = qd - d[j];
+                    others_sq += q[i] * q[i];
+                }
+            double gg = others_sq + others * others, gd = qd - d[j];
             double prod = gg * dd;
             double cos = gd / sqrt(prod > 1e-16 ? prod : 1e-16); /* F.cosine_similarity, eps 1e-8 */
             v[t] = cos > 0 ? cos * cos : 0.0;
