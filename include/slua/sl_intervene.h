@@ -64,7 +64,9 @@ typedef struct sl_positions {
 
 typedef enum sl_op_kind {
     SL_OP_ADD,   /* x += scale * vector; on hook_attn_scores: scores of keys [key_begin, key_end) += value */
-    SL_OP_SCALE, /* hook_z only: the heads' slices *= factor (0 ablates them) */
+    SL_OP_SCALE, /* hook_z: the heads' slices *= factor (0 ablates them); hook_attn_scores: the
+                  * heads' unmasked scores *= factor (0 = uniform attention over the visible keys,
+                  * DeCoRe's masked retrieval heads; 1/T = an attention temperature) */
     SL_OP_SET    /* x = a stored row (activation patching) */
 } sl_op_kind;
 
@@ -77,7 +79,7 @@ typedef struct sl_op {
     int64_t n_vector;
     float scale;
     int32_t head;
-    /* scale on hook_z, add on hook_attn_scores: these heads (NULL = all) */
+    /* scale on hook_z or hook_attn_scores, add on hook_attn_scores: these heads (NULL = all) */
     const int32_t *heads;
     int32_t n_heads;
     float factor;
@@ -156,6 +158,20 @@ SL_API sl_status sl_session_set_hook_fn(sl_session *s, sl_hook hook, sl_hook_fn 
 /* Write tensors as one safetensors file (float32, little-endian, names sorted as given). */
 SL_API sl_status sl_safetensors_write(const char *path, const char *const *names, const float *const *data,
                                       const int64_t *const *shapes, const int32_t *ndims, int32_t n, sl_error *err);
+
+/* One tensor read back as float32 (F16 and BF16 are widened). */
+typedef struct sl_tensor_f32 {
+    char *name;
+    int32_t ndim;
+    int64_t shape[8];
+    int64_t n; /* number of values */
+    float *data;
+} sl_tensor_f32;
+
+/* Read every tensor of one safetensors file (F32, F16 or BF16; another dtype is an error naming
+ * the tensor). *out is owned by the caller: release with sl_tensors_f32_free(*out, *n_out). */
+SL_API sl_status sl_safetensors_read(const char *path, sl_tensor_f32 **out, int32_t *n_out, sl_error *err);
+SL_API void sl_tensors_f32_free(sl_tensor_f32 *tensors, int32_t n);
 
 #ifdef __cplusplus
 }

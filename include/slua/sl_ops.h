@@ -68,6 +68,15 @@ SL_API double sl_ops_dola_divergence(const float *final_logits, const float *pre
  * distribution and spreading the rows over the threads. NaN for an all-masked row. */
 SL_API void sl_ops_dola_divergences(const float *final_logits, const float *const *premature, int32_t n_layers,
                                     int32_t n, double *out);
+/* SLED's logits evolution (Zhang et al. 2024; sled_greedy_decode of github JayZhang42/SLED, op_T = 1):
+ * with T = the evolution_scale tokens of largest final logit, per premature layer l and j in T
+ * c_lj = cos(softmax(premature[l]) - onehot(j), premature[l] - final); v_lj = max(c_lj, 0)^2
+ * normalised over j, layer weights w_l = sum_j v_lj / sum over layers; then on T
+ * out = final - evolution_rate * (softmax(final) - sum_l w_l v_l), and evolution_lower_bound
+ * elsewhere. Computed in double. E_ARG for evolution_scale <= 0, E_NOMEM. */
+SL_API sl_status sl_ops_sled_evolve(const float *final_logits, const float *const *premature, int32_t n_layers,
+                                    int32_t n, float evolution_rate, int32_t evolution_scale,
+                                    float evolution_lower_bound, float *out, sl_error *err);
 /* Relative-top (adaptive plausibility) filter of HF's _relative_top_filter on log-probs:
  * thr = min(max + (float)ln(alpha), min_keep-th largest) in float32; keep[i] = !(logprobs[i] < thr).
  * min_keep is clamped to [1, n]. Returns the number kept. */

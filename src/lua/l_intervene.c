@@ -282,6 +282,63 @@ static int l_tensor_tostring(lua_State *L)
     return 1;
 }
 
+/* core.load_tensors(path) -> {name = Tensor, ...} (F16 and BF16 widened to float32), or nil,
+ * message for a file that cannot be read. At most 4 dimensions. */
+static int l_load_tensors(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    sl_tensor_f32 *ts = NULL;
+    int32_t n = 0;
+    sl_error err;
+    if (sl_safetensors_read(path, &ts, &n, &err) != SL_STATUS_OK)
+        return l_pushfail(L, &err);
+    for (int32_t i = 0; i < n; i++)
+        if (ts[i].ndim > 4) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s: tensor '%s' has %d dimensions (at most 4)", path, ts[i].name, (int)ts[i].ndim);
+            sl_tensors_f32_free(ts, n);
+            return 2;
+        }
+    lua_createtable(L, 0, n);
+    for (int32_t i = 0; i < n; i++) {
+        l_tensor *t = lua_newuserdatauv(L, sizeof *t + (size_t)ts[i].n * sizeof(float), 0);
+        t->ndim = ts[i].ndim;
+        for (int32_t d = 0; d < 4; d++)
+            t->shape[d] = d < ts[i].ndim ? ts[i].shape[d] : 1;
+        t->n = ts[i].n;
+        memcpy(t->v, ts[i].data, (size_t)ts[i].n * sizeof(float));
+        luaL_setmetatable(L, L_TENSOR);
+        lua_setfield(L, -2, ts[i].name);
+    }
+    sl_tensors_f32_free(ts, n);
+    return 1;
+}
+
+/* t:top(k) -> { {index, value}, ... }: the k largest values of the flattened tensor, descending
+ * (ties by ascending index), indices 1-based. */
+static int l_tensor_top(lua_State *L)
+{
+    l_tensor *t = l_checktensor(L, 1);
+    lua_Integer k = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, k >= 0, 2, "k must be >= 0");
+    luaL_argcheck(L, t->n <= INT32_MAX, 1, "tensor too large");
+    if (k > t->n)
+        k = t->n;
+    sl_token *ids = lua_newuserdatauv(L, (size_t)(k ? k : 1) * sizeof *ids, 0);
+    float *vals = lua_newuserdatauv(L, (size_t)(k ? k : 1) * sizeof *vals, 0);
+    int32_t got = sl_ops_top_k(t->v, (int32_t)t->n, (int32_t)k, ids, vals);
+    lua_createtable(L, got, 0);
+    for (int32_t i = 0; i < got; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushinteger(L, (lua_Integer)ids[i] + 1);
+        lua_rawseti(L, -2, 1);
+        lua_pushnumber(L, vals[i]);
+        lua_rawseti(L, -2, 2);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
 /* core.save_tensors(path, {name = Tensor, ...}) -> true | nil, message */
 static int l_save_tensors(lua_State *L)
 {
@@ -630,7 +687,7 @@ void sl_lua_open_intervene(lua_State *L)
         {"shape", l_tensor_shape}, {"len", l_tensor_len},     {"totable", l_tensor_totable}, {"get", l_tensor_get},
         {"row", l_tensor_row},     {"flat", l_tensor_flat},   {"mean", l_tensor_mean},       {"add", l_tensor_add},
         {"sub", l_tensor_sub},     {"scale", l_tensor_scale}, {"dot", l_tensor_dot},         {"norm", l_tensor_norm},
-        {"project", l_tensor_project}, {NULL, NULL}};
+        {"project", l_tensor_project}, {"top", l_tensor_top}, {NULL, NULL}};
     static const luaL_Reg tensor_meta[] = {{"__len", l_tensor_len}, {"__tostring", l_tensor_tostring}, {NULL, NULL}};
     l_newclass(L, L_TENSOR, tensor_methods, tensor_meta);
     static const luaL_Reg iv_methods[] = {{"hooks", l_intervention_hooks}, {NULL, NULL}};
@@ -653,6 +710,7 @@ void sl_lua_open_intervene(lua_State *L)
 
 void sl_lua_register_intervene(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"tensor", l_tensor_new}, {"save_tensors", l_save_tensors}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"tensor", l_tensor_new}, {"save_tensors", l_save_tensors},
+                                   {"load_tensors", l_load_tensors}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -421,6 +421,33 @@ static int l_output_dola_divergences(lua_State *L)
     return 1;
 }
 
+/* out:sled_evolve({layers}, {evolution_rate, evolution_scale, evolution_lower_bound}) -> Logits:
+ * SLED's evolved final logits against these layers' raw early exits (sl_ops_sled_evolve). */
+static int l_output_sled_evolve(lua_State *L)
+{
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_getfield(L, 3, "evolution_rate");
+    lua_getfield(L, 3, "evolution_scale");
+    lua_getfield(L, 3, "evolution_lower_bound");
+    float rate = (float)luaL_checknumber(L, -3);
+    lua_Integer scale = luaL_checkinteger(L, -2);
+    float lower = (float)luaL_checknumber(L, -1);
+    luaL_argcheck(L, scale > 0 && scale <= INT32_MAX, 3, "evolution_scale must be a positive integer");
+    lua_pop(L, 3);
+    lua_pushliteral(L, "raw");
+    lua_insert(L, 3); /* layer_rows reads the lens at 3 */
+    const float **rows;
+    int32_t n;
+    bool norm;
+    l_session_box *b = layer_rows(L, false, &rows, &n, &norm);
+    int32_t V = sl_model_n_vocab(sl_session_model(b->s));
+    l_logits *x = l_newlogits(L, V);
+    sl_error err;
+    if (sl_ops_sled_evolve(sl_session_logits(b->s), rows, n, V, rate, (int32_t)scale, lower, x->v, &err) != SL_STATUS_OK)
+        return luaL_error(L, "sled_evolve: %s", err.msg);
+    return 1;
+}
+
 /* out:layer_entropies({layers} [, "norm"|"raw"]) -> {entropy...} in nats, without copies */
 static int l_output_layer_entropies(lua_State *L)
 {
@@ -620,6 +647,7 @@ void sl_lua_open_session(lua_State *L)
                                            {"layer_entropies", l_output_layer_entropies},
                                            {"layer_summary", l_output_layer_summary},
                                            {"lens_view", l_output_lens_view},
+                                           {"sled_evolve", l_output_sled_evolve},
                                            {NULL, NULL}};
     l_newclass(L, L_OUTPUT, out_methods, NULL);
 }

@@ -40,6 +40,20 @@ end
 -- invalid UTF-8 (a lone continuation byte, a truncated sequence), CJK (byte-fallback tokens)
 local prompt = "Once upon a time \x80 \xe4\xb8 \xe4\xb8\xad\xe5\x9b\xbd"
 
+-- What some recipes cannot run without: heads, a directions file, an emphasised span, a
+-- corrupted prompt of the same length (the prompt's ids with one changed).
+local required = {
+  decore = { "--retrieval-heads", "2:0,2:3" },
+  iti = { "--directions", SLUA_ROOT .. "/tests/data/iti/stories260K.safetensors" },
+  pasta = { "--span", "1:3" },
+}
+do
+  local m <close> = sl.check(sl.load())
+  local ids = m.tokenizer:encode(prompt, { special = true })
+  ids[2] = ids[2] + 1
+  required.patching = { "--corrupted-ids", table.concat(ids, ",") }
+end
+
 T.case("every recipe writes strict JSON, or nothing on stdout when it fails", function()
   T.truthy(#recipes >= 11, "found the recipes")
   for _, name in ipairs(recipes) do
@@ -49,6 +63,7 @@ T.case("every recipe writes strict JSON, or nothing on stdout when it fails", fu
       args[#args + 1], args[#args + 2] = "--max-new-tokens", "6"
     end
     if name == "logit_lens" then args[#args + 1], args[#args + 2] = "--max-new-tokens", "2" end
+    for _, a in ipairs(required[name] or {}) do args[#args + 1] = a end
     T.eq(run_to(name .. ".json", args), 0, name .. ": " .. read(tmp .. "/" .. name .. ".json.stderr"))
     local r = assert(sl.json.decode(read(tmp .. "/" .. name .. ".json")))
     if r.options then

@@ -807,3 +807,32 @@ Test(sample, frequencies_follow_softmax)
     double f = zeros / 20000.0;
     cr_assert(fabs(f - 0.25) < 0.02, "frequency of id 0: %g", f);
 }
+
+/* SLED's evolution (sl_ops_sled_evolve), worked by hand from sled_greedy_decode: final [0, 0]
+ * (p = [1/2, 1/2]), premature [ln 3, 0] (q = [3/4, 1/4]), d = q's logits - final = [ln 3, 0].
+ * j = 0: cos(q - e0, d) < 0, dropped; j = 1: q - e1 = [3/4, -3/4], cos = 1/sqrt(2), v = 1/2,
+ * normalised to 1, layer weight 1: the latent pushes token 1 up by 1. out = final - 2 (p + delta)
+ * = [-1, 1]. Two identical layers share the weight and give the same; evolution_scale 1 keeps
+ * token 0 (the first of the tied top) and gives the other the lower bound. */
+Test(ops, sled_evolve_hand_worked)
+{
+    const float final[2] = {0.0f, 0.0f}, premature[2] = {(float)log(3.0), 0.0f};
+    const float *rows[2] = {premature, premature};
+    float out[2];
+    sl_error err;
+    cr_assert_eq(sl_ops_sled_evolve(final, rows, 1, 2, 2.0f, 10, -1000.0f, out, &err), SL_STATUS_OK);
+    cr_assert_float_eq(out[0], -1.0f, 1e-6);
+    cr_assert_float_eq(out[1], 1.0f, 1e-6);
+    cr_assert_eq(sl_ops_sled_evolve(final, rows, 2, 2, 2.0f, 2, -1000.0f, out, &err), SL_STATUS_OK);
+    cr_assert_float_eq(out[0], -1.0f, 1e-6);
+    cr_assert_float_eq(out[1], 1.0f, 1e-6);
+    cr_assert_eq(sl_ops_sled_evolve(final, rows, 1, 2, 2.0f, 1, -1000.0f, out, &err), SL_STATUS_OK);
+    cr_assert_float_eq(out[0], -1.0f, 1e-6, "token 0 alone: its cosine is negative, no latent push");
+    cr_assert_eq(out[1], -1000.0f);
+    /* a layer equal to the final one: zero divergence, cosine 0, the plain softmax step */
+    const float *same[1] = {final};
+    cr_assert_eq(sl_ops_sled_evolve(final, same, 1, 2, 2.0f, 2, -1000.0f, out, &err), SL_STATUS_OK);
+    cr_assert_float_eq(out[0], -1.0f, 1e-6);
+    cr_assert_float_eq(out[1], -1.0f, 1e-6);
+    cr_assert_eq(sl_ops_sled_evolve(final, same, 1, 2, 2.0f, 0, -1000.0f, out, &err), SL_STATUS_E_ARG);
+}

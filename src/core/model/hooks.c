@@ -233,6 +233,12 @@ static void scores_hook(void *user, int32_t head, float *sc, int32_t n)
         if (o->hook.block != c->layer || o->hook.point != SL_HOOK_ATTN_SCORES || !has_head(o, h) ||
             !selected(&o->positions, c->qpos, P))
             continue;
+        if (o->kind == SL_OP_SCALE) { /* masked keys stay -inf: -inf * 0 would be NaN */
+            for (int32_t j = 0; j < n; j++)
+                if (sc[j] != -INFINITY)
+                    sc[j] *= o->factor;
+            continue;
+        }
         int32_t a = o->key_begin > c->j0 ? o->key_begin : c->j0;
         int32_t b = o->key_end < c->j0 + n ? o->key_end : c->j0 + n;
         for (int32_t j = a; j < b; j++)

@@ -194,8 +194,10 @@ static sl_status check_op(const sl_model *m, const sl_op *o, const char *label, 
                                 pt == SL_HOOK_Z ? "head_dim" : "d_model");
         return SL_STATUS_OK;
     case SL_OP_SCALE:
-        if (pt != SL_HOOK_Z)
-            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'op': 'scale' applies to blocks.L.attn.hook_z",
+        if (pt != SL_HOOK_Z && pt != SL_HOOK_ATTN_SCORES)
+            return sl_error_set(err, SL_STATUS_E_ARG,
+                                "%s: op %d (%s): field 'op': 'scale' applies to blocks.L.attn.hook_z and "
+                                "blocks.L.attn.hook_attn_scores",
                                 label, i, hook);
         return SL_STATUS_OK;
     case SL_OP_SET:

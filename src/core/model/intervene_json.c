@@ -202,7 +202,7 @@ static bool field_allowed(sl_op_kind kind, sl_hook_point pt, const char *key)
                              *const add_scores[] = {"heads", "keys", "value", NULL}, *const scale_z[] = {"heads", "factor", NULL},
                              *const set[] = {"values", NULL};
     const char *const *ok = kind == SL_OP_SET     ? set
-                            : kind == SL_OP_SCALE ? scale_z
+                            : kind == SL_OP_SCALE ? scale_z /* the same fields on hook_attn_scores */
                             : pt == SL_HOOK_Z     ? add_z
                             : pt == SL_HOOK_ATTN_SCORES ? add_scores
                                                         : add_resid;

@@ -1,5 +1,5 @@
 /* Writing float32 tensors as one safetensors file (captured activations, steering vectors),
- * readable back by the reader here and by the `safetensors` Python package. The file is written
+ * readable back by sl_safetensors_read below and by the `safetensors` Python package. The file is written
  * beside its destination and renamed into place, so a reader never sees half of it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 
 #include <json-c/json.h>
 
+#include "kernels/kernels.h"
+#include "safetensors.h"
 #include "slua/sl_intervene.h"
 #include "util/error.h"
 
@@ -81,5 +83,68 @@ sl_status sl_safetensors_write(const char *path, const char *const *names, const
         remove(tmp);
         return sl_error_set(err, SL_STATUS_E_IO, "%s: cannot write", path);
     }
+    return SL_STATUS_OK;
+}
+
+/* ------------------------------------------------------------------ reading back */
+
+void sl_tensors_f32_free(sl_tensor_f32 *t, int32_t n)
+{
+    for (int32_t i = 0; t && i < n; i++) {
+        free(t[i].name);
+        free(t[i].data);
+    }
+    free(t);
+}
+
+sl_status sl_safetensors_read(const char *path, sl_tensor_f32 **out, int32_t *n_out, sl_error *err)
+{
+    if (!path || !out || !n_out)
+        return sl_error_set(err, SL_STATUS_E_ARG, "safetensors read: invalid arguments");
+    *out = NULL;
+    *n_out = 0;
+    sl_st_set *st = sl_st_open_file(path, false, err);
+    if (!st)
+        return err ? err->code : SL_STATUS_E_IO;
+    int32_t n = sl_st_count(st);
+    sl_tensor_f32 *ts = calloc((size_t)(n ? n : 1), sizeof *ts);
+    sl_status rc = ts ? SL_STATUS_OK : sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
+    for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
+        const sl_st_tensor *t = sl_st_at(st, i);
+        if (t->dtype != SL_ST_F32 && t->dtype != SL_ST_F16 && t->dtype != SL_ST_BF16) {
+            rc = sl_error_set(err, SL_STATUS_E_FORMAT, "%s: tensor '%.120s' is %s (want F32, F16 or BF16)", path,
+                              t->name, sl_st_dtype_name(t->dtype));
+            break;
+        }
+        int64_t count = (int64_t)(t->nbytes / sl_st_dtype_size(t->dtype));
+        size_t len = strlen(t->name);
+        ts[i].name = malloc(len + 1);
+        if (ts[i].name)
+            memcpy(ts[i].name, t->name, len + 1);
+        ts[i].data = malloc((size_t)(count ? count : 1) * sizeof(float));
+        if (!ts[i].name || !ts[i].data) {
+            rc = sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory", path);
+            break;
+        }
+        ts[i].ndim = t->ndim;
+        memcpy(ts[i].shape, t->shape, sizeof ts[i].shape);
+        ts[i].n = count;
+        for (int64_t k = 0; k < count; k++) {
+            if (t->dtype == SL_ST_F32) {
+                memcpy(&ts[i].data[k], (const char *)t->data + k * 4, 4);
+            } else {
+                uint16_t h;
+                memcpy(&h, (const char *)t->data + k * 2, 2);
+                ts[i].data[k] = t->dtype == SL_ST_F16 ? sl_f16_to_f32(h) : sl_bf16_to_f32(h);
+            }
+        }
+    }
+    sl_st_close(st);
+    if (rc != SL_STATUS_OK) {
+        sl_tensors_f32_free(ts, n);
+        return rc;
+    }
+    *out = ts;
+    *n_out = n;
     return SL_STATUS_OK;
 }
