@@ -47,6 +47,11 @@ for _, case in ipairs{ { P, 4 }, { P2, 3 }, { { 1, 403, 407, 261, 378, 11, 612 %
   local r = core.lm_score(s, case[1], case[2], { reuse_prefix = false })
   expect.loglik[#expect.loglik + 1] = { ids = case[1], ctxlen = case[2], lm_score = r.log_prob }
 end
+-- DoLa-scored, as `slua eval` scores with --early-exit-layers (dynamic DoLa, the "high" layers)
+local layers = require("slua.decoders.dola").layers("high", model)
+local r = core.lm_score(s, P2, 3, { mode = #layers == 1 and "dola-static" or "dola", premature = layers,
+                                     mature_layer = model.n_layer, relative_top = 0.1, reuse_prefix = false })
+expect.loglik_dola = { ids = P2, ctxlen = 3, lm_score = r.log_prob }
 T.write(tmp .. "/expect.json", sl.json.encode(expect))
 
 -- a server in the background: its pid, once it says it listens

@@ -206,6 +206,19 @@ await test("lm-eval loglikelihood: echo + logprobs, max_tokens 1 and 0, alone an
   }
 });
 
+await test("logprobs_from recipe: a DoLa-scored loglikelihood equals lm_score in that mode", async () => {
+  const c = expect.loglik_dola;
+  const r = await raw("POST", "/v1/completions", { prompt: [c.ids], temperature: 0, max_tokens: 1, logprobs: 1,
+    echo: true, slua: { recipe: "dola", options: { dola_layers: "high" }, logprobs_from: "recipe" } });
+  eq(r.status, 200, "status " + r.text);
+  const lp = r.json.choices[0].logprobs;
+  const sum = lp.token_logprobs.slice(c.ctxlen, c.ids.length).reduce((a, b) => a + b, 0);
+  assert(Math.abs(sum - c.lm_score) <= 1e-5, `sum ${sum} = lm_score ${c.lm_score}`);
+  const bad = await raw("POST", "/v1/completions", { prompt: [c.ids], max_tokens: 1, logprobs: 1, echo: true,
+    slua: { recipe: "contrastive_search", logprobs_from: "recipe" } });
+  eq([bad.status, bad.json.error.param], [400, "slua.logprobs_from"], "a recipe without a scoring path");
+});
+
 await test("remote tokenizer endpoints (what lm-eval reads)", async () => {
   const info = await raw("GET", "/tokenizer_info");
   eq(info.json.eos_token, "</s>", "eos_token");

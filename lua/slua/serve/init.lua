@@ -276,11 +276,11 @@ function Server:generation(req, body, kind)
   local dec = request.decoder(body, cfg, kind, cfg.context, longest)
   local lp = request.logprobs(body, kind, cfg.max_logprobs)
   local echo = kind == "completions" and request.boolean(body, "echo") or false
-  if dec.logprobs_from == "recipe" then
-    errors.bad("'slua.logprobs_from': \"recipe\" is not available for this recipe", "slua.logprobs_from",
+  local stream = request.boolean(body, "stream") or false
+  if stream and dec.scoring and lp then
+    errors.bad("'slua.logprobs_from': \"recipe\" scores whole sequences: not with 'stream'", "stream",
       "unsupported_parameter")
   end
-  local stream = request.boolean(body, "stream") or false
   local opts = type(body.stream_options) == "table" and body.stream_options or {}
   if not stream and opts ~= nil and next(opts) then errors.bad("'stream_options' needs 'stream': true", "stream_options") end
   self:admit(#prompts * dec.n)

@@ -4,7 +4,9 @@
 -- Log-probabilities are the model's own: prompt tokens (echo) are teacher-forced through
 -- lm_score (log_softmax of the final logits at the position before, the same float the
 -- evaluation harness sums), generated tokens read that step's final logits before any
--- processor. -inf is written as -9999.0, as OpenAI and vLLM do.
+-- processor. With "logprobs_from": "recipe" every entry, prompt and generated, is lm_score's
+-- teacher-forced term in the recipe's mode (DoLa), computed over the whole sequence once it is
+-- generated. -inf is written as -9999.0, as OpenAI and vLLM do.
 local core = require "slua.core"
 local util = require "slua.util"
 local errors = require "slua.serve.errors"
@@ -90,7 +92,9 @@ end
 function State:prompt_logprobs(ch, p, k)
   local model = self.server.model
   local s = model:session{ n_ctx = #p.ids + 1, intervene = self.server.cfg.intervention }
-  local r = #p.ids > 1 and core.lm_score(s, p.ids, 1, { top_k = math.max(k, 1), reuse_prefix = false }) or nil
+  local opts = { top_k = math.max(k, 1), reuse_prefix = false }
+  for key, v in pairs(self.dec.scoring or {}) do opts[key] = v end
+  local r = #p.ids > 1 and core.lm_score(s, p.ids, 1, opts) or nil
   s:close()
   for i = 1, #p.ids do
     local piece = ch.pieces[i]
@@ -118,10 +122,39 @@ function State:top_map(top, k, id, piece, lp)
   return map
 end
 
+-- "logprobs_from": "recipe": the generated tokens' entries become lm_score's teacher-forced
+-- terms in the recipe's mode, over the prompt and what was generated.
+function State:rescore_generated(ch, p, k)
+  local full = table.move(p.ids, 1, #p.ids, 1, {})
+  table.move(ch.gen_ids, 1, #ch.gen_ids, #full + 1, full)
+  local s = self.server.model:session{ n_ctx = #full + 1, intervene = self.server.cfg.intervention }
+  local opts = { top_k = math.max(k, 1), reuse_prefix = false }
+  for key, v in pairs(self.dec.scoring) do opts[key] = v end
+  local r = core.lm_score(s, full, #p.ids, opts)
+  s:close()
+  local first = #ch.tokens - #ch.gen_ids -- completions: entries before the generated ones
+  for i, id in ipairs(ch.gen_ids) do
+    local v = finite(r.per_token[i])
+    if self.kind == "chat" then
+      local e = ch.content[i]
+      e.logprob = v
+      for n, pair in ipairs(r.top[i]) do
+        if n > k then e.top_logprobs[n] = nil else
+          local t = pair[1] == id and e.token or self.tok:decode{ pair[1] }
+          e.top_logprobs[n] = { token = t, logprob = finite(pair[2]), bytes = bytes(t) }
+        end
+      end
+    else
+      ch.lps[first + i] = v
+      ch.tops[first + i] = self:top_map(r.top[i], k, id, ch.tokens[first + i], v)
+    end
+  end
+end
+
 function State:run_choice(p, j, index)
   local dec, tok = self.dec, self.tok
   local ch = { index = index, text = "", sent = 0, tokens = {}, lps = {}, tops = {}, offsets = {}, content = {},
-               n_gen = 0, prompt_len = #p.ids }
+               n_gen = 0, prompt_len = #p.ids, gen_ids = {} }
   self.choices[index] = ch
   -- the prompt fed to the decoders of token strings (in context) and of text offsets
   local plain = tok and tok:stream{ skip_special = true }
@@ -158,6 +191,7 @@ function State:run_choice(p, j, index)
     if self.server.cfg.intervene_file and flags.intervene == nil then flags.intervene = self.server.cfg.intervene_file end
     local function on_token(id, raw)
       ch.n_gen = ch.n_gen + 1
+      ch.gen_ids[#ch.gen_ids + 1] = id
       local piece = plain and plain:put(id) or (" " .. id)
       local shown = shown_of(id, piece)
       if lp then
@@ -196,6 +230,7 @@ function State:run_choice(p, j, index)
       ch.text, ch.n_gen = result.text or "", #(result.new_ids or {})
     end
   end
+  if self.dec.scoring and lp and ch.n_gen > 0 then self:rescore_generated(ch, p, lp.k) end
   ch.finish = finish
   self.server.stats.predicted = self.server.stats.predicted + ch.n_gen
   return ch

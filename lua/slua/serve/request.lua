@@ -7,6 +7,7 @@ local options = require "slua.options"
 local recipe_of = require "slua.recipe"
 local chat = require "slua.chat"
 local errors = require "slua.serve.errors"
+local dola = require "slua.decoders.dola"
 
 local R = {}
 local null = util.json.null
@@ -233,7 +234,42 @@ function R.decoder(body, cfg, kind, context, prompt_len)
     bad("'slua.logprobs_from' must be \"model\" or \"recipe\"", "slua.logprobs_from")
   end
   return { recipe = recipe, name = name, flags = flags, max_tokens = max_tokens, stops = stops(body), n = n,
-           seed = integer(body, "seed"), logprobs_from = logprobs_from }
+           seed = integer(body, "seed"), logprobs_from = logprobs_from,
+           scoring = logprobs_from == "recipe" and R.scoring(name, flags, ext, cfg.model) or nil }
+end
+
+-- lm_score's options for "logprobs_from": "recipe": the teacher-forced scores of the recipe's
+-- method, as `slua eval` computes them (DoLa static with one candidate layer, dynamic with
+-- several; the recipe's relative_top; `slua.score` may set relative_top_value and
+-- post_softmax, default the official -1000 and true). Recipes that score with the model's own
+-- distribution (greedy, sample) take the baseline.
+local MODEL_SCORED = { greedy = true, sample = true, repetition_penalty = true, llama_samplers = true }
+
+function R.scoring(name, flags, ext, model)
+  local extra = type(ext.score) == "table" and ext.score or {}
+  for k in pairs(extra) do
+    if k ~= "relative_top_value" and k ~= "post_softmax" then
+      bad(("'slua.score.%s' is not a scoring option (relative_top_value, post_softmax)"):format(tostring(k)), "slua.score")
+    end
+  end
+  if MODEL_SCORED[name] then return { mode = "baseline" } end
+  if name ~= "dola" then
+    bad(("recipe '%s' has no teacher-forced scoring (dola has; greedy and sample score with the model)"):format(name),
+      "slua.logprobs_from", "unsupported_parameter")
+  end
+  local ok, layers = pcall(dola.layers, flags.dola_layers or "high", model)
+  if not ok then bad(tostring(layers), "slua.options.dola_layers", "invalid_recipe_option") end
+  local mature = (flags.mature_layer or -1) >= 0 and flags.mature_layer or model.n_layer
+  local s = { premature = layers, mature_layer = mature, relative_top = flags.relative_top or 0.1,
+              relative_top_value = extra.relative_top_value, post_softmax = extra.post_softmax }
+  s.mode = #layers == 1 and "dola-static" or "dola"
+  if s.relative_top_value ~= nil and type(s.relative_top_value) ~= "number" then
+    bad("'slua.score.relative_top_value' must be a number", "slua.score.relative_top_value")
+  end
+  if s.post_softmax ~= nil and type(s.post_softmax) ~= "boolean" then
+    bad("'slua.score.post_softmax' must be true or false", "slua.score.post_softmax")
+  end
+  return s
 end
 
 -- The log-probability request: completions' legacy `logprobs: k` and `echo`, or chat's
