@@ -106,6 +106,26 @@ T.case("dola and skiplayer --html carry their per-step strips; slua view RUN.jso
   end
 end)
 
+T.case("--intervene: the page names the active hooks and shows the intervened model's lens", function()
+  local v = {}
+  for i = 1, 64 do v[i] = 0.5 end
+  T.write(tmp .. "/steer.json", sl.json.encode{ { hook = "blocks.2.hook_resid_post", op = "add", vector = v, scale = 4 } })
+  local plain, steered = tmp .. "/plain.html", tmp .. "/steered.html"
+  for path, extra in pairs{ [plain] = {}, [steered] = { "--intervene", tmp .. "/steer.json" } } do
+    local args = { "logits", "--prompt", PROMPT, "--html", path }
+    for _, a in ipairs(extra) do args[#args + 1] = a end
+    local _, err, code = cli.exec(args)
+    T.eq(code, 0, err)
+  end
+  local a, b = page_data(plain), page_data(steered)
+  T.eq(a.interventions, nil, "no intervention, none named")
+  T.eq(sl.json.encode(b.interventions), '["blocks.2.hook_resid_post"]', "the hook named")
+  local N = #a.layers
+  local function lenses(c) return sl.json.encode{ c.n, c.r } end -- (d compares with the final layer)
+  T.eq(lenses(b.cells[1][3]), lenses(a.cells[1][3]), "layer 2 (the input of the steered block) unchanged")
+  T.truthy(lenses(a.cells[1][N]) ~= lenses(b.cells[1][N]), "the final layer moved")
+end)
+
 T.case("a 100-token page of a 32-layer model at top-5 is under 2 MB", function()
   local ids = { 1 }
   for i = 2, 100 do ids[i] = 256 + (i * 37) % 250 end

@@ -10,6 +10,7 @@
 --   view.write(path, data)            -- writes the HTML file
 --   view.after(result, ctx)           -- a recipe's `after` hook: --html FILE writes the page
 local sl = require "slua.util"
+local intervene = require "slua.intervene"
 local html = require "slua.view.html"
 
 local V = {}
@@ -107,7 +108,9 @@ function V.data(model, ids, opts)
   local target = V.target(model, opts)
   local layers = {}
   for l = 0, model.n_layer do layers[#layers + 1] = l end
-  local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = false }
+  local s <close> = model:session{ layers = layers, raw = true, norm = true, hidden = false,
+                                   intervene = opts.intervention }
+  s:set_prompt_length(opts.prompt_len or #ids) -- "prompt" / "generated" ops as in the run
   local used, cells = {}, {}
   for t, id in ipairs(ids) do
     local out = t == 1 and s:prefill{ id } or s:step(id)
@@ -129,6 +132,7 @@ function V.data(model, ids, opts)
     layers = layers, k = k, wrap = opts.wrap or 16, prompt_len = opts.prompt_len or #ids,
     tokens = tokens, vocab = vocab, target = target, cells = cells,
     dola = dola_steps(opts.result), skip = skip_info(opts.result),
+    interventions = opts.intervention and opts.intervention:hooks() or nil,
   }
 end
 
@@ -154,7 +158,7 @@ function V.after(result, ctx)
   local ids, prompt_len = V.ids_of(result)
   V.write(opt.html, V.data(ctx.model, ids, {
     prompt_len = prompt_len, top = opt.view_top, target = opt.target, target_id = opt.target_id, wrap = opt.wrap,
-    recipe = ctx.recipe and ctx.recipe.name, result = result,
+    recipe = ctx.recipe and ctx.recipe.name, result = result, intervention = intervene.of_run(ctx),
     title = ("%s: %s"):format(ctx.recipe and ctx.recipe.name or "slua", ctx.model.path:match("[^/]*$")),
   }))
 end

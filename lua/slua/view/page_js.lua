@@ -198,6 +198,7 @@ return [==[
 
   function render() {
     views.innerHTML = "";
+    if (D.interventions) views.appendChild(el("p", "meta", "Interventions active at: " + D.interventions.join(", ")));
     if (D.skip) {
       var p = el("p", "meta", "SkipLayerCD: the amateur skips blocks [" + D.skip.span[0] + ", " + D.skip.span[1] + ") (" + (D.skip.source || "") + ")" +
         (D.skip.profile ? "; SL-D entropy profile per layer: " + D.skip.profile.map(function (v) { return v.toFixed(2); }).join(", ") : ""));
