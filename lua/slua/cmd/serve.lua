@@ -7,6 +7,10 @@
 --          [--keepalive-timeout 60] [--shutdown-grace 30] [--chat-template FILE|NAME]
 --          [--default-recipe greedy] [--recipes all|a,b] [--max-logprobs 20] [--metrics]
 --          [--no-slots] [--strict-context] [--n-ctx N] [--intervene SPEC] [--threads N]
+--          [the default recipe's options, as its defaults]
+-- --batch, --recipe and --drain-seconds are other names of --parallel, --default-recipe and
+-- --shutdown-grace. Flags that are not the server's are the default recipe's options (checked
+-- by it at start): they apply to requests that choose no recipe, under their own fields.
 -- Listens on 127.0.0.1 unless --host says otherwise, and prints "slua: listening on
 -- http://HOST:PORT" on stderr once it answers. Every flag has an environment twin
 -- (SLUA_SERVE_API_KEY, ...); the flag wins. SIGINT / SIGTERM stop accepting, let running
@@ -44,8 +48,10 @@ local declared = {
   weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
 }
 
--- Environment twins: SLUA_SERVE_<FLAG> before the command line's flags.
-local argv = { [0] = arg[0] }
+-- Environment twins: SLUA_SERVE_<FLAG> before the command line's flags; then the command
+-- line, split into the server's flags and the default recipe's.
+local RENAMED = { batch = "parallel", recipe = "default_recipe", drain_seconds = "shutdown_grace" }
+local argv, recipe_argv = { [0] = arg[0] }, { [0] = arg[0] }
 for name, spec in pairs(declared) do
   local v = os.getenv("SLUA_SERVE_" .. name:upper())
   if v and v ~= "" then
@@ -58,7 +64,29 @@ for name, spec in pairs(declared) do
     end
   end
 end
-for i = 1, #arg do argv[#argv + 1] = arg[i] end
+do
+  local i = 1
+  while i <= #arg do
+    local a = arg[i]
+    local key, value = a:match("^%-%-([%w_%-]+)=(.*)$")
+    key = (key or a:match("^%-%-([%w_%-]+)$") or ""):gsub("%-", "_")
+    key = RENAMED[key] or key
+    local spec = declared[key]
+    local mine = spec ~= nil or key == "help" or key == "config"
+    local list = mine and argv or recipe_argv
+    local flag = "--" .. key:gsub("_", "-")
+    local boolean = spec ~= nil and type(type(spec) == "table" and spec.default or spec) == "boolean"
+    if value then
+      list[#list + 1] = flag .. "=" .. value
+    elseif key ~= "" and not boolean and key ~= "help" and arg[i + 1] and not (mine == false and arg[i + 1]:match("^%-%-")) then
+      list[#list + 1], list[#list + 2] = flag, arg[i + 1]
+      i = i + 1
+    else
+      list[#list + 1] = key ~= "" and flag or a
+    end
+    i = i + 1
+  end
+end
 local opt = sl.options(argv, declared)
 sl.set_threads(opt.threads)
 
@@ -95,7 +123,26 @@ if opt.recipes ~= "all" then
   for n in opt.recipes:gmatch("[^,%s]+") do allowed[n] = true end
   allowed[opt.default_recipe] = true
 end
-sl.try_option(sl.recipe.load, opt.default_recipe)
+local default_recipe = sl.try_option(sl.recipe.load, opt.default_recipe)
+-- the default recipe's options given here: checked now, kept as given
+local recipe_defaults = {}
+if #recipe_argv > 0 then
+  recipe_argv[0] = "slua serve (options of recipe " .. opt.default_recipe .. ")"
+  local ok, parsed = pcall(default_recipe.options, default_recipe, recipe_argv)
+  if not ok then
+    local msg = type(parsed) == "table" and parsed.message or tostring(parsed)
+    local flag = msg:match("^unknown option (%-%-[%w_%-]+)")
+    if flag then
+      msg = ("unknown option %s (neither slua serve's nor recipe %s's; see slua serve --help)"):format(flag,
+        opt.default_recipe)
+    end
+    sl.fail(msg, 2)
+  end
+  for i = 1, #recipe_argv do
+    local k = recipe_argv[i]:match("^%-%-([%w_%-]+)")
+    if k then k = k:gsub("%-", "_"); recipe_defaults[k] = parsed[k] end
+  end
+end
 
 local intervention = nil
 if opt.intervene ~= "" then intervention = sl.intervene.load(model, opt.intervene) end
@@ -106,6 +153,7 @@ local server = serve.new{
   recipes = allowed, max_logprobs = opt.max_logprobs, metrics = opt.metrics, slots = not opt.no_slots,
   strict_context = opt.strict_context, context = opt.n_ctx > 0 and opt.n_ctx or model.config.max_position,
   intervention = intervention, intervene_file = opt.intervene ~= "" and opt.intervene or nil,
+  recipe_defaults = recipe_defaults,
 }
 
 local http, err = core.http_server{

@@ -178,6 +178,9 @@ function R.decoder(body, cfg, kind, context, prompt_len)
   if recipe.spec.input then bad(("recipe '%s' does not generate"):format(name), "slua.recipe") end
   local declared = recipe:declared()
   local flags = {}
+  if name == cfg.default_recipe then -- the server's defaults for it, under the request's own
+    for k, v in pairs(cfg.recipe_defaults or {}) do flags[k] = v end
+  end
   for k, v in pairs(type(ext.options) == "table" and ext.options or {}) do
     if type(k) ~= "string" then bad("'slua.options' must be an object", "slua.options") end
     flags[k] = v
