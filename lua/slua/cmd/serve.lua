@@ -56,7 +56,8 @@ for name, spec in pairs(declared) do
   local v = os.getenv("SLUA_SERVE_" .. name:upper())
   if v and v ~= "" then
     local flag = "--" .. name:gsub("_", "-")
-    local default = type(spec) == "table" and spec.default or spec
+    local default = spec
+    if type(spec) == "table" then default = spec.default end
     if type(default) == "boolean" then
       if v == "1" or v == "true" then argv[#argv + 1] = flag end
     else
@@ -75,7 +76,9 @@ do
     local mine = spec ~= nil or key == "help" or key == "config"
     local list = mine and argv or recipe_argv
     local flag = "--" .. key:gsub("_", "-")
-    local boolean = spec ~= nil and type(type(spec) == "table" and spec.default or spec) == "boolean"
+    local default = spec
+    if type(spec) == "table" then default = spec.default end
+    local boolean = type(default) == "boolean"
     if value then
       list[#list + 1] = flag .. "=" .. value
     elseif key ~= "" and not boolean and key ~= "help" and arg[i + 1] and not (mine == false and arg[i + 1]:match("^%-%-")) then
