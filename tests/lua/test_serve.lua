@@ -39,6 +39,7 @@ local expect = {
   greedy_text = cli_json("recipes/greedy.lua --prompt-ids " .. ids .. " --max-new-tokens 12").text,
   sample_text = cli_json("recipes/sample.lua --prompt-ids " .. ids .. " --max-new-tokens 12 --temperature 0.8 --seed 7").text,
   dola_text = cli_json("recipes/dola.lua --prompt-ids " .. ids .. " --max-new-tokens 8 --dola-layers high").text,
+  sld_text = cli_json("recipes/skiplayer_sld.lua --prompt-ids " .. ids .. " --max-new-tokens 8").text,
   roundtrip = { "Once upon a time, there was a dog.", "Hello world!", "a  b\tc\n\nd" },
   loglik = {},
 }

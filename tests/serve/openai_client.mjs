@@ -130,6 +130,8 @@ await test("a recipe per request: DoLa as the CLI gives it, via the extension an
   const b = await raw("POST", "/v1/completions", { prompt: P, max_tokens: 8, temperature: 0,
     extra_body: { slua: { recipe: "dola", options: { dola_layers: "high" } } } });
   eq(b.json.choices[0].text, expect.dola_text, "extra_body");
+  const sld = await client.completions.create({ prompt: P, max_tokens: 8, temperature: 0, slua: { recipe: "skiplayer_sld" } });
+  eq(sld.choices[0].text, expect.sld_text, "= slua recipes/skiplayer_sld.lua");
   let err;
   try { await client.completions.create({ prompt: P, max_tokens: 2, slua: { recipe: "dola", options: { relative_top: 2 } } }); }
   catch (e) { err = e; }
@@ -147,6 +149,7 @@ await test("16 different requests at once equal each run alone", async () => {
   for (let i = 0; i < 16; i++) {
     const r = { prompt: i % 2 ? P : expect.prompt_ids_2, max_tokens: 6 + (i % 5), temperature: i % 3 ? 0.7 : 0, seed: 100 + i };
     if (i % 4 === 1) r.slua = { recipe: "dola", options: { dola_layers: "high" } };
+    if (i % 4 === 3) r.slua = { recipe: "skiplayer_sld" };
     reqs.push(r);
   }
   const together = await Promise.all(reqs.map((r) => client.completions.create(r)));
