@@ -26,7 +26,7 @@ end
 
 -- what the answers must be: the CLI's tokens and lm_score's sums on the same model
 local function cli_json(args)
-  local out, ok = T.run(("%s %s --format json"):format(slua, args))
+  local out, ok = T.run(("{ %s %s --format json 2>/dev/null; }"):format(slua, args))
   if not ok then error(args .. " failed:\n" .. out) end
   return sl.json.decode(out)
 end
