@@ -52,9 +52,13 @@ sl_status sl_hook_parse(const sl_model *m, const char *name, sl_hook *out, sl_er
         *out = (sl_hook){(int32_t)block, (sl_hook_point)k};
         return SL_STATUS_OK;
     }
-unknown:
-    return sl_error_set(err, SL_STATUS_E_ARG, "unknown hook '%.80s' (valid: " HOOK_FORMS ", L in [0, %d])", name,
-                        N - 1);
+unknown:;
+    char shown[81]; /* one line whatever the name holds */
+    size_t k = 0;
+    for (; name[k] && k < sizeof shown - 1; k++)
+        shown[k] = (unsigned char)name[k] < 0x20 || name[k] == 0x7f ? '?' : name[k];
+    shown[k] = 0;
+    return sl_error_set(err, SL_STATUS_E_ARG, "unknown hook '%s' (valid: " HOOK_FORMS ", L in [0, %d])", shown, N - 1);
 }
 
 void sl_hook_name(sl_hook h, char *buf, size_t size)
