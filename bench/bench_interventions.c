@@ -4,9 +4,12 @@
  * Sessions that differ only in what they hook advance in lockstep through the same random
  * tokens, and each decode step of each is timed on its own, the order rotating every step, so
  * that a shared machine's load falls on all of them alike. Reports medians of the per-step
- * times (and the load average before and after):
+ * times, by the wall clock and by the process's CPU clock (steady under a foreign load that
+ * only takes turns on the cores), and the load average before and after:
  *   one: a plain session; one `add` at blocks.B.hook_resid_post (every position); a capture of
- *        that hook at one generated position
+ *        that hook at one generated position; and, to lift the cost of one hook above the noise
+ *        of a shared machine, an add (of zeros) on every residual hook of every block (5 N ops)
+ *        and a capture of all of them at one position, reported per hook
  *   batch: --rows sessions in one sl_session_eval_batch call, plain, and each row with an add
  *          of its own vector (the rows' blocks differ too: B, B+1, ...)
  * with each ratio also as the median of the per-step ratios to the plain group's step taken next
@@ -27,6 +30,7 @@
 typedef struct options {
     const char *model_dir;
     long threads, prompt_len, steps, block, rows, seed;
+    int32_t n_layer; /* of the model */
 } options;
 
 static void usage(FILE *to)
@@ -115,8 +119,15 @@ static sl_intervention *add_at(sl_model *m, int32_t block, const float *vector, 
 typedef struct group {
     sl_session *s[MAX_ROWS];
     int32_t n;
-    double *times;
+    double *times[2]; /* per step: wall seconds, and CPU seconds of the process (all its threads) */
 } group;
+
+static double cpu_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void group_eval(group *g, const sl_token *tokens, int32_t n_tokens, const char *dir)
 {
@@ -145,9 +156,10 @@ static void lockstep(group *groups, int n_groups, const options *o, int32_t V, u
             step[r] = (sl_token)(next_rand(rng) % (uint32_t)V);
         for (int j = 0; j < n_groups; j++) {
             group *g = &groups[(j + t) % n_groups];
-            double t0 = bench_now_s();
+            double t0 = bench_now_s(), c0 = cpu_now_s();
             group_eval(g, step, 1, o->model_dir);
-            g->times[t] = bench_now_s() - t0;
+            g->times[1][t] = cpu_now_s() - c0;
+            g->times[0][t] = bench_now_s() - t0;
         }
     }
     free(prompt);
@@ -162,6 +174,57 @@ static double paired_ratio(const double *a, const double *b, long n)
     double med = bench_median(r, n);
     free(r);
     return med;
+}
+
+/* Medians and paired ratios by one clock ("wall" or "cpu"), printed and added to j. */
+static void report(const char *clock, group *one, group *batch, const options *o, json_object *j)
+{
+    int c = strcmp(clock, "cpu") == 0;
+    long n = o->steps;
+    double add_paired = paired_ratio(one[1].times[c], one[0].times[c], n);
+    double capture_paired = paired_ratio(one[2].times[c], one[0].times[c], n);
+    double batch_paired = paired_ratio(batch[0].times[c], batch[1].times[c], n);
+    double adds_paired = paired_ratio(one[3].times[c], one[0].times[c], n);
+    double captures_paired = paired_ratio(one[4].times[c], one[0].times[c], n);
+    double med[5];
+    static const char *const names[5] = {"plain", "add", "capture", "batch_plain", "batch_add"};
+    for (int k = 0; k < 3; k++)
+        med[k] = bench_median(one[k].times[c], n);
+    for (int k = 0; k < 2; k++)
+        med[3 + k] = bench_median(batch[k].times[c], n);
+    int32_t hooks = 5 * o->n_layer;
+    printf("%s: %d adds (every residual hook) %+.2f %% paired, %+.3f %% per add; %d captures at one position "
+           "%+.2f %% paired, %+.3f %% per capture\n",
+           clock, hooks, 100.0 * (adds_paired - 1.0), 100.0 * (adds_paired - 1.0) / hooks, hooks,
+           100.0 * (captures_paired - 1.0), 100.0 * (captures_paired - 1.0) / hooks);
+    char key[64];
+    snprintf(key, sizeof key, "%s_per_add_paired_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (adds_paired - 1.0) / hooks));
+    snprintf(key, sizeof key, "%s_per_capture_paired_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (captures_paired - 1.0) / hooks));
+    printf("%s: decode step plain %.3f ms, one add %.3f ms (%+.2f %%; paired %+.2f %%), one capture %.3f ms "
+           "(%+.2f %%; paired %+.2f %%)\n",
+           clock, 1e3 * med[0], 1e3 * med[1], 100.0 * (med[1] / med[0] - 1.0), 100.0 * (add_paired - 1.0),
+           1e3 * med[2], 100.0 * (med[2] / med[0] - 1.0), 100.0 * (capture_paired - 1.0));
+    printf("%s: %ld rows batched, plain %.3f ms/step, each its own add %.3f ms/step (throughput %.1f %% of plain; "
+           "paired %.1f %%)\n",
+           clock, o->rows, 1e3 * med[3], 1e3 * med[4], 100.0 * med[3] / med[4], 100.0 * batch_paired);
+    for (int k = 0; k < 5; k++) {
+        snprintf(key, sizeof key, "%s_%s_ms", clock, names[k]);
+        json_object_object_add(j, key, json_object_new_double(1e3 * med[k]));
+    }
+    snprintf(key, sizeof key, "%s_add_overhead_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (med[1] / med[0] - 1.0)));
+    snprintf(key, sizeof key, "%s_capture_overhead_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (med[2] / med[0] - 1.0)));
+    snprintf(key, sizeof key, "%s_batch_throughput_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * med[3] / med[4]));
+    snprintf(key, sizeof key, "%s_add_overhead_paired_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (add_paired - 1.0)));
+    snprintf(key, sizeof key, "%s_capture_overhead_paired_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * (capture_paired - 1.0)));
+    snprintf(key, sizeof key, "%s_batch_throughput_paired_pct", clock);
+    json_object_object_add(j, key, json_object_new_double(100.0 * batch_paired));
 }
 
 static sl_session *new_session(sl_model *m, const options *o)
@@ -193,6 +256,7 @@ int main(int argc, char **argv)
         bench_die(o.model_dir, "cannot load", err.msg);
     int32_t N = sl_model_n_layer(m), D = sl_model_n_embd(m), V = sl_model_n_vocab(m);
     int32_t block = o.block >= 0 ? (int32_t)o.block : N / 2;
+    o.n_layer = N;
     if (block >= N)
         bench_die(o.model_dir, "invalid option value", "--block is beyond the model's blocks");
     uint32_t rng = (uint32_t)o.seed * 2654435761u + 1u;
@@ -202,10 +266,10 @@ int main(int argc, char **argv)
     char load_before[128], load_after[128];
     load_average(load_before, sizeof load_before);
 
-    /* one session: plain, one add, one capture */
-    group one[3];
-    for (int k = 0; k < 3; k++) {
-        one[k] = (group){.n = 1, .times = malloc((size_t)o.steps * sizeof(double))};
+    /* one session: plain, one add, one capture, adds on every residual hook, captures of them */
+    group one[5];
+    for (int k = 0; k < 5; k++) {
+        one[k] = (group){.n = 1, .times = {malloc((size_t)o.steps * sizeof(double)), malloc((size_t)o.steps * sizeof(double))}};
         one[k].s[0] = new_session(m, &o);
     }
     sl_intervention *add = add_at(m, block, vectors, o.model_dir);
@@ -214,7 +278,27 @@ int main(int argc, char **argv)
     int32_t at = (int32_t)(o.prompt_len + o.steps / 2);
     if (sl_session_capture(one[2].s[0], &hook, 1, (sl_positions){SL_POSITIONS_LIST, &at, 1}, &err) != SL_STATUS_OK)
         bench_die(o.model_dir, "capture", err.msg);
-    lockstep(one, 3, &o, V, &rng);
+    sl_op *every = malloc((size_t)(5 * N) * sizeof *every);
+    float *zeros = calloc((size_t)D, sizeof *zeros);
+    sl_hook *every_hook = malloc((size_t)(5 * N) * sizeof *every_hook);
+    for (int32_t l = 0; l < N; l++)
+        for (int p = 0; p < 5; p++) { /* the residual hooks are points 0-4 */
+            sl_op op = sl_op_default();
+            op.hook = every_hook[5 * l + p] = (sl_hook){l, (sl_hook_point)p};
+            op.vector = zeros; /* the machinery's cost: values that move the activations would
+                                * change the model's arithmetic (e.g. exp underflowing into
+                                * subnormals in softmax) */
+            op.n_vector = D;
+            every[5 * l + p] = op;
+        }
+    sl_intervention *adds = sl_intervention_new(m, every, 5 * N, &err);
+    if (!adds)
+        bench_die(o.model_dir, "intervention", err.msg);
+    set_iv(one[3].s[0], adds, o.model_dir);
+    if (sl_session_capture(one[4].s[0], every_hook, 5 * N, (sl_positions){SL_POSITIONS_LIST, &at, 1}, &err) !=
+        SL_STATUS_OK)
+        bench_die(o.model_dir, "capture", err.msg);
+    lockstep(one, 5, &o, V, &rng);
     sl_capture_view view;
     if (sl_session_captured(one[2].s[0], hook, &view, &err) != SL_STATUS_OK || view.n_pos != 1)
         bench_die(o.model_dir, "capture", "the position was not recorded");
@@ -223,7 +307,8 @@ int main(int argc, char **argv)
     group batch[2];
     sl_intervention *ivs[MAX_ROWS];
     for (int k = 0; k < 2; k++) {
-        batch[k] = (group){.n = (int32_t)o.rows, .times = malloc((size_t)o.steps * sizeof(double))};
+        batch[k] = (group){.n = (int32_t)o.rows,
+                           .times = {malloc((size_t)o.steps * sizeof(double)), malloc((size_t)o.steps * sizeof(double))}};
         for (int32_t r = 0; r < batch[k].n; r++)
             batch[k].s[r] = new_session(m, &o);
     }
@@ -234,53 +319,34 @@ int main(int argc, char **argv)
     lockstep(batch, 2, &o, V, &rng);
     load_average(load_after, sizeof load_after);
 
-    double add_paired = paired_ratio(one[1].times, one[0].times, o.steps);
-    double capture_paired = paired_ratio(one[2].times, one[0].times, o.steps);
-    double batch_paired = paired_ratio(batch[0].times, batch[1].times, o.steps);
-    double med[5];
-    const char *names[5] = {"plain", "add", "capture", "batch_plain", "batch_add"};
-    for (int k = 0; k < 3; k++)
-        med[k] = bench_median(one[k].times, o.steps);
-    for (int k = 0; k < 2; k++)
-        med[3 + k] = bench_median(batch[k].times, o.steps);
     const char *level = getenv("SL_NO_AVX2") ? "generic" : getenv("SL_NO_AVX512") ? "avx2" : "best";
     printf("%s, %d threads, %s kernels, prompt %ld, %ld steps, block %d; load before %s, after %s\n", o.model_dir,
            sl_get_num_threads(), level, o.prompt_len, o.steps, block, load_before, load_after);
-    printf("decode step: plain %.3f ms, one add %.3f ms (%+.2f %%; paired %+.2f %%), one capture %.3f ms (%+.2f %%; "
-           "paired %+.2f %%)\n",
-           1e3 * med[0], 1e3 * med[1], 100.0 * (med[1] / med[0] - 1.0), 100.0 * (add_paired - 1.0), 1e3 * med[2],
-           100.0 * (med[2] / med[0] - 1.0), 100.0 * (capture_paired - 1.0));
-    printf("%ld rows batched: plain %.3f ms/step, each its own add %.3f ms/step (throughput %.1f %% of plain; paired "
-           "%.1f %%)\n",
-           o.rows, 1e3 * med[3], 1e3 * med[4], 100.0 * med[3] / med[4], 100.0 * batch_paired);
     json_object *j = json_object_new_object();
     json_object_object_add(j, "kernels", json_object_new_string(level));
     json_object_object_add(j, "threads", json_object_new_int(sl_get_num_threads()));
     json_object_object_add(j, "rows", json_object_new_int((int)o.rows));
-    for (int k = 0; k < 5; k++) {
-        char key[32];
-        snprintf(key, sizeof key, "%s_ms", names[k]);
-        json_object_object_add(j, key, json_object_new_double(1e3 * med[k]));
-    }
-    json_object_object_add(j, "add_overhead_pct", json_object_new_double(100.0 * (med[1] / med[0] - 1.0)));
-    json_object_object_add(j, "capture_overhead_pct", json_object_new_double(100.0 * (med[2] / med[0] - 1.0)));
-    json_object_object_add(j, "batch_throughput_pct", json_object_new_double(100.0 * med[3] / med[4]));
-    json_object_object_add(j, "add_overhead_paired_pct", json_object_new_double(100.0 * (add_paired - 1.0)));
-    json_object_object_add(j, "capture_overhead_paired_pct", json_object_new_double(100.0 * (capture_paired - 1.0)));
-    json_object_object_add(j, "batch_throughput_paired_pct", json_object_new_double(100.0 * batch_paired));
     json_object_object_add(j, "load_before", json_object_new_string(load_before));
     json_object_object_add(j, "load_after", json_object_new_string(load_after));
+    report("wall", one, batch, &o, j);
+    report("cpu", one, batch, &o, j);
     printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
     json_object_put(j);
 
-    for (int k = 0; k < 3; k++) {
+    sl_intervention_free(adds);
+    free(every);
+    free(every_hook);
+    free(zeros);
+    for (int k = 0; k < 5; k++) {
         sl_session_free(one[k].s[0]);
-        free(one[k].times);
+        free(one[k].times[0]);
+        free(one[k].times[1]);
     }
     for (int k = 0; k < 2; k++) {
         for (int32_t r = 0; r < batch[k].n; r++)
             sl_session_free(batch[k].s[r]);
-        free(batch[k].times);
+        free(batch[k].times[0]);
+        free(batch[k].times[1]);
     }
     for (int32_t r = 0; r < o.rows; r++)
         sl_intervention_free(ivs[r]);
