@@ -444,14 +444,45 @@ sl_intervention *l_optintervention(lua_State *L, int idx)
                                                                                          : check_intervention(L, idx);
 }
 
+static int failure_tostring(lua_State *L)
+{
+    lua_getfield(L, 1, "message");
+    return 1;
+}
+
+/* An op of the spec on a block the session skips is the spec's fault, as a bad field is: a
+ * clean usage failure (the host prints the message alone and exits 2); other errors raise. */
+int l_raise_intervention(lua_State *L, const sl_intervention *iv, const uint8_t *skipped, const sl_error *err)
+{
+    bool spec = false;
+    for (int32_t k = 0; k < sl_intervention_count(iv) && !spec; k++)
+        spec = skipped[sl_intervention_op(iv, k)->hook.block] != 0;
+    if (!spec)
+        return l_raise(L, err);
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, err->msg);
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, 2);
+    lua_setfield(L, -2, "code");
+    if (luaL_newmetatable(L, "slua.UsageFailure")) {
+        lua_pushcfunction(L, failure_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_setmetatable(L, -2);
+    return lua_error(L);
+}
+
 /* session:intervene(iv | nil) -> session */
 static int l_session_intervene(lua_State *L)
 {
     l_session_box *s = l_checksession(L, 1);
     sl_intervention *iv = l_optintervention(L, 2);
     sl_error err;
-    if (sl_session_set_intervention(s->s, iv, &err) != SL_STATUS_OK)
-        return l_raise(L, &err);
+    if (sl_session_set_intervention(s->s, iv, &err) != SL_STATUS_OK) {
+        uint8_t *skipped = lua_newuserdatauv(L, (size_t)sl_model_n_layer(sl_session_model(s->s)), 0);
+        sl_session_get_skip(s->s, skipped);
+        return l_raise_intervention(L, iv, skipped, &err);
+    }
     lua_settop(L, 1);
     return 1;
 }

@@ -111,8 +111,11 @@ int l_session_new(lua_State *L)
     if (!b->s)
         return l_raise(L, &err);
     configure(L, b->s, 2, layers, n_layers, skip, n_skip, what);
-    if (iv && sl_session_set_intervention(b->s, iv, &err) != SL_STATUS_OK)
-        return l_raise(L, &err);
+    if (iv && sl_session_set_intervention(b->s, iv, &err) != SL_STATUS_OK) {
+        uint8_t *skipped = lua_newuserdatauv(L, (size_t)sl_model_n_layer(m), 0);
+        sl_session_get_skip(b->s, skipped);
+        return l_raise_intervention(L, iv, skipped, &err);
+    }
     return 1;
 }
 
@@ -142,8 +145,15 @@ static int l_session_fork(lua_State *L)
     sl_error err;
     b->s = given ? sl_session_fork_intervened(parent->s, skip, n_skip, iv, &err)
                  : sl_session_fork(parent->s, skip, n_skip, &err);
-    if (!b->s)
-        return l_raise(L, &err);
+    if (!b->s) {
+        int32_t N = sl_model_n_layer(sl_session_model(parent->s));
+        uint8_t *skipped = lua_newuserdatauv(L, (size_t)N, 0);
+        memset(skipped, 0, (size_t)N);
+        for (int32_t i = 0; i < n_skip; i++)
+            if (skip[i] >= 0 && skip[i] < N)
+                skipped[skip[i]] = 1;
+        return l_raise_intervention(L, given ? iv : sl_session_intervention(parent->s), skipped, &err);
+    }
     configure(L, b->s, 2, layers, n_layers, NULL, 0, what);
     return 1;
 }

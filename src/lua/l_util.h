@@ -63,6 +63,8 @@ l_tensor *l_newtensor(lua_State *L, int32_t ndim, const int64_t *shape);
 l_tensor *l_checktensor(lua_State *L, int idx);
 /* An Intervention argument; nil or false = none. */
 sl_intervention *l_optintervention(lua_State *L, int idx);
+/* Raises err; as a usage failure (exit 2) when an op of iv is on a block skipped[] marks. */
+int l_raise_intervention(lua_State *L, const sl_intervention *iv, const uint8_t *skipped, const sl_error *err);
 l_mask *l_newmask(lua_State *L, int32_t n);
 
 /* A userdata slot whose __gc frees the malloc'd pointer stored in it: C results that Lua must

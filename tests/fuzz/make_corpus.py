@@ -174,9 +174,46 @@ def options_seeds(build):
     put("options", "--config=c.json\0--top-p\x000.5\0\0" + json.dumps({"max_new_tokens": 3}))
 
 
+def intervention_seeds(build):
+    """Specs for the bundled tiny Llama (8 blocks, d_model 64, 4 heads of 16); v.safetensors holds
+    d_model [64], head [16] and rows [3, 64] (written by the target)."""
+    z = [0.0] * 64
+    specs = [
+        [{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": [0.5] * 64, "scale": 2.0}],
+        [{"hook": "blocks.0.hook_resid_pre", "op": "add", "vector": "v.safetensors:d_model", "positions": "generated"}],
+        [{"hook": "blocks.2.hook_resid_mid", "op": "add", "vector": z, "positions": [0, 3, 9]},
+         {"hook": "blocks.2.hook_attn_out", "op": "add", "vector": z, "positions": "prompt"},
+         {"hook": "blocks.2.hook_mlp_out", "op": "add", "vector": z}],
+        [{"hook": "blocks.3.attn.hook_z", "op": "scale", "heads": [0, 2], "factor": 0.0}],
+        [{"hook": "blocks.3.attn.hook_z", "op": "add", "head": 1, "vector": "v.safetensors:head", "scale": -3}],
+        [{"hook": "blocks.4.attn.hook_attn_scores", "op": "add", "heads": "all", "keys": [0, 3], "value": -4.6}],
+        [{"hook": "blocks.5.attn.hook_attn_scores", "op": "add", "heads": [1], "keys": [2, 256], "value": 1.0,
+          "positions": [4, 5]}],
+        [{"hook": "blocks.6.hook_resid_post", "op": "set", "values": [[0.25] * 64], "positions": [1]}],
+        [{"hook": "blocks.7.hook_resid_pre", "op": "set", "values": "v.safetensors:rows", "positions": [0, 2, 4]}],
+        [{"hook": "blocks.1.attn.hook_z", "op": "set", "values": [[1.0] * 64, [2.0] * 64], "positions": [0, 5]}],
+        [],
+        # invalid: each a different field at fault
+        [{"hook": "blocks.9.hook_resid_post", "op": "add", "vector": z}],
+        [{"hook": "blocks.1.attn.hook_pattern", "op": "add", "vector": z}],
+        [{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": [1, 2]}],
+        [{"hook": "blocks.1.attn.hook_attn_scores", "op": "add", "keys": [5, 5], "value": 0}],
+        [{"hook": "blocks.1.attn.hook_z", "op": "scale", "heads": [4], "factor": 1}],
+        [{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": "v.safetensors:nope"}],
+        [{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": "missing.safetensors:x"}],
+        [{"hook": "blocks.1.hook_resid_post", "op": "set", "values": [[1.0] * 64, [1.0] * 64]}],
+        [{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": z, "extra": True}],
+        {"hook": "blocks.1.hook_resid_post"},
+    ]
+    for spec in specs:
+        put("intervention", json.dumps(spec))
+    put("intervention", '[{"hook": "blocks.1.hook_resid_post", "op": "add", "vector": [1e39')
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build")
-    for fn in (safetensors_seeds, config_seeds, tokenizer_seeds, encode_seeds, stream_seeds, options_seeds):
+    for fn in (safetensors_seeds, config_seeds, tokenizer_seeds, encode_seeds, stream_seeds, options_seeds,
+               intervention_seeds):
         fn(build)
 
 

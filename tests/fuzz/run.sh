@@ -10,10 +10,10 @@ build=$(cd "$1" && pwd)
 seconds=$2
 shift 2
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer_load encode stream options chat_template)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config tokenizer_load encode stream options chat_template intervention)
 
 declare -A max_len=([safetensors]=8192 [config]=4096 [tokenizer_load]=65536 [encode]=2048 [stream]=3072
-                    [options]=1024 [chat_template]=4096)
+                    [options]=1024 [chat_template]=4096 [intervention]=4096)
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export OMP_NUM_THREADS=1

@@ -534,6 +534,10 @@ bool sl_forward_sets(sl_fw_set *sets, int32_t n_sets, const sl_fw_bufs *bf)
             memcpy(bf->x + (int64_t)active[a]->row * D, bf->gather + (int64_t)r * D,
                    (size_t)active[a]->n * (size_t)D * sizeof(float));
     }
+    for (int32_t i = 0; i < n_sets; i++) /* a fork that shares every block joins after the last */
+        if (sets[i].src >= 0 && sets[i].first == N)
+            memcpy(bf->x + (int64_t)sets[i].row * D, bf->x + (int64_t)sets[sets[i].src].row * D,
+                   (size_t)sets[i].n * (size_t)D * sizeof(float));
     int32_t n_head = 0;
     for (int32_t i = 0; i < n_sets; i++) {
         const float *x = bf->x + (int64_t)rows_owner(sets, &sets[i], N)->row * D;

@@ -358,12 +358,14 @@ static sl_status check_not_skipped(const sl_session *s, sl_hook hook, const char
 
 sl_status sl_hooks_check_skip(const sl_session *s, const sl_intervention *iv, sl_error *err)
 {
-    char what[32];
     for (int32_t k = 0; iv && k < iv->n; k++) {
-        snprintf(what, sizeof what, "intervention: op %d", k);
-        sl_status rc = check_not_skipped(s, iv->ops[k].hook, what, err);
-        if (rc != SL_STATUS_OK)
-            return rc;
+        sl_hook hook = iv->ops[k].hook;
+        if (!s->skip[hook.block])
+            continue;
+        char name[64];
+        sl_hook_name(hook, name, sizeof name);
+        return sl_error_set(err, SL_STATUS_E_STATE, "%s: op %d: field 'hook': %s is in block %d, which this session skips",
+                            iv->label, k, name, hook.block);
     }
     return SL_STATUS_OK;
 }

@@ -12,6 +12,7 @@ struct sl_intervention {
     atomic_int refs;
     int32_t n;
     sl_op *ops; /* owned arrays; an add's vector is stored multiplied by its scale */
+    char *label; /* the spec's name in messages ("steer.json") */
 };
 
 /* One captured hook: records per position in a pool ([width] floats, or [n_head][pos + 1] for

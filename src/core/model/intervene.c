@@ -52,9 +52,13 @@ sl_status sl_hook_parse(const sl_model *m, const char *name, sl_hook *out, sl_er
         *out = (sl_hook){(int32_t)block, (sl_hook_point)k};
         return SL_STATUS_OK;
     }
-unknown:
-    return sl_error_set(err, SL_STATUS_E_ARG, "unknown hook '%.80s' (valid: " HOOK_FORMS ", L in [0, %d])", name,
-                        N - 1);
+unknown:;
+    char shown[81]; /* one line whatever the name holds */
+    size_t k = 0;
+    for (; name[k] && k < sizeof shown - 1; k++)
+        shown[k] = (unsigned char)name[k] < 0x20 || name[k] == 0x7f ? '?' : name[k];
+    shown[k] = 0;
+    return sl_error_set(err, SL_STATUS_E_ARG, "unknown hook '%s' (valid: " HOOK_FORMS ", L in [0, %d])", shown, N - 1);
 }
 
 void sl_hook_name(sl_hook h, char *buf, size_t size)
@@ -110,6 +114,7 @@ void sl_intervention_free(sl_intervention *iv)
     for (int32_t i = 0; i < iv->n; i++)
         free_op(&iv->ops[i]);
     free(iv->ops);
+    free(iv->label);
     free(iv);
 }
 
@@ -140,7 +145,7 @@ static void *dup_array(const void *src, size_t bytes, bool *ok)
     return d;
 }
 
-/* Checks one op against the model; messages start "<label>: op <i> (<hook>): ". */
+/* Checks one op against the model; messages start "<label>: op <i>: field '<name>': ". */
 static sl_status check_op(const sl_model *m, const sl_op *o, const char *label, int32_t i, sl_error *err)
 {
     const sl_model_config *c = &m->cfg;
@@ -153,71 +158,71 @@ static sl_status check_op(const sl_model *m, const sl_op *o, const char *label, 
     const sl_positions *ps = &o->positions;
     if (ps->kind < SL_POSITIONS_ALL || ps->kind > SL_POSITIONS_LIST || (ps->kind == SL_POSITIONS_LIST && ps->n > 0 && !ps->list) ||
         ps->n < 0)
-        return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'positions': invalid", label, i, hook);
+        return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d: field 'positions': invalid on %s", label, i, hook);
     if (ps->kind == SL_POSITIONS_LIST)
         for (int32_t k = 0; k < ps->n; k++)
             if (ps->list[k] < 0)
-                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d (%s): field 'positions': %d is negative", label,
-                                    i, hook, ps->list[k]);
+                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d: field 'positions': %d is negative", label, i,
+                                    ps->list[k]);
     if (o->heads || o->n_heads) {
         if (o->n_heads <= 0 || !o->heads)
-            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'heads': empty list", label, i, hook);
+            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d: field 'heads': empty list", label, i);
         for (int32_t k = 0; k < o->n_heads; k++)
             if (o->heads[k] < 0 || o->heads[k] >= c->n_head)
-                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d (%s): field 'heads': head %d out of range [0, %d]",
-                                    label, i, hook, o->heads[k], c->n_head - 1);
+                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d: field 'heads': head %d out of range [0, %d] (%s)",
+                                    label, i, o->heads[k], c->n_head - 1, hook);
     }
     int64_t width = sl_hook_width(m, o->hook);
     switch (o->kind) {
     case SL_OP_ADD:
         if (pt == SL_HOOK_ATTN_SCORES) {
             if (o->key_begin < 0 || o->key_end <= o->key_begin)
-                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d (%s): field 'keys': empty span [%d, %d)", label,
-                                    i, hook, o->key_begin, o->key_end);
-            if (o->key_begin >= c->max_position)
+                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d: field 'keys': empty span [%d, %d)", label, i,
+                                    o->key_begin, o->key_end);
+            if (o->key_end > c->max_position)
                 return sl_error_set(err, SL_STATUS_E_RANGE,
-                                    "%s: op %d (%s): field 'keys': span [%d, %d) starts beyond the model's context (%d)",
-                                    label, i, hook, o->key_begin, o->key_end, c->max_position);
+                                    "%s: op %d: field 'keys': span [%d, %d) goes beyond the model's context of %d "
+                                    "positions",
+                                    label, i, o->key_begin, o->key_end, c->max_position);
             return SL_STATUS_OK;
         }
         if (pt == SL_HOOK_Z) {
             if (o->head < 0 || o->head >= c->n_head)
-                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d (%s): field 'head': head %d out of range [0, %d]",
-                                    label, i, hook, o->head, c->n_head - 1);
+                return sl_error_set(err, SL_STATUS_E_RANGE, "%s: op %d: field 'head': head %d out of range [0, %d] (%s)",
+                                    label, i, o->head, c->n_head - 1, hook);
             width = c->head_dim;
         } else if (!residual(pt)) {
             break;
         }
         if (!o->vector || o->n_vector != width)
-            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'vector': %lld values, expected %lld (%s)",
-                                label, i, hook, (long long)(o->vector ? o->n_vector : 0), (long long)width,
-                                pt == SL_HOOK_Z ? "head_dim" : "d_model");
+            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d: field 'vector': %lld values, expected %lld (%s of %s)",
+                                label, i, (long long)(o->vector ? o->n_vector : 0), (long long)width,
+                                pt == SL_HOOK_Z ? "head_dim" : "d_model", hook);
         return SL_STATUS_OK;
     case SL_OP_SCALE:
         if (pt != SL_HOOK_Z && pt != SL_HOOK_ATTN_SCORES)
             return sl_error_set(err, SL_STATUS_E_ARG,
-                                "%s: op %d (%s): field 'op': 'scale' applies to blocks.L.attn.hook_z and "
-                                "blocks.L.attn.hook_attn_scores",
+                                "%s: op %d: field 'op': 'scale' applies to blocks.L.attn.hook_z and "
+                                "blocks.L.attn.hook_attn_scores (not %s)",
                                 label, i, hook);
         return SL_STATUS_OK;
     case SL_OP_SET:
         if (!residual(pt) && pt != SL_HOOK_Z)
             break;
         if (!o->values || o->n_rows <= 0)
-            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'values': no rows", label, i, hook);
+            return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d: field 'values': no rows", label, i);
         if (o->n_rows != 1 && !(ps->kind == SL_POSITIONS_LIST && ps->n == o->n_rows))
             return sl_error_set(err, SL_STATUS_E_ARG,
-                                "%s: op %d (%s): field 'values': %d rows; give one row, or one per listed position",
-                                label, i, hook, o->n_rows);
+                                "%s: op %d: field 'values': %d rows; give one row, or one per listed position",
+                                label, i, o->n_rows);
         return SL_STATUS_OK;
     default:
-        return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d (%s): field 'op': unknown kind %d", label, i, hook,
-                            (int)o->kind);
+        return sl_error_set(err, SL_STATUS_E_ARG, "%s: op %d: field 'op': unknown kind %d", label, i, (int)o->kind);
     }
     return sl_error_set(err, SL_STATUS_E_ARG,
-                        "%s: op %d (%s): field 'op': '%s' is not defined on this hook (it can be captured; writes go "
-                        "to the residual hooks, hook_z and hook_attn_scores)",
-                        label, i, hook, o->kind == SL_OP_SET ? "set" : "add");
+                        "%s: op %d: field 'op': '%s' is not defined on %s (it can be captured; writes go to the "
+                        "residual hooks, hook_z and hook_attn_scores)",
+                        label, i, o->kind == SL_OP_SET ? "set" : "add", hook);
 }
 
 sl_intervention *sl_intervention_build(const sl_model *m, const sl_op *ops, int32_t n, const char *label,
@@ -242,7 +247,8 @@ sl_intervention *sl_intervention_build(const sl_model *m, const sl_op *ops, int3
     atomic_init(&iv->refs, 1);
     iv->ops = copy;
     iv->n = n;
-    bool ok = true;
+    iv->label = dup_array(label, strlen(label) + 1, &(bool){true});
+    bool ok = iv->label != NULL;
     for (int32_t i = 0; i < n; i++) {
         const sl_op *o = &ops[i];
         sl_op *d = &copy[i];

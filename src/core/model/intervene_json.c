@@ -310,8 +310,31 @@ static void free_parsed(sl_op *ops, int32_t n)
     free(ops);
 }
 
+/* Names and values quoted from the spec may hold control characters (JSON escapes): a message
+ * stays one line. */
+static void one_line(sl_error *err)
+{
+    if (!err)
+        return;
+    for (char *c = err->msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+}
+
+static sl_intervention *parse_spec(const sl_model *m, const char *json, size_t len, const char *label,
+                                   const char *base_dir, sl_error *err);
+
 sl_intervention *sl_intervention_parse(const sl_model *m, const char *json, size_t len, const char *label,
                                        const char *base_dir, sl_error *err)
+{
+    sl_intervention *iv = parse_spec(m, json, len, label, base_dir, err);
+    if (!iv)
+        one_line(err);
+    return iv;
+}
+
+static sl_intervention *parse_spec(const sl_model *m, const char *json, size_t len, const char *label,
+                                   const char *base_dir, sl_error *err)
 {
     sl_error_clear(err);
     label = label ? label : "intervention";
