@@ -53,7 +53,7 @@ T.case("slua eval: a results file of one spec refuses another; a bad spec fails 
   T.write(tmp .. "/bad.json", '[{"hook": "blocks.2.hook_resid_post", "op": "add", "vector": [1, 2]}]')
   cli.usage_error({ "eval", "truthfulqa_mc", "--limit", "3", "--intervene", tmp .. "/bad.json", "--output",
                     tmp .. "/never.jsonl" },
-    ("slua: %s/bad.json: op 0 (blocks.2.hook_resid_post): field 'vector': 2 values, expected 64 (d_model)"):format(tmp))
+    ("slua: %s/bad.json: op 0: field 'vector': 2 values, expected 64 (d_model of blocks.2.hook_resid_post)"):format(tmp))
   T.eq(T.read_file(tmp .. "/never.jsonl"), nil, "no results file")
 end)
 
