@@ -11,7 +11,7 @@ const char *const sl_cfg_silu_only[] = {"silu", NULL};
 
 static const sl_family *const families[] = {
     &sl_family_llama, &sl_family_mistral, &sl_family_qwen2, &sl_family_qwen3, &sl_family_olmo2,
-    &sl_family_gemma2, &sl_family_gemma3, &sl_family_phi3, &sl_family_mixtral, &sl_family_qwen2moe,
+    &sl_family_gemma2, &sl_family_gemma3, &sl_family_phi3, &sl_family_mixtral, &sl_family_qwen2moe, &sl_family_qwen3moe,
 };
 #define N_FAMILIES (sizeof families / sizeof families[0])
 

@@ -135,8 +135,13 @@ bool sl_arch_layer_moe(const sl_arch *a, int32_t layer);
 /* Keys a query of decoder layer l sees (itself included); 0 = all. */
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
+/* Qwen3's attention keys (bias, hidden_act, sliding_window) and steps (per-head q/k norm), which
+ * Qwen3-MoE shares. */
+sl_status sl_qwen3_attention(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err);
+
 /* The families, one file each. */
 extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
-    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3, sl_family_mixtral, sl_family_qwen2moe;
+    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3, sl_family_mixtral, sl_family_qwen2moe,
+    sl_family_qwen3moe;
 
 #endif
