@@ -1,9 +1,11 @@
 #include "ckpt_edit.h"
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <criterion/criterion.h>
 
@@ -222,5 +224,23 @@ float *tu_logits_run(const char *dir, int32_t *n_vocab)
     sl_session_free(s);
     sl_model_free(m);
     *n_vocab = V;
+    return out;
+}
+
+float *tu_ckpt_logits(const tu_ckpt *c, json_object *config, int32_t shards, int32_t *n_vocab)
+{
+    char dir[256], path[4096];
+    snprintf(dir, sizeof dir, "%s", tu_ckpt_write(c, config, shards));
+    float *out = tu_logits_run(dir, n_vocab);
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "cannot list %s", dir);
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
     return out;
 }

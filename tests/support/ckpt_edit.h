@@ -39,6 +39,10 @@ void tu_ckpt_round_bf16(tu_ckpt *c, bool store_bf16);
  * (a static buffer, one of 8 rotating). */
 const char *tu_ckpt_write(const tu_ckpt *c, json_object *config, int32_t shards);
 
+/* tu_logits_run on the checkpoint tu_ckpt_write makes of c and config, whose directory it then
+ * removes. */
+float *tu_ckpt_logits(const tu_ckpt *c, json_object *config, int32_t shards, int32_t *n_vocab);
+
 /* A fixture's config.json (tests/data/arch/<family>), to edit and pass to tu_ckpt_write. */
 json_object *tu_arch_config(const char *family);
 /* tests/data/arch/<family>'s weights. */

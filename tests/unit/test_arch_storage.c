@@ -40,7 +40,7 @@ Test(arch_storage, sharded_checkpoints_give_the_single_files_logits)
         float *want = fixture_logits(families[f], &V);
         tu_ckpt w = tu_arch_weights(families[f]);
         json_object *config = tu_arch_config(families[f]);
-        float *got = tu_logits_run(tu_ckpt_write(&w, config, 3), &V2);
+        float *got = tu_ckpt_logits(&w, config, 3, &V2);
         cr_assert_eq(V2, V);
         cr_expect_eq(run_diff(got, want, V), 0.0, "%s: three shards differ from one file", families[f]);
         free(got);
@@ -58,8 +58,8 @@ Test(arch_storage, bf16_storage_gives_the_logits_of_its_values_in_f32)
         tu_ckpt as_f32 = tu_arch_weights(families[f]), as_bf16 = tu_arch_weights(families[f]);
         tu_ckpt_round_bf16(&as_f32, false);
         tu_ckpt_round_bf16(&as_bf16, true);
-        float *want = tu_logits_run(tu_ckpt_write(&as_f32, config, 1), &V);
-        float *got = tu_logits_run(tu_ckpt_write(&as_bf16, config, 2), &V2);
+        float *want = tu_ckpt_logits(&as_f32, config, 1, &V);
+        float *got = tu_ckpt_logits(&as_bf16, config, 2, &V2);
         cr_assert_eq(V2, V);
         cr_expect_eq(run_diff(got, want, V), 0.0, "%s: BF16 storage differs from F32 storage of its values",
                      families[f]);
@@ -176,7 +176,7 @@ Test(arch_storage, other_shapes_compute_what_the_spec_says)
                       "%s: the fixture should group its kv heads", families[f]);
         to_multi_head(&w, config);
         add_identity_block(&w, config);
-        float *got = tu_logits_run(tu_ckpt_write(&w, config, 1), &V2);
+        float *got = tu_ckpt_logits(&w, config, 1, &V2);
         cr_assert_eq(V2, V);
         cr_expect_eq(run_diff(got, want, V), 0.0, "%s: multi-head with one block more differs", families[f]);
         free(got);

@@ -74,7 +74,7 @@ static float *qwen3moe_logits(qwen3moe_shape s, int32_t *V)
     if (s.dense_layer >= 0)
         json_object_array_add(dense, json_object_new_int(s.dense_layer));
     json_object_object_add(config, "mlp_only_layers", dense);
-    float *out = tu_logits_run(tu_ckpt_write(&w, config, 1), V);
+    float *out = tu_ckpt_logits(&w, config, 1, V);
     json_object_put(config);
     tu_ckpt_free(&w);
     return out;
