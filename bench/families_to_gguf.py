@@ -56,7 +56,8 @@ hd = cfg.get("head_dim", D // H)
 V = cfg["vocab_size"]
 
 w = gguf.GGUFWriter(out, ARCH)
-w.add_name(src.name)
+# a neutral name: llama.cpp keys tokenizer fix-ups on names such as "phi-3"
+w.add_name("slua bench shape")
 w.add_context_length(cfg.get("max_position_embeddings", 4096))
 w.add_embedding_length(D)
 w.add_block_count(L)
