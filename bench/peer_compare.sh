@@ -15,10 +15,12 @@
 # --models DIR holds, for each shape (the names of bench/configs/*.json):
 #   SHAPE-bf16/          sl_make_checkpoint --dtype bf16 --seed 1, plus the family's tokenizer.json
 #   SHAPE-f16/           the same with --dtype f16
-#   SHAPE-bf16.gguf      llama-quantize of the F32 GGUF converted from SHAPE-bf16/, type BF16
+#   SHAPE-bf16.gguf      llama-quantize of the F32 GGUF converted from SHAPE-bf16/, type BF16 (or
+#                        bench/families_to_gguf.py's BF16 GGUF, for the other families)
 #   SHAPE-f16.gguf       the same from SHAPE-f16/, type F16
 #   SHAPE-q8_0.gguf      from SHAPE-bf16/, type Q8_0 (slua: SHAPE-bf16/ with --weights q8_0)
-# A (shape, dtype) whose files are missing is skipped with a message.
+# A (shape, dtype) without its safetensors is skipped with a message; one without its GGUF (a
+# family the peer cannot convert or run) is measured for slua alone.
 #
 # Per shape x dtype x kernel level x threads, --runs rounds of
 #   single  slua bench_model (prompt 128, 64 decode steps after it), then llama-bench -p 128 -n 64
@@ -347,10 +349,13 @@ for shape in "${shape_arr[@]}"; do
     slua_dir="$models/$shape-$dtype" weights=stored
     [ "$dtype" = q8_0 ] && slua_dir="$models/$shape-bf16" weights=q8_0
     gguf="$models/$shape-$dtype.gguf"
-    if [ ! -f "$slua_dir/model.safetensors" ] || [ ! -f "$gguf" ]; then
-      echo "== skip $shape $dtype: missing $slua_dir/model.safetensors or $gguf" >&2
+    if [ ! -f "$slua_dir/model.safetensors" ]; then
+      echo "== skip $shape $dtype: missing $slua_dir/model.safetensors" >&2
       continue
     fi
+    # A family the peer build cannot convert or run still gets slua's figures.
+    have_gguf=1
+    [ -f "$gguf" ] || { have_gguf=0; echo "== $shape $dtype: no $gguf: slua alone" >&2; }
     name="${dtype^^}"
     for level in ${levels//,/ }; do
       pb="${peer[$level]}"
@@ -364,6 +369,7 @@ for shape in "${shape_arr[@]}"; do
             timed slua_model "engine=slua $base run=$r" "${slua_env[@]}" -- \
               "$build/bench_model" "$slua_dir" --threads "$t" --prompt-len "$prompt_len" --gen "$gen" \
               --runs 1 --retries 0 --weights "$weights"
+            [ $have_gguf = 1 ] || continue
             timed peer_bench "engine=llama.cpp $base run=$r" -- \
               "$pb/llama-bench" -m "$gguf" -p "$prompt_len" -n "$gen" -r 1 -t "$t" -o jsonl
           done
@@ -384,6 +390,7 @@ for shape in "${shape_arr[@]}"; do
             elif [ $r = 1 ]; then
               echo "  (slua: bench_batch $([ $have_batch = 1 ] && echo "has no --weights" || echo "not built"); llama.cpp alone)" >&2
             fi
+            [ $have_gguf = 1 ] || continue
             timed peer_batched "engine=llama.cpp $base run=$r" -- \
               "$pb/llama-batched-bench" -m "$gguf" -c 8192 -b 2048 -ub 512 -npp "$prompt_len" -ntg "$gen" \
               -npl "$batches" -t "$t" -tb "$t" --output-format jsonl

@@ -47,7 +47,11 @@ local function median(xs)
   return n % 2 == 1 and s[(n + 1) // 2] or (s[n // 2] + s[n // 2 + 1]) / 2
 end
 
-local shape_names = { ["smollm2-135m"] = "SmolLM2-135M", ["llama-3.2-1b"] = "Llama-3.2-1B" }
+local shape_names = {
+  ["smollm2-135m"] = "SmolLM2-135M", ["llama-3.2-1b"] = "Llama-3.2-1B", ["qwen3-0.6b"] = "Qwen3-0.6B",
+  ["gemma-3-1b"] = "Gemma-3-1B", ["gemma-2-2b"] = "Gemma-2-2B", ["phi-3.5-mini"] = "Phi-3.5-mini",
+  ["olmo-2-1b"] = "OLMo-2-1B", ["mixtral-8x0.3b"] = "Mixtral-style MoE",
+}
 local phase_names = { prefill = "prefill", decode = "decode", batch_prefill = "prefill", batch_decode = "decode" }
 local phase_order = { prefill = 1, decode = 2, batch_prefill = 3, batch_decode = 4 }
 local dtype_order = { BF16 = 1, F16 = 2, Q8_0 = 3 }

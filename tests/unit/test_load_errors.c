@@ -195,7 +195,7 @@ Test(load_errors, malformed_and_incomplete_config)
 }
 
 /* Every family the loader knows, as the message lists them. */
-#define SUPPORTED "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM)"
+#define SUPPORTED "supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Olmo2ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, Phi3ForCausalLM, MixtralForCausalLM, Qwen2MoeForCausalLM, Qwen3MoeForCausalLM)"
 
 Test(load_errors, unsupported_architecture)
 {
@@ -256,6 +256,19 @@ Test(load_errors, unimplemented_config_value)
                  SL_STATUS_E_FORMAT, "config.json", "unsupported 'partial_rotary_factor' (0.01");
     expect_error(dir_with_config(config_of_with(qwen2moe, "\"num_experts_per_tok\"", "\"num_experts_per_tok\": 5,")),
                  SL_STATUS_E_FORMAT, "config.json", "'num_experts_per_tok' 5 exceeds 'num_experts' 4");
+    /* Gemma-3's per-layer list: its length and each entry */
+    const char *gemma3 = "tests/data/arch/gemma3";
+    expect_error(dir_with_config(config_of_with(gemma3, "\"sliding_window_pattern\"",
+                                                "\"layer_types\": [\"sliding_attention\", \"full_attention\"],")),
+                 SL_STATUS_E_FORMAT, "config.json", "'layer_types' has 2 entries but 'num_hidden_layers' is 8");
+    expect_error(dir_with_config(config_of_with(gemma3, "\"sliding_window_pattern\"",
+                                                "\"layer_types\": [\"sliding_attention\", \"sliding_attention\", "
+                                                "\"full_attention\", \"sliding_attention\", \"sliding_attention\", "
+                                                "\"global\", \"sliding_attention\", \"sliding_attention\"],")),
+                 SL_STATUS_E_FORMAT, "config.json",
+                 "'layer_types[5]' must be \"sliding_attention\" or \"full_attention\" (got \"global\")");
+    expect_error(dir_with_config(config_of_with(gemma3, "\"sliding_window_pattern\"", "\"layer_types\": 6,")),
+                 SL_STATUS_E_FORMAT, "config.json", "'layer_types' must be a list of");
 }
 
 /* A sharded checkpoint (index + two files) loads and computes what the single file does. */

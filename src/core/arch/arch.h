@@ -35,7 +35,7 @@ typedef struct sl_rope_scaling {
 /* Frequencies of a longrope factor list at most (head_dim 512). */
 #define SL_ARCH_MAX_ROPE 256
 
-/* Layers a config may list by number (mlp_only_layers). */
+/* Layers a config may list by number (mlp_only_layers) or kind (layer_types). */
 #define SL_ARCH_MAX_LISTED 256
 
 /* What a loaded model's blocks run, filled by its family's configure(). */
@@ -50,8 +50,11 @@ typedef struct sl_arch {
     float attn_softcap;  /* scores become c * tanh(s / c) before the mask; 0 = none */
     float final_softcap; /* the same on the final and logit-lens logits; 0 = none */
     /* Sliding windows: layer l sees `window` keys (itself included) when window_period is 0, or
-     * when (l + window_offset) % window_period != 0; other layers see every key. */
+     * when (l + window_offset) % window_period != 0; other layers see every key. A config's
+     * per-layer list (layer_types) overrides the pattern: n_layer_kinds > 0 and global[l]. */
     int32_t window, window_period, window_offset;
+    int32_t n_layer_kinds;
+    bool global[SL_ARCH_MAX_LISTED];
     float local_rope_theta; /* RoPE base of windowed layers with their own (Gemma-3); 0 = the global one */
     sl_rope_scaling rope_scaling; /* of the global layers */
     int32_t rope_dims;      /* leading channels of each head that RoPE rotates (partial_rotary_factor) */
@@ -89,6 +92,10 @@ bool sl_cfg_has(const sl_cfg_src *src, const char *key);
 sl_status sl_cfg_string(const sl_cfg_src *src, const char *key, const char **out, sl_error *err);
 /* Fails unless a string key is missing, null or one of the NULL-terminated `allowed`. */
 sl_status sl_cfg_expect(const sl_cfg_src *src, const char *key, const char *const *allowed, sl_error *err);
+/* "layer_types": one "sliding_attention" or "full_attention" per layer, as transformers >= 4.53
+ * writes the sliding-window pattern; when present it overrides the pattern. A list of the wrong
+ * length or an unknown entry is an error naming the key, the index and the value. */
+sl_status sl_cfg_layer_types(const sl_cfg_src *src, const sl_model_config *c, sl_arch *a, sl_error *err);
 /* {"silu", NULL}: the hidden_act of every family with a SwiGLU MLP. */
 extern const char *const sl_cfg_silu_only[];
 
@@ -128,8 +135,13 @@ bool sl_arch_layer_moe(const sl_arch *a, int32_t layer);
 /* Keys a query of decoder layer l sees (itself included); 0 = all. */
 int32_t sl_arch_layer_window(const sl_arch *a, int32_t layer);
 
+/* Qwen3's attention keys (bias, hidden_act, sliding_window) and steps (per-head q/k norm), which
+ * Qwen3-MoE shares. */
+sl_status sl_qwen3_attention(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err);
+
 /* The families, one file each. */
 extern const sl_family sl_family_llama, sl_family_mistral, sl_family_qwen2, sl_family_qwen3,
-    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3, sl_family_mixtral, sl_family_qwen2moe;
+    sl_family_olmo2, sl_family_gemma2, sl_family_gemma3, sl_family_phi3, sl_family_mixtral, sl_family_qwen2moe,
+    sl_family_qwen3moe;
 
 #endif

@@ -68,7 +68,8 @@ const sl_family sl_family_gemma2 = {
 
 /* Gemma-3 text (transformers 4.51 modeling_gemma3.py): Gemma-2's block with a per-head (1 + w)
  * q/k norm before RoPE; every sliding_window_pattern-th layer is global (rope_theta with
- * rope_scaling), the others local (rope_local_base_freq, no scaling). 4.51 never passes the
+ * rope_scaling), the others local (rope_local_base_freq, no scaling); a "layer_types" list,
+ * as newer transformers writes the pattern, overrides sliding_window_pattern. 4.51 never passes the
  * attention softcap, so none applies whatever the config says; a final softcap does. */
 static sl_status configure_gemma3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
@@ -77,7 +78,8 @@ static sl_status configure_gemma3(const sl_cfg_src *src, sl_model_config *c, sl_
     if ((rc = configure_gemma(src, c, a, err)) ||
         (rc = sl_cfg_int(src, "sliding_window_pattern", false, 6, 1, &a->window_period, err)) ||
         (rc = sl_cfg_float(src, "rope_theta", 1e6, 0.0, &c->rope_theta, err)) ||
-        (rc = sl_cfg_float(src, "rope_local_base_freq", 1e4, 0.0, &a->local_rope_theta, err)))
+        (rc = sl_cfg_float(src, "rope_local_base_freq", 1e4, 0.0, &a->local_rope_theta, err)) ||
+        (rc = sl_cfg_layer_types(src, c, a, err)))
         return rc;
     a->qk_norm = SL_QK_NORM_PER_HEAD;
     return SL_STATUS_OK;

@@ -1,7 +1,9 @@
 /* Mixture-of-experts families (transformers 4.47.1): Mixtral (modeling_mixtral.py) is Mistral
  * with every MLP replaced by top-k routed SwiGLU experts, always renormalised; Qwen2-MoE
  * (modeling_qwen2_moe.py) is Qwen2 with routed experts on the layers decoder_sparse_step and
- * mlp_only_layers pick, norm_topk_prob, and a shared expert under a sigmoid gate. The router is
+ * mlp_only_layers pick, norm_topk_prob, and a shared expert under a sigmoid gate; Qwen3-MoE
+ * (4.51 modeling_qwen3_moe.py) is Qwen3's attention with Qwen2-MoE's routing and no shared
+ * expert. The router is
  * a softmax over all experts in float32, the k largest win (the lower index on a tie), and the
  * expert outputs, each times its weight, are summed in ascending expert order. */
 #include "arch.h"
@@ -100,4 +102,27 @@ const sl_family sl_family_qwen2moe = {
                    "mlp.experts.%d.down_proj.weight"},
     .moe_shared = {"mlp.shared_expert.gate_proj.weight", "mlp.shared_expert.up_proj.weight",
                    "mlp.shared_expert.down_proj.weight"},
+};
+
+static sl_status configure_qwen3moe(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+{
+    sl_status rc;
+    /* Qwen3MoeConfig's defaults are Qwen3-30B-A3B's routing: 128 experts, top 8, 768 rows */
+    if ((rc = sl_qwen3_attention(src, c, a, err)) || (rc = experts(src, "num_experts", 128, 8, a, err)) ||
+        (rc = sl_cfg_int(src, "moe_intermediate_size", false, 768, 1, &a->moe_ff, err)) ||
+        (rc = sl_cfg_bool(src, "norm_topk_prob", false, &a->norm_topk, err)) ||
+        (rc = sl_cfg_int(src, "decoder_sparse_step", false, 1, 1, &a->sparse_step, err)) ||
+        (rc = dense_layers(src, c, a, err)))
+        return rc;
+    return SL_STATUS_OK;
+}
+
+const sl_family sl_family_qwen3moe = {
+    .architecture = "Qwen3MoeForCausalLM",
+    .model_type = "qwen3_moe",
+    .norm = {[SL_NORM_ATTN_PRE] = "input_layernorm", [SL_NORM_FFN_PRE] = "post_attention_layernorm"},
+    .configure = configure_qwen3moe,
+    .moe_router = "mlp.gate.weight",
+    .moe_expert = {"mlp.experts.%d.gate_proj.weight", "mlp.experts.%d.up_proj.weight",
+                   "mlp.experts.%d.down_proj.weight"},
 };

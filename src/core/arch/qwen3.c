@@ -2,7 +2,7 @@
  * an explicit head_dim, and a per-head RMSNorm of q and k (weights [head_dim]) before RoPE. */
 #include "arch.h"
 
-static sl_status configure_qwen3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+sl_status sl_qwen3_attention(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
 {
     sl_status rc;
     if ((rc = sl_cfg_bool(src, "attention_bias", false, &a->qkv_bias, err)) ||
@@ -17,6 +17,11 @@ static sl_status configure_qwen3(const sl_cfg_src *src, sl_model_config *c, sl_a
     a->qk_norm = SL_QK_NORM_PER_HEAD;
     a->window = c->sliding_window;
     return SL_STATUS_OK;
+}
+
+static sl_status configure_qwen3(const sl_cfg_src *src, sl_model_config *c, sl_arch *a, sl_error *err)
+{
+    return sl_qwen3_attention(src, c, a, err);
 }
 
 const sl_family sl_family_qwen3 = {
