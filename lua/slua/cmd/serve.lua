@@ -163,7 +163,7 @@ local http, err = core.http_server{
   host = opt.host, port = opt.port, max_body = opt.max_body, max_connections = opt.max_connections,
   header_timeout = opt.header_timeout, body_timeout = opt.body_timeout, idle_timeout = opt.keepalive_timeout,
 }
-if not http then sl.fail("serve: " .. err) end
+if not http then sl.fail("serve: " .. err, err:find("^%-%-host") and 2 or 1) end -- a bad --host is a usage error
 local loopback = opt.host == "127.0.0.1" or opt.host == "localhost" or opt.host == "::1"
 if not loopback and #keys == 0 then
   io.stderr:write(("slua: warning: listening on %s without --api-key: anyone who reaches it can use it\n"):format(opt.host))
