@@ -102,14 +102,6 @@ static options parse(int argc, char **argv)
     return o;
 }
 
-static uint32_t next_rand(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
 /* One run at batch B: seconds of the prefill call and of all decode calls. */
 static void run_once(sl_model *m, const options *o, int B, uint32_t *rng, double *t_prefill, double *t_decode)
 {
@@ -127,7 +119,7 @@ static void run_once(sl_model *m, const options *o, int B, uint32_t *rng, double
         if (!s[b])
             bench_die(o->model_dir, "session", err.msg);
         for (long i = 0; i < o->prompt_len; i++)
-            prompts[(long)b * o->prompt_len + i] = (sl_token)(next_rand(rng) % (uint32_t)V);
+            prompts[(long)b * o->prompt_len + i] = (sl_token)(bench_next_rand(rng) % (uint32_t)V);
         e[b] = (sl_batch_entry){s[b], prompts + (long)b * o->prompt_len, (int32_t)o->prompt_len, 0};
     }
     double t0 = bench_now_s();
@@ -136,7 +128,7 @@ static void run_once(sl_model *m, const options *o, int B, uint32_t *rng, double
     double t1 = bench_now_s();
     for (long g = 0; g < o->gen; g++) {
         for (int b = 0; b < B; b++) {
-            next[b] = (sl_token)(next_rand(rng) % (uint32_t)V);
+            next[b] = (sl_token)(bench_next_rand(rng) % (uint32_t)V);
             e[b] = (sl_batch_entry){s[b], &next[b], 1, 0};
         }
         if (sl_session_eval_batch(e, B, &err) != SL_STATUS_OK)

@@ -4,6 +4,7 @@
 #define SLUA_BENCH_CLI_H
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -41,6 +42,15 @@ static inline int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* xorshift32: the random token ids of the benchmarks (speed does not depend on them). */
+static inline uint32_t bench_next_rand(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
 }
 
 /* Median of n values (sorts them in place). */

@@ -81,14 +81,6 @@ static options parse(int argc, char **argv)
     return o;
 }
 
-static uint32_t next_rand(uint32_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 17;
-    *s ^= *s << 5;
-    return *s;
-}
-
 static void load_average(char *buf, size_t size)
 {
     FILE *f = fopen("/proc/loadavg", "r");
@@ -148,12 +140,12 @@ static void lockstep(group *groups, int n_groups, const options *o, int32_t V, u
         rows = groups[k].n > rows ? groups[k].n : rows;
     sl_token *prompt = malloc((size_t)rows * (size_t)o->prompt_len * sizeof *prompt), step[MAX_ROWS];
     for (long i = 0; i < rows * o->prompt_len; i++)
-        prompt[i] = (sl_token)(next_rand(rng) % (uint32_t)V);
+        prompt[i] = (sl_token)(bench_next_rand(rng) % (uint32_t)V);
     for (int k = 0; k < n_groups; k++)
         group_eval(&groups[k], prompt, (int32_t)o->prompt_len, o->model_dir);
     for (long t = 0; t < o->steps; t++) {
         for (int32_t r = 0; r < rows; r++)
-            step[r] = (sl_token)(next_rand(rng) % (uint32_t)V);
+            step[r] = (sl_token)(bench_next_rand(rng) % (uint32_t)V);
         for (int j = 0; j < n_groups; j++) {
             group *g = &groups[(j + t) % n_groups];
             double t0 = bench_now_s(), c0 = cpu_now_s();
@@ -262,7 +254,7 @@ int main(int argc, char **argv)
     uint32_t rng = (uint32_t)o.seed * 2654435761u + 1u;
     float *vectors = malloc((size_t)o.rows * (size_t)D * sizeof *vectors);
     for (long i = 0; i < o.rows * D; i++)
-        vectors[i] = 0.01f * (float)((int32_t)(next_rand(&rng) % 201u) - 100);
+        vectors[i] = 0.01f * (float)((int32_t)(bench_next_rand(&rng) % 201u) - 100);
     char load_before[128], load_after[128];
     load_average(load_before, sizeof load_before);
 

@@ -139,15 +139,6 @@ static double peak_rss_mib(void)
     return (double)ru.ru_maxrss / 1024.0; /* Linux reports KiB */
 }
 
-/* xorshift32: deterministic prompt ids independent of the C library. */
-static uint32_t next_random(uint32_t *state)
-{
-    uint32_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return *state = x;
-}
 
 static void eval_or_die(sl_session *s, const sl_token *tokens, int32_t n)
 {
@@ -307,7 +298,7 @@ int main(int argc, char **argv)
         die(o.model_dir, "out of memory", "benchmark buffers");
     uint32_t state = (uint32_t)o.seed * 2654435761u + 1u;
     for (long i = 0; i < n_ctx; i++)
-        tokens[i] = (sl_token)(next_random(&state) % (uint32_t)c->n_vocab);
+        tokens[i] = (sl_token)(bench_next_rand(&state) % (uint32_t)c->n_vocab);
 
     for (long r = 0; r < o.warmup; r++)
         run_once(s, tokens, &o, NULL, NULL);

@@ -59,10 +59,7 @@ function L.profile(model, ids, opts)
   return result
 end
 
-local function xml(text)
-  return (text:gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" })
-    :gsub("[%z\1-\8\11\12\14-\31]", ""))
-end
+local xml = require("slua.svg").esc
 
 local function shown(text)
   if text == "" then return "\u{2205}" end                       -- an empty piece, visibly

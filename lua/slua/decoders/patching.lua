@@ -59,10 +59,7 @@ function P.run(model, clean, corrupted, opts)
   return result
 end
 
-local function xml(text)
-  return (text:gsub("[&<>\"]", { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;" })
-    :gsub("[%z\1-\8\11\12\14-\31]", ""))
-end
+local xml = require("slua.svg").esc
 
 -- An SVG heatmap: one row per block (the last on top), one column per position, colour and
 -- text the recovered share (red = recovered, blue = the other way); the last column, [all],

@@ -23,20 +23,7 @@ function bars.svg(p)
   for _, g in ipairs(p.groups) do
     for _, b in ipairs(g.bars) do lo, hi = math.min(lo, b.lo, b.value), math.max(hi, b.hi, b.value) end
   end
-  local yt = svg.ticks(lo, hi, 5)
-  local y0, y1 = yt[1], yt[#yt]
-  if y1 <= y0 then y1 = y0 + 1 end
-  local function ypix(v) return T + ph * (1 - (v - y0) / (y1 - y0)) end
-  local add, text = svg.writer()
-  add('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">', W, H, W, H)
-  add('<rect width="%d" height="%d" fill="white"/>', W, H)
-  add('<text x="%d" y="24" font-size="15" font-weight="bold">%s</text>', L, svg.esc(p.title))
-  if p.subtitle then add('<text x="%d" y="40" font-size="11" fill="#555">%s</text>', L, svg.esc(p.subtitle)) end
-  for _, v in ipairs(yt) do
-    local y = ypix(v)
-    add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#e3e3e3"/>', L, L + pw, y, y)
-    add('<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>', L - 6, y, svg.esc(svg.num(v)))
-  end
+  local add, text, ypix, y0 = svg.frame(p, W, H, L, T, pw, ph, lo, hi)
   add('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#333"/>', L, L + pw, ypix(math.max(y0, 0)), ypix(math.max(y0, 0)))
   add('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#333"/>', L, L, T, T + ph)
   local gw = pw / math.max(1, #p.groups)
