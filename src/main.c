@@ -195,22 +195,26 @@ static const char *resolve_script(const char *arg, const char *root, char *buf, 
 }
 
 /* libgomp reads its wait policy once, when it loads (before main). Its default lets idle workers
- * spin for a while after each parallel region; on a machine whose other cores are busy they
+ * spin 300000 times after each parallel region; on a machine whose other cores are busy they
  * take the CPU from the thread that has the work (the default thread count ran 17x slower than
- * one thread beside another job). Unless the user chose a policy, run again, once, with
- * workers that sleep when idle; if the exec fails, go on as loaded. */
-static void prefer_passive_workers(char **argv)
+ * one thread beside another job). Workers that sleep at once pay a wake-up at every one of a
+ * decode step's ~150 regions (SmolLM2-135M: 64-74 tok/s against 100-107). A bound of
+ * SL_SPIN_COUNT spins (tens of microseconds) bridges the gaps inside a step and costs nothing
+ * measurable beside a busy machine's other jobs (bench/busy_threads.sh). Unless the user chose
+ * a policy, run again, once, with that bound; if the exec fails, go on as loaded. */
+#define SL_SPIN_COUNT "1000"
+static void prefer_bounded_spin(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
         return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+    if (setenv("GOMP_SPINCOUNT", SL_SPIN_COUNT, 1) != 0)
         return;
     execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char **argv)
 {
-    prefer_passive_workers(argv);
+    prefer_bounded_spin(argv);
     char root[PATH_MAX];
     find_root(root, sizeof root);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -1,9 +1,10 @@
 /* slua/core.so as a stock Lua 5.4 loads it: a loader with no OpenMP of its own, which picks
  * libgomp's wait policy and then opens the module proper (core_impl.so, next to it).
  *
- * libgomp reads OMP_WAIT_POLICY once, when it is loaded. Its default lets idle workers spin after
- * each parallel region, taking the CPU from the thread with the work whenever the machine's other
- * cores are busy (the slua host re-executes itself for the same reason, src/main.c). A module
+ * libgomp reads its wait policy once, when it is loaded. Its default lets idle workers spin
+ * 300000 times after each parallel region, taking the CPU from the thread with the work whenever
+ * the machine's other cores are busy; the bound set here (the slua host's, src/main.c, which
+ * says why) bridges the gaps inside a decode step only. A module
  * cannot re-execute its interpreter, but libgomp is loaded with core_impl.so, after the policy
  * is set here. A policy the user set is kept, and a libgomp already in the process keeps its own. */
 #define _GNU_SOURCE /* dladdr */
@@ -23,7 +24,7 @@ static const char self_anchor = 0; /* an object of this file, for dladdr to find
 int luaopen_slua_core(lua_State *L)
 {
     if (!getenv("OMP_WAIT_POLICY") && !getenv("GOMP_SPINCOUNT"))
-        setenv("OMP_WAIT_POLICY", "passive", 1);
+        setenv("GOMP_SPINCOUNT", "1000", 1);
     Dl_info self;
     if (!dladdr(&self_anchor, &self) || !self.dli_fname)
         return luaL_error(L, "slua.core: cannot find the module's own file");
