@@ -177,15 +177,17 @@ T.case("an older results file of a renamed option (--skip-layers, now --skip-blo
   T.truthy(err:find("0 runs made", 1, true), "nothing ran again: " .. err)
 end)
 
-T.case("the host runs with workers that sleep when idle, unless the user chose a policy", function()
+T.case("the host's idle workers spin briefly, then sleep, unless the user chose a policy", function()
   local script = tmp .. "/policy.lua"
   local f = assert(io.open(script, "w"))
-  f:write('print(os.getenv("OMP_WAIT_POLICY"))')
+  f:write('print(os.getenv("OMP_WAIT_POLICY"), os.getenv("GOMP_SPINCOUNT"))')
   f:close()
   local out = T.run(("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT %s %s"):format(T.q(slua), T.q(script)))
-  T.eq(out, "passive\n", "no policy given")
-  out = T.run(("OMP_WAIT_POLICY=active %s %s"):format(T.q(slua), T.q(script)))
-  T.eq(out, "active\n", "the user's policy")
+  T.eq(out, "nil\t1000\n", "no policy given")
+  out = T.run(("env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=active %s %s"):format(T.q(slua), T.q(script)))
+  T.eq(out, "active\tnil\n", "the user's policy")
+  out = T.run(("env -u OMP_WAIT_POLICY GOMP_SPINCOUNT=5 %s %s"):format(T.q(slua), T.q(script)))
+  T.eq(out, "nil\t5\n", "the user's spin count")
 end)
 
 os.execute("rm -rf " .. T.q(tmp))
