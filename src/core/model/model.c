@@ -59,6 +59,7 @@ static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_
         return sl_error_set(err, SL_STATUS_E_FORMAT, "%s: tensor '%s' has shape %s, expected [%lld, %lld]", t->file,
                             name, got, (long long)rows, (long long)cols);
     }
+    *w = (sl_weight){0}; /* every field: the callers' weights live on the stack too */
     switch (t->dtype) {
     case SL_ST_F32: w->dtype = SL_DTYPE_F32; break;
     case SL_ST_F16: w->dtype = SL_DTYPE_F16; break;
@@ -68,7 +69,6 @@ static sl_status bind_weight(sl_model *m, const char *name, int64_t rows, int64_
                             t->file, name, sl_st_dtype_name(t->dtype));
     }
     w->data = t->data;
-    w->q8_scales = NULL;
     /* The format promises no alignment (a header may end with any number of padding spaces), but
      * the kernels read elements through typed pointers: a misaligned tensor is copied once. */
     if ((uintptr_t)t->data % sl_st_dtype_size(t->dtype) != 0) {
@@ -261,6 +261,54 @@ static sl_status quantize_model_q8(sl_model *m, sl_error *err)
     return quantize_q8(m, &m->lm_head, "lm_head", err);
 }
 
+/* w (a stored matrix) marked for BF16 compute, converted to BF16 in a buffer the model owns when
+ * stored otherwise. */
+static sl_status to_bf16_compute(sl_model *m, sl_weight *w, const char *what, sl_error *err)
+{
+    if (w->dtype != SL_DTYPE_BF16) {
+        int64_t n = w->rows * w->cols;
+        void *buf = NULL;
+        float *row = malloc((size_t)w->cols * sizeof *row);
+        sl_status rc = row ? own_buffer(m, &buf, (size_t)n * sizeof(uint16_t), what, err)
+                           : sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory converting %s to bf16", m->path,
+                                          what);
+        if (rc != SL_STATUS_OK) {
+            free(row);
+            return rc;
+        }
+        for (int64_t r = 0; r < w->rows; r++) {
+            sl_weight_row(row, w, r);
+            sl_round_bf16((uint16_t *)buf + r * w->cols, row, w->cols);
+        }
+        free(row);
+        w->data = buf;
+        w->dtype = SL_DTYPE_BF16;
+    }
+    w->bf16_compute = true;
+    return SL_STATUS_OK;
+}
+
+static sl_status compute_model_bf16(sl_model *m, sl_error *err)
+{
+    sl_status rc;
+    for (int32_t i = 0; i < m->cfg.n_layer; i++) {
+        sl_block *b = &m->blocks[i];
+        sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down,
+                           &b->sh_gate, &b->sh_up, &b->sh_down};
+        for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
+            if (ws[k]->rows > 0 && (rc = to_bf16_compute(m, ws[k], "a block's matrices", err)))
+                return rc;
+        /* the routers stay exact: rounding would move which experts a token takes */
+        for (int32_t e = 0; e < b->n_expert; e++)
+            if ((rc = to_bf16_compute(m, &b->ex_gate[e], "an expert's matrices", err)) ||
+                (rc = to_bf16_compute(m, &b->ex_up[e], "an expert's matrices", err)) ||
+                (rc = to_bf16_compute(m, &b->ex_down[e], "an expert's matrices", err)))
+                return rc;
+    }
+    /* a tied LM head converted gets its own copy; the embedding lookup keeps the stored values */
+    return to_bf16_compute(m, &m->lm_head, "lm_head", err);
+}
+
 /* RoPE inverse frequencies exactly as HF computes them in float32 over the rotated channels,
  * including the linear and llama3 rescalings (with `scaled`; windowed layers with their own
  * base have none) and, given `divisors`, longrope's 1 / (factor * base^e). */
@@ -322,6 +370,15 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
         sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load_params: unknown weight format %d", (int)weights);
         return NULL;
     }
+    sl_compute_mode compute = params ? params->compute : SL_COMPUTE_EXACT;
+    if (compute != SL_COMPUTE_EXACT && compute != SL_COMPUTE_BF16) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load_params: unknown compute mode %d", (int)compute);
+        return NULL;
+    }
+    if (compute == SL_COMPUTE_BF16 && weights == SL_WEIGHTS_Q8_0) {
+        sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load_params: compute bf16 with q8_0 weights (q8_0 has its own)");
+        return NULL;
+    }
     if (!dir || !*dir) {
         sl_error_set(err, SL_STATUS_E_ARG, "sl_model_load: empty model directory");
         return NULL;
@@ -361,7 +418,10 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
     m->cfg.dtype = m->embed.dtype;
     if (weights == SL_WEIGHTS_Q8_0 && (rc = quantize_model_q8(m, err)))
         goto fail;
+    if (compute == SL_COMPUTE_BF16 && (rc = compute_model_bf16(m, err)))
+        goto fail;
     m->weights = weights;
+    m->compute = compute;
     const sl_arch *a = &m->arch;
     compute_inv_freq(m, m->inv_freq, c->rope_theta, true, a->rope_long_after > 0 ? a->rope_short : NULL);
     if (m->inv_freq_local)
@@ -397,6 +457,8 @@ void sl_model_free(sl_model *m)
 const sl_model_config *sl_model_get_config(const sl_model *m) { return &m->cfg; }
 const char *sl_model_path(const sl_model *m) { return m->path; }
 sl_weight_format sl_model_weight_format(const sl_model *m) { return m->weights; }
+sl_compute_mode sl_model_compute(const sl_model *m) { return m->compute; }
+bool sl_compute_bf16_native(void) { return sl_bf16_dot_native(); }
 int32_t sl_model_n_layer(const sl_model *m) { return m->cfg.n_layer; }
 int32_t sl_model_n_vocab(const sl_model *m) { return m->cfg.n_vocab; }
 int32_t sl_model_n_embd(const sl_model *m) { return m->cfg.n_embd; }
