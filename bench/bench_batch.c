@@ -2,7 +2,7 @@
  * llama-batched-bench: B sequences each prefill a prompt, then decode one token per step
  * together.
  *   bench_batch MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--batch 1,2,4,8,16,32]
- *                         [--runs 3] [--seed 1] [--weights stored|q8_0] [--kv-type f32|f16] [--mmap]
+ *                         [--runs 3] [--seed 1] [--weights stored|q8_0] [--compute exact|bf16] [--kv-type f32|f16] [--mmap]
  * For each B: B fresh sessions; the B prompts (random ids) as one batched call (prefill),
  * then --gen batched calls of B single tokens (decode). Reports medians over --runs, as
  * readable lines and one JSON line per B: {batch, prefill_tok_s, decode_tok_s, decode_step_ms,
@@ -25,6 +25,7 @@ typedef struct options {
     long batches[32];
     int n_batches;
     sl_weight_format weights;
+    sl_compute_mode compute;
     sl_dtype kv_type;
     bool mmap;
 } options;
@@ -33,7 +34,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: bench_batch MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64]\n"
                 "                   [--batch 1,2,4,8,16,32] [--runs 3] [--seed 1] [--weights stored|q8_0]\n"
-                "                   [--kv-type f32|f16] [--mmap]\n");
+                "                   [--compute exact|bf16] [--kv-type f32|f16] [--mmap]\n");
 }
 
 static void parse_batches(options *o, const char *v)
@@ -88,6 +89,8 @@ static options parse(int argc, char **argv)
             parse_batches(&o, v);
         else if (!strcmp(a, "--weights") && (!strcmp(v, "stored") || !strcmp(v, "q8_0")))
             o.weights = !strcmp(v, "q8_0") ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
+        else if (!strcmp(a, "--compute") && (!strcmp(v, "exact") || !strcmp(v, "bf16")))
+            o.compute = !strcmp(v, "bf16") ? SL_COMPUTE_BF16 : SL_COMPUTE_EXACT;
         else if (!strcmp(a, "--kv-type") && (!strcmp(v, "f32") || !strcmp(v, "f16")))
             o.kv_type = !strcmp(v, "f16") ? SL_DTYPE_F16 : SL_DTYPE_F32;
         else {
@@ -146,7 +149,7 @@ int main(int argc, char **argv)
 {
     options o = parse(argc, argv);
     sl_set_num_threads((int)o.threads);
-    sl_load_params lp = {.weights = o.weights, .mmap = o.mmap};
+    sl_load_params lp = {.weights = o.weights, .compute = o.compute, .mmap = o.mmap};
     sl_error err;
     sl_model *m = sl_model_load_params(o.model_dir, &lp, &err);
     if (!m)
@@ -155,8 +158,9 @@ int main(int argc, char **argv)
     double dummy_p, dummy_d;
     run_once(m, &o, 1, &rng, &dummy_p, &dummy_d); /* faults the mapped weights in */
     double base_decode = 0;
-    printf("threads %d, prompt %ld, gen %ld, %s weights, %s KV, median of %ld\n", sl_get_num_threads(),
+    printf("threads %d, prompt %ld, gen %ld, %s weights, %s compute, %s KV, median of %ld\n", sl_get_num_threads(),
            o.prompt_len, o.gen, o.weights == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored",
+           o.compute == SL_COMPUTE_BF16 ? "bf16" : "exact",
            o.kv_type == SL_DTYPE_F16 ? "f16" : "f32", o.runs);
     for (int k = 0; k < o.n_batches; k++) {
         int B = (int)o.batches[k];

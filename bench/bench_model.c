@@ -1,7 +1,7 @@
 /* Prefill and decode throughput of one model directory, against a memory-bandwidth bound.
  *   bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]
  *                         [--warmup 1] [--bandwidth-gbs 29] [--seed 1]
- *                         [--max-foreign 0.05] [--retries 20] [--weights stored|q8_0] [--mmap]
+ *                         [--max-foreign 0.05] [--retries 20] [--weights stored|q8_0] [--compute exact|bf16] [--mmap]
  * Each run resets the session, evaluates a prompt of random token ids in one call (prefill)
  * and then evaluates --gen single tokens (decode). The report gives medians over the runs as
  * readable lines followed by one JSON line for scripts.
@@ -45,6 +45,7 @@ typedef struct options {
     double max_foreign; /* tolerated share of all CPUs used by other processes */
     long retries;
     sl_weight_format weights;
+    sl_compute_mode compute;
     bool mmap; /* map the checkpoint instead of reading it into memory */
 } options;
 
@@ -52,7 +53,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: bench_model MODEL_DIR [--threads N] [--prompt-len 128] [--gen 64] [--runs 5]\n"
                 "                   [--warmup 1] [--bandwidth-gbs 29] [--seed 1] [--max-foreign 0.05]\n"
-                "                   [--retries 20] [--weights stored|q8_0] [--mmap]\n");
+                "                   [--retries 20] [--weights stored|q8_0] [--compute exact|bf16] [--mmap]\n");
 }
 
 static void die(const char *file, const char *what, const char *detail) { bench_die(file, what, detail); }
@@ -77,7 +78,7 @@ static double parse_positive(const char *flag, const char *v)
 
 static options parse_options(int argc, char **argv)
 {
-    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20, SL_WEIGHTS_STORED, false};
+    options o = {NULL, 0, 128, 64, 5, 1, 29.0, 1, 0.05, 20, SL_WEIGHTS_STORED, SL_COMPUTE_EXACT, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -119,6 +120,10 @@ static options parse_options(int argc, char **argv)
             o.weights = strcmp(v, "q8_0") == 0 ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
         else if (strcmp(a, "--weights") == 0)
             die("bench_model", "invalid option value", "--weights; expected stored or q8_0");
+        else if (strcmp(a, "--compute") == 0 && (strcmp(v, "exact") == 0 || strcmp(v, "bf16") == 0))
+            o.compute = strcmp(v, "bf16") == 0 ? SL_COMPUTE_BF16 : SL_COMPUTE_EXACT;
+        else if (strcmp(a, "--compute") == 0)
+            die("bench_model", "invalid option value", "--compute; expected exact or bf16");
         else
             die("bench_model", "unknown option", a);
     }
@@ -268,7 +273,7 @@ int main(int argc, char **argv)
 
     sl_error err;
     double t_load0 = bench_now_s();
-    sl_load_params load = {.weights = o.weights, .mmap = o.mmap};
+    sl_load_params load = {.weights = o.weights, .compute = o.compute, .mmap = o.mmap};
     sl_model *model = sl_model_load_params(o.model_dir, &load, &err);
     double load_s = bench_now_s() - t_load0;
     if (!model) {
@@ -340,6 +345,7 @@ int main(int argc, char **argv)
     json_object_object_add(j, "architecture", json_object_new_string(c->architecture));
     json_object_object_add(j, "dtype", json_object_new_string(dtype_name(c->dtype)));
     json_object_object_add(j, "weights", json_object_new_string(o.weights == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored"));
+    json_object_object_add(j, "compute", json_object_new_string(o.compute == SL_COMPUTE_BF16 ? "bf16" : "exact"));
     json_object_object_add(j, "n_embd", json_object_new_int(c->n_embd));
     json_object_object_add(j, "n_layer", json_object_new_int(c->n_layer));
     json_object_object_add(j, "n_head", json_object_new_int(c->n_head));

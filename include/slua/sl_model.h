@@ -58,8 +58,19 @@ SL_API sl_model *sl_model_load(const char *dir, sl_error *err);
  * NOT HF-exact. */
 typedef enum sl_weight_format { SL_WEIGHTS_STORED = 0, SL_WEIGHTS_Q8_0 = 1 } sl_weight_format;
 
+/* What the matrix products compute in. SL_COMPUTE_EXACT (default): float32 products of the
+ * stored values, HF float32's results. SL_COMPUTE_BF16: each product rounds its input rows to
+ * BF16 (round to nearest even) and multiplies them with BF16 weights (matrices stored as F32 or
+ * F16 are converted at load; routers and the embedding keep their stored values), accumulating
+ * in float32, as llama.cpp's and torch's BF16 paths do: vdpbf16ps where the CPU has AVX512-BF16,
+ * elsewhere emulated with the same rounded inputs through the float32 kernels (the same values,
+ * summed in another order; sl_compute_bf16_native says which). Lossy, NOT HF-exact; batch
+ * invariance holds within the mode. Not with SL_WEIGHTS_Q8_0 (which has its own compute). */
+typedef enum sl_compute_mode { SL_COMPUTE_EXACT = 0, SL_COMPUTE_BF16 = 1 } sl_compute_mode;
+
 typedef struct sl_load_params {
     sl_weight_format weights;
+    sl_compute_mode compute;
     /* false (default): read the checkpoint into private memory (huge pages where available),
      * which decode streams fastest; true: map the files, so that processes on one machine share
      * the page cache and pages load on first use. */
@@ -71,6 +82,11 @@ SL_API sl_model *sl_model_load_params(const char *dir, const sl_load_params *par
 
 /* The format the model's matrices are kept in. */
 SL_API sl_weight_format sl_model_weight_format(const sl_model *model);
+/* The mode the model's matrix products compute in. */
+SL_API sl_compute_mode sl_model_compute(const sl_model *model);
+/* Whether SL_COMPUTE_BF16 runs on the CPU's BF16 dot-product instructions (AVX512-BF16 at the
+ * AVX-512 level) rather than emulated. */
+SL_API bool sl_compute_bf16_native(void);
 
 /* Models are reference-counted: sessions retain their model, so any free order is safe. */
 SL_API sl_model *sl_model_retain(sl_model *model);

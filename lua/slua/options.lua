@@ -86,6 +86,11 @@ O.known = {
   weights = { choices = { "stored", "q8_0" },
               help = "stored keeps the checkpoint's F32/BF16/F16; q8_0 converts the matrices at load to 8-bit "
                      .. "blocks (llama.cpp Q8_0): faster decode, lossy, NOT HF-exact" },
+  compute = { choices = { "exact", "bf16" },
+              help = "exact: float32 products of the stored weights (HF float32); bf16: the inputs of the matrix "
+                     .. "products rounded to BF16, with BF16 weights and float32 sums (vdpbf16ps where the CPU has "
+                     .. "AVX512-BF16, emulated elsewhere): faster prefill, lossy, NOT HF-exact" },
+  stats = { type = "boolean", help = "text mode: one line of timings (load, prefill, decode, tok/s) on stderr after the output" },
   mmap = { type = "boolean",
            help = "map the checkpoint instead of reading it into memory: processes share the page cache and "
                   .. "load lazily; decode may read it slower" },

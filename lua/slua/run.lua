@@ -39,6 +39,7 @@ run.input = {
   truncate_prompt = false,  -- keep the end of a prompt that does not fit the context
   threads = 0,              -- 0 = all CPUs
   weights = "stored",       -- stored | q8_0 (lossy, not HF-exact)
+  compute = "exact",        -- exact | bf16 (lossy, not HF-exact)
   mmap = false,             -- map the checkpoint instead of reading it into memory
   format = "text",          -- text | json
   intervene = "",           -- JSON spec of activation interventions (slua.intervene)
@@ -154,8 +155,8 @@ function run.model(ctx)
   local opt = ctx.opt
   util.set_threads(opt.threads)
   local t0 = core.clock()
-  local model = ctx.model
-    or util.check(util.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights, mmap = opt.mmap }))
+  local load_options = util.load_options(opt)
+  local model = ctx.model or util.check(util.load(opt.model ~= "" and opt.model or nil, load_options))
   ctx.timing = { load_ms = (core.clock() - t0) * 1000, start = core.clock() }
   return model
 end

@@ -82,9 +82,19 @@ end
 
 ---------------------------------------------------------------------------- loading
 
--- sl.load(dir [, {tokenizer = true, weights = "stored" | "q8_0"}]) -> Model | nil, message, code
--- (q8_0: the matrices converted to 8-bit blocks at load; lossy, not HF-exact)
+-- sl.load(dir [, {tokenizer = true, weights = "stored" | "q8_0", compute = "exact" | "bf16"}])
+-- -> Model | nil, message, code (q8_0: the matrices converted to 8-bit blocks at load; bf16: the
+-- products in BF16; both lossy, not HF-exact)
 function U.load(dir, opts) return core.load(dir or U.default_model, opts) end
+
+-- The load options of parsed command-line options (--weights, --compute, --mmap), checked
+-- together: BF16 compute does not combine with Q8_0 weights (a usage error, exit 2).
+function U.load_options(opt)
+  if opt.compute == "bf16" and opt.weights == "q8_0" then
+    options.error("compute", "exact with --weights q8_0 (Q8_0 has its own compute)", opt.compute)
+  end
+  return { weights = opt.weights, compute = opt.compute, mmap = opt.mmap }
+end
 
 ---------------------------------------------------------------------------- options
 

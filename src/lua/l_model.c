@@ -15,7 +15,8 @@ static int l_model_release(lua_State *L)
     return 0;
 }
 
-/* core.load(dir [, {tokenizer = true, weights = "stored" | "q8_0", mmap = false}]) -> Model | nil, message, code */
+/* core.load(dir [, {tokenizer = true, weights = "stored" | "q8_0", compute = "exact" | "bf16", mmap = false}])
+ * -> Model | nil, message, code */
 static int l_load(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
@@ -26,6 +27,11 @@ static int l_load(lua_State *L)
         lua_getfield(L, 2, "weights");
         if (!lua_isnil(L, -1))
             params.weights = luaL_checkoption(L, -1, NULL, formats) == 1 ? SL_WEIGHTS_Q8_0 : SL_WEIGHTS_STORED;
+        lua_pop(L, 1);
+        static const char *const modes[] = {"exact", "bf16", NULL};
+        lua_getfield(L, 2, "compute");
+        if (!lua_isnil(L, -1))
+            params.compute = luaL_checkoption(L, -1, NULL, modes) == 1 ? SL_COMPUTE_BF16 : SL_COMPUTE_EXACT;
         lua_pop(L, 1);
         params.mmap = l_optfield_boolean(L, 2, "mmap", 0) != 0;
     }
@@ -116,6 +122,8 @@ static int l_model_index(lua_State *L)
         lua_pushstring(L, sl_model_path(m));
     else if (!strcmp(key, "weights"))
         lua_pushstring(L, sl_model_weight_format(m) == SL_WEIGHTS_Q8_0 ? "q8_0" : "stored");
+    else if (!strcmp(key, "compute"))
+        lua_pushstring(L, sl_model_compute(m) == SL_COMPUTE_BF16 ? "bf16" : "exact");
     else if (!strcmp(key, "tied"))
         lua_pushboolean(L, c->tie_word_embeddings);
     else if (!strcmp(key, "bos"))
@@ -183,8 +191,17 @@ void sl_lua_open_model(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* core.compute_bf16_native() -> bool: BF16 compute runs on vdpbf16ps (else it is emulated) */
+static int l_compute_bf16_native(lua_State *L)
+{
+    lua_pushboolean(L, sl_compute_bf16_native());
+    return 1;
+}
+
 void sl_lua_register_model(lua_State *L)
 {
     lua_pushcfunction(L, l_load);
     lua_setfield(L, -2, "load");
+    lua_pushcfunction(L, l_compute_bf16_native);
+    lua_setfield(L, -2, "compute_bf16_native");
 }

@@ -58,7 +58,7 @@ end
 local opt = decoder:options(recipe_argv)
 if opt.chat ~= "" or opt.messages ~= "" then sl.fail("slua chat reads the turns from the terminal (no --chat / --messages)", 2) end
 sl.set_threads(opt.threads)
-local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, sl.load_options(opt)))
 if not model.tokenizer then sl.fail(model.path .. ": no tokenizer.json") end
 local template = opt.chat_template ~= "" and opt.chat_template or nil
 do -- fail now, not at the first turn, when there is no template to use

@@ -7,7 +7,7 @@
 --          [--relative-top X] [--relative-top-value V] [--post-softmax true|false]
 --          [--recipe NAME] [--recipe-options JSON] [--max-new-tokens 256] [--repetition-penalty P]
 --          [--lang zh] [--n-ctx N] [--threads N] [--progress auto|always|never] [--pause SECONDS]
---          [--batch N] [--weights stored|q8_0] [--repair]
+--          [--batch N] [--weights stored|q8_0] [--compute exact|bf16] [--repair]
 --          [--bootstrap 1000] [--seed 42]
 --        slua eval --merge a.jsonl b.jsonl ... [--output merged.jsonl] [--bootstrap 1000] [--seed 42]
 --        slua eval report A.jsonl B.jsonl ... [--format md|csv|json] [--svg FILE] [--bootstrap 1000] [--seed 42]
@@ -121,6 +121,8 @@ local opt = sl.options(rest, {
   batch = { default = 1, min = 1, max = 256,
             help = "generations run together, each weight read once for all (same tokens; scores up to float32 summation order)" },
   weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
+  compute = { default = "exact", choices = { "exact", "bf16" },
+              help = "bf16: the matrix products' inputs rounded to BF16 (lossy, not HF-exact)" },
   bootstrap = { default = 1000, min = 0, max = 10000000,
                 help = "resamples of the summary's 95 % bootstrap intervals (0 = standard errors only; seeded by --seed)" },
 })
@@ -128,11 +130,12 @@ if opt.data ~= "" and opt.items ~= "" then sl.fail("give --data or --items, not 
 local shard = runner.parse_shard(opt.shard)
 sl.set_threads(opt.threads)
 
-local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, sl.load_options(opt)))
 local setting, settings = evs.build(task, model, opt)
--- lossy weights change the results, so they are part of the settings (and of the hash); the
--- stored weights add nothing, which keeps the hashes of existing result files
+-- lossy weights and compute change the results, so they are part of the settings (and of the
+-- hash); the exact defaults add nothing, which keeps the hashes of existing result files
 if opt.weights ~= "stored" then settings.weights = opt.weights end
+if opt.compute ~= "exact" then settings.compute = opt.compute end
 local items, extra = evs.items(task, opt)
 for k, v in pairs(extra) do settings[k] = v end
 

@@ -46,6 +46,8 @@ local declared = {
   intervene = { default = "", help = "activation interventions every request runs with (a JSON spec)" },
   threads = 0,
   weights = { default = "stored", choices = { "stored", "q8_0" }, help = "q8_0: 8-bit weights (lossy, not HF-exact)" },
+  compute = { default = "exact", choices = { "exact", "bf16" },
+              help = "bf16: the matrix products' inputs rounded to BF16 (lossy, not HF-exact)" },
 }
 
 -- Environment twins: SLUA_SERVE_<FLAG> before the command line's flags; then the command
@@ -104,7 +106,7 @@ if opt.api_key_file ~= "" then
   end
 end
 
-local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, { weights = opt.weights }))
+local model = sl.check(sl.load(opt.model ~= "" and opt.model or nil, sl.load_options(opt)))
 local names = {}
 for n in opt.served_model_name:gmatch("[^,]+") do names[#names + 1] = n end
 if #names == 0 then names[1] = model.path:gsub("/+$", ""):match("[^/]+$") end

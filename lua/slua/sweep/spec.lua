@@ -62,7 +62,7 @@ end
 -- relative to it, so a checkout and an installed prefix, run from any folder, agree.
 local run_only = { threads = true, format = true, mmap = true, stats = true,
                    html = true, target = true, target_id = true, view_top = true, wrap = true }
-local off_values = { truncate_prompt = false, weights = "stored", n_ctx = 0, kv_type = "f32", chat = "",
+local off_values = { truncate_prompt = false, weights = "stored", compute = "exact", n_ctx = 0, kv_type = "f32", chat = "",
                      messages = "", system = "", chat_template = "", no_chat_template = false, intervene = "",
                      logprobs = 0 }
 

@@ -45,6 +45,18 @@ uint16_t sl_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
+void sl_round_bf16(uint16_t *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = sl_f32_to_bf16(x[i]);
+}
+
+void sl_round_bf16_f32(float *out, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = sl_bf16_to_f32(sl_f32_to_bf16(x[i]));
+}
+
 uint16_t sl_f32_to_f16(float f)
 {
     uint32_t u = f32_to_bits(f), sign = (u >> 16) & 0x8000;

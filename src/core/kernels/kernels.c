@@ -162,6 +162,25 @@ static void tiled_rows(float *out, int64_t ldo, const float *x, int32_t n, const
     }
 }
 
+bool sl_bf16_dot_native(void)
+{
+#ifdef SL_X86
+    return sl_bf16_rows_simd() != NULL;
+#else
+    return false;
+#endif
+}
+
+/* Rows [r0, r1) of a BF16-compute product on the BF16 dot-product kernel, in chunks of TILE_ROWS
+ * activation rows (the kernel blocks the weight rows for the caches itself). */
+static void bf16_rows(float *out, int64_t ldo, const uint16_t *xb, int32_t n, const sl_weight *w, int64_t r0,
+                      int64_t r1)
+{
+    sl_bf16_rows_fn fn = sl_bf16_rows_simd();
+    for (int32_t i = 0; i < n; i += TILE_ROWS)
+        fn(out + (int64_t)i * ldo, ldo, xb + (int64_t)i * w->cols, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, r0, r1);
+}
+
 /* Rows [r0, r1) of a product with Q8_0 weights, blocked like tiled_rows. */
 static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, const sl_weight *w, int64_t r0,
                     int64_t r1)
@@ -194,16 +213,28 @@ static inline float gelu_tanh(float x)
 /* The share of thread t (of nt) of every product in the group, bias included. With gated,
  * jobs[0] (gate) and jobs[1] (up) have the same shape, so each thread owns the same rows of
  * both and applies gate = act(gate) * up to them without waiting for the others. */
-static void group_share(const sl_matmul_job *jobs, int count, const float *x, const sl_q8_act *xq, int32_t n,
-                        bool gated, sl_gate_act act, int t, int nt)
+/* The input rows of a group in the forms its products take: as given, quantised to Q8_0, and
+ * rounded to BF16 (as BF16 bits for the dot-product kernel, or as float32 where it is emulated). */
+typedef struct group_input {
+    const float *x;
+    sl_q8_act q8;
+    const uint16_t *bf16;
+    const float *bf16_f32;
+} group_input;
+
+static void group_share(const sl_matmul_job *jobs, int count, const group_input *in, int32_t n, bool gated,
+                        sl_gate_act act, int t, int nt)
 {
     for (int j = 0; j < count; j++) {
         const sl_weight *w = jobs[j].w;
         int64_t r0 = split_row(w->rows, t, nt), r1 = split_row(w->rows, t + 1, nt);
         if (r1 <= r0)
             continue;
+        const float *x = w->bf16_compute && in->bf16_f32 ? in->bf16_f32 : in->x;
         if (w->q8_scales)
-            q8_rows(jobs[j].out, jobs[j].ldo, xq, n, w, r0, r1);
+            q8_rows(jobs[j].out, jobs[j].ldo, &in->q8, n, w, r0, r1);
+        else if (w->bf16_compute && in->bf16)
+            bf16_rows(jobs[j].out, jobs[j].ldo, in->bf16, n, w, r0, r1);
         else if (n <= SMALL_N)
             pick_rows_fn(w->dtype)(jobs[j].out, jobs[j].ldo, x, n, w, r0, r1);
         else
@@ -238,8 +269,16 @@ bool sl_matmul_scratch_grow(sl_matmul_scratch *s, size_t bytes)
     return true;
 }
 
+/* Bytes of the BF16-rounded input rows of a product (BF16 bits, or float32 where emulated). */
+static size_t bf16_input_bytes(int32_t n, int64_t cols)
+{
+    return (size_t)n * (size_t)cols * (sl_bf16_dot_native() ? sizeof(uint16_t) : sizeof(float));
+}
+
 bool sl_matmul_scratch_reserve(sl_matmul_scratch *s, const sl_weight *w, int32_t n)
 {
+    if (w->bf16_compute)
+        return sl_matmul_scratch_grow(s, bf16_input_bytes(n, w->cols));
     return !w->q8_scales || sl_matmul_scratch_grow(s, sl_q8_act_bytes(n, w->cols));
 }
 
@@ -257,23 +296,38 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     int64_t work = 0;
     for (int j = 0; j < count; j++)
         work += jobs[j].w->rows * jobs[j].w->cols;
-    /* Q8_0 weights take the activation rows quantised once for the whole group (all its
-     * products read the same rows, so the same number of columns). */
-    sl_q8_act xq = {0};
+    /* Q8_0 weights take the activation rows quantised once for the whole group, BF16 compute
+     * rounded once (all its products read the same rows, so the same number of columns; a
+     * model's matrices are all of one kind, the routers aside, which take the rows as given). */
+    group_input in = {.x = x};
     sl_matmul_scratch own = {0};
     for (int j = 0; j < count; j++) {
-        if (jobs[j].w->q8_scales) {
-            if (!sl_q8_act_init(&xq, x, n, jobs[j].w->cols, scratch ? scratch : &own))
+        const sl_weight *w = jobs[j].w;
+        if (w->q8_scales) {
+            if (!sl_q8_act_init(&in.q8, x, n, w->cols, scratch ? scratch : &own))
                 return false;
+            break;
+        }
+        if (w->bf16_compute) {
+            sl_matmul_scratch *s = scratch ? scratch : &own;
+            if (!sl_matmul_scratch_grow(s, bf16_input_bytes(n, w->cols)))
+                return false;
+            if (sl_bf16_dot_native()) {
+                sl_round_bf16(s->mem, x, (int64_t)n * w->cols);
+                in.bf16 = s->mem;
+            } else {
+                sl_round_bf16_f32(s->mem, x, (int64_t)n * w->cols);
+                in.bf16_f32 = s->mem;
+            }
             break;
         }
     }
     int nt = sl_threads();
     if (nt > 1 && work * n >= 65536) {
 #pragma omp parallel num_threads(nt)
-        group_share(jobs, count, x, &xq, n, gated, act, omp_get_thread_num(), omp_get_num_threads());
+        group_share(jobs, count, &in, n, gated, act, omp_get_thread_num(), omp_get_num_threads());
     } else {
-        group_share(jobs, count, x, &xq, n, gated, act, 0, 1);
+        group_share(jobs, count, &in, n, gated, act, 0, 1);
     }
     sl_matmul_scratch_free(&own);
     return true;

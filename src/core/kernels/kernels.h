@@ -17,6 +17,9 @@ typedef struct sl_weight {
     /* Q8_0 (kernels_q8.h): data is int8 [rows][blocks * 32], these the scales [rows][blocks];
      * NULL for stored F32/F16/BF16 weights. */
     const float *q8_scales;
+    /* BF16 compute (SL_COMPUTE_BF16): data is BF16 and the products round their input rows to
+     * BF16 before multiplying. */
+    bool bf16_compute;
 } sl_weight;
 
 /* Memory a product needs besides its output (the quantised activation rows of Q8_0 weights),
@@ -78,6 +81,11 @@ void sl_convert_values(float *out, const void *src, int64_t n, sl_dtype dt);
 float sl_bf16_to_f32(uint16_t h);
 float sl_f16_to_f32(uint16_t h);
 uint16_t sl_f32_to_bf16(float f);
+/* n values rounded to BF16 (to nearest even, NaN kept): as BF16 bits, and as float32. */
+void sl_round_bf16(uint16_t *out, const float *x, int64_t n);
+void sl_round_bf16_f32(float *out, const float *x, int64_t n);
+/* Whether BF16-compute products run on vdpbf16ps at the level in use. */
+bool sl_bf16_dot_native(void);
 uint16_t sl_f32_to_f16(float f);
 
 /* Threads for the project's kernels (set through sl_set_num_threads). */

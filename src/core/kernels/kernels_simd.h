@@ -33,6 +33,13 @@ void sl_kernel_isa_reload(void);
 /* The SIMD row kernel for dt at level isa (> SL_ISA_GENERIC and supported by the CPU). */
 sl_rows_fn sl_rows_simd(sl_dtype dt, sl_isa isa);
 
+/* out[j * ldo + r] = sum_c x[j][c] * w[r][c] with x and w in BF16 (BF16 compute). */
+typedef void (*sl_bf16_rows_fn)(float *out, int64_t ldo, const uint16_t *x, int32_t nx, const sl_weight *w,
+                                int64_t r0, int64_t r1);
+/* The vdpbf16ps kernel where the CPU has AVX512-BF16 and the level in use is AVX-512; NULL
+ * otherwise (the products then take the inputs rounded to BF16 through the float32 kernels). */
+sl_bf16_rows_fn sl_bf16_rows_simd(void);
+
 static inline float sl_scalar_w(const void *w, int64_t i, sl_dtype dt)
 {
     switch (dt) {

@@ -482,7 +482,7 @@ bool sl_fw_reserve_scratch(sl_matmul_scratch *scratch, const sl_model *m, int32_
     int64_t cols = c->n_embd, qd = (int64_t)c->n_head * c->head_dim;
     cols = qd > cols ? qd : cols;
     cols = sl_fw_ff_width(m) > cols ? sl_fw_ff_width(m) : cols;
-    sl_weight widest = {.rows = 1, .cols = cols, .q8_scales = m->lm_head.q8_scales};
+    sl_weight widest = {.rows = 1, .cols = cols, .q8_scales = m->lm_head.q8_scales, .bf16_compute = m->lm_head.bf16_compute};
     return sl_matmul_scratch_reserve(scratch, &widest, rows);
 }
 

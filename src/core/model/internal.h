@@ -49,6 +49,7 @@ struct sl_model {
     float *inv_freq_local; /* those of windowed layers with their own base, unscaled; or NULL */
     float *inv_freq_long;  /* longrope's for sequences past rope_long_after; or NULL */
     sl_weight_format weights; /* SL_WEIGHTS_Q8_0: the block and LM-head matrices are Q8_0 */
+    sl_compute_mode compute;  /* SL_COMPUTE_BF16: the same matrices multiply in BF16 */
     void **owned;      /* float32 vectors and realigned weights, freed with the model */
     int32_t n_owned;
 };
