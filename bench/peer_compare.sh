@@ -3,7 +3,7 @@
 # llama.cpp, ...) so that the machine's bandwidth drift hits both engines alike.
 #
 #   bench/peer_compare.sh --peer-native DIR --peer-avx2 DIR --models DIR [--threads 1,2] [--runs 3]
-#                         [--out FILE.jsonl] [--shapes smollm2-135m,llama-3.2-1b] [--dtypes bf16,f16,q8_0]
+#                         [--out FILE.jsonl] [--shapes smollm2-135m,llama-3.2-1b] [--dtypes bf16,f16,q8_0,bf16c]
 #                         [--levels native,avx2] [--parts single,batch] [--batch 1,2,4,8,16,32]
 #                         [--max-foreign 0.03] [--redo 2] [--idle-timeout 900] [--tools DIR] [--dry-run]
 #
@@ -19,6 +19,8 @@
 #                        bench/families_to_gguf.py's BF16 GGUF, for the other families)
 #   SHAPE-f16.gguf       the same from SHAPE-f16/, type F16
 #   SHAPE-q8_0.gguf      from SHAPE-bf16/, type Q8_0 (slua: SHAPE-bf16/ with --weights q8_0)
+# The dtype bf16c ("BF16C" in the records) is slua's SHAPE-bf16/ with --compute bf16 against the
+# same SHAPE-bf16.gguf: llama.cpp's BF16 path rounds its activations to BF16 as that mode does.
 # A (shape, dtype) without its safetensors is skipped with a message; one without its GGUF (a
 # family the peer cannot convert or run) is measured for slua alone.
 #
@@ -102,7 +104,7 @@ int_list --batch "$batches"
 [[ "$idle_timeout" =~ ^[0-9]+$ ]] || die "invalid option value" "--idle-timeout $idle_timeout; expected seconds"
 [[ "$max_foreign" =~ ^(0|1)?(\.[0-9]+)?$ && "$max_foreign" != "" ]] ||
   die "invalid option value" "--max-foreign $max_foreign; expected a share in [0, 1]"
-word_list --dtypes "$dtypes" bf16 f16 q8_0
+word_list --dtypes "$dtypes" bf16 f16 q8_0 bf16c
 word_list --levels "$levels" native avx2
 word_list --parts "$parts" single batch
 IFS=, read -ra shape_arr <<<"$shapes"
@@ -346,9 +348,9 @@ probe_bandwidth before
 
 for shape in "${shape_arr[@]}"; do
   for dtype in ${dtypes//,/ }; do
-    slua_dir="$models/$shape-$dtype" weights=stored
+    slua_dir="$models/$shape-$dtype" weights=stored compute=exact gguf="$models/$shape-$dtype.gguf"
     [ "$dtype" = q8_0 ] && slua_dir="$models/$shape-bf16" weights=q8_0
-    gguf="$models/$shape-$dtype.gguf"
+    [ "$dtype" = bf16c ] && slua_dir="$models/$shape-bf16" compute=bf16 gguf="$models/$shape-bf16.gguf"
     if [ ! -f "$slua_dir/model.safetensors" ]; then
       echo "== skip $shape $dtype: missing $slua_dir/model.safetensors" >&2
       continue
@@ -368,7 +370,7 @@ for shape in "${shape_arr[@]}"; do
           for ((r = 1; r <= runs; r++)); do
             timed slua_model "engine=slua $base run=$r" "${slua_env[@]}" -- \
               "$build/bench_model" "$slua_dir" --threads "$t" --prompt-len "$prompt_len" --gen "$gen" \
-              --runs 1 --retries 0 --weights "$weights"
+              --runs 1 --retries 0 --weights "$weights" --compute "$compute"
             [ $have_gguf = 1 ] || continue
             timed peer_bench "engine=llama.cpp $base run=$r" -- \
               "$pb/llama-bench" -m "$gguf" -p "$prompt_len" -n "$gen" -r 1 -t "$t" -o jsonl
@@ -384,6 +386,7 @@ for shape in "${shape_arr[@]}"; do
             if [ $have_batch = 1 ] && { [ "$weights" = stored ] || [ $batch_q8 = 1 ]; }; then
               wflag=()
               [ $batch_q8 = 1 ] && wflag=(--weights "$weights")
+              [ "$compute" = exact ] || wflag+=(--compute "$compute")
               timed slua_batch "engine=slua $base run=$r" "${slua_env[@]}" -- \
                 "$build/bench_batch" "$slua_dir" --threads "$t" --prompt-len "$prompt_len" --gen "$gen" \
                 --batch "$batches" --runs 1 "${wflag[@]}"

@@ -112,6 +112,43 @@ Test(kernels_bf16, matmul_generic_matches_double_reference)
     tu_cap_kernels("SL_NO_AVX2", false);
 }
 
+/* The rounding of the input rows (vectorised at the SIMD levels) is sl_f32_to_bf16's, bit for
+ * bit: ties to even, NaN kept quiet, infinities, subnormals, overflow to infinity. */
+static void check_rounding(void)
+{
+    enum { N = 4099 };
+    static float x[N], back[N];
+    static uint16_t got[N];
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x3f808000u, 0x3f818000u,
+                                       0x3f80ffffu, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                       0x7f800001u, 0xffbfffffu, 0x00008000u, 0x3f7f8000u};
+    uint64_t bits = 0x0123456789abcdefull;
+    for (int i = 0; i < N; i++) {
+        bits ^= bits << 13, bits ^= bits >> 7, bits ^= bits << 17;
+        uint32_t u = i < (int)(sizeof special / sizeof *special) ? special[i] : (uint32_t)(bits >> 11);
+        memcpy(&x[i], &u, sizeof u);
+    }
+    sl_round_bf16(got, x, N);
+    sl_round_bf16_f32(back, x, N);
+    for (int i = 0; i < N; i++) {
+        uint16_t want = sl_f32_to_bf16(x[i]);
+        uint32_t ux, ub, wb = (uint32_t)want << 16;
+        memcpy(&ux, &x[i], sizeof ux);
+        memcpy(&ub, &back[i], sizeof ub);
+        cr_assert_eq(got[i], want, "%s: 0x%08x rounds to 0x%04x, not 0x%04x", level_name(), ux, want, got[i]);
+        cr_assert_eq(ub, wb, "%s: 0x%08x as float32 0x%08x, not 0x%08x", level_name(), ux, wb, ub);
+    }
+}
+
+Test(kernels_bf16, rounding_best) { check_rounding(); }
+
+Test(kernels_bf16, rounding_generic)
+{
+    tu_cap_kernels("SL_NO_AVX2", true);
+    check_rounding();
+    tu_cap_kernels("SL_NO_AVX2", false);
+}
+
 /* Rounding the inputs moves each product by at most 2^-9 of its size: the BF16 product stays
  * within 2^-9 of the sum of |w x| (plus float32 summation) of the exact float32 one. */
 Test(kernels_bf16, matmul_is_close_to_the_exact_product)

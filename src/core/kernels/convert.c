@@ -45,18 +45,6 @@ uint16_t sl_f32_to_bf16(float f)
     return (uint16_t)(u >> 16);
 }
 
-void sl_round_bf16(uint16_t *out, const float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        out[i] = sl_f32_to_bf16(x[i]);
-}
-
-void sl_round_bf16_f32(float *out, const float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++)
-        out[i] = sl_bf16_to_f32(sl_f32_to_bf16(x[i]));
-}
-
 uint16_t sl_f32_to_f16(float f)
 {
     uint32_t u = f32_to_bits(f), sign = (u >> 16) & 0x8000;
@@ -117,6 +105,65 @@ static SL_AVX2 void convert_avx2(float *out, const void *src, int64_t n, sl_dtyp
     }
 }
 #endif
+
+#ifdef SL_X86
+/* sl_f32_to_bf16 on 8 values at once, bit for bit: the upper halves of the rounded bits (NaN kept
+ * quiet), as 32-bit lanes. */
+static SL_ALWAYS_INLINE SL_AVX2 __m256i round8_bf16(const float *x)
+{
+    __m256i u = _mm256_loadu_si256((const __m256i *)x);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)), 16);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+    __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+    return _mm256_blendv_epi8(r, quiet, nan);
+}
+
+static SL_AVX2 void round_bf16_avx2(uint16_t *out, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i h = round8_bf16(x + i);
+        __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(h, h), 0x08); /* lanes 0-3, then 4-7 */
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_castsi256_si128(packed));
+    }
+    for (; i < n; i++)
+        out[i] = sl_f32_to_bf16(x[i]);
+}
+
+static SL_AVX2 void round_bf16_f32_avx2(float *out, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_slli_epi32(round8_bf16(x + i), 16));
+    for (; i < n; i++)
+        out[i] = sl_bf16_to_f32(sl_f32_to_bf16(x[i]));
+}
+#endif
+
+void sl_round_bf16(uint16_t *out, const float *x, int64_t n)
+{
+#ifdef SL_X86
+    if (sl_kernel_isa() >= SL_ISA_AVX2) {
+        round_bf16_avx2(out, x, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        out[i] = sl_f32_to_bf16(x[i]);
+}
+
+void sl_round_bf16_f32(float *out, const float *x, int64_t n)
+{
+#ifdef SL_X86
+    if (sl_kernel_isa() >= SL_ISA_AVX2) {
+        round_bf16_f32_avx2(out, x, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        out[i] = sl_bf16_to_f32(sl_f32_to_bf16(x[i]));
+}
 
 void sl_convert_values(float *out, const void *src, int64_t n, sl_dtype dt)
 {
