@@ -157,6 +157,31 @@ T.case(("several prompts and sessions in one call; prefixes that differ; F16 cac
   end
 end)
 
+T.case(("groups share what their prompts share, whatever each session's context (%s)"):format(level), function()
+  local model = sl.check(sl.load(models[1][2]))
+  local V = model.config.n_vocab
+  local demo = tokens(40, V)
+  local a, b = answers_of(concat(demo, tokens(5, V)), V), answers_of(concat(demo, tokens(8, V)), V)
+  local opts = { mode = "baseline", top_k = 2 }
+  local want_a, want_b = per_answer(model:session{}, a, opts), per_answer(model:session{}, b, opts)
+  -- the second session's context holds its own sequences but not the first prompt's
+  local small = model:session{ n_ctx = #b[3].full_ids }
+  local got = core.lm_score_many({ { model:session{}, a }, { small, b } }, opts)
+  for i = 1, #a do same(got[1][i], want_a[i], "first prompt, answer " .. i) end
+  for i = 1, #b do same(got[2][i], want_b[i], "second prompt, answer " .. i) end
+  -- two fresh sessions: the demo runs once, in the first group, and the second copies it
+  local c, d = answers_of(concat(demo, tokens(6, V)), V), answers_of(concat(demo, tokens(3, V)), V)
+  local sa, sb = model:session{}, model:session{}
+  local first = core.lm_score_many({ { sa, c }, { sb, d } }, opts)
+  local rows_c, rows_d = 0, 0
+  for i = 1, #c do rows_c = rows_c + first[1][i].n_forwarded end
+  for i = 1, #d do rows_d = rows_d + first[2][i].n_forwarded end
+  local own_d = 0 -- the answers' rows: every position from the shared prefix (demo + 2) on
+  for i = 1, #d do own_d = own_d + math.max(#d[i].full_ids - 1 - (#demo + 2), 0) end
+  T.eq(rows_d, own_d + 2, "the second group takes the 40 demo positions from the first, evaluates 2")
+  T.truthy(rows_c > rows_d, "the first group evaluated the demo")
+end)
+
 T.case("a session with an intervention scores its answers one by one, with the same results", function()
   local model = sl.check(sl.load(models[1][2]))
   local V = model.config.n_vocab

@@ -14,6 +14,7 @@
 
 /* Rows of one pass (more only for a single longer answer): bounds the activations' scratch. */
 #define PASS_ROWS 512
+#define HEAD_ROWS 64
 
 typedef struct group_plan {
     bool batched;      /* some of its answers run as branches */
@@ -21,6 +22,8 @@ typedef struct group_plan {
     int32_t prefix;    /* shared positions, evaluated once */
     int32_t first;     /* first branch answer: it is charged the prefix's forwards */
     int32_t max_set;   /* rows of the group in one pass (cache rows past the prefix) */
+    int32_t longest;   /* rows of its longest branch answer */
+    int64_t total;     /* rows of all its branch answers */
     int32_t next;      /* next answer to place */
     sl_token *tokens;  /* [max_set]: the rows of the current pass */
     int32_t *depth;    /* [max_set]: each row's position after the prefix */
@@ -89,20 +92,25 @@ static void plan_group(const sl_score_group *g, group_plan *gp)
     if (first < 0)
         return;
     int32_t longest = 0;
+    int64_t total = 0;
     for (int32_t k = 0; k < g->n_items; k++) {
         const sl_score_item *it = &g->items[k];
         if (it->n_prefix < it->n_full && sl_arch_rope_long(a, it->n_full - 1) == sl_arch_rope_long(a, prefix)) {
             gp->branch[k] = 1;
             gp->first = gp->first < 0 ? k : gp->first;
             longest = branch_rows(it, prefix) > longest ? branch_rows(it, prefix) : longest;
+            total += branch_rows(it, prefix);
         }
     }
     gp->batched = gp->first >= 0;
     gp->prefix = prefix;
     gp->next = 0;
+    gp->longest = longest;
+    gp->total = total;
     int32_t room = s->n_ctx - prefix;
-    gp->max_set = longest > PASS_ROWS ? longest : PASS_ROWS;
-    gp->max_set = gp->max_set < room ? gp->max_set : room;
+    int64_t most = longest > PASS_ROWS ? longest : PASS_ROWS;
+    most = most < total ? most : total;
+    gp->max_set = (int32_t)(most < room ? most : room);
 }
 
 /* The answers scored one by one: sl_lm_score with the item's own outputs. */
@@ -123,39 +131,107 @@ static sl_status score_alone(sl_score_group *g, const group_plan *gp, const sl_s
     return SL_STATUS_OK;
 }
 
-/* Keep what the session holds of the shared prefix and evaluate the rest of it, every group's
- * in one batched eval. */
+static int32_t common_prefix(const sl_token *a, const sl_token *b, int32_t limit)
+{
+    int32_t n = 0;
+    while (n < limit && a[n] == b[n])
+        n++;
+    return n;
+}
+
+/* Whether group i's session can take the first rows of group d's once d has evaluated its
+ * prefix: sl_session_copy's conditions, the same RoPE factors, and nothing of d's state that
+ * the copy would carry over (per-layer requests, hidden-state history) differs. */
+static bool can_share(const sl_score_group *g, const group_plan *gp, int32_t i, int32_t d)
+{
+    const sl_session *a = g[i].session, *b = g[d].session;
+    const sl_arch *arch = &a->model->arch;
+    bool same_request = a->n_req == b->n_req && a->req_what == b->req_what &&
+                        (a->n_req == 0 || memcmp(a->req_layers, b->req_layers, (size_t)a->n_req * sizeof(int32_t)) == 0);
+    return same_request && a->keep_hidden == b->keep_hidden && a->params.kv_type == b->params.kv_type &&
+           gp[d].prefix <= a->n_ctx &&
+           memcmp(a->skip, b->skip, (size_t)a->model->cfg.n_layer) == 0 &&
+           sl_arch_rope_long(arch, gp[i].prefix) == sl_arch_rope_long(arch, gp[d].prefix);
+}
+
+/* Evaluates the listed groups' prefixes from what each session holds, in one batched eval. */
+static sl_status eval_prefixes(sl_score_group *g, group_plan *gp, const int32_t *list, int32_t n, sl_batch_entry *e,
+                               sl_error *err)
+{
+    int32_t n_e = 0;
+    for (int32_t k = 0; k < n; k++) {
+        int32_t i = list[k];
+        sl_session *s = g[i].session;
+        int32_t pos = sl_session_pos(s);
+        if (gp[i].prefix > pos)
+            e[n_e++] = (sl_batch_entry){.session = s, .tokens = g[i].items[gp[i].first].full_ids + pos,
+                                        .n_tokens = gp[i].prefix - pos};
+    }
+    return n_e > 0 ? sl_session_eval_batch(e, n_e, err) : SL_STATUS_OK;
+}
+
+/* Keep what each session holds of its shared prefix and evaluate the rest of it. Prompts
+ * often share more than any session holds (every question of a task begins with one few-shot
+ * demo): a group takes what it can from another group's session once that one has evaluated
+ * its prefix (equal tokens at equal positions are equal keys and values), so the demo is
+ * evaluated once per call, not once per session. */
 static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, bool reuse, sl_error *err)
 {
     sl_batch_entry *e = malloc((size_t)n * sizeof *e);
-    if (!e)
-        return sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score_many: out of memory for %d groups", n);
-    int32_t n_e = 0;
+    int32_t *keep = malloc((size_t)n * sizeof *keep), *donor = malloc((size_t)n * sizeof *donor);
+    int32_t *taken = malloc((size_t)n * sizeof *taken); /* positions a group takes from its donor */
+    int32_t *first = malloc((size_t)n * sizeof *first), *second = malloc((size_t)n * sizeof *second);
     sl_status rc = SL_STATUS_OK;
+    if (!e || !keep || !donor || !taken || !first || !second)
+        rc = sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score_many: out of memory for %d groups", n);
+    int32_t n_first = 0, n_second = 0;
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         if (!gp[i].batched)
             continue;
         sl_session *s = g[i].session;
-        const sl_score_item *lead = &g[i].items[gp[i].first];
-        int32_t keep = 0;
+        const sl_token *lead = g[i].items[gp[i].first].full_ids;
+        keep[i] = 0;
         if (reuse) {
             int32_t held;
             const sl_token *have = sl_session_tokens(s, &held);
-            int32_t limit = gp[i].prefix < held ? gp[i].prefix : held;
-            while (keep < limit && have[keep] == lead->full_ids[keep])
-                keep++;
+            keep[i] = common_prefix(have, lead, gp[i].prefix < held ? gp[i].prefix : held);
         }
-        rc = sl_session_rewind(s, keep, err);
+        donor[i] = -1;
+        for (int32_t k = 0; k < n_first; k++) { /* the group that gives the most beyond what it holds */
+            int32_t d = first[k], cap = gp[i].prefix < gp[d].prefix ? gp[i].prefix : gp[d].prefix;
+            int32_t c = common_prefix(lead, g[d].items[gp[d].first].full_ids, cap);
+            if (c > keep[i] && can_share(g, gp, i, d) && (donor[i] < 0 || c > taken[i])) {
+                donor[i] = d;
+                taken[i] = c;
+            }
+        }
+        if (donor[i] < 0)
+            first[n_first++] = i;
+        else
+            second[n_second++] = i;
+        rc = sl_session_rewind(s, keep[i], err);
         if (rc == SL_STATUS_OK) /* the factors the prefix and its answers' rows are computed with */
             rc = sl_session_match_rope(s, gp[i].prefix, "lm_score_many", err);
-        g[i].items[gp[i].first].result.n_forwarded = gp[i].prefix - keep;
-        if (rc == SL_STATUS_OK && gp[i].prefix > keep)
-            e[n_e++] = (sl_batch_entry){.session = s, .tokens = lead->full_ids + keep,
-                                        .n_tokens = gp[i].prefix - keep};
     }
-    if (rc == SL_STATUS_OK && n_e > 0)
-        rc = sl_session_eval_batch(e, n_e, err);
+    if (rc == SL_STATUS_OK)
+        rc = eval_prefixes(g, gp, first, n_first, e, err);
+    for (int32_t k = 0; k < n_second && rc == SL_STATUS_OK; k++) {
+        int32_t i = second[k];
+        rc = sl_session_copy(g[i].session, g[donor[i]].session, NULL, err);
+        if (rc == SL_STATUS_OK)
+            rc = sl_session_rewind(g[i].session, taken[i], err);
+    }
+    if (rc == SL_STATUS_OK)
+        rc = eval_prefixes(g, gp, second, n_second, e, err);
+    for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
+        if (gp[i].batched)
+            g[i].items[gp[i].first].result.n_forwarded = gp[i].prefix - (donor[i] < 0 ? keep[i] : taken[i]);
     free(e);
+    free(keep);
+    free(donor);
+    free(taken);
+    free(first);
+    free(second);
     return rc;
 }
 
@@ -224,12 +300,13 @@ static sl_status run_branches(sl_score_group *g, group_plan *gp, int32_t n, cons
                               sl_score_ctx *ctx, sl_error *err)
 {
     const sl_model *m = g[0].session->model;
-    int32_t cap_rows = 0;
+    int64_t longest = 0, total = 0;
     sl_status rc = SL_STATUS_OK;
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         if (!gp[i].batched)
             continue;
-        cap_rows = gp[i].max_set > cap_rows ? gp[i].max_set : cap_rows;
+        longest = gp[i].longest > longest ? gp[i].longest : longest;
+        total += gp[i].total;
         gp[i].tokens = malloc((size_t)gp[i].max_set * sizeof *gp[i].tokens);
         gp[i].depth = malloc((size_t)gp[i].max_set * sizeof *gp[i].depth);
         gp[i].set_items = malloc((size_t)g[i].n_items * sizeof *gp[i].set_items);
@@ -240,6 +317,11 @@ static sl_status run_branches(sl_score_group *g, group_plan *gp, int32_t n, cons
         if (rc == SL_STATUS_OK)
             rc = sl_session_reserve(g[i].session, gp[i].prefix + gp[i].max_set, err);
     }
+    /* a pass of up to PASS_ROWS rows, or one longer answer */
+    int64_t cap = longest > PASS_ROWS ? longest : PASS_ROWS;
+    int32_t cap_rows = (int32_t)(cap < total ? cap : total);
+    for (int32_t i = 0; i < n; i++)
+        cap_rows = gp[i].batched && gp[i].max_set > cap_rows ? gp[i].max_set : cap_rows;
     if (rc != SL_STATUS_OK || cap_rows == 0)
         return rc;
     sl_fw_bufs bufs = {0};
@@ -327,8 +409,10 @@ sl_status sl_lm_score_many(sl_score_group *g, int32_t n, const sl_score_params *
         rc = score_alone(&g[i], &gp[i], p, err);
     if (rc == SL_STATUS_OK)
         rc = commit_prefixes(g, gp, n, p->reuse_prefix, err);
+    /* LM-head products of at most HEAD_ROWS rows: the outputs' buffer stays small (they are as
+     * fast as larger ones: the rows already hide the head's weight reads) */
     sl_rows_request req = {.row0 = 0, .layers = layers, .n_layers = sl_score_layers(p, c->n_layer, layers),
-                           .what = SL_LAYER_RAW};
+                           .what = SL_LAYER_RAW, .max_rows = HEAD_ROWS};
     if (rc == SL_STATUS_OK)
         rc = run_branches(g, gp, n, &req, &ctx, err);
     for (int32_t i = 0; i < n; i++) {
