@@ -80,10 +80,12 @@ typedef struct sl_score_group {
 
 /* sl_lm_score of every item of every group, with the same terms, sums, premature layers and
  * top_k lists bit for bit, in fewer passes over the weights: per group, the longest prefix
- * shared by all its answers (below each one's first scored position) is evaluated once, after
- * the tokens the session already holds (reuse_prefix, as sl_lm_score), and then the answers'
- * remaining tokens are the rows of shared passes, each row attending to that prefix and to its
- * own answer's earlier tokens; the groups' rows go through each block's weights together. A
+ * shared by all its answers (up to each one's first answer token) is evaluated once, after the
+ * tokens the session already holds (reuse_prefix, as sl_lm_score), its last row scoring every
+ * answer's first token; then the answers' remaining tokens are the rows of shared passes, each
+ * row attending to that prefix and to its own answer's earlier tokens; the groups' rows go
+ * through each block's weights together, and a group takes the positions its prompt shares
+ * with another group's from that group's session instead of evaluating them again. A
  * session appears in at most one group; all sessions share one model. Groups whose session
  * carries an intervention or hooks, forks or is one, and answers whose length would switch
  * longrope's factors against the prefix's, are scored one by one with sl_lm_score (same

@@ -119,7 +119,7 @@ T.case(("a prefix the session already holds is kept; fewer forwards, same bits (
     n_cold, n_warm = n_cold + cold[i].n_forwarded, n_warm + warm[i].n_forwarded
   end
   T.eq(n_cold - n_warm, 16, "the 16 held positions are not evaluated again")
-  T.eq(warm_session:pos(), 19, "the session holds the shared prefix, up to the first scored position")
+  T.eq(warm_session:pos(), 20, "the session holds the shared prefix")
   -- the same call again recomputes nothing of the prefix
   local again = core.lm_score_many({ { warm_session, list } }, opts)[1]
   local n_again = 0
@@ -127,7 +127,7 @@ T.case(("a prefix the session already holds is kept; fewer forwards, same bits (
     same(again[i], want[i], "again, answer " .. i)
     n_again = n_again + again[i].n_forwarded
   end
-  T.eq(n_again, n_warm - 3, "only the answers' rows")
+  T.eq(n_again, n_warm - 3, "only the prefix's last row (it scores the answers' first tokens) and the answers' rows")
   -- without reuse the prefix is evaluated once, from position 0
   local fresh = core.lm_score_many({ { warm_session, list } },
     { mode = "dola", premature = { 0, 2 }, relative_top = 0, top_k = 2, reuse_prefix = false })[1]
@@ -176,9 +176,9 @@ T.case(("groups share what their prompts share, whatever each session's context 
   local rows_c, rows_d = 0, 0
   for i = 1, #c do rows_c = rows_c + first[1][i].n_forwarded end
   for i = 1, #d do rows_d = rows_d + first[2][i].n_forwarded end
-  local own_d = 0 -- the answers' rows: every position from the shared prefix (demo + 2) on
-  for i = 1, #d do own_d = own_d + math.max(#d[i].full_ids - 1 - (#demo + 2), 0) end
-  T.eq(rows_d, own_d + 2, "the second group takes the 40 demo positions from the first, evaluates 2")
+  local own_d = 0 -- the answers' rows: every position after the shared prefix (demo + 3)
+  for i = 1, #d do own_d = own_d + math.max(#d[i].full_ids - 1 - (#demo + 3), 0) end
+  T.eq(rows_d, own_d + 3, "the second group takes the 40 demo positions from the first, evaluates 3")
   T.truthy(rows_c > rows_d, "the first group evaluated the demo")
 end)
 

@@ -20,6 +20,7 @@ typedef struct group_plan {
     bool batched;      /* some of its answers run as branches */
     uint8_t *branch;   /* [n_items]: this answer is a branch (else scored alone, or nothing to score) */
     int32_t prefix;    /* shared positions, evaluated once */
+    bool last_row;     /* the prefix's last row scores some answers' first token */
     int32_t first;     /* first branch answer: it is charged the prefix's forwards */
     int32_t max_set;   /* rows of the group in one pass (cache rows past the prefix) */
     int32_t longest;   /* rows of its longest branch answer */
@@ -67,9 +68,11 @@ static sl_status check_groups(const sl_score_group *g, int32_t n, const sl_score
     return SL_STATUS_OK;
 }
 
-/* Which answers of a group branch off which shared prefix. A session with hooks or forks
- * scores alone, as does an answer whose length puts longrope on other factors than the
- * prefix's (its prefix would be computed with those). */
+/* Which answers of a group branch off which shared prefix: the positions every scored answer
+ * holds before its first answer token (so the prompt's last token, whose row scores every
+ * answer's first token, runs once). A session with hooks or forks scores alone, as does an
+ * answer whose length puts longrope on other factors than the prefix's (its prefix would be
+ * computed with those). */
 static void plan_group(const sl_score_group *g, group_plan *gp)
 {
     const sl_session *s = g->session;
@@ -83,8 +86,8 @@ static void plan_group(const sl_score_group *g, group_plan *gp)
         if (it->n_prefix == it->n_full)
             continue;
         if (first < 0)
-            first = k, prefix = it->n_prefix - 1;
-        int32_t l = 0, limit = it->n_prefix - 1 < prefix ? it->n_prefix - 1 : prefix;
+            first = k, prefix = it->n_prefix;
+        int32_t l = 0, limit = it->n_prefix < prefix ? it->n_prefix : prefix;
         while (l < limit && it->full_ids[l] == g->items[first].full_ids[l])
             l++;
         prefix = l;
@@ -98,6 +101,7 @@ static void plan_group(const sl_score_group *g, group_plan *gp)
         if (it->n_prefix < it->n_full && sl_arch_rope_long(a, it->n_full - 1) == sl_arch_rope_long(a, prefix)) {
             gp->branch[k] = 1;
             gp->first = gp->first < 0 ? k : gp->first;
+            gp->last_row |= it->n_prefix == prefix;
             longest = branch_rows(it, prefix) > longest ? branch_rows(it, prefix) : longest;
             total += branch_rows(it, prefix);
         }
@@ -146,28 +150,74 @@ static bool can_share(const sl_score_group *g, const group_plan *gp, int32_t i, 
 {
     const sl_session *a = g[i].session, *b = g[d].session;
     const sl_arch *arch = &a->model->arch;
+    size_t req_bytes = (size_t)a->n_req * sizeof *a->req_layers;
     bool same_request = a->n_req == b->n_req && a->req_what == b->req_what &&
-                        (a->n_req == 0 || memcmp(a->req_layers, b->req_layers, (size_t)a->n_req * sizeof(int32_t)) == 0);
+                        (a->n_req == 0 || memcmp(a->req_layers, b->req_layers, req_bytes) == 0);
     return same_request && a->keep_hidden == b->keep_hidden && a->params.kv_type == b->params.kv_type &&
            gp[d].prefix <= a->n_ctx &&
            memcmp(a->skip, b->skip, (size_t)a->model->cfg.n_layer) == 0 &&
            sl_arch_rope_long(arch, gp[i].prefix) == sl_arch_rope_long(arch, gp[d].prefix);
 }
 
-/* Evaluates the listed groups' prefixes from what each session holds, in one batched eval. */
+/* The prefix's last row into the answers whose first token it scores. */
+typedef struct last_row_sink {
+    sl_score_group *g;
+    const group_plan *gp;
+    sl_score_ctx *ctx;
+} last_row_sink;
+
+static sl_status on_last_row(void *user, int32_t row, int32_t n_rows, int32_t n_out, const float *logits,
+                             sl_error *err)
+{
+    (void)row, (void)n_rows, (void)n_out, (void)err;
+    last_row_sink *k = user;
+    sl_score_ctx *c = k->ctx;
+    for (int32_t i = 0; i < k->g->n_items; i++) {
+        sl_score_item *it = &k->g->items[i];
+        if (!k->gp->branch[i] || it->n_prefix != k->gp->prefix)
+            continue;
+        c->targets = it->full_ids + it->n_prefix;
+        c->premature = it->premature;
+        c->top_ids = it->top_ids;
+        c->top_scores = it->top_scores;
+        float term = sl_score_row(c, logits, 0);
+        if (it->per_token)
+            it->per_token[0] = term;
+        it->result.log_prob += term;
+    }
+    return SL_STATUS_OK;
+}
+
+/* Evaluates the listed groups' prefixes from what each session holds, in one batched eval,
+ * capturing each scored last row for the LM head. */
 static sl_status eval_prefixes(sl_score_group *g, group_plan *gp, const int32_t *list, int32_t n, sl_batch_entry *e,
-                               sl_error *err)
+                               const sl_rows_request *req, sl_score_ctx *ctx, sl_error *err)
 {
     int32_t n_e = 0;
     for (int32_t k = 0; k < n; k++) {
         int32_t i = list[k];
         sl_session *s = g[i].session;
         int32_t pos = sl_session_pos(s);
-        if (gp[i].prefix > pos)
+        if (gp[i].prefix > pos) {
             e[n_e++] = (sl_batch_entry){.session = s, .tokens = g[i].items[gp[i].first].full_ids + pos,
                                         .n_tokens = gp[i].prefix - pos};
+            if (gp[i].last_row) {
+                gp[i].work.cap.pos0 = pos;
+                gp[i].work.cap.row0 = gp[i].prefix - 1 - pos;
+                s->rows = &gp[i].work.cap;
+            }
+        }
     }
-    return n_e > 0 ? sl_session_eval_batch(e, n_e, err) : SL_STATUS_OK;
+    sl_status rc = n_e > 0 ? sl_session_eval_batch(e, n_e, err) : SL_STATUS_OK;
+    for (int32_t k = 0; k < n_e; k++)
+        e[k].session->rows = NULL;
+    for (int32_t k = 0; k < n && rc == SL_STATUS_OK; k++) {
+        int32_t i = list[k];
+        last_row_sink sink = {.g = &g[i], .gp = &gp[i], .ctx = ctx};
+        if (gp[i].last_row)
+            rc = sl_rows_work_emit(g[i].session, req, &gp[i].work, 1, on_last_row, &sink, err);
+    }
+    return rc;
 }
 
 /* Keep what each session holds of its shared prefix and evaluate the rest of it. Prompts
@@ -175,12 +225,13 @@ static sl_status eval_prefixes(sl_score_group *g, group_plan *gp, const int32_t 
  * demo): a group takes what it can from another group's session once that one has evaluated
  * its prefix (equal tokens at equal positions are equal keys and values), so the demo is
  * evaluated once per call, not once per session. */
-static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, bool reuse, sl_error *err)
+static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, bool reuse, const sl_rows_request *req,
+                                 sl_score_ctx *ctx, sl_error *err)
 {
     sl_batch_entry *e = malloc((size_t)n * sizeof *e);
     int32_t *keep = malloc((size_t)n * sizeof *keep), *donor = malloc((size_t)n * sizeof *donor);
     int32_t *taken = malloc((size_t)n * sizeof *taken); /* positions a group takes from its donor */
-    int32_t *first = malloc((size_t)n * sizeof *first), *second = malloc((size_t)n * sizeof *second);
+    int32_t *first = calloc((size_t)n, sizeof *first), *second = calloc((size_t)n, sizeof *second);
     sl_status rc = SL_STATUS_OK;
     if (!e || !keep || !donor || !taken || !first || !second)
         rc = sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score_many: out of memory for %d groups", n);
@@ -194,11 +245,13 @@ static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, b
         if (reuse) {
             int32_t held;
             const sl_token *have = sl_session_tokens(s, &held);
-            keep[i] = common_prefix(have, lead, gp[i].prefix < held ? gp[i].prefix : held);
+            int32_t limit = gp[i].prefix - gp[i].last_row; /* a scored last row is run again */
+            keep[i] = common_prefix(have, lead, limit < held ? limit : held);
         }
         donor[i] = -1;
         for (int32_t k = 0; k < n_first; k++) { /* the group that gives the most beyond what it holds */
-            int32_t d = first[k], cap = gp[i].prefix < gp[d].prefix ? gp[i].prefix : gp[d].prefix;
+            int32_t d = first[k], own = gp[i].prefix - gp[i].last_row;
+            int32_t cap = own < gp[d].prefix ? own : gp[d].prefix;
             int32_t c = common_prefix(lead, g[d].items[gp[d].first].full_ids, cap);
             if (c > keep[i] && can_share(g, gp, i, d) && (donor[i] < 0 || c > taken[i])) {
                 donor[i] = d;
@@ -214,7 +267,7 @@ static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, b
             rc = sl_session_match_rope(s, gp[i].prefix, "lm_score_many", err);
     }
     if (rc == SL_STATUS_OK)
-        rc = eval_prefixes(g, gp, first, n_first, e, err);
+        rc = eval_prefixes(g, gp, first, n_first, e, req, ctx, err);
     for (int32_t k = 0; k < n_second && rc == SL_STATUS_OK; k++) {
         int32_t i = second[k];
         rc = sl_session_copy(g[i].session, g[donor[i]].session, NULL, err);
@@ -222,7 +275,7 @@ static sl_status commit_prefixes(sl_score_group *g, group_plan *gp, int32_t n, b
             rc = sl_session_rewind(g[i].session, taken[i], err);
     }
     if (rc == SL_STATUS_OK)
-        rc = eval_prefixes(g, gp, second, n_second, e, err);
+        rc = eval_prefixes(g, gp, second, n_second, e, req, ctx, err);
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
         if (gp[i].batched)
             g[i].items[gp[i].first].result.n_forwarded = gp[i].prefix - (donor[i] < 0 ? keep[i] : taken[i]);
@@ -247,6 +300,10 @@ static bool fill_set(const sl_score_group *g, group_plan *gp, int32_t pass_rows,
             continue;
         }
         int32_t L = branch_rows(it, gp->prefix);
+        if (L == 0) { /* a one-token answer: the prefix's last row scored it */
+            gp->next++;
+            continue;
+        }
         if ((rows + L > gp->max_set || pass_rows + rows + L > cap_rows) && (rows > 0 || pass_rows > 0))
             break;
         memcpy(gp->tokens + rows, it->full_ids + gp->prefix, (size_t)L * sizeof *gp->tokens);
@@ -307,13 +364,11 @@ static sl_status run_branches(sl_score_group *g, group_plan *gp, int32_t n, cons
             continue;
         longest = gp[i].longest > longest ? gp[i].longest : longest;
         total += gp[i].total;
-        gp[i].tokens = malloc((size_t)gp[i].max_set * sizeof *gp[i].tokens);
-        gp[i].depth = malloc((size_t)gp[i].max_set * sizeof *gp[i].depth);
-        gp[i].set_items = malloc((size_t)g[i].n_items * sizeof *gp[i].set_items);
+        gp[i].tokens = malloc((size_t)(gp[i].max_set + 1) * sizeof *gp[i].tokens);
+        gp[i].depth = malloc((size_t)(gp[i].max_set + 1) * sizeof *gp[i].depth);
+        gp[i].set_items = malloc((size_t)(g[i].n_items + 1) * sizeof *gp[i].set_items);
         if (!gp[i].tokens || !gp[i].depth || !gp[i].set_items)
             rc = sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score_many: out of memory for %d rows", gp[i].max_set);
-        if (rc == SL_STATUS_OK)
-            rc = sl_rows_work_init(&gp[i].work, g[i].session, req, gp[i].max_set, err);
         if (rc == SL_STATUS_OK)
             rc = sl_session_reserve(g[i].session, gp[i].prefix + gp[i].max_set, err);
     }
@@ -407,12 +462,15 @@ sl_status sl_lm_score_many(sl_score_group *g, int32_t n, const sl_score_params *
     /* Answers scored alone go first, so that each session ends holding its shared prefix. */
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
         rc = score_alone(&g[i], &gp[i], p, err);
-    if (rc == SL_STATUS_OK)
-        rc = commit_prefixes(g, gp, n, p->reuse_prefix, err);
     /* LM-head products of at most HEAD_ROWS rows: the outputs' buffer stays small (they are as
      * fast as larger ones: the rows already hide the head's weight reads) */
     sl_rows_request req = {.row0 = 0, .layers = layers, .n_layers = sl_score_layers(p, c->n_layer, layers),
                            .what = SL_LAYER_RAW, .max_rows = HEAD_ROWS};
+    for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) /* a group's captured rows, its last row first */
+        if (gp[i].batched)
+            rc = sl_rows_work_init(&gp[i].work, g[i].session, &req, gp[i].max_set > 0 ? gp[i].max_set : 1, err);
+    if (rc == SL_STATUS_OK)
+        rc = commit_prefixes(g, gp, n, p->reuse_prefix, &req, &ctx, err);
     if (rc == SL_STATUS_OK)
         rc = run_branches(g, gp, n, &req, &ctx, err);
     for (int32_t i = 0; i < n; i++) {
