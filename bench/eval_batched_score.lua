@@ -11,8 +11,8 @@
 -- and in dynamic DoLa (candidates 16, 18, ..., 28, mature 30), each through the eval runner's
 -- batch.map with --batch 1 and 4, per answer and batched, every run from a cold prefix cache;
 -- the configurations alternate run by run so that a busy machine slows them alike. Prints one
--- JSON line per configuration (median wall time of --runs, items/s) and a Markdown table, and
--- fails if any score differs between the paths.
+-- JSON line per configuration (median wall time of --runs, items/s, token-forwards) on stderr
+-- and a Markdown table on stdout, and fails if any score differs between the paths.
 local sl = require "slua"
 local ev = require "slua.eval"
 local core = require "slua.core"
@@ -85,9 +85,11 @@ end
 -- One run: every item from a cold prefix cache, as `slua eval --batch N` runs them.
 local function run(c)
   ev.drop_cache(model)
+  ev.reset_stats()
   local t0 = core.clock()
   local records = batch.map(items, function(item) return task.evaluate(model, item, c.setting) end,
     { batch = c.batch })
+  c.forwards = ev.stats.n_forwarded
   return core.clock() - t0, records
 end
 
@@ -129,6 +131,7 @@ print("| mode | --batch | per answer s | batched s | per answer items/s | batche
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for _, c in ipairs(configs) do
   io.stderr:write(sl.json.encode{ mode = c.mode, batch = c.batch, batched = c.batched, runs = c.times,
+    token_forwards = c.forwards,
     median_s = c.median_s, items_per_s = #items / c.median_s, questions = #items, answers = answers,
     threads = opt.threads }, "\n")
   if c.batched then
