@@ -182,6 +182,27 @@ T.case(("groups share what their prompts share, whatever each session's context 
   T.truthy(rows_c > rows_d, "the first group evaluated the demo")
 end)
 
+T.case(("answers that take several passes: 800 rows, a 600-token answer, a context of 40 (%s)"):format(level),
+  function()
+  local model = sl.check(sl.load(models[2][2]))
+  local V = model.config.n_vocab
+  local prefix = tokens(10, V)
+  local many = {}
+  for i = 1, 40 do many[i] = { full_ids = concat(prefix, tokens(20, V)), n_prefix = 10 } end
+  local long = { { full_ids = concat(prefix, tokens(600, V)), n_prefix = 10 }, many[1], many[2] }
+  local opts = { mode = "dola-static", premature = { 2 }, relative_top = 0, top_k = 1 }
+  local cases = {
+    { "800 rows in passes of 512", many, {} },
+    { "one answer longer than a pass", long, { n_ctx = 700 } },
+    { "a context of 40: one answer per pass", table.move(many, 1, 5, 1, {}), { n_ctx = 40 } },
+  }
+  for _, case in ipairs(cases) do
+    local want = per_answer(model:session(case[3]), case[2], opts)
+    local got = core.lm_score_many({ { model:session(case[3]), case[2] } }, opts)[1]
+    for i = 1, #want do same(got[i], want[i], ("%s, answer %d"):format(case[1], i)) end
+  end
+end)
+
 T.case("a session with an intervention scores its answers one by one, with the same results", function()
   local model = sl.check(sl.load(models[1][2]))
   local V = model.config.n_vocab
