@@ -60,6 +60,42 @@ SL_API sl_status sl_lm_score(sl_session *s, const sl_token *full_ids, int32_t n_
                              const sl_score_params *params, float *per_token, int32_t *premature,
                              sl_score_result *result, sl_error *err);
 
+/* One answer of sl_lm_score_many: its sequence, where to put its terms, and its result. */
+typedef struct sl_score_item {
+    const sl_token *full_ids;
+    int32_t n_full, n_prefix;
+    float *per_token;      /* [n_full - n_prefix] or NULL, as sl_lm_score's */
+    int32_t *premature;    /* likewise */
+    sl_token *top_ids;     /* [n_full - n_prefix][top_k] when params->top_k > 0 (params' own are unused) */
+    float *top_scores;
+    sl_score_result result; /* out */
+} sl_score_item;
+
+/* A session and the answers it scores. */
+typedef struct sl_score_group {
+    sl_session *session;
+    sl_score_item *items;
+    int32_t n_items;
+} sl_score_group;
+
+/* sl_lm_score of every item of every group, with the same terms, sums, premature layers and
+ * top_k lists bit for bit, in fewer passes over the weights: per group, the longest prefix
+ * shared by all its answers (up to each one's first answer token) is evaluated once, after the
+ * tokens the session already holds (reuse_prefix, as sl_lm_score), its last row scoring every
+ * answer's first token; then the answers' remaining tokens are the rows of shared passes, each
+ * row attending to that prefix and to its own answer's earlier tokens; the groups' rows go
+ * through each block's weights together, and a group takes the positions its prompt shares
+ * with another group's from that group's session instead of evaluating them again. A
+ * session appears in at most one group; all sessions share one model. Groups whose session
+ * carries an intervention or hooks, forks or is one, and answers whose length would switch
+ * longrope's factors against the prefix's, are scored one by one with sl_lm_score (same
+ * results). Without reuse_prefix the shared prefix is evaluated from position 0, still once.
+ * Afterwards each session holds its group's shared prefix (sl_lm_score's would hold its last
+ * answer). result.n_forwarded counts the rows each answer ran; the shared prefix's tokens count
+ * towards the group's first answer. On error the sessions may have been rewound. */
+SL_API sl_status sl_lm_score_many(sl_score_group *groups, int32_t n_groups, const sl_score_params *params,
+                                  sl_error *err);
+
 /* The uncertainty of a mean over n items. se: the standard error, sqrt(s^2 / n) with the
  * unbiased sample variance (NaN for n < 2). lo, hi: the percentile bootstrap interval at
  * `level` (0.95: the 2.5 % and 97.5 % quantiles, interpolated linearly, of the means of

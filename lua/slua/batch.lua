@@ -18,9 +18,42 @@ local M = {}
 local WAIT = {}                                        -- what a job yields with its requests
 local slots = setmetatable({}, { __mode = "k" })       -- job coroutine -> its slot in batch.map
 
+-- The answers of score requests ({score = {session, sequences}, opts = core options, key =
+-- their text}) into outs: requests of one model and the same options share a pass per group of
+-- their sessions (core.lm_score_many).
+local function score_now(requests, outs)
+  local groups, order = {}, {}
+  for i, r in ipairs(requests) do
+    if r.score then
+      local key = tostring(r.score[1]:model()) .. "\0" .. r.key
+      if not groups[key] then groups[key] = {}; order[#order + 1] = key end
+      local g = groups[key]
+      g[#g + 1] = i
+    end
+  end
+  for _, key in ipairs(order) do
+    local list, g = {}, groups[key]
+    for k, i in ipairs(g) do list[k] = requests[i].score end
+    for k, o in ipairs(core.lm_score_many(list, requests[g[1]].opts)) do outs[g[k]] = o end
+  end
+end
+
 -- The requests of one pass, grouped by model (sessions of different models cannot share a
--- product), outputs in request order.
+-- product), outputs in request order; score requests go to core.lm_score_many.
 local function eval_now(requests)
+  local scores = false
+  for _, r in ipairs(requests) do scores = scores or (type(r) == "table" and r.score ~= nil) end
+  if scores then
+    local outs, rest, at = {}, {}, {}
+    score_now(requests, outs)
+    for i, r in ipairs(requests) do
+      if not r.score then rest[#rest + 1] = r; at[#rest] = i end
+    end
+    if #rest > 0 then
+      for k, o in ipairs(eval_now(rest)) do outs[at[k]] = o end
+    end
+    return outs
+  end
   if #requests == 1 or requests[1] == nil then return core.eval_batch(requests) end
   local groups, order = {}, {}
   for i, r in ipairs(requests) do
@@ -46,6 +79,26 @@ end
 function M.eval(requests)
   if slots[coroutine.running()] then return coroutine.yield(WAIT, requests) end
   return eval_now(requests)
+end
+
+-- The text of score options: requests with equal texts share a pass.
+local function options_key(opts)
+  local keys, parts = {}, {}
+  for k in pairs(opts) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for _, k in ipairs(keys) do
+    local v = opts[k]
+    parts[#parts + 1] = k .. "=" .. (type(v) == "table" and table.concat(v, ",") or tostring(v))
+  end
+  return table.concat(parts, ";")
+end
+
+-- batch.score(session, sequences, opts) -> results: core.lm_score_many of one session's
+-- {full_ids, n_prefix} list; inside a job of batch.map it waits for the pass shared with the
+-- other jobs' score requests of the same options (each job on its own session).
+function M.score(session, sequences, opts)
+  local request = { score = { session, sequences }, opts = opts, key = options_key(opts) }
+  return M.eval({ request })[1]
 end
 
 -- The slot (1 .. batch) of the running job of batch.map, or nil outside one: jobs in the same

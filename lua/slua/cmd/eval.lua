@@ -3,7 +3,7 @@
 --
 -- Usage: slua eval truthfulqa_mc|factor|gsm8k|strategyqa|mgsm [--model DIR]
 --          [--data PATH | --items FILE.jsonl] [--early-exit-layers -1 | a,b | a,b,...,N]
---          [--limit N] [--shard I/N] [--output results.jsonl] [--no-prefix-cache] [--details]
+--          [--limit N] [--shard I/N] [--output results.jsonl] [--no-prefix-cache] [--no-batched-score] [--details]
 --          [--relative-top X] [--relative-top-value V] [--post-softmax true|false]
 --          [--recipe NAME] [--recipe-options JSON] [--max-new-tokens 256] [--repetition-penalty P]
 --          [--lang zh] [--n-ctx N] [--threads N] [--progress auto|always|never] [--pause SECONDS]
@@ -101,6 +101,8 @@ local opt = sl.options(rest, {
   repair = { default = false,
     help = "move damaged lines of --output to OUTPUT.damaged and run their items again" },
   prefix_cache = { default = true, help = "reuse the cached tokens shared with the previous sequence" },
+  batched_score = { default = true,
+    help = "score a question's answers as the rows of shared passes (same results; --no-batched-score: one by one)" },
   details = { default = false, help = "add per-token terms and premature layers to each line" },
   relative_top = { default = "", help = 'DoLa plausibility cut ("" = the task\'s default)' },
   relative_top_value = { default = "", help = 'score of tokens below the cut ("" = the task\'s default)' },

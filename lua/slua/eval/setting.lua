@@ -6,7 +6,8 @@
 --
 -- opts (nil or "" = the default; numbers and booleans may be given as text, as flags give them):
 --   early_exit_layers  "-1" | "a,b" | "a,b,...,N" or a list      (default -1, the baseline)
---   scoring tasks:     relative_top, relative_top_value, post_softmax (task defaults), prefix_cache, details
+--   scoring tasks:     relative_top, relative_top_value, post_softmax (task defaults), prefix_cache, details,
+--                      batched_score (true: a prompt's answers in shared passes; same results, not hashed)
 --   both:              intervene (a JSON spec of activation interventions, slua.intervene)
 --   generating tasks:  recipe (greedy for the baseline, else dola), recipe_options (table or JSON),
 --                      repetition_penalty, max_new_tokens (256), seed (42), lang, n_ctx, prefix_cache
@@ -22,7 +23,7 @@ local evs = {}
 -- Option names each kind of task accepts (the sweep checks its keys against these).
 evs.keys = {
   score = { early_exit_layers = true, relative_top = true, relative_top_value = true, post_softmax = true,
-            prefix_cache = true, details = true, intervene = true },
+            prefix_cache = true, details = true, intervene = true, batched_score = true },
   generate = { early_exit_layers = true, recipe = true, recipe_options = true, repetition_penalty = true,
                max_new_tokens = true, seed = true, n_ctx = true, prefix_cache = true, details = true,
                intervene = true },
@@ -104,6 +105,7 @@ function evs.build(task, model, opts)
     setting.post_softmax = boolean_or(opts.post_softmax, defaults.post_softmax, "post-softmax")
     if setting.relative_top and setting.relative_top < 0 then sl.fail("option --relative-top must be >= 0", 2) end
     setting.prefix_cache = prefix_cache
+    setting.batched_score = boolean_or(opts.batched_score, true, "batched-score")
     settings.relative_top, settings.relative_top_value, settings.post_softmax =
       setting.relative_top, setting.relative_top_value, setting.post_softmax
     return setting, settings

@@ -10,6 +10,7 @@
 #include "model/internal.h"
 #include "slua/sl_eval.h"
 #include "slua/sl_ops.h"
+#include "score_internal.h"
 
 sl_score_params sl_score_default_params(void)
 {
@@ -21,20 +22,6 @@ sl_score_params sl_score_default_params(void)
                          .reuse_prefix = true};
     return p;
 }
-
-typedef struct score_ctx {
-    const sl_score_params *p;
-    const sl_token *targets; /* full_ids[t + 1] for the first scored row t */
-    int32_t row0;            /* eval row of the first scored position */
-    int32_t V;
-    float *a, *b, *d, *a2;   /* [V] scratch */
-    uint8_t *keep;           /* [V] */
-    const float **cand;      /* [n_premature] */
-    double *js;              /* [n_premature] */
-    float *per_token;
-    int32_t *premature;
-    double sum;
-} score_ctx;
 
 /* Index of the largest divergence; the first wins ties (torch argmax), NaN never wins. */
 static int32_t first_argmax(const double *v, int32_t n)
@@ -65,7 +52,7 @@ static void top_of(const float *x, int32_t n, int32_t k, sl_token *ids, float *v
         vals[i] = -INFINITY, ids[i] = -1;
 }
 
-static float score_row(score_ctx *c, const float *row, int32_t k)
+float sl_score_row(sl_score_ctx *c, const float *row, int32_t k)
 {
     const sl_score_params *p = c->p;
     int32_t V = c->V;
@@ -77,7 +64,7 @@ static float score_row(score_ctx *c, const float *row, int32_t k)
         if (c->premature)
             c->premature[k] = -1;
         if (K > 0)
-            top_of(c->a, V, K, p->top_ids + (size_t)k * K, p->top_scores + (size_t)k * K);
+            top_of(c->a, V, K, c->top_ids + (size_t)k * K, c->top_scores + (size_t)k * K);
         return c->a[tok];
     }
     int32_t pick = 0;
@@ -106,17 +93,17 @@ static float score_row(score_ctx *c, const float *row, int32_t k)
         }
     }
     if (K > 0)
-        top_of(c->d, V, K, p->top_ids + (size_t)k * K, p->top_scores + (size_t)k * K);
+        top_of(c->d, V, K, c->top_ids + (size_t)k * K, c->top_scores + (size_t)k * K);
     return c->d[tok];
 }
 
 static sl_status on_rows(void *user, int32_t row, int32_t n_rows, int32_t n_out, const float *logits, sl_error *err)
 {
     (void)err;
-    score_ctx *c = user;
+    sl_score_ctx *c = user;
     for (int32_t r = 0; r < n_rows; r++) {
         int32_t k = row + r - c->row0; /* 0 = the first scored position */
-        float term = score_row(c, logits + (size_t)r * (size_t)n_out * (size_t)c->V, k);
+        float term = sl_score_row(c, logits + (size_t)r * (size_t)n_out * (size_t)c->V, k);
         if (c->per_token)
             c->per_token[k] = term;
         c->sum += term;
@@ -124,7 +111,7 @@ static sl_status on_rows(void *user, int32_t row, int32_t n_rows, int32_t n_out,
     return SL_STATUS_OK;
 }
 
-static sl_status check_params(const sl_session *s, const sl_token *full, int32_t n_full, int32_t n_prefix,
+sl_status sl_score_check(const sl_session *s, const sl_token *full, int32_t n_full, int32_t n_prefix,
                               const sl_score_params *p, sl_error *err)
 {
     const sl_model_config *c = &s->model->cfg;
@@ -166,6 +153,48 @@ static sl_status check_params(const sl_session *s, const sl_token *full, int32_t
     return SL_STATUS_OK;
 }
 
+sl_status sl_score_ctx_init(sl_score_ctx *c, const sl_score_params *p, int32_t V, sl_error *err)
+{
+    int32_t n_pre = p->mode == SL_SCORE_BASELINE ? 0 : p->n_premature;
+    *c = (sl_score_ctx){.p = p, .V = V};
+    c->a = malloc((size_t)V * sizeof(float));
+    c->b = malloc((size_t)V * sizeof(float));
+    c->d = malloc((size_t)V * sizeof(float));
+    c->a2 = malloc((size_t)V * sizeof(float));
+    c->keep = malloc((size_t)V);
+    c->cand = malloc((size_t)(n_pre + 1) * sizeof *c->cand);
+    c->js = malloc((size_t)(n_pre + 1) * sizeof *c->js);
+    if (!c->a || !c->b || !c->d || !c->a2 || !c->keep || !c->cand || !c->js) {
+        sl_score_ctx_free(c);
+        return sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score: out of memory for a vocabulary of %d", V);
+    }
+    return SL_STATUS_OK;
+}
+
+void sl_score_ctx_free(sl_score_ctx *c)
+{
+    free(c->a);
+    free(c->b);
+    free(c->d);
+    free(c->a2);
+    free(c->keep);
+    free(c->cand);
+    free(c->js);
+    c->a = c->b = c->d = c->a2 = NULL;
+    c->keep = NULL;
+    c->cand = NULL;
+    c->js = NULL;
+}
+
+int32_t sl_score_layers(const sl_score_params *p, int32_t N, int32_t *layers)
+{
+    int32_t n_pre = p->mode == SL_SCORE_BASELINE ? 0 : p->n_premature;
+    layers[0] = p->mode == SL_SCORE_BASELINE || p->mature_layer < 0 ? N : p->mature_layer;
+    for (int32_t j = 0; j < n_pre; j++)
+        layers[1 + j] = p->premature[j];
+    return 1 + n_pre;
+}
+
 sl_status sl_lm_score(sl_session *s, const sl_token *full, int32_t n_full, int32_t n_prefix,
                       const sl_score_params *p, float *per_token, int32_t *premature, sl_score_result *result,
                       sl_error *err)
@@ -173,7 +202,7 @@ sl_status sl_lm_score(sl_session *s, const sl_token *full, int32_t n_full, int32
     sl_error_clear(err);
     if (!s)
         return sl_error_set(err, SL_STATUS_E_ARG, "lm_score: session is NULL");
-    sl_status rc = check_params(s, full, n_full, n_prefix, p, err);
+    sl_status rc = sl_score_check(s, full, n_full, n_prefix, p, err);
     if (rc != SL_STATUS_OK)
         return rc;
     sl_score_result res = {0.0, 0};
@@ -183,24 +212,21 @@ sl_status sl_lm_score(sl_session *s, const sl_token *full, int32_t n_full, int32
         return SL_STATUS_OK;
     }
     const sl_model_config *c = &s->model->cfg;
-    int32_t N = c->n_layer, V = c->n_vocab;
+    int32_t N = c->n_layer;
     int32_t n_pre = p->mode == SL_SCORE_BASELINE ? 0 : p->n_premature;
     int32_t *layers = malloc((size_t)(1 + n_pre) * sizeof *layers);
-    score_ctx ctx = {.p = p, .targets = full + n_prefix, .V = V, .per_token = per_token, .premature = premature};
-    ctx.a = malloc((size_t)V * sizeof(float));
-    ctx.b = malloc((size_t)V * sizeof(float));
-    ctx.d = malloc((size_t)V * sizeof(float));
-    ctx.a2 = malloc((size_t)V * sizeof(float));
-    ctx.keep = malloc((size_t)V);
-    ctx.cand = malloc((size_t)(n_pre + 1) * sizeof *ctx.cand);
-    ctx.js = malloc((size_t)(n_pre + 1) * sizeof *ctx.js);
-    if (!layers || !ctx.a || !ctx.b || !ctx.d || !ctx.a2 || !ctx.keep || !ctx.cand || !ctx.js) {
-        rc = sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score: out of memory for a vocabulary of %d", V);
+    sl_score_ctx ctx;
+    rc = sl_score_ctx_init(&ctx, p, c->n_vocab, err);
+    if (rc == SL_STATUS_OK && !layers)
+        rc = sl_error_set(err, SL_STATUS_E_NOMEM, "lm_score: out of memory for %d layers", n_pre);
+    if (rc != SL_STATUS_OK)
         goto done;
-    }
-    layers[0] = p->mode == SL_SCORE_BASELINE || p->mature_layer < 0 ? N : p->mature_layer;
-    for (int32_t j = 0; j < n_pre; j++)
-        layers[1 + j] = p->premature[j];
+    ctx.targets = full + n_prefix;
+    ctx.per_token = per_token;
+    ctx.premature = premature;
+    ctx.top_ids = p->top_ids;
+    ctx.top_scores = p->top_scores;
+    int32_t n_layers = sl_score_layers(p, N, layers);
 
     /* Keep the longest prefix the session already holds, but recompute the first scored
      * position (its hidden states are needed). */
@@ -215,7 +241,7 @@ sl_status sl_lm_score(sl_session *s, const sl_token *full, int32_t n_full, int32
     rc = sl_session_rewind(s, keep, err);
     if (rc != SL_STATUS_OK)
         goto done;
-    sl_rows_request req = {.row0 = n_prefix - 1 - keep, .layers = layers, .n_layers = 1 + n_pre, .what = SL_LAYER_RAW};
+    sl_rows_request req = {.row0 = n_prefix - 1 - keep, .layers = layers, .n_layers = n_layers, .what = SL_LAYER_RAW};
     ctx.row0 = req.row0;
     rc = sl_session_eval_rows(s, full + keep, n_full - 1 - keep, &req, on_rows, &ctx, err);
     if (rc == SL_STATUS_OK) {
@@ -226,12 +252,6 @@ sl_status sl_lm_score(sl_session *s, const sl_token *full, int32_t n_full, int32
     }
 done:
     free(layers);
-    free(ctx.a);
-    free(ctx.b);
-    free(ctx.d);
-    free(ctx.a2);
-    free(ctx.keep);
-    free(ctx.cand);
-    free(ctx.js);
+    sl_score_ctx_free(&ctx);
     return rc;
 }

@@ -20,12 +20,8 @@ typedef struct batch_plan {
     const sl_model *model;
 } batch_plan;
 
-static void plan_free(batch_plan *p)
+void sl_fw_bufs_free(sl_fw_bufs *b)
 {
-    free(p->parent);
-    free(p->done);
-    free(p->sets);
-    sl_fw_bufs *b = &p->bufs;
     free(b->x);
     free(b->xn);
     free(b->q);
@@ -40,7 +36,17 @@ static void plan_free(batch_plan *p)
     free(b->head_logits);
     free(b->active);
     free(b->rows);
-    sl_matmul_scratch_free(&p->scratch);
+    if (b->scratch)
+        sl_matmul_scratch_free(b->scratch);
+    *b = (sl_fw_bufs){0};
+}
+
+static void plan_free(batch_plan *p)
+{
+    free(p->parent);
+    free(p->done);
+    free(p->sets);
+    sl_fw_bufs_free(&p->bufs);
 }
 
 static int32_t find_entry(const sl_batch_entry *e, int32_t n, const sl_session *s)
@@ -103,11 +109,12 @@ static int32_t group_rows(const sl_batch_entry *e, int32_t n, const int32_t *par
     return rows;
 }
 
-static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t rows, int32_t head, int32_t n)
+sl_status sl_fw_bufs_alloc(sl_fw_bufs *b, sl_matmul_scratch *scratch, const sl_model *m, int32_t rows, int32_t head,
+                           int32_t n_sets)
 {
+    const sl_model_config *c = &m->cfg;
     size_t R = (size_t)rows, D = (size_t)c->n_embd, qd = (size_t)c->n_head * (size_t)c->head_dim;
-    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)sl_fw_ff_width(p->model);
-    sl_fw_bufs *b = &p->bufs;
+    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)sl_fw_ff_width(m);
     b->x = malloc(R * D * sizeof(float));
     b->xn = malloc(R * D * sizeof(float));
     b->gather = malloc(R * D * sizeof(float));
@@ -117,15 +124,15 @@ static sl_status alloc_bufs(batch_plan *p, const sl_model_config *c, int32_t row
     b->v = malloc(R * kvd * sizeof(float));
     b->ff_gate = malloc(R * F * sizeof(float));
     b->ff_up = malloc(R * F * sizeof(float));
-    b->moe = malloc(R * (size_t)sl_fw_moe_floats(p->model) * sizeof(float));
-    b->head_rows = malloc((size_t)head * D * sizeof(float));
-    b->head_logits = malloc((size_t)head * (size_t)c->n_vocab * sizeof(float));
-    b->active = malloc((size_t)n * sizeof *b->active);
-    b->rows = malloc((size_t)n * sizeof *b->rows);
-    b->scratch = &p->scratch;
+    b->moe = malloc(R * (size_t)sl_fw_moe_floats(m) * sizeof(float));
+    b->head_rows = malloc((size_t)(head > 0 ? head : 1) * D * sizeof(float));
+    b->head_logits = malloc((size_t)(head > 0 ? head : 1) * (size_t)c->n_vocab * sizeof(float));
+    b->active = malloc((size_t)n_sets * sizeof *b->active);
+    b->rows = malloc((size_t)n_sets * sizeof *b->rows);
+    b->scratch = scratch;
     bool ok = b->x && b->xn && b->gather && b->q && b->att && b->k && b->v && b->ff_gate && b->ff_up && b->moe &&
               b->head_rows && b->head_logits && b->active && b->rows &&
-              sl_fw_reserve_scratch(b->scratch, p->model, rows > head ? rows : head);
+              sl_fw_reserve_scratch(b->scratch, m, rows > head ? rows : head);
     return ok ? SL_STATUS_OK : SL_STATUS_E_NOMEM;
 }
 
@@ -159,7 +166,6 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     sl_status rc = SL_STATUS_OK;
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++)
         rc = check_entry(e, n, i, p.parent, err);
-    const sl_model_config *c = rc == SL_STATUS_OK ? &e[0].session->model->cfg : NULL;
     int32_t max_rows = 0, total_rows = 0, head = 0;
     for (int32_t i = 0; i < n && rc == SL_STATUS_OK; i++) {
         sl_session *s = e[i].session;
@@ -183,7 +189,7 @@ sl_status sl_session_eval_batch(const sl_batch_entry *e, int32_t n, sl_error *er
     if (max_rows < PASS_ROWS)
         max_rows = total_rows < PASS_ROWS ? total_rows : PASS_ROWS;
     p.model = rc == SL_STATUS_OK ? e[0].session->model : NULL;
-    if (rc == SL_STATUS_OK && alloc_bufs(&p, c, max_rows, head, n) != SL_STATUS_OK)
+    if (rc == SL_STATUS_OK && sl_fw_bufs_alloc(&p.bufs, &p.scratch, p.model, max_rows, head, n) != SL_STATUS_OK)
         rc = sl_error_set(err, SL_STATUS_E_NOMEM, "eval_batch: out of memory for a pass of %d rows", max_rows);
     if (rc != SL_STATUS_OK) {
         plan_free(&p);

@@ -118,8 +118,13 @@ static void attention_decode_sets(sl_fw_set *const *active, const int32_t *row, 
     }
 }
 
-/* Branch evaluation: n alternative tokens all at position p, each attending to the cached keys
- * [0, p) and to its own key, written at cache row p + i (rows past pos are scratch). */
+/* Branch evaluation: the pass's rows are branches off the cached positions [0, p). Row i sits at
+ * position p + d (d = its branch depth, 0 for one-token branches) and attends to the cached keys
+ * its window sees, then to its branch's rows i - d .. i, whose keys are written at cache rows
+ * p + i - d .. p + i (rows past pos are scratch). The scores are laid out and summed exactly as
+ * a contiguous cache of the same positions would be (attend_heads_at), so a branch's rows equal
+ * those of evaluating it on its own. Threads take heads; each head keeps its scores in its row
+ * of the session's scratch. */
 static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t p, const float *Q, float *att)
 {
     const sl_model *md = s->model;
@@ -128,33 +133,42 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
     int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
     sl_dtype kt = s->params.kv_type;
     const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
-    int32_t window = md->blocks[layer].window, j0 = window > 0 && p + 1 > window ? p + 1 - window : 0;
+    const int32_t *depth = s->branch_depth;
+    int32_t window = md->blocks[layer].window, max_depth = 0;
+    for (int32_t i = 0; depth && i < n; i++)
+        max_depth = depth[i] > max_depth ? depth[i] : max_depth;
     float denom = md->arch.attn_denom, softcap = md->arch.attn_softcap;
     bool hooked = sl_hooks_at(s, layer, SL_HOOK_ATTN_SCORES);
     int nt = sl_threads();
     int64_t stride = s->cap;
-    for (int32_t i = 0; i < n; i++) {
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)(p + 1) * nh * hd > 32768)
-        for (int32_t h = 0; h < nh; h++) {
-            int64_t g = h / group;
+#pragma omp parallel for num_threads(nt) schedule(static) \
+    if (nt > 1 && (int64_t)(p + 1 + max_depth) * n * nh * hd > 32768)
+    for (int32_t h = 0; h < nh; h++) {
+        int64_t g = h / group;
+        float *sc = s->scores + h * stride;
+        for (int32_t i = 0; i < n; i++) {
+            int32_t d = depth ? depth[i] : 0, qpos = p + d;
+            int32_t j0 = window > 0 && qpos + 1 > window ? qpos + 1 - window : 0;
+            int32_t m = j0 < p ? p - j0 : 0;             /* cached keys seen */
+            int32_t b0 = j0 > p ? j0 - p : 0;            /* first own key seen, as a depth */
+            int32_t own_n = d - b0 + 1;
             const float *q = Q + i * qd + (int64_t)h * hd;
             const char *Kh = K + ((int64_t)j0 * kvd + g * hd) * es, *Vh = V + ((int64_t)j0 * kvd + g * hd) * es;
-            int64_t own = ((int64_t)(p + i) * kvd + g * hd) * es;
-            float *sc = s->scores + h * stride, *out = att + i * qd + (int64_t)h * hd;
-            int32_t m = p - j0;
-            /* The cached rows, then the row's own key and value as position m. */
+            int64_t own = ((int64_t)(p + i - d + b0) * kvd + g * hd) * es;
+            float *out = att + i * qd + (int64_t)h * hd;
+            /* The cached rows, then the branch's own keys and values as the positions after them. */
             sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
-            sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, 1, denom);
+            sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, own_n, denom);
             if (softcap > 0)
-                sl_attn_softcap(sc, m + 1, softcap);
+                sl_attn_softcap(sc, m + own_n, softcap);
             sl_hooks_attn_ctx ctx;
-            const sl_attn_hook *hook = hooked ? sl_hooks_attention(s, layer, p, j0, h, true, &ctx) : NULL;
-            if (hook && hook->scores) /* keys j0 .. p - 1 cached, then the row's own at p */
-                hook->scores(hook->user, 0, sc, m + 1);
-            sl_attn_softmax(sc, m + 1);
-            /* the own row continues the same sum, as it would as the next cached row */
+            const sl_attn_hook *hook = hooked ? sl_hooks_attention(s, layer, qpos, j0, h, true, &ctx) : NULL;
+            if (hook && hook->scores) /* keys j0 .. p - 1 cached, then the branch's own */
+                hook->scores(hook->user, 0, sc, m + own_n);
+            sl_attn_softmax(sc, m + own_n);
+            /* the own rows continue the same sum, as they would as the next cached rows */
             sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
-            sl_attn_values(out, sc + m, V + own, kvd, kt, hd, 1, true);
+            sl_attn_values(out, sc + m, V + own, kvd, kt, hd, own_n, m > 0);
         }
     }
 }
@@ -238,10 +252,11 @@ static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_
         int32_t n = active[a]->n, p = active[a]->p;
         float *q = bf->q + r * qd, *k = bf->k + r * kvd, *v = bf->v + r * kvd;
         rope_plan rope = rope_of(m, l, s);
-        if (s->branching) { /* every row sits at position p */
+        if (s->branching) { /* row i sits at position p + its branch depth */
             for (int32_t i = 0; i < n; i++) {
-                rope_rows(q + i * qd, 1, c->n_head, hd, p, rope, s->rope_cs);
-                rope_rows(k + i * kvd, 1, c->n_head_kv, hd, p, rope, s->rope_cs);
+                int32_t at = p + (s->branch_depth ? s->branch_depth[i] : 0);
+                rope_rows(q + i * qd, 1, c->n_head, hd, at, rope, s->rope_cs);
+                rope_rows(k + i * kvd, 1, c->n_head_kv, hd, at, rope, s->rope_cs);
             }
         } else {
             rope_rows(q, n, c->n_head, hd, p, rope, s->rope_cs);

@@ -98,6 +98,10 @@ struct sl_session {
     int32_t n_all, cap_all;
     bool keep_hidden;    /* record final_hidden for every position */
     bool branching;      /* inside sl_session_eval_branches: rows are alternatives at one position */
+    /* With branching: row i of the pass sits branch_depth[i] positions after the current one and
+     * attends to the cached positions plus the branch_depth[i] rows before it (its own branch's
+     * earlier tokens) and itself. NULL: every row is a one-token branch (depth 0). */
+    const int32_t *branch_depth;
     int32_t n_branches;  /* rows of the last sl_session_eval_branches, until the next eval/rewind */
     float *final_hidden; /* [cap][n_embd]: hidden_states[N] (after the final norm) per position */
 
@@ -122,6 +126,21 @@ typedef struct sl_rows_capture {
     int32_t *slot;  /* [n_layer + 1]: index into hidden, or -1 */
     float *hidden;  /* [n_slots][n_rows][n_embd] */
 } sl_rows_capture;
+
+/* The capture and LM-head buffers of per-row layer logits (session_rows.c): init sizes them for
+ * n_rows captured rows (cap.pos0 and cap.row0 are the caller's to set); emit runs the LM head
+ * over captured rows [0, n_rows) in chunks and hands them to fn as rows req->row0 + r. */
+typedef struct sl_rows_work {
+    sl_rows_capture cap;
+    float *in;  /* [chunk][n_out][n_embd] */
+    float *out; /* [chunk][n_out][n_vocab] */
+    int32_t chunk, n_out;
+} sl_rows_work;
+sl_status sl_rows_work_init(sl_rows_work *w, const sl_session *s, const sl_rows_request *req, int32_t n_rows,
+                            sl_error *err);
+sl_status sl_rows_work_emit(sl_session *s, const sl_rows_request *req, sl_rows_work *w, int32_t n_rows,
+                            sl_rows_sink fn, void *user, sl_error *err);
+void sl_rows_work_free(sl_rows_work *w);
 
 /* One session's rows in a forward pass over several sessions (forward.c, batch.c). */
 typedef struct sl_fw_set {
@@ -149,6 +168,11 @@ typedef struct sl_fw_bufs {
     sl_matmul_scratch *scratch; /* the products' (Q8_0 activations), reserved for the pass's rows */
 } sl_fw_bufs;
 
+/* Buffers of a pass of up to `rows` rows over n_sets sets, with `head` LM-head rows, the
+ * products' scratch in `scratch` (E_NOMEM: free what was allocated with sl_fw_bufs_free). */
+sl_status sl_fw_bufs_alloc(sl_fw_bufs *b, sl_matmul_scratch *scratch, const sl_model *m, int32_t rows, int32_t head,
+                           int32_t n_sets);
+void sl_fw_bufs_free(sl_fw_bufs *b);
 /* Floats per row of the gated MLP's buffers: the widest of the dense, expert and shared MLPs. */
 int64_t sl_fw_ff_width(const sl_model *m);
 /* Floats per row of the expert step's scratch (at least 1). */

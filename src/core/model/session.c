@@ -67,6 +67,9 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
 {
     if (need <= s->cap)
         return SL_STATUS_OK;
+    if (need > s->n_ctx) /* the doubling below would never reach it */
+        return sl_error_set(err, SL_STATUS_E_RANGE, "%s: %d positions exceed the session's n_ctx %d", s->model->path,
+                            need, s->n_ctx);
     const sl_model_config *c = &s->model->cfg;
     int32_t cap = s->cap ? s->cap : 64;
     while (cap < need)

@@ -63,6 +63,9 @@ static sl_status check_copy(const sl_session *dst, const sl_session *src, sl_err
         return sl_error_set(err, SL_STATUS_E_STATE, "session copy: forks and sessions with forks are not copied");
     if (memcmp(dst->skip, src->skip, (size_t)src->model->cfg.n_layer) != 0)
         return sl_error_set(err, SL_STATUS_E_STATE, "session copy: the skip masks differ");
+    if (src->pos > dst->n_ctx)
+        return sl_error_set(err, SL_STATUS_E_RANGE, "session copy: %d positions exceed the destination's n_ctx %d",
+                            src->pos, dst->n_ctx);
     if (dst->params.kv_type != src->params.kv_type)
         return sl_error_set(err, SL_STATUS_E_ARG, "session copy: the KV cache types differ (kv_type)");
     if (sl_intervention_first_difference(src->model, sl_session_intervention(dst), sl_session_intervention(src)) <

@@ -56,8 +56,7 @@ function task.evaluate(model, item, setting)
     for i, a in ipairs(item.answers) do answers[i] = { prompt = item.prefix, continuation = task.continuation(a) } end
   end
   local details = setting.details and {} or nil
-  for i, a in ipairs(answers) do
-    local r = ev.score_answer(model, a, setting)
+  for i, r in ipairs(ev.score_answers(model, answers, setting)) do
     rec.log_probs[i] = r.log_prob
     rec.n_forwarded, rec.n_tokens = rec.n_forwarded + r.n_forwarded, rec.n_tokens + r.n_tokens
     if details then details[i] = { per_token = r.per_token, premature_layers = r.premature_layers } end

@@ -149,22 +149,27 @@ local function answers_of(item, kind)
   return out
 end
 
--- Scores every true answer, then every false one (the official order) -> record.
+-- Scores every true answer, then every false one (the official order; all of them together,
+-- ev.score_answers) -> record.
 function task.evaluate(model, item, setting)
   local rec = { id = item.id, index = item.index, n_forwarded = 0, n_tokens = 0 }
   local details = setting.details and {} or nil
+  local all, kind_of = {}, {}
   for _, kind in ipairs{ "true", "false" } do
-    local scores = {}
-    for i, a in ipairs(answers_of(item, kind)) do
-      local r = ev.score_answer(model, a, setting)
-      scores[i] = r.log_prob
-      rec.n_forwarded = rec.n_forwarded + r.n_forwarded
-      rec.n_tokens = rec.n_tokens + r.n_tokens
-      if details then
-        details[#details + 1] = { log_prob = r.log_prob, per_token = r.per_token, premature_layers = r.premature_layers }
-      end
+    for _, a in ipairs(answers_of(item, kind)) do
+      all[#all + 1] = a
+      kind_of[#all] = kind
     end
-    rec["scores_" .. kind] = scores
+  end
+  rec.scores_true, rec.scores_false = {}, {}
+  for i, r in ipairs(ev.score_answers(model, all, setting)) do
+    local scores = rec["scores_" .. kind_of[i]]
+    scores[#scores + 1] = r.log_prob
+    rec.n_forwarded = rec.n_forwarded + r.n_forwarded
+    rec.n_tokens = rec.n_tokens + r.n_tokens
+    if details then
+      details[#details + 1] = { log_prob = r.log_prob, per_token = r.per_token, premature_layers = r.premature_layers }
+    end
   end
   local m = task.metrics(rec.scores_true, rec.scores_false, item.best or item.ref_true, item.ref_best)
   rec.MC1, rec.MC2, rec.MC3, rec.answer_details = m.MC1, m.MC2, m.MC3, details
