@@ -45,6 +45,9 @@ void sl_weight_to_f32(float *out, const sl_weight *w)
 
 void sl_rmsnorm(float *out, const float *x, const float *weight, int32_t n, int32_t dim, float eps)
 {
+    /* rows are independent: a prefill's rows are shared out, each computed as alone */
+    int nt = sl_threads() < n ? sl_threads() : n > 1 ? n : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1 && (int64_t)n * dim >= 65536)
     for (int32_t i = 0; i < n; i++) {
         const float *xi = x + (int64_t)i * dim;
         float *oi = out + (int64_t)i * dim;
@@ -220,7 +223,19 @@ typedef struct group_input {
     sl_q8_act q8;
     const uint16_t *bf16;
     const float *bf16_f32;
+    int64_t round_cols; /* > 0: bf16 or bf16_f32 is still to be filled from x, rows of this length */
 } group_input;
+
+/* Rows [i0, i1) of a group's input rounded to BF16, in the form its products take (the rounding
+ * is elementwise, so how the rows are shared out changes nothing). */
+static void round_rows(const group_input *in, int32_t i0, int32_t i1)
+{
+    int64_t cols = in->round_cols, at = (int64_t)i0 * cols, count = (int64_t)(i1 - i0) * cols;
+    if (in->bf16)
+        sl_round_bf16((uint16_t *)in->bf16 + at, in->x + at, count);
+    else if (in->bf16_f32)
+        sl_round_bf16_f32((float *)in->bf16_f32 + at, in->x + at, count);
+}
 
 static void group_share(const sl_matmul_job *jobs, int count, const group_input *in, int32_t n, bool gated,
                         sl_gate_act act, int t, int nt)
@@ -312,21 +327,28 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
             sl_matmul_scratch *s = scratch ? scratch : &own;
             if (!sl_matmul_scratch_grow(s, bf16_input_bytes(n, w->cols)))
                 return false;
-            if (sl_bf16_dot_native()) {
-                sl_round_bf16(s->mem, x, (int64_t)n * w->cols);
+            if (sl_bf16_dot_native())
                 in.bf16 = s->mem;
-            } else {
-                sl_round_bf16_f32(s->mem, x, (int64_t)n * w->cols);
+            else
                 in.bf16_f32 = s->mem;
-            }
+            in.round_cols = w->cols; /* rounded by the threads that run the products */
             break;
         }
     }
     int nt = sl_threads();
     if (nt > 1 && work * n >= 65536) {
 #pragma omp parallel num_threads(nt)
-        group_share(jobs, count, &in, n, gated, act, omp_get_thread_num(), omp_get_num_threads());
+        {
+            int t = omp_get_thread_num(), nth = omp_get_num_threads();
+            if (in.round_cols > 0) {
+                round_rows(&in, (int32_t)((int64_t)n * t / nth), (int32_t)((int64_t)n * (t + 1) / nth));
+#pragma omp barrier
+            }
+            group_share(jobs, count, &in, n, gated, act, t, nth);
+        }
     } else {
+        if (in.round_cols > 0)
+            round_rows(&in, 0, n);
         group_share(jobs, count, &in, n, gated, act, 0, 1);
     }
     sl_matmul_scratch_free(&own);
