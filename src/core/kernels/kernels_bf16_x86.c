@@ -128,7 +128,7 @@ static SL_ALWAYS_INLINE SL_AVX512_BF16 void tile_bf16_at(float *out, int64_t ldo
 {
     int64_t cols = w->cols, row_bytes = cols * 2;
     const uint16_t *wr = (const uint16_t *)w->data + r * cols;
-    int64_t ahead = !fetch ? 0 : R * row_bytes > 4096 ? R * row_bytes : 4096;
+    int64_t ahead = fetch ? tile_prefetch_distance(row_bytes, R) : 0;
     switch (R * 8 + C) {
     case 17: TILE_BF16(2, 1); break;
     case 18: TILE_BF16(2, 2); break;
@@ -145,18 +145,6 @@ static SL_ALWAYS_INLINE SL_AVX512_BF16 void tile_bf16_at(float *out, int64_t ldo
     }
 }
 
-/* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
-static inline int group_size_bf16(int32_t nx, int32_t j0, int cmax)
-{
-    int32_t groups = (nx + cmax - 1) / cmax, base = nx / groups, extra = nx % groups;
-    return (int)(j0 < extra * (base + 1) ? base + 1 : base);
-}
-
-/* Bytes of activation rows that stay in L1 while weight rows stream past them, and of a block
- * of weight rows that stays in L2 while every group passes over it. */
-#define SL_BF16_ALL_L1_BYTES (24 << 10)
-#define SL_BF16_L2_BYTES (256 << 10)
-
 static SL_AVX512_BF16 void rows_bf16(float *out, int64_t ldo, const uint16_t *x, int32_t nx, const sl_weight *w,
                                      int64_t r0, int64_t r1)
 {
@@ -170,14 +158,14 @@ static SL_AVX512_BF16 void rows_bf16(float *out, int64_t ldo, const uint16_t *x,
         }
     }
     /* blocked as rows_avx512: see there */
-    bool groups_outside = (int64_t)nx * x_row > SL_BF16_ALL_L1_BYTES;
-    int64_t block = SL_BF16_L2_BYTES / x_row / SL_BF16_ROWS * SL_BF16_ROWS;
+    bool groups_outside = (int64_t)nx * x_row > SL_TILE_ALL_L1_BYTES;
+    int64_t block = SL_TILE_L2_BYTES / x_row / SL_BF16_ROWS * SL_BF16_ROWS;
     block = block < SL_BF16_ROWS ? SL_BF16_ROWS : block;
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
         if (groups_outside) {
             for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-                C = group_size_bf16(nx, j0, SL_BF16_COLS);
+                C = group_size(nx, j0, SL_BF16_COLS);
                 for (int64_t r = b0, R; r < b1; r += R) {
                     R = b1 - r >= SL_BF16_ROWS ? SL_BF16_ROWS : 1;
                     tile_bf16_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0);
@@ -187,7 +175,7 @@ static SL_AVX512_BF16 void rows_bf16(float *out, int64_t ldo, const uint16_t *x,
             for (int64_t r = b0, R; r < b1; r += R) {
                 R = b1 - r >= SL_BF16_ROWS ? SL_BF16_ROWS : 1;
                 for (int32_t j0 = 0, C; j0 < nx; j0 += C) {
-                    C = group_size_bf16(nx, j0, SL_BF16_COLS);
+                    C = group_size(nx, j0, SL_BF16_COLS);
                     tile_bf16_at(out, ldo, x, w, r, j0, (int)R, C, j0 == 0);
                 }
             }

@@ -81,27 +81,8 @@ static SL_ALWAYS_INLINE SL_AVX2 bool few_rows_avx2(float *out, int64_t ldo, cons
  * accumulated in registers, so each weight load serves C rows and each activation load R
  * rows. R and C are constants at every call, so the loops unroll into registers. */
 
-/* How far ahead a tile prefetches its weight rows: the same row of the next tile (R rows on),
- * at least 4 KiB. */
-static inline int64_t tile_prefetch_distance(int64_t row_bytes, int R)
-{
-    return R * row_bytes > 4096 ? R * row_bytes : 4096;
-}
-
-/* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
-static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
-{
-    int32_t groups = (nx + cmax - 1) / cmax, base = nx / groups, extra = nx % groups;
-    return (int)(j0 < extra * (base + 1) ? base + 1 : base);
-}
-
 #define SL_AVX2_ROWS 3 /* weight rows per tile */
 #define SL_AVX2_COLS 3 /* activation rows per tile: 3 x 3 accumulators + 3 weight vectors + 1 */
-/* Bytes of a group of activation rows that stay in L1 while weight rows stream past them, and
- * of a block of weight rows that stays in L2 while every group passes over it. */
-#define SL_TILE_L1_BYTES (16 << 10)
-#define SL_TILE_ALL_L1_BYTES (24 << 10)
-#define SL_TILE_L2_BYTES (256 << 10)
 /* Columns per chunk of a tile's passes: the tile's weight and activation rows of this many
  * columns stay in L1 while the passes go over them. A multiple of 32. */
 #define SL_TILE_CHUNK 512

@@ -19,6 +19,27 @@
 #define SL_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define SL_AVX512_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
+/* Blocking of the register tiles of every kernel file: bytes of a group of activation rows that
+ * stay in L1 while weight rows stream past them (one group; all the rows), and of a block of
+ * weight rows that stays in L2 while every group passes over it. */
+#define SL_TILE_L1_BYTES (16 << 10)
+#define SL_TILE_ALL_L1_BYTES (24 << 10)
+#define SL_TILE_L2_BYTES (256 << 10)
+
+/* How far ahead a tile prefetches its weight rows: the same row of the next tile (R rows on),
+ * at least 4 KiB. */
+static inline int64_t tile_prefetch_distance(int64_t row_bytes, int R)
+{
+    return R * row_bytes > 4096 ? R * row_bytes : 4096;
+}
+
+/* Splits nx activation rows into the fewest groups of at most cmax, sizes as equal as can be. */
+static SL_ALWAYS_INLINE int group_size(int32_t nx, int32_t j0, int cmax)
+{
+    int32_t groups = (nx + cmax - 1) / cmax, base = nx / groups, extra = nx % groups;
+    return (int)(j0 < extra * (base + 1) ? base + 1 : base);
+}
+
 /* Eight stored values from index c of w, as float32 (exact for every dtype). */
 static SL_ALWAYS_INLINE SL_AVX2 __m256 load8_w(const void *w, int64_t c, sl_dtype dt)
 {

@@ -240,7 +240,12 @@ static sl_status quantize_q8(sl_model *m, sl_weight *w, const char *what, sl_err
     return SL_STATUS_OK;
 }
 
-static sl_status quantize_model_q8(sl_model *m, sl_error *err)
+/* fn on every matrix a lossy weight format or compute mode converts: the blocks' projections,
+ * MLPs and experts, and the LM head (a tied one then gets its own copy; the embedding lookup
+ * keeps the stored values). The routers stay as stored: converting them would move which
+ * experts a token takes. */
+static sl_status each_converted_matrix(sl_model *m, sl_status (*fn)(sl_model *, sl_weight *, const char *, sl_error *),
+                                       sl_error *err)
 {
     sl_status rc;
     for (int32_t i = 0; i < m->cfg.n_layer; i++) {
@@ -248,17 +253,15 @@ static sl_status quantize_model_q8(sl_model *m, sl_error *err)
         sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down,
                            &b->sh_gate, &b->sh_up, &b->sh_down};
         for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
-            if (ws[k]->rows > 0 && (rc = quantize_q8(m, ws[k], "a block's matrices", err)))
+            if (ws[k]->rows > 0 && (rc = fn(m, ws[k], "a block's matrices", err)))
                 return rc;
-        /* the routers stay as stored: Q8_0 would move which experts a token takes */
         for (int32_t e = 0; e < b->n_expert; e++)
-            if ((rc = quantize_q8(m, &b->ex_gate[e], "an expert's matrices", err)) ||
-                (rc = quantize_q8(m, &b->ex_up[e], "an expert's matrices", err)) ||
-                (rc = quantize_q8(m, &b->ex_down[e], "an expert's matrices", err)))
+            if ((rc = fn(m, &b->ex_gate[e], "an expert's matrices", err)) ||
+                (rc = fn(m, &b->ex_up[e], "an expert's matrices", err)) ||
+                (rc = fn(m, &b->ex_down[e], "an expert's matrices", err)))
                 return rc;
     }
-    /* A tied LM head gets its own Q8_0 copy; the embedding lookup keeps the stored values. */
-    return quantize_q8(m, &m->lm_head, "lm_head", err);
+    return fn(m, &m->lm_head, "lm_head", err);
 }
 
 /* w (a stored matrix) marked for BF16 compute, converted to BF16 in a buffer the model owns when
@@ -286,27 +289,6 @@ static sl_status to_bf16_compute(sl_model *m, sl_weight *w, const char *what, sl
     }
     w->bf16_compute = true;
     return SL_STATUS_OK;
-}
-
-static sl_status compute_model_bf16(sl_model *m, sl_error *err)
-{
-    sl_status rc;
-    for (int32_t i = 0; i < m->cfg.n_layer; i++) {
-        sl_block *b = &m->blocks[i];
-        sl_weight *ws[] = {&b->wq, &b->wk, &b->wv, &b->wo, &b->w_gate, &b->w_up, &b->w_down,
-                           &b->sh_gate, &b->sh_up, &b->sh_down};
-        for (size_t k = 0; k < sizeof ws / sizeof *ws; k++)
-            if (ws[k]->rows > 0 && (rc = to_bf16_compute(m, ws[k], "a block's matrices", err)))
-                return rc;
-        /* the routers stay exact: rounding would move which experts a token takes */
-        for (int32_t e = 0; e < b->n_expert; e++)
-            if ((rc = to_bf16_compute(m, &b->ex_gate[e], "an expert's matrices", err)) ||
-                (rc = to_bf16_compute(m, &b->ex_up[e], "an expert's matrices", err)) ||
-                (rc = to_bf16_compute(m, &b->ex_down[e], "an expert's matrices", err)))
-                return rc;
-    }
-    /* a tied LM head converted gets its own copy; the embedding lookup keeps the stored values */
-    return to_bf16_compute(m, &m->lm_head, "lm_head", err);
 }
 
 /* RoPE inverse frequencies exactly as HF computes them in float32 over the rotated channels,
@@ -416,9 +398,9 @@ sl_model *sl_model_load_params(const char *dir, const sl_load_params *params, sl
         if ((rc = bind_block(m, i, err)))
             goto fail;
     m->cfg.dtype = m->embed.dtype;
-    if (weights == SL_WEIGHTS_Q8_0 && (rc = quantize_model_q8(m, err)))
+    if (weights == SL_WEIGHTS_Q8_0 && (rc = each_converted_matrix(m, quantize_q8, err)))
         goto fail;
-    if (compute == SL_COMPUTE_BF16 && (rc = compute_model_bf16(m, err)))
+    if (compute == SL_COMPUTE_BF16 && (rc = each_converted_matrix(m, to_bf16_compute, err)))
         goto fail;
     m->weights = weights;
     m->compute = compute;
