@@ -1,6 +1,7 @@
 /* Q8_0 weights: the quantisation against llama.cpp's definition, and the products at every
- * kernel level (best = AVX-512 VNNI where the CPU has it, AVX2, generic) against a double
- * reference on the same quantised data: exact up to the order of the float summation. */
+ * kernel level (best = AVX-512 VNNI where the CPU has it, AVX2, generic) on the stored and the
+ * packed layout against a double reference on the same quantised data: exact up to the order
+ * of the float summation. The two packed kernels give the same bytes. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,8 +47,11 @@ Test(kernels_q8, quantize_row_follows_llama_cpp_q8_0)
     cr_assert(d[0] == 0.0f && q[0] == 0 && q[31] == 0, "an all-zero block has scale 0");
 }
 
-/* A Q8_0 weight converted from a random stored matrix (owned by the caller through q, d). */
-static sl_weight make_q8(int64_t rows, int64_t cols, sl_dtype dt, int8_t **q, float **d)
+/* A Q8_0 weight converted from a random stored matrix (owned by the caller through q, d: the
+ * stored layout, which the reference reads), and, with packed, the same weight packed (owned
+ * through *pq, *pd). */
+static sl_weight make_q8_as(int64_t rows, int64_t cols, sl_dtype dt, int8_t **q, float **d, bool packed, int8_t **pq,
+                            uint16_t **pd)
 {
     float *f = malloc((size_t)(rows * cols) * sizeof *f);
     cr_assert_not_null(f);
@@ -69,25 +73,47 @@ static sl_weight make_q8(int64_t rows, int64_t cols, sl_dtype dt, int8_t **q, fl
     cr_assert(*q && *d && sl_q8_convert(*q, *d, &src));
     free(f);
     free(h);
-    return (sl_weight){.data = *q, .dtype = dt, .rows = rows, .cols = cols, .q8_scales = *d};
+    if (!packed)
+        return (sl_weight){.data = *q, .dtype = dt, .rows = rows, .cols = cols, .q8_scales = *d};
+    int64_t padded = sl_q8_groups(rows) * 16;
+    *pq = malloc((size_t)(padded * blocks * SL_Q8_BLOCK));
+    *pd = malloc((size_t)(padded * blocks) * sizeof **pd);
+    cr_assert(*pq && *pd);
+    sl_q8_pack(*pq, *pd, *q, *d, rows, cols);
+    return (sl_weight){.data = *pq, .dtype = dt, .rows = rows, .cols = cols, .q8_scales = *pd, .q8_packed = true};
 }
 
-static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias)
+static sl_weight make_q8(int64_t rows, int64_t cols, sl_dtype dt, int8_t **q, float **d)
 {
-    int8_t *wq;
+    return make_q8_as(rows, cols, dt, q, d, false, NULL, NULL);
+}
+
+/* Whether this machine runs the packed layout (x86 with AVX2). */
+static bool packed_runs(void)
+{
+    tu_cap_kernels("SL_NO_AVX2", false);
+    tu_cap_kernels("SL_NO_AVX512", false);
+    return sl_q8_packed_native();
+}
+
+static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias, bool packed)
+{
+    int8_t *wq, *pq = NULL;
     float *wd;
-    sl_weight w = make_q8(rows, cols, (rows + cols) % 2 ? SL_DTYPE_BF16 : SL_DTYPE_F32, &wq, &wd);
+    uint16_t *pd = NULL;
+    sl_weight w = make_q8_as(rows, cols, (rows + cols) % 2 ? SL_DTYPE_BF16 : SL_DTYPE_F32, &wq, &wd, packed, &pq, &pd);
     int64_t blocks = sl_q8_blocks(cols), stride = blocks * SL_Q8_BLOCK, ldo = rows + 3;
     float *x = malloc((size_t)(n * cols) * sizeof *x), *b = malloc((size_t)rows * sizeof *b);
     float *out = malloc((size_t)(n * ldo) * sizeof *out), *xd = malloc((size_t)(n * blocks) * sizeof *xd);
     int8_t *xq = malloc((size_t)(n * stride));
-    cr_assert(x && b && out && xd && xq);
+    int32_t *xs = malloc((size_t)(n * blocks) * sizeof *xs);
+    cr_assert(x && b && out && xd && xq && xs);
     for (int64_t i = 0; i < n * cols; i++)
         x[i] = uniform();
     for (int64_t r = 0; r < rows; r++)
         b[r] = uniform();
     for (int32_t i = 0; i < n; i++)
-        sl_q8_quantize_row(xq + i * stride, xd + i * blocks, x + i * cols, cols, false);
+        sl_q8_quantize_act_row_generic(xq + i * stride, xd + i * blocks, xs + i * blocks, x + i * cols, cols);
     for (int64_t i = 0; i < n * ldo; i++)
         out[i] = NAN;
     cr_assert(sl_matmul(out, ldo, x, n, &w, bias ? b : NULL, NULL));
@@ -108,30 +134,41 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias)
                 want += p;
                 mag += fabs(p);
             }
-            cr_assert(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s n %d [%d][%ld] (%ldx%ld): got %.9g want %.9g",
-                      level, n, i, (long)r, (long)rows, (long)cols, got, want);
+            cr_assert(fabs(got - want) <= 1e-5 * mag + 1e-30, "%s%s n %d [%d][%ld] (%ldx%ld): got %.9g want %.9g",
+                      level, packed ? " packed" : "", n, i, (long)r, (long)rows, (long)cols, got, want);
         }
     }
     free(wq);
     free(wd);
+    free(pq);
+    free(pd);
     free(x);
     free(b);
     free(out);
     free(xd);
     free(xq);
+    free(xs);
 }
 
-static void check_all(void)
+static void check_all_of(bool packed)
 {
-    static const int32_t ns[] = {1, 2, 3, 5, 17, 33, 50};
+    static const int32_t ns[] = {1, 2, 3, 5, 9, 17, 33, 50};
     static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 64}, {70, 172}, {16, 96}};
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-                check_product(shapes[s][0], shapes[s][1], ns[k], (s + k) % 2 == 0);
+                check_product(shapes[s][0], shapes[s][1], ns[k], (s + k) % 2 == 0, packed);
     }
     sl_set_num_threads(1);
+}
+
+static void check_all(void)
+{
+    check_all_of(false);
+    bool packed = sl_q8_packed_native();
+    if (packed)
+        check_all_of(true);
 }
 
 Test(kernels_q8, matmul_best_matches_double_reference)
@@ -191,13 +228,14 @@ Test(kernels_q8, matmul_is_close_to_the_float_product)
 
 /* Batch invariance: row i of a Q8_0 product of n activation rows is bit-identical to the
  * product of that row alone, for every row count and 1 or 2 threads. */
-static void check_rows_alone(int64_t rows, int64_t cols, int threads)
+static void check_rows_alone(int64_t rows, int64_t cols, int threads, bool packed)
 {
-    static const int32_t ns[] = {2, 4, 5, 7, 13, 33, 40};
+    static const int32_t ns[] = {2, 4, 5, 7, 9, 13, 33, 40};
     const int32_t nmax = 40;
-    int8_t *wq;
+    int8_t *wq, *pq = NULL;
     float *wd;
-    sl_weight w = make_q8(rows, cols, SL_DTYPE_BF16, &wq, &wd);
+    uint16_t *pd = NULL;
+    sl_weight w = make_q8_as(rows, cols, SL_DTYPE_BF16, &wq, &wd, packed, &pq, &pd);
     float *x = malloc((size_t)(nmax * cols) * sizeof *x), *alone = malloc((size_t)(nmax * rows) * sizeof *alone);
     float *out = malloc((size_t)(nmax * rows) * sizeof *out);
     cr_assert(x && alone && out);
@@ -212,12 +250,14 @@ static void check_rows_alone(int64_t rows, int64_t cols, int threads)
         cr_assert(sl_matmul(out, rows, x + (nmax - n) * cols, n, &w, NULL, NULL));
         for (int32_t i = 0; i < n; i++)
             cr_assert(memcmp(out + i * rows, alone + (nmax - n + i) * rows, (size_t)rows * sizeof *out) == 0,
-                      "row %d of %d (%ldx%ld, %d threads) differs from the row alone", i, n, (long)rows, (long)cols,
-                      threads);
+                      "row %d of %d (%ldx%ld, %d threads%s) differs from the row alone", i, n, (long)rows,
+                      (long)cols, threads, packed ? ", packed" : "");
     }
     sl_set_num_threads(1);
     free(wq);
     free(wd);
+    free(pq);
+    free(pd);
     free(x);
     free(alone);
     free(out);
@@ -226,9 +266,13 @@ static void check_rows_alone(int64_t rows, int64_t cols, int threads)
 static void check_rows_alone_all(void)
 {
     static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}};
+    bool packed = sl_q8_packed_native();
     for (int threads = 1; threads <= 2; threads++)
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            check_rows_alone(shapes[s][0], shapes[s][1], threads);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            check_rows_alone(shapes[s][0], shapes[s][1], threads, false);
+            if (packed)
+                check_rows_alone(shapes[s][0], shapes[s][1], threads, true);
+        }
 }
 
 Test(kernels_q8, rows_of_a_batch_equal_rows_alone_best) { check_rows_alone_all(); }
@@ -275,4 +319,80 @@ Test(kernels_q8, scratch_grows_once_and_reports_failure)
     cr_assert(s.mem == NULL && s.cap == 0);
     free(wq);
     free(wd);
+}
+
+/* The activation quantiser at the SIMD level gives the portable one's bytes: scales, rounding to
+ * nearest even (ties included), the sums, zero blocks and a partial last block. */
+Test(kernels_q8, act_quantiser_same_bytes_at_every_level)
+{
+    enum { COLS = 200, BLOCKS = 7 };
+    float x[COLS];
+    for (int i = 0; i < COLS; i++)
+        x[i] = uniform() * (i % 5 == 0 ? 3.0f : 1.0f);
+    for (int i = 32; i < 64; i++)
+        x[i] = 0.0f; /* a zero block */
+    x[64] = 127.0f; /* block 2: scale 1, so halves are exact ties */
+    x[65] = 2.5f, x[66] = -2.5f, x[67] = 3.5f, x[68] = -0.5f, x[69] = 0.5f;
+    int8_t q[2][BLOCKS * 32];
+    float d[2][BLOCKS];
+    int32_t bs[2][BLOCKS];
+    sl_q8_quantize_act_row_generic(q[0], d[0], bs[0], x, COLS);
+    tu_cap_kernels("SL_NO_AVX2", false);
+    tu_cap_kernels("SL_NO_AVX512", false);
+    sl_q8_quantize_act_row(q[1], d[1], bs[1], x, COLS);
+    cr_assert(memcmp(q[0], q[1], sizeof q[0]) == 0 && memcmp(d[0], d[1], sizeof d[0]) == 0 &&
+              memcmp(bs[0], bs[1], sizeof bs[0]) == 0);
+    cr_assert(d[0][2] == 1.0f && q[0][65] == 2 && q[0][66] == -2 && q[0][67] == 4 && q[0][68] == 0 && q[0][69] == 0,
+              "ties go to even");
+    cr_assert(d[0][1] == 0.0f && bs[0][1] == 0 && q[0][40] == 0, "a zero block");
+    for (int b = 0; b < BLOCKS; b++) {
+        int32_t sum = 0;
+        for (int k = 0; k < 32; k++)
+            sum += q[0][b * 32 + k];
+        cr_assert_eq(bs[0][b], -128 * sum, "bsum of block %d", b);
+    }
+    for (int k = COLS - 6 * 32; k < 32; k++)
+        cr_assert_eq(q[0][6 * 32 + k], 0, "padding of the last block");
+}
+
+/* A packed weight: its rows read back as the stored layout's (the weight-row reader), and the
+ * AVX-512 VNNI and AVX2 kernels give the same bytes. */
+Test(kernels_q8, packed_layout_rows_and_kernels_agree)
+{
+    if (!packed_runs())
+        cr_skip_test("no packed layout on this machine");
+    static const int64_t shapes[][2] = {{37, 100}, {48, 576}, {5, 7}, {70, 172}};
+    static const int32_t ns[] = {1, 2, 5, 8, 9, 17};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1];
+        int8_t *wq, *pq;
+        float *wd;
+        uint16_t *pd;
+        sl_weight plain = make_q8(rows, cols, SL_DTYPE_F32, &wq, &wd);
+        free(wq), free(wd);
+        sl_weight w = make_q8_as(rows, cols, SL_DTYPE_F32, &wq, &wd, true, &pq, &pd);
+        plain.data = wq, plain.q8_scales = wd;
+        float *a = malloc((size_t)cols * sizeof *a), *b = malloc((size_t)cols * sizeof *b);
+        float *x = malloc((size_t)(17 * cols) * sizeof *x);
+        float *best = malloc((size_t)(17 * rows) * sizeof *best), *avx2 = malloc((size_t)(17 * rows) * sizeof *avx2);
+        cr_assert(a && b && x && best && avx2);
+        for (int64_t r = 0; r < rows; r++) {
+            sl_weight_row(a, &plain, r);
+            sl_weight_row(b, &w, r);
+            cr_assert(memcmp(a, b, (size_t)cols * sizeof *a) == 0, "row %ld of %ldx%ld", (long)r, (long)rows,
+                      (long)cols);
+        }
+        for (int64_t i = 0; i < 17 * cols; i++)
+            x[i] = uniform();
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            tu_cap_kernels("SL_NO_AVX512", false);
+            cr_assert(sl_matmul(best, rows, x, ns[k], &w, NULL, NULL));
+            tu_cap_kernels("SL_NO_AVX512", true);
+            cr_assert(sl_matmul(avx2, rows, x, ns[k], &w, NULL, NULL));
+            cr_assert(memcmp(best, avx2, (size_t)(ns[k] * rows) * sizeof *best) == 0, "%d rows x %ldx%ld", ns[k],
+                      (long)rows, (long)cols);
+        }
+        tu_cap_kernels("SL_NO_AVX512", false);
+        free(wq), free(wd), free(pq), free(pd), free(a), free(b), free(x), free(best), free(avx2);
+    }
 }

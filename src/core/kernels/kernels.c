@@ -25,11 +25,22 @@ int sl_threads(void) { return g_threads; }
 
 void sl_weight_row(float *out, const sl_weight *w, int64_t row)
 {
+    if (w->q8_packed) {
+        int64_t blocks = sl_q8_blocks(w->cols);
+        int8_t q[SL_Q8_BLOCK];
+        float d;
+        for (int64_t b = 0; b < blocks; b++) {
+            sl_q8_packed_block(q, &d, w, row, b);
+            for (int64_t k = 0; k < SL_Q8_BLOCK && b * SL_Q8_BLOCK + k < w->cols; k++)
+                out[b * SL_Q8_BLOCK + k] = d * (float)q[k];
+        }
+        return;
+    }
     if (w->q8_scales) {
         int64_t blocks = sl_q8_blocks(w->cols);
         const int8_t *q = (const int8_t *)w->data + row * blocks * SL_Q8_BLOCK;
         for (int64_t c = 0; c < w->cols; c++)
-            out[c] = w->q8_scales[row * blocks + c / SL_Q8_BLOCK] * (float)q[c];
+            out[c] = ((const float *)w->q8_scales)[row * blocks + c / SL_Q8_BLOCK] * (float)q[c];
         return;
     }
     sl_convert_values(out, sl_row_ptr(w, row), w->cols, w->dtype);
@@ -188,18 +199,18 @@ static void bf16_rows(float *out, int64_t ldo, const uint16_t *xb, int32_t n, co
 static void q8_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t n, const sl_weight *w, int64_t r0,
                     int64_t r1)
 {
-    sl_q8_rows_fn fn = sl_q8_rows_at(sl_kernel_isa());
+    void (*fn)(float *, int64_t, const sl_q8_act *, int32_t, const sl_weight *, int64_t, int64_t) =
+        w->q8_packed ? sl_q8_packed_rows : sl_q8_rows_generic;
     int64_t stride = a->blocks * SL_Q8_BLOCK;
     int64_t block = (int64_t)TILE_WEIGHT_BYTES / (a->blocks * (SL_Q8_BLOCK + (int64_t)sizeof(float)));
-    block = block < 16 ? 16 : block & ~(int64_t)3;
+    block = block < 16 ? 16 : block & ~(int64_t)15; /* whole groups of the packed layout */
     for (int64_t b0 = r0; b0 < r1; b0 += block) {
         int64_t b1 = r1 - b0 < block ? r1 : b0 + block;
         for (int32_t i = 0; i < n; i += TILE_ROWS) {
             sl_q8_act part = {.q = a->q + i * stride,
                               .d = a->d + i * a->blocks,
-                              .blocks = a->blocks,
-                              .offset = a->offset + i * a->blocks * 8,
-                              .d8 = a->d8 + i * a->blocks * 8};
+                              .bsum = a->bsum + i * a->blocks,
+                              .blocks = a->blocks};
             fn(out + (int64_t)i * ldo, ldo, &part, n - i < TILE_ROWS ? n - i : TILE_ROWS, w, b0, b1);
         }
     }
@@ -213,9 +224,6 @@ static inline float gelu_tanh(float x)
     return 0.5f * x * (1.0f + tanhf(inner));
 }
 
-/* The share of thread t (of nt) of every product in the group, bias included. With gated,
- * jobs[0] (gate) and jobs[1] (up) have the same shape, so each thread owns the same rows of
- * both and applies gate = act(gate) * up to them without waiting for the others. */
 /* The input rows of a group in the forms its products take: as given, quantised to Q8_0, and
  * rounded to BF16 (as BF16 bits for the dot-product kernel, or as float32 where it is emulated). */
 typedef struct group_input {
@@ -223,13 +231,19 @@ typedef struct group_input {
     sl_q8_act q8;
     const uint16_t *bf16;
     const float *bf16_f32;
-    int64_t round_cols; /* > 0: bf16 or bf16_f32 is still to be filled from x, rows of this length */
+    /* > 0: bf16 or bf16_f32 (round_cols), or q8 (q8_cols), is still to be filled from x, rows of
+     * this length (by the threads that run the products) */
+    int64_t round_cols, q8_cols;
 } group_input;
 
-/* Rows [i0, i1) of a group's input rounded to BF16, in the form its products take (the rounding
- * is elementwise, so how the rows are shared out changes nothing). */
-static void round_rows(const group_input *in, int32_t i0, int32_t i1)
+/* Rows [i0, i1) of a group's input quantised to Q8_0 or rounded to BF16, in the form its
+ * products take (row by row, so how the rows are shared out changes nothing). */
+static void prepare_rows(const group_input *in, int32_t i0, int32_t i1)
 {
+    if (in->q8_cols > 0) {
+        sl_q8_act_fill(&in->q8, in->x, in->q8_cols, i0, i1);
+        return;
+    }
     int64_t cols = in->round_cols, at = (int64_t)i0 * cols, count = (int64_t)(i1 - i0) * cols;
     if (in->bf16)
         sl_round_bf16((uint16_t *)in->bf16 + at, in->x + at, count);
@@ -237,6 +251,9 @@ static void round_rows(const group_input *in, int32_t i0, int32_t i1)
         sl_round_bf16_f32((float *)in->bf16_f32 + at, in->x + at, count);
 }
 
+/* The share of thread t (of nt) of every product in the group, bias included. With gated,
+ * jobs[0] (gate) and jobs[1] (up) have the same shape, so each thread owns the same rows of
+ * both and applies gate = act(gate) * up to them without waiting for the others. */
 static void group_share(const sl_matmul_job *jobs, int count, const group_input *in, int32_t n, bool gated,
                         sl_gate_act act, int t, int nt)
 {
@@ -319,8 +336,9 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
     for (int j = 0; j < count; j++) {
         const sl_weight *w = jobs[j].w;
         if (w->q8_scales) {
-            if (!sl_q8_act_init(&in.q8, x, n, w->cols, scratch ? scratch : &own))
+            if (!sl_q8_act_init(&in.q8, n, w->cols, scratch ? scratch : &own))
                 return false;
+            in.q8_cols = w->cols;
             break;
         }
         if (w->bf16_compute) {
@@ -340,15 +358,15 @@ static bool group_run(const sl_matmul_job *jobs, int count, const float *x, int3
 #pragma omp parallel num_threads(nt)
         {
             int t = omp_get_thread_num(), nth = omp_get_num_threads();
-            if (in.round_cols > 0) {
-                round_rows(&in, (int32_t)((int64_t)n * t / nth), (int32_t)((int64_t)n * (t + 1) / nth));
+            if (in.round_cols > 0 || in.q8_cols > 0) {
+                prepare_rows(&in, (int32_t)((int64_t)n * t / nth), (int32_t)((int64_t)n * (t + 1) / nth));
 #pragma omp barrier
             }
             group_share(jobs, count, &in, n, gated, act, t, nth);
         }
     } else {
-        if (in.round_cols > 0)
-            round_rows(&in, 0, n);
+        if (in.round_cols > 0 || in.q8_cols > 0)
+            prepare_rows(&in, 0, n);
         group_share(jobs, count, &in, n, gated, act, 0, 1);
     }
     sl_matmul_scratch_free(&own);

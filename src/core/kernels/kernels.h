@@ -14,9 +14,11 @@ typedef struct sl_weight {
     const void *data;
     sl_dtype dtype;
     int64_t rows, cols;
-    /* Q8_0 (kernels_q8.h): data is int8 [rows][blocks * 32], these the scales [rows][blocks];
-     * NULL for stored F32/F16/BF16 weights. */
-    const float *q8_scales;
+    /* Q8_0 (kernels_q8.h): data is int8 [rows][blocks * 32], these the scales as float32
+     * [rows][blocks]; NULL for stored F32/F16/BF16 weights. q8_packed: data and scales are in
+     * the packed layout of the x86 kernels instead (sl_q8_pack; the scales float16 bits). */
+    const void *q8_scales;
+    bool q8_packed;
     /* BF16 compute (SL_COMPUTE_BF16): data is BF16 and the products round their input rows to
      * BF16 before multiplying. */
     bool bf16_compute;

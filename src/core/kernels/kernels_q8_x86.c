@@ -1,143 +1,194 @@
-/* x86 Q8_0 row kernels: AVX2 (int8 products through maddubs) and AVX-512 VNNI (dpbusd, two
- * blocks per instruction). Both sum each block exactly in int32, like the portable kernel;
- * only the float summation of the scaled block sums differs in order. */
+/* x86 Q8_0 kernels: the activation quantiser and the AVX-512 VNNI and AVX2 kernels on the packed
+ * layout (sl_q8_pack). Like the portable kernel on the stored layout, they sum each block exactly
+ * in int32; only the float summation of the scaled block sums differs in order. */
 #include "kernels_q8.h"
 #include "simd_x86.h"
 
+#include <string.h>
+
 #ifdef SL_X86
 
-/* Eight int32 partial sums of one block's 32 products (|w| <= 127, so maddubs cannot saturate). */
-static inline SL_AVX2 __m256i block_dot_avx2(const int8_t *wq, const int8_t *xq)
+/* One block of up to 32 values quantised as sl_q8_quantize_act_row_generic does (the same
+ * float operations in the same order, so the same bytes). */
+static SL_AVX2 void quantize_act_row_avx2(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t cols)
 {
-    __m256i w = _mm256_loadu_si256((const __m256i *)wq), x = _mm256_loadu_si256((const __m256i *)xq);
-    __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-/* Four weight rows per pass share every load of the activation row; with a few activation rows
- * (decode) the weight rows go one after another instead, each read as one forward stream (see
- * vecn_avx2). Either way each output sums its blocks in the same order. */
-static SL_AVX2 void rows_q8_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
-                                    int64_t r0, int64_t r1)
-{
-    int64_t blocks = a->blocks, stride = blocks * SL_Q8_BLOCK;
-    int64_t r = r0;
-    for (; nx > SL_FEW_ROWS && r + 4 <= r1; r += 4) {
-        const int8_t *wq = (const int8_t *)w->data + r * stride;
-        const float *wd = w->q8_scales + r * blocks;
-        for (int32_t j = 0; j < nx; j++) {
-            const int8_t *xq = a->q + j * stride;
-            const float *xd = a->d + j * blocks;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int64_t b = 0; b < blocks; b++) {
-                for (int i = 0; i < 4; i++) {
-                    __m256i p = block_dot_avx2(wq + i * stride + b * SL_Q8_BLOCK, xq + b * SL_Q8_BLOCK);
-                    acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(wd[i * blocks + b] * xd[b]), _mm256_cvtepi32_ps(p),
-                                             acc[i]);
-                }
-            }
-            for (int i = 0; i < 4; i++)
-                out[(int64_t)j * ldo + r + i] = hsum8(acc[i]);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    int64_t blocks = sl_q8_blocks(cols);
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
+        float part[SL_Q8_BLOCK] = {0};
+        const float *src = x + c0;
+        if (n < SL_Q8_BLOCK) {
+            memcpy(part, src, (size_t)n * sizeof *part);
+            src = part;
         }
-    }
-    for (; r < r1; r++) {
-        const int8_t *wq = (const int8_t *)w->data + r * stride;
-        const float *wd = w->q8_scales + r * blocks;
-        for (int32_t j = 0; j < nx; j++) {
-            const int8_t *xq = a->q + j * stride;
-            const float *xd = a->d + j * blocks;
-            __m256 acc = _mm256_setzero_ps();
-            for (int64_t b = 0; b < blocks; b++)
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(wd[b] * xd[b]),
-                                      _mm256_cvtepi32_ps(block_dot_avx2(wq + b * SL_Q8_BLOCK, xq + b * SL_Q8_BLOCK)),
-                                      acc);
-            out[(int64_t)j * ldo + r] = hsum8(acc);
-        }
+        __m256 v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = _mm256_loadu_ps(src + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        float amax = _mm_cvtss_f32(h);
+        float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        __m256 vinv = _mm256_set1_ps(inv);
+        __m256i i[4];
+        for (int k = 0; k < 4; k++)
+            i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vinv)); /* to nearest even */
+        __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i[0], i[1]), _mm256_add_epi32(i[2], i[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+        _mm256_storeu_si256((__m256i *)(q + c0), _mm256_permutevar8x32_epi32(packed, order));
+        d[b] = scale;
+        bsum[b] = -128 * _mm_cvtsi128_si32(s4);
     }
 }
 
-/* AVX-512 VNNI: dpbusd multiplies unsigned bytes by signed ones, four per int32 lane. The
- * weights go in as w + 128 (w ^ 0x80, one xor per load shared by every activation row) and each
- * lane starts from -128 * (the sum of its four x), so it holds exactly sum w * x of its four
- * bytes. One 512-bit vector covers two blocks (lanes 0-7 and 8-15), scaled by
- * d_w * d_x per lane. A tile of R weight rows by C activation rows is accumulated in
- * registers (R and C constant at each call, so the loops unroll). */
-#define SL_Q8_VNNI_COLS 4
+void sl_q8_quantize_act_row(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t cols)
+{
+    if (sl_kernel_isa() >= SL_ISA_AVX2)
+        quantize_act_row_avx2(q, d, bsum, x, cols);
+    else
+        sl_q8_quantize_act_row_generic(q, d, bsum, x, cols);
+}
+
+/* The packed kernels (sl_q8_pack) take a group of 16 weight rows against C activation rows at a
+ * time, loading each of the group's vectors once per block for all C rows. */
+static inline int32_t load_i32(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* AVX-512 VNNI: each activation row's lanes start from its bsum and take 8 vpdpbusd of the
+ * weights made unsigned (w ^ 0x80 = w + 128) by the row's 4 bytes broadcast. */
+#define SL_Q8_VNNI_COLS 8
 
 static SL_ALWAYS_INLINE SL_AVX512_VNNI void tile_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
-                                                  const int8_t *wq, const float *wd, int64_t blocks, const int R,
-                                                  const int C)
+                                                      const int8_t *wp, const uint16_t *ws, int64_t blocks,
+                                                      __mmask16 keep, const int C)
 {
-    int64_t stride = blocks * SL_Q8_BLOCK, pairs = blocks & ~(int64_t)1;
+    int64_t stride = blocks * SL_Q8_BLOCK;
+    const int8_t *xq = a->q + j0 * stride;
+    const float *xd = a->d + j0 * blocks;
+    const int32_t *xs = a->bsum + j0 * blocks;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
-    const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc[4][SL_Q8_VNNI_COLS];
-    for (int i = 0; i < R; i++)
+    __m512 acc[SL_Q8_VNNI_COLS];
+    for (int j = 0; j < C; j++)
+        acc[j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const int8_t *wb = wp + b * 16 * SL_Q8_BLOCK;
+        __m512i s[SL_Q8_VNNI_COLS];
         for (int j = 0; j < C; j++)
-            acc[i][j] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < pairs; b += 2) {
-        __m512i wu[4];
-        __m512 ws[4];
-        for (int i = 0; i < R; i++) {
-            wu[i] = _mm512_xor_si512(_mm512_loadu_si512(wq + i * stride + b * SL_Q8_BLOCK), flip);
-            __m512 two = _mm512_maskz_loadu_ps(0x3, wd + i * blocks + b); /* d[b], d[b + 1] */
-            ws[i] = _mm512_permutexvar_ps(halves, two);
+            s[j] = _mm512_set1_epi32(xs[j * blocks + b]);
+        for (int k = 0; k < 8; k++) {
+            __m512i wv = _mm512_xor_si512(_mm512_loadu_si512(wb + 64 * k), flip);
+            for (int j = 0; j < C; j++)
+                s[j] = _mm512_dpbusd_epi32(s[j], wv, _mm512_set1_epi32(load_i32(xq + j * stride + b * 32 + 4 * k)));
         }
-        for (int j = 0; j < C; j++) {
-            int64_t row = j0 + j;
-            __m512i xv = _mm512_loadu_si512(a->q + row * stride + b * SL_Q8_BLOCK);
-            __m512i start = _mm512_loadu_si512(a->offset + (row * blocks + b) * 8);
-            __m512 xs = _mm512_loadu_ps(a->d8 + (row * blocks + b) * 8);
-            for (int i = 0; i < R; i++) {
-                __m512i p = _mm512_dpbusd_epi32(start, wu[i], xv);
-                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(ws[i], xs), acc[i][j]);
-            }
-        }
+        __m512 scale = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(ws + b * 16)));
+        for (int j = 0; j < C; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(scale, _mm512_set1_ps(xd[j * blocks + b])),
+                                     acc[j]);
     }
-    for (int j = 0; j < C; j++) {
-        int64_t row = j0 + j;
-        for (int i = 0; i < R; i++) {
-            float s = _mm512_reduce_add_ps(acc[i][j]);
-            if (pairs < blocks) { /* an odd last block, in 256 bits */
-                const int8_t *wb = wq + i * stride + pairs * SL_Q8_BLOCK;
-                __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)wb), _mm512_castsi512_si256(flip));
-                __m256i p = _mm256_dpbusd_epi32(
-                    _mm256_loadu_si256((const __m256i *)(a->offset + (row * blocks + pairs) * 8)), wv,
-                    _mm256_loadu_si256((const __m256i *)(a->q + row * stride + pairs * SL_Q8_BLOCK)));
-                __m256 sc = _mm256_set1_ps(wd[i * blocks + pairs] * a->d[row * blocks + pairs]);
-                s += hsum8(_mm256_mul_ps(_mm256_cvtepi32_ps(p), sc));
-            }
-            out[row * ldo + i] = s;
-        }
-    }
+    for (int j = 0; j < C; j++)
+        _mm512_mask_storeu_ps(out + (j0 + j) * ldo, keep, acc[j]);
 }
 
-#define TILE_VNNI(R, C) tile_vnni(out + r, ldo, a, j0, wq, wd, blocks, R, C)
+#define TILE_VNNI(C) tile_vnni(out + r, ldo, a, j0, wp, ws, blocks, keep, C)
 
-static SL_AVX512_VNNI void rows_q8_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
-                                    int64_t r0, int64_t r1)
+static SL_AVX512_VNNI void packed_rows_vnni(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx,
+                                            const sl_weight *w, int64_t r0, int64_t r1)
 {
-    int64_t blocks = a->blocks, stride = blocks * SL_Q8_BLOCK;
-    for (int64_t r = r0; r < r1;) {
-        const int8_t *wq = (const int8_t *)w->data + r * stride;
-        const float *wd = w->q8_scales + r * blocks;
-        /* few activation rows: one weight row per tile, so the weights stream forward */
-        const int R = nx > SL_FEW_ROWS && r1 - r >= 4 ? 4 : 1;
+    int64_t blocks = a->blocks;
+    for (int64_t r = r0; r < r1; r += 16) {
+        const int8_t *wp = (const int8_t *)w->data + (r / 16) * blocks * 16 * SL_Q8_BLOCK;
+        const uint16_t *ws = (const uint16_t *)w->q8_scales + (r / 16) * blocks * 16;
+        __mmask16 keep = r1 - r >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (r1 - r)) - 1);
         for (int32_t j0 = 0; j0 < nx;) {
-            int C = nx - j0 >= SL_Q8_VNNI_COLS ? SL_Q8_VNNI_COLS : nx - j0;
-            switch (R * 8 + C) {
-            case 33: TILE_VNNI(4, 1); break;
-            case 34: TILE_VNNI(4, 2); break;
-            case 35: TILE_VNNI(4, 3); break;
-            case 36: TILE_VNNI(4, 4); break;
-            case 9: TILE_VNNI(1, 1); break;
-            case 10: TILE_VNNI(1, 2); break;
-            case 11: TILE_VNNI(1, 3); break;
-            default: TILE_VNNI(1, 4); break;
+            int C = group_size(nx, j0, SL_Q8_VNNI_COLS);
+            switch (C) {
+            case 1: TILE_VNNI(1); break;
+            case 2: TILE_VNNI(2); break;
+            case 3: TILE_VNNI(3); break;
+            case 4: TILE_VNNI(4); break;
+            case 5: TILE_VNNI(5); break;
+            case 6: TILE_VNNI(6); break;
+            case 7: TILE_VNNI(7); break;
+            default: TILE_VNNI(8); break;
             }
             j0 += C;
         }
-        r += R;
+    }
+}
+
+/* AVX2: one half of a group (8 rows: the low or high 32 bytes of each vector) at a time; per
+ * 4-byte step maddubs multiplies |w| by x carrying w's sign (|w| <= 127, so its pairs cannot
+ * saturate) and madd adds the pairs into the lanes. */
+#define SL_Q8_AVX2_COLS 4
+
+static SL_ALWAYS_INLINE SL_AVX2 void half_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
+                                               const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
+                                               const int C)
+{
+    int64_t stride = blocks * SL_Q8_BLOCK;
+    const int8_t *xq = a->q + j0 * stride;
+    const float *xd = a->d + j0 * blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[SL_Q8_AVX2_COLS];
+    for (int j = 0; j < C; j++)
+        acc[j] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const int8_t *wb = wp + b * 16 * SL_Q8_BLOCK;
+        __m256i s[SL_Q8_AVX2_COLS];
+        for (int j = 0; j < C; j++)
+            s[j] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 64 * k));
+            __m256i mag = _mm256_sign_epi8(wv, wv);
+            for (int j = 0; j < C; j++) {
+                __m256i xv = _mm256_set1_epi32(load_i32(xq + j * stride + b * 32 + 4 * k));
+                __m256i pairs = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(xv, wv));
+                s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(pairs, ones));
+            }
+        }
+        __m256 scale = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16)));
+        for (int j = 0; j < C; j++)
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(scale, _mm256_set1_ps(xd[j * blocks + b])),
+                                     acc[j]);
+    }
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int j = 0; j < C; j++)
+        _mm256_maskstore_ps(out + (j0 + j) * ldo, mask, acc[j]);
+}
+
+#define HALF_AVX2(C) half_avx2(out + r + 8 * h, ldo, a, j0, wp + 32 * h, ws + 8 * h, blocks, lanes, C)
+
+static SL_AVX2 void packed_rows_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
+                                     int64_t r0, int64_t r1)
+{
+    int64_t blocks = a->blocks;
+    for (int64_t r = r0; r < r1; r += 16) {
+        const int8_t *wp = (const int8_t *)w->data + (r / 16) * blocks * 16 * SL_Q8_BLOCK;
+        const uint16_t *ws = (const uint16_t *)w->q8_scales + (r / 16) * blocks * 16;
+        for (int h = 0; h < 2 && r + 8 * h < r1; h++) {
+            int lanes = r1 - r - 8 * h >= 8 ? 8 : (int)(r1 - r - 8 * h);
+            for (int32_t j0 = 0; j0 < nx;) {
+                int C = group_size(nx, j0, SL_Q8_AVX2_COLS);
+                switch (C) {
+                case 1: HALF_AVX2(1); break;
+                case 2: HALF_AVX2(2); break;
+                case 3: HALF_AVX2(3); break;
+                default: HALF_AVX2(4); break;
+                }
+                j0 += C;
+            }
+        }
     }
 }
 
@@ -147,13 +198,16 @@ static bool has_vnni(void)
     return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512dq");
 }
 
-sl_q8_rows_fn sl_q8_rows_at(sl_isa isa)
+bool sl_q8_packed_native(void) { return sl_kernel_isa() >= SL_ISA_AVX2; }
+
+/* Both kernels give the same bytes; weights packed at one level still multiply at another. */
+void sl_q8_packed_rows(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w, int64_t r0,
+                       int64_t r1)
 {
-    if (isa >= SL_ISA_AVX512 && has_vnni())
-        return rows_q8_vnni;
-    if (isa >= SL_ISA_AVX2)
-        return rows_q8_avx2;
-    return sl_q8_rows_generic;
+    if (sl_kernel_isa() >= SL_ISA_AVX512 && has_vnni())
+        packed_rows_vnni(out, ldo, a, nx, w, r0, r1);
+    else
+        packed_rows_avx2(out, ldo, a, nx, w, r0, r1);
 }
 
 #endif

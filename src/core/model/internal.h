@@ -52,6 +52,11 @@ struct sl_model {
     sl_compute_mode compute;  /* SL_COMPUTE_BF16: the same matrices multiply in BF16 */
     void **owned;      /* float32 vectors and realigned weights, freed with the model */
     int32_t n_owned;
+    /* the converted matrices (Q8_0, BF16 compute), carved from one owned buffer of
+     * converted_cap bytes, converted_used taken; while sizing, only counted */
+    char *converted;
+    size_t converted_cap, converted_used;
+    bool sizing_converted;
 };
 
 /* Residual-stream snapshots at one layer input, recorded by a parent for its forks. */
