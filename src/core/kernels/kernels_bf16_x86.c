@@ -35,6 +35,8 @@ static SL_ALWAYS_INLINE SL_AVX512_BF16 void vecn_bf16(float *out, int64_t ldo, c
             acc[j][0] = acc[j][1] = _mm512_setzero_ps();
         int64_t c = 0;
         for (; c < c64; c += 64) {
+            prefetch_stream(wr, c, SL_DTYPE_BF16);
+            prefetch_stream(wr, c + 32, SL_DTYPE_BF16);
             __m512i w0 = load32(wr + c), w1 = load32(wr + c + 32);
             for (int j = 0; j < NX; j++) {
                 acc[j][0] = dot32(acc[j][0], load32(x + j * cols + c), w0);
