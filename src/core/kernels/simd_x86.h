@@ -33,10 +33,12 @@ static inline int64_t tile_prefetch_distance(int64_t row_bytes, int R)
     return R * row_bytes > 4096 ? R * row_bytes : 4096;
 }
 
-/* One-row-at-a-time (decode) kernels prefetch their weight stream this far ahead into L2, one
- * line per 64 bytes read: the hardware prefetchers alone leave too few reads in flight for the
- * memory's latency. Exact decode of Llama-3.2-1B (BF16) on a Zen 4: 6.4 -> 9.2 tok/s on one
- * thread, 11.3 -> 15.9 on two. */
+/* The float32 one-row-at-a-time (decode) kernels prefetch their weight stream this far ahead
+ * into L2, one line per 64 bytes read: converting and multiplying takes enough instructions per
+ * byte that the out-of-order window alone holds too few reads in flight for the memory's
+ * latency. Exact decode of Llama-3.2-1B (BF16) on a Zen 4: 6.4 -> 9.2 tok/s on one thread,
+ * 11.3 -> 15.9 on two. The VNNI and vdpbf16ps kernels, with a third of the instructions per
+ * byte, ran slower with it. */
 #define SL_STREAM_PREFETCH (16 << 10)
 
 /* The prefetch for the 32 values from index c of a weight row (one line, or two for F32). */
