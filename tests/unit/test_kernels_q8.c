@@ -396,3 +396,31 @@ Test(kernels_q8, packed_layout_rows_and_kernels_agree)
         free(wq), free(wd), free(pq), free(pd), free(a), free(b), free(x), free(best), free(avx2);
     }
 }
+
+/* The weights' quantiser at the SIMD level gives the portable one's bytes: roundf's halves away
+ * from zero (x / d exactly k + 0.5), zero blocks, a partial last block, float16 scales. */
+Test(kernels_q8, weight_quantiser_same_bytes_at_every_level)
+{
+    enum { COLS = 300, BLOCKS = 10 };
+    float x[COLS];
+    for (int i = 0; i < COLS; i++)
+        x[i] = uniform() * (i % 3 == 0 ? 5.0f : 1.0f);
+    for (int i = 32; i < 64; i++)
+        x[i] = 0.0f;
+    x[64] = 127.0f; /* block 2: scale 1, halves are ties */
+    x[65] = 2.5f, x[66] = -2.5f, x[67] = 0.5f, x[68] = -0.5f, x[69] = 126.5f, x[70] = -3.4999998f;
+    int8_t q[2][BLOCKS * 32];
+    float d[2][BLOCKS];
+    for (int half = 0; half <= 1; half++) {
+        tu_cap_kernels("SL_NO_AVX2", true);
+        sl_q8_quantize_row(q[0], d[0], x, COLS, half);
+        tu_cap_kernels("SL_NO_AVX2", false);
+        sl_q8_quantize_row(q[1], d[1], x, COLS, half);
+        cr_assert(memcmp(q[0], q[1], sizeof q[0]) == 0 && memcmp(d[0], d[1], sizeof d[0]) == 0, "half %d", half);
+        cr_assert(q[1][65] == 3 && q[1][66] == -3 && q[1][67] == 1 && q[1][68] == -1 && q[1][69] == 127 &&
+                      q[1][70] == -3,
+                  "halves away from zero");
+        for (int k = COLS % 32; k < 32; k++)
+            cr_assert_eq(q[1][(BLOCKS - 1) * 32 + k], 0, "padding");
+    }
+}

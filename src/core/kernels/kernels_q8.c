@@ -8,7 +8,7 @@
 
 #include <omp.h>
 
-void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
+void sl_q8_quantize_row_generic(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
 {
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
@@ -66,6 +66,11 @@ void sl_q8_quantize_act_row_generic(int8_t *q, float *d, int32_t *bsum, const fl
 }
 
 #ifndef SL_X86
+void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
+{
+    sl_q8_quantize_row_generic(q, d, x, cols, half_scale);
+}
+
 void sl_q8_quantize_act_row(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t cols)
 {
     sl_q8_quantize_act_row_generic(q, d, bsum, x, cols);
@@ -128,9 +133,13 @@ void sl_q8_pack(int8_t *packed, uint16_t *scales, const int8_t *q, const float *
         for (int64_t b = 0; b < blocks; b++)
             for (int64_t l = 0; l < 16; l++) {
                 int64_t r = g * 16 + l;
-                const int8_t *src = r < rows ? q + (r * blocks + b) * SL_Q8_BLOCK : NULL;
-                for (int64_t k = 0; k < SL_Q8_BLOCK; k++)
-                    packed[packed_index(r, b, k, blocks)] = src ? src[k] : 0;
+                for (int64_t k = 0; k < SL_Q8_BLOCK; k += 4) {
+                    int8_t *dst = packed + packed_index(r, b, k, blocks);
+                    if (r < rows)
+                        memcpy(dst, q + (r * blocks + b) * SL_Q8_BLOCK + k, 4);
+                    else
+                        memset(dst, 0, 4);
+                }
                 scales[(g * blocks + b) * 16 + l] = sl_f32_to_f16(r < rows ? d[r * blocks + b] : 0.0f);
             }
 }

@@ -21,6 +21,8 @@ static inline int64_t sl_q8_blocks(int64_t cols) { return (cols + SL_Q8_BLOCK - 
 /* One row of cols values into blocks: q gets sl_q8_blocks(cols) * 32 int8 (padding zero),
  * d one scale per block. half_scale rounds each scale to float16 (weights) before use. */
 void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale);
+/* The portable one; the SIMD one it picks at the AVX2 level and above gives the same bytes. */
+void sl_q8_quantize_row_generic(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale);
 
 /* One activation row quantised for the products, as llama.cpp's x86 quantize_row_q8_0 does:
  * d = max|x| / 127 in float32, q = x / d rounded to nearest even. bsum gets, per block,

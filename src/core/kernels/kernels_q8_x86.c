@@ -8,31 +8,82 @@
 
 #ifdef SL_X86
 
-/* One block of up to 32 values quantised as sl_q8_quantize_act_row_generic does (the same
- * float operations in the same order, so the same bytes). */
-static SL_AVX2 void quantize_act_row_avx2(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t cols)
+/* Up to 32 values of block b of a row, zero-padded, as four vectors. */
+static SL_ALWAYS_INLINE SL_AVX2 void load_block(__m256 v[4], const float *x, int64_t cols, int64_t b)
+{
+    int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
+    float part[SL_Q8_BLOCK] = {0};
+    const float *src = x + c0;
+    if (n < SL_Q8_BLOCK) {
+        memcpy(part, src, (size_t)n * sizeof *part);
+        src = part;
+    }
+    for (int k = 0; k < 4; k++)
+        v[k] = _mm256_loadu_ps(src + 8 * k);
+}
+
+/* The largest magnitude of four vectors. */
+static SL_ALWAYS_INLINE SL_AVX2 float block_amax(const __m256 v[4])
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* Four vectors of int32 in [-127, 127] as 32 bytes in order. */
+static SL_ALWAYS_INLINE SL_AVX2 void store_block(int8_t *q, const __m256i i[4])
+{
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+    _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(packed, order));
+}
+
+/* The weights' quantiser (sl_q8_quantize_row_generic's bytes): roundf, halves away from zero,
+ * as the truncation plus one step away where the dropped fraction is at least a half (exact:
+ * the fraction v - trunc(v) is exact). Loading a Q8_0 model spends its time here. */
+static SL_AVX2 void quantize_row_avx2(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
-        int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
-        float part[SL_Q8_BLOCK] = {0};
-        const float *src = x + c0;
-        if (n < SL_Q8_BLOCK) {
-            memcpy(part, src, (size_t)n * sizeof *part);
-            src = part;
-        }
         __m256 v[4];
-        for (int k = 0; k < 4; k++)
-            v[k] = _mm256_loadu_ps(src + 8 * k);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        float amax = _mm_cvtss_f32(h);
-        float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        load_block(v, x, cols, b);
+        float scale = block_amax(v) / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        __m256 vinv = _mm256_set1_ps(inv);
+        __m256i i[4];
+        for (int k = 0; k < 4; k++) {
+            __m256 y = _mm256_mul_ps(v[k], vinv);
+            __m256 t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            __m256 away = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(y, t)), half, _CMP_GE_OQ);
+            __m256 step = _mm256_and_ps(away, _mm256_or_ps(_mm256_and_ps(y, sign), one));
+            i[k] = _mm256_cvttps_epi32(_mm256_add_ps(t, step));
+        }
+        store_block(q + b * SL_Q8_BLOCK, i);
+        d[b] = half_scale ? sl_f16_to_f32(sl_f32_to_f16(scale)) : scale;
+    }
+}
+
+void sl_q8_quantize_row(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
+{
+    if (sl_kernel_isa() >= SL_ISA_AVX2)
+        quantize_row_avx2(q, d, x, cols, half_scale);
+    else
+        sl_q8_quantize_row_generic(q, d, x, cols, half_scale);
+}
+
+/* The activations' quantiser: sl_q8_quantize_act_row_generic's float operations in the same
+ * order, so the same bytes. */
+static SL_AVX2 void quantize_act_row_avx2(int8_t *q, float *d, int32_t *bsum, const float *x, int64_t cols)
+{
+    int64_t blocks = sl_q8_blocks(cols);
+    for (int64_t b = 0; b < blocks; b++) {
+        __m256 v[4];
+        load_block(v, x, cols, b);
+        float scale = block_amax(v) / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
         __m256 vinv = _mm256_set1_ps(inv);
         __m256i i[4];
         for (int k = 0; k < 4; k++)
@@ -41,8 +92,7 @@ static SL_AVX2 void quantize_act_row_avx2(int8_t *q, float *d, int32_t *bsum, co
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
-        _mm256_storeu_si256((__m256i *)(q + c0), _mm256_permutevar8x32_epi32(packed, order));
+        store_block(q + b * SL_Q8_BLOCK, i);
         d[b] = scale;
         bsum[b] = -128 * _mm_cvtsi128_si32(s4);
     }
