@@ -1,4 +1,5 @@
-/* Q8_0 quantisation and the portable Q8_0 row kernel (kernels_q8.h). */
+/* Q8_0 quantisation, the quantised activation rows, the packed layout and the portable row kernel
+ * (kernels_q8.h). */
 #include "kernels_q8.h"
 #include "kernels_simd.h"
 

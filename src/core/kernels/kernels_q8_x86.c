@@ -1,5 +1,5 @@
-/* x86 Q8_0 kernels: the activation quantiser and the AVX-512 VNNI and AVX2 kernels on the packed
- * layout (sl_q8_pack). Like the portable kernel on the stored layout, they sum each block exactly
+/* x86 Q8_0 kernels: the weight and activation quantisers and the AVX-512 VNNI and AVX2 kernels on
+ * the packed layout (sl_q8_pack). Like the portable kernel on the stored layout, they sum each block exactly
  * in int32; only the float summation of the scaled block sums differs in order. */
 #include "kernels_q8.h"
 #include "simd_x86.h"
@@ -44,7 +44,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void store_block(int8_t *q, const __m256i i[4])
 
 /* The weights' quantiser (sl_q8_quantize_row_generic's bytes): roundf, halves away from zero,
  * as the truncation plus one step away where the dropped fraction is at least a half (exact:
- * the fraction v - trunc(v) is exact). Loading a Q8_0 model spends its time here. */
+ * the fraction v - trunc(v) is exact). */
 static SL_AVX2 void quantize_row_avx2(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
