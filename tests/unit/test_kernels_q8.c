@@ -321,17 +321,24 @@ Test(kernels_q8, scratch_grows_once_and_reports_failure)
     free(wd);
 }
 
+/* A row for the quantiser tests: random values (every `every`-th one scaled by `big`), block 1
+ * all zero, and block 2 with scale 1 (x[64] = 127), so that its values k + 0.5 are exact ties. */
+static void quantiser_row(float *x, int cols, int every, float big)
+{
+    for (int i = 0; i < cols; i++)
+        x[i] = uniform() * (i % every == 0 ? big : 1.0f);
+    for (int i = 32; i < 64; i++)
+        x[i] = 0.0f;
+    x[64] = 127.0f;
+}
+
 /* The activation quantiser at the SIMD level gives the portable one's bytes: scales, rounding to
  * nearest even (ties included), the sums, zero blocks and a partial last block. */
 Test(kernels_q8, act_quantiser_same_bytes_at_every_level)
 {
     enum { COLS = 200, BLOCKS = 7 };
     float x[COLS];
-    for (int i = 0; i < COLS; i++)
-        x[i] = uniform() * (i % 5 == 0 ? 3.0f : 1.0f);
-    for (int i = 32; i < 64; i++)
-        x[i] = 0.0f; /* a zero block */
-    x[64] = 127.0f; /* block 2: scale 1, so halves are exact ties */
+    quantiser_row(x, COLS, 5, 3.0f);
     x[65] = 2.5f, x[66] = -2.5f, x[67] = 3.5f, x[68] = -0.5f, x[69] = 0.5f;
     int8_t q[2][BLOCKS * 32];
     float d[2][BLOCKS];
@@ -403,11 +410,7 @@ Test(kernels_q8, weight_quantiser_same_bytes_at_every_level)
 {
     enum { COLS = 300, BLOCKS = 10 };
     float x[COLS];
-    for (int i = 0; i < COLS; i++)
-        x[i] = uniform() * (i % 3 == 0 ? 5.0f : 1.0f);
-    for (int i = 32; i < 64; i++)
-        x[i] = 0.0f;
-    x[64] = 127.0f; /* block 2: scale 1, halves are ties */
+    quantiser_row(x, COLS, 3, 5.0f);
     x[65] = 2.5f, x[66] = -2.5f, x[67] = 0.5f, x[68] = -0.5f, x[69] = 126.5f, x[70] = -3.4999998f;
     int8_t q[2][BLOCKS * 32];
     float d[2][BLOCKS];

@@ -9,17 +9,27 @@
 
 #include <omp.h>
 
+/* The values of block b of a row (n of them, fewer in a partial last block) and its scale
+ * max|x| / 127 with the inverse that quantises (0 for an all-zero block). */
+static inline float block_scale(const float *x, int64_t cols, int64_t b, int64_t *n, float *inv)
+{
+    int64_t c0 = b * SL_Q8_BLOCK;
+    *n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
+    float amax = 0.0f;
+    for (int64_t k = 0; k < *n; k++)
+        amax = fmaxf(amax, fabsf(x[c0 + k]));
+    float scale = amax / 127.0f;
+    *inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+    return scale;
+}
+
 void sl_q8_quantize_row_generic(int8_t *q, float *d, const float *x, int64_t cols, bool half_scale)
 {
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
-        int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
-        float amax = 0.0f;
-        for (int64_t k = 0; k < n; k++)
-            amax = fmaxf(amax, fabsf(x[c0 + k]));
-        float scale = amax / 127.0f;
+        int64_t c0 = b * SL_Q8_BLOCK, n;
+        float inv, scale = block_scale(x, cols, b, &n, &inv);
         /* As llama.cpp: q from the unrounded scale, the stored scale rounded to float16. */
-        float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
         for (int64_t k = 0; k < n; k++)
             q[c0 + k] = (int8_t)lrintf(roundf(x[c0 + k] * inv));
         memset(q + c0 + n, 0, (size_t)(SL_Q8_BLOCK - n));
@@ -50,11 +60,8 @@ void sl_q8_quantize_act_row_generic(int8_t *q, float *d, int32_t *bsum, const fl
 {
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
-        int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
-        float amax = 0.0f;
-        for (int64_t k = 0; k < n; k++)
-            amax = fmaxf(amax, fabsf(x[c0 + k]));
-        float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        int64_t c0 = b * SL_Q8_BLOCK, n;
+        float inv, scale = block_scale(x, cols, b, &n, &inv);
         int32_t sum = 0;
         for (int64_t k = 0; k < n; k++) {
             q[c0 + k] = (int8_t)lrintf(x[c0 + k] * inv); /* to nearest even (the default mode) */

@@ -8,8 +8,10 @@
 
 #ifdef SL_X86
 
-/* Up to 32 values of block b of a row, zero-padded, as four vectors. */
-static SL_ALWAYS_INLINE SL_AVX2 void load_block(__m256 v[4], const float *x, int64_t cols, int64_t b)
+/* Up to 32 values of block b of a row, zero-padded, as four vectors; returns the block's scale
+ * max|x| / 127 and sets *inv to the inverse that quantises (0 for an all-zero block), as
+ * block_scale in kernels_q8.c computes them. */
+static SL_ALWAYS_INLINE SL_AVX2 float load_block(__m256 v[4], const float *x, int64_t cols, int64_t b, __m256 *inv)
 {
     int64_t c0 = b * SL_Q8_BLOCK, n = cols - c0 < SL_Q8_BLOCK ? cols - c0 : SL_Q8_BLOCK;
     float part[SL_Q8_BLOCK] = {0};
@@ -20,18 +22,15 @@ static SL_ALWAYS_INLINE SL_AVX2 void load_block(__m256 v[4], const float *x, int
     }
     for (int k = 0; k < 4; k++)
         v[k] = _mm256_loadu_ps(src + 8 * k);
-}
-
-/* The largest magnitude of four vectors. */
-static SL_ALWAYS_INLINE SL_AVX2 float block_amax(const __m256 v[4])
-{
     const __m256 sign = _mm256_set1_ps(-0.0f);
     __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
                              _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
     __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
+    float scale = _mm_cvtss_f32(h) / 127.0f;
+    *inv = _mm256_set1_ps(scale > 0.0f ? 1.0f / scale : 0.0f);
+    return scale;
 }
 
 /* Four vectors of int32 in [-127, 127] as 32 bytes in order. */
@@ -50,10 +49,8 @@ static SL_AVX2 void quantize_row_avx2(int8_t *q, float *d, const float *x, int64
     const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
-        __m256 v[4];
-        load_block(v, x, cols, b);
-        float scale = block_amax(v) / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-        __m256 vinv = _mm256_set1_ps(inv);
+        __m256 v[4], vinv;
+        float scale = load_block(v, x, cols, b, &vinv);
         __m256i i[4];
         for (int k = 0; k < 4; k++) {
             __m256 y = _mm256_mul_ps(v[k], vinv);
@@ -81,10 +78,8 @@ static SL_AVX2 void quantize_act_row_avx2(int8_t *q, float *d, int32_t *bsum, co
 {
     int64_t blocks = sl_q8_blocks(cols);
     for (int64_t b = 0; b < blocks; b++) {
-        __m256 v[4];
-        load_block(v, x, cols, b);
-        float scale = block_amax(v) / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-        __m256 vinv = _mm256_set1_ps(inv);
+        __m256 v[4], vinv;
+        float scale = load_block(v, x, cols, b, &vinv);
         __m256i i[4];
         for (int k = 0; k < 4; k++)
             i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vinv)); /* to nearest even */
