@@ -2,8 +2,9 @@
  * reference of the same stored keys and values: with the best kernels of this CPU, with AVX2
  * only (SL_NO_AVX512) and with the portable ones (SL_NO_AVX2); float32 and float16 caches, odd
  * head dims (tails of the 8- and 16-wide vectors), GQA layouts (several KV heads per row, head
- * g at offset g * head_dim), lengths 1..300 (tails of the four-row passes); the heads of a GQA
- * group taken through the cache together equal each head alone. */
+ * g at offset g * head_dim), lengths 1..300 (tails of the 8- and 16-row blocks); the heads of a
+ * GQA group taken through the cache together equal each head alone, and rows taken in two
+ * parts (a branch's own rows after the cached ones) equal all rows at once. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -177,6 +178,56 @@ static void check_all_heads(void)
                     check_heads(hds[a], ns[b], n_q, t ? SL_DTYPE_F16 : SL_DTYPE_F32);
 }
 
+/* Scores of rows [0, m) and [m, n) computed apart, and the weighted sum of [m, n) continuing
+ * that of [0, m), equal those of all n rows at once, bit for bit. */
+static void check_split(int32_t hd, int32_t n, int32_t m, sl_dtype kt)
+{
+    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
+    float *kref = malloc((size_t)(n * hd) * sizeof(float)), *vref = malloc((size_t)(n * hd) * sizeof(float));
+    float *q = malloc((size_t)hd * sizeof(float)), *all = malloc((size_t)n * sizeof(float));
+    float *parts = malloc((size_t)n * sizeof(float)), *out = malloc((size_t)hd * sizeof(float));
+    float *out2 = malloc((size_t)hd * sizeof(float));
+    cr_assert(kref && vref && q && all && parts && out && out2);
+    void *K = make_cache(kref, n * hd, kt, 2.0f), *V = make_cache(vref, n * hd, kt, 1.0f);
+    for (int32_t c = 0; c < hd; c++)
+        q[c] = uniform();
+    sl_attn_scores(all, q, K, hd, kt, hd, n, 8.0f);
+    sl_attn_scores(parts, q, K, hd, kt, hd, m, 8.0f);
+    sl_attn_scores(parts + m, q, (const char *)K + m * hd * es, hd, kt, hd, n - m, 8.0f);
+    for (int32_t j = 0; j < n; j++)
+        cr_assert_eq(all[j], parts[j], "score %d: %g vs %g (hd %d, n %d, split %d, dtype %d)", j, all[j], parts[j], hd,
+                     n, m, (int)kt);
+    sl_attn_softmax(all, n);
+    sl_attn_values(out, all, V, hd, kt, hd, n, false);
+    sl_attn_values(out2, all, V, hd, kt, hd, m, false);
+    sl_attn_values(out2, all + m, (const char *)V + m * hd * es, hd, kt, hd, n - m, true);
+    for (int32_t c = 0; c < hd; c++)
+        cr_assert_eq(out[c], out2[c], "column %d: %g vs %g (hd %d, n %d, split %d, dtype %d)", c, out[c], out2[c], hd,
+                     n, m, (int)kt);
+    free(K);
+    free(V);
+    free(kref);
+    free(vref);
+    free(q);
+    free(all);
+    free(parts);
+    free(out);
+    free(out2);
+}
+
+static void check_all_splits(void)
+{
+    static const int32_t hds[] = {7, 64, 80, 128};
+    static const int32_t ns[] = {1, 17, 100, 300};
+    static const int32_t splits[] = {0, 1, 15, 16, 33, 64, 299};
+    for (int t = 0; t < 2; t++)
+        for (size_t a = 0; a < sizeof hds / sizeof hds[0]; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+                for (size_t c = 0; c < sizeof splits / sizeof splits[0]; c++)
+                    if (splits[c] <= ns[b])
+                        check_split(hds[a], ns[b], splits[c], t ? SL_DTYPE_F16 : SL_DTYPE_F32);
+}
+
 /* Masked positions (-inf, as the causal prefill writes them) take no weight. */
 static void check_masked_softmax(void)
 {
@@ -202,6 +253,7 @@ Test(attention, best_matches_double_reference)
     tu_cap_kernels("SL_NO_AVX512", false);
     check_all();
     check_all_heads();
+    check_all_splits();
     check_masked_softmax();
 }
 
@@ -210,6 +262,7 @@ Test(attention, avx2_matches_double_reference)
     tu_cap_kernels("SL_NO_AVX512", true);
     check_all();
     check_all_heads();
+    check_all_splits();
     check_masked_softmax();
     tu_cap_kernels("SL_NO_AVX512", false);
 }
@@ -219,6 +272,7 @@ Test(attention, portable_matches_double_reference)
     tu_cap_kernels("SL_NO_AVX2", true);
     check_all();
     check_all_heads();
+    check_all_splits();
     check_masked_softmax();
     tu_cap_kernels("SL_NO_AVX2", false);
 }

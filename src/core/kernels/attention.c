@@ -1,6 +1,8 @@
-/* Attention kernels: the portable versions and the run-time choice of the SIMD ones. The
- * softmax keeps expf and a sequential float32 sum (as the scalar code and HF's float32 softmax
- * round), so only the dot products and the weighted sum change summation order across levels. */
+/* Attention kernels: the portable versions and the run-time choice of the SIMD ones. Each SIMD
+ * level sums dot products, the softmax's denominator and the weighted sum in its own fixed
+ * order and computes e^x its own way (within 2 ulp of expf); the portable level keeps expf and
+ * sequential float32 sums, as the scalar code and HF's float32 ops round. Within a level a
+ * result depends only on its own query, keys and values. */
 #include "attention.h"
 
 #include <math.h>
@@ -22,14 +24,9 @@ static sl_isa simd_level(void)
 #endif
 }
 
-void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
-                    float denom)
+static void scores_generic(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
+                           int32_t n, float denom)
 {
-    sl_isa level = simd_level();
-    if (level > SL_ISA_GENERIC) {
-        sl_attn_scores_simd(level, sc, q, K, stride, kt, hd, n, denom);
-        return;
-    }
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
     for (int32_t j = 0; j < n; j++) {
         const void *kj = (const char *)K + (int64_t)j * stride * es;
@@ -40,14 +37,9 @@ void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl
     }
 }
 
-void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
-                    bool add)
+static void values_generic(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd,
+                           int32_t n, bool add)
 {
-    sl_isa level = simd_level();
-    if (level > SL_ISA_GENERIC) {
-        sl_attn_values_simd(level, out, p, V, stride, kt, hd, n, add);
-        return;
-    }
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
     if (!add)
         memset(out, 0, (size_t)hd * sizeof *out);
@@ -59,26 +51,64 @@ void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, s
     }
 }
 
+void sl_attn_scores_heads(float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q, const void *K,
+                          int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom)
+{
+    sl_isa level = simd_level();
+    if (level > SL_ISA_GENERIC) {
+        sl_attn_scores_simd(level, sc, sc_stride, q, q_stride, n_q, K, stride, kt, hd, n, denom);
+        return;
+    }
+    for (int32_t h = 0; h < n_q; h++)
+        scores_generic(sc + h * sc_stride, q + h * q_stride, K, stride, kt, hd, n, denom);
+}
+
+void sl_attn_values_heads(float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q, const void *V,
+                          int64_t stride, sl_dtype kt, int32_t hd, int32_t n, bool add)
+{
+    sl_isa level = simd_level();
+    if (n == 0) { /* no rows: zero, or the sum so far */
+        for (int32_t h = 0; h < n_q && !add; h++)
+            memset(out + h * out_stride, 0, (size_t)hd * sizeof *out);
+        return;
+    }
+    if (level > SL_ISA_GENERIC) {
+        sl_attn_values_simd(level, out, out_stride, p, p_stride, n_q, V, stride, kt, hd, n, add);
+        return;
+    }
+    for (int32_t h = 0; h < n_q; h++)
+        values_generic(out + h * out_stride, p + h * p_stride, V, stride, kt, hd, n, add);
+}
+
+void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+                    float denom)
+{
+    sl_attn_scores_heads(sc, 0, q, 0, 1, K, stride, kt, hd, n, denom);
+}
+
+void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+                    bool add)
+{
+    sl_attn_values_heads(out, 0, p, 0, 1, V, stride, kt, hd, n, add);
+}
+
 void sl_attn_softmax(float *x, int32_t n)
 {
     sl_isa level = simd_level();
-    float m = -INFINITY;
     if (level > SL_ISA_GENERIC) {
-        m = sl_attn_max_simd(level, x, n);
-    } else {
-        for (int32_t j = 0; j < n; j++)
-            m = x[j] > m ? x[j] : m;
+        float m = sl_attn_max_simd(level, x, n);
+        sl_attn_scale_simd(level, x, n, 1.0f / sl_attn_exp_sum_simd(level, x, n, m));
+        return;
     }
+    float m = -INFINITY;
+    for (int32_t j = 0; j < n; j++)
+        m = x[j] > m ? x[j] : m;
     float sum = 0.0f;
     for (int32_t j = 0; j < n; j++) {
         x[j] = expf(x[j] - m);
         sum += x[j];
     }
     float inv = 1.0f / sum;
-    if (level > SL_ISA_GENERIC) {
-        sl_attn_scale_simd(level, x, n, inv);
-        return;
-    }
     for (int32_t j = 0; j < n; j++)
         x[j] *= inv;
 }
@@ -115,50 +145,37 @@ void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t
     attend_one(out, q, K, V, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, NULL);
 }
 
-/* Rows per block: 64 rows of a 64-dim F32 head are 16 KiB of keys, which stay in L1 while
- * every head of the group scores them. */
-#define ATTN_BLOCK_ROWS 64
-
 void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
                      int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc,
                      int64_t sc_stride, const sl_attn_hook *hook)
 {
-    if (n_q == 1) {
-        attend_one(out, q, K, V, stride, kt, hd, n, scaling, sc, hook);
-        return;
-    }
-    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
-    float denom = scaling.denom;
-    for (int32_t j = 0; j < n; j += ATTN_BLOCK_ROWS) {
-        int32_t m = n - j < ATTN_BLOCK_ROWS ? n - j : ATTN_BLOCK_ROWS;
-        const char *Kj = (const char *)K + (int64_t)j * stride * es;
-        for (int32_t h = 0; h < n_q; h++)
-            sl_attn_scores(sc + h * sc_stride + j, q + h * q_stride, Kj, stride, kt, hd, m, denom);
-    }
+    sl_attn_scores_heads(sc, sc_stride, q, q_stride, n_q, K, stride, kt, hd, n, scaling.denom);
     for (int32_t h = 0; h < n_q; h++)
         normalise(sc + h * sc_stride, n, h, scaling, hook);
-    for (int32_t j = 0; j < n; j += ATTN_BLOCK_ROWS) {
-        int32_t m = n - j < ATTN_BLOCK_ROWS ? n - j : ATTN_BLOCK_ROWS;
-        const char *Vj = (const char *)V + (int64_t)j * stride * es;
-        for (int32_t h = 0; h < n_q; h++)
-            sl_attn_values(out + h * q_stride, sc + h * sc_stride + j, Vj, stride, kt, hd, m, j > 0);
-    }
+    sl_attn_values_heads(out, q_stride, sc, sc_stride, n_q, V, stride, kt, hd, n, false);
 }
 
 #ifndef SL_X86
-void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
-                         int32_t n, float denom)
+void sl_attn_scores_simd(sl_isa level, float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q,
+                         const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom)
 {
-    (void)level, (void)sc, (void)q, (void)K, (void)stride, (void)kt, (void)hd, (void)n, (void)denom;
+    (void)level, (void)sc, (void)sc_stride, (void)q, (void)q_stride, (void)n_q, (void)K, (void)stride, (void)kt;
+    (void)hd, (void)n, (void)denom;
 }
-void sl_attn_values_simd(sl_isa level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
-                         int32_t hd, int32_t n, bool add)
+void sl_attn_values_simd(sl_isa level, float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q,
+                         const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, bool add)
 {
-    (void)level, (void)out, (void)p, (void)V, (void)stride, (void)kt, (void)hd, (void)n, (void)add;
+    (void)level, (void)out, (void)out_stride, (void)p, (void)p_stride, (void)n_q, (void)V, (void)stride, (void)kt;
+    (void)hd, (void)n, (void)add;
 }
 float sl_attn_max_simd(sl_isa level, const float *x, int32_t n)
 {
     (void)level, (void)x, (void)n;
+    return 0.0f;
+}
+float sl_attn_exp_sum_simd(sl_isa level, float *x, int32_t n, float m)
+{
+    (void)level, (void)x, (void)n, (void)m;
     return 0.0f;
 }
 void sl_attn_scale_simd(sl_isa level, float *x, int32_t n, float s) { (void)level, (void)x, (void)n, (void)s; }

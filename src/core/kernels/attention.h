@@ -55,12 +55,24 @@ void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, 
                      int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc,
                      int64_t sc_stride, const sl_attn_hook *hook);
 
+/* The scores of n_q query heads over the same n cached rows: head h's query at q + h * q_stride,
+ * its scores at sc + h * sc_stride; each head's scores equal sl_attn_scores' for it. */
+void sl_attn_scores_heads(float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q, const void *K,
+                          int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom);
+
+/* The weighted sums of n_q heads over the same n cached rows: head h's probabilities at
+ * p + h * p_stride, its output at out + h * out_stride; each equals sl_attn_values' for it. */
+void sl_attn_values_heads(float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q, const void *V,
+                          int64_t stride, sl_dtype kt, int32_t hd, int32_t n, bool add);
+
 /* The SIMD versions (attention_x86.c) at a level above SL_ISA_GENERIC. */
-void sl_attn_scores_simd(sl_isa level, float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
-                         int32_t n, float denom);
-void sl_attn_values_simd(sl_isa level, float *out, const float *p, const void *V, int64_t stride, sl_dtype kt,
-                         int32_t hd, int32_t n, bool add);
+void sl_attn_scores_simd(sl_isa level, float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q,
+                         const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom);
+void sl_attn_values_simd(sl_isa level, float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q,
+                         const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, bool add);
 float sl_attn_max_simd(sl_isa level, const float *x, int32_t n);
+/* x[j] = e^(x[j] - m) for j < n; returns their sum. */
+float sl_attn_exp_sum_simd(sl_isa level, float *x, int32_t n, float m);
 void sl_attn_scale_simd(sl_isa level, float *x, int32_t n, float s);
 
 #endif

@@ -63,14 +63,14 @@ static void attend_heads_at(sl_session *s, int32_t layer, int32_t qpos, int32_t 
     const sl_model_config *c = &m->cfg;
     int32_t hd = c->head_dim, g = h / (c->n_head / c->n_head_kv), window = m->blocks[layer].window;
     int32_t j1 = qpos + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-    int64_t kvd = (int64_t)c->n_head_kv * hd, off = ((int64_t)j0 * kvd + (int64_t)g * hd) * sl_session_kv_size(s);
-    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
+    int64_t off = (int64_t)j0 * hd * sl_session_kv_size(s);
+    const char *K = sl_session_kv_head(s, layer, false, g), *V = sl_session_kv_head(s, layer, true, g);
     sl_attn_scaling scaling = {m->arch.attn_denom, m->arch.attn_softcap};
     sl_hooks_attn_ctx ctx;
     const sl_attn_hook *hook = NULL;
     if (sl_hooks_at(s, layer, SL_HOOK_ATTN_SCORES) || sl_hooks_at(s, layer, SL_HOOK_PATTERN))
         hook = sl_hooks_attention(s, layer, qpos, j0, h, false, &ctx);
-    sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, kvd,
+    sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, hd,
                     s->params.kv_type, hd, j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap, hook);
 }
 
@@ -130,9 +130,8 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
     const sl_model *md = s->model;
     const sl_model_config *c = &md->cfg;
     int32_t hd = c->head_dim, nh = c->n_head, group = c->n_head / c->n_head_kv;
-    int64_t qd = (int64_t)nh * hd, kvd = (int64_t)c->n_head_kv * hd, es = sl_session_kv_size(s);
+    int64_t qd = (int64_t)nh * hd, es = sl_session_kv_size(s);
     sl_dtype kt = s->params.kv_type;
-    const char *K = sl_session_kv(s, layer, false), *V = sl_session_kv(s, layer, true);
     const int32_t *depth = s->branch_depth;
     int32_t window = md->blocks[layer].window, max_depth = 0;
     for (int32_t i = 0; depth && i < n; i++)
@@ -144,7 +143,8 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
 #pragma omp parallel for num_threads(nt) schedule(static) \
     if (nt > 1 && (int64_t)(p + 1 + max_depth) * n * nh * hd > 32768)
     for (int32_t h = 0; h < nh; h++) {
-        int64_t g = h / group;
+        const char *K = sl_session_kv_head(s, layer, false, h / group);
+        const char *V = sl_session_kv_head(s, layer, true, h / group);
         float *sc = s->scores + h * stride;
         for (int32_t i = 0; i < n; i++) {
             int32_t d = depth ? depth[i] : 0, qpos = p + d;
@@ -153,12 +153,12 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             int32_t b0 = j0 > p ? j0 - p : 0;            /* first own key seen, as a depth */
             int32_t own_n = d - b0 + 1;
             const float *q = Q + i * qd + (int64_t)h * hd;
-            const char *Kh = K + ((int64_t)j0 * kvd + g * hd) * es, *Vh = V + ((int64_t)j0 * kvd + g * hd) * es;
-            int64_t own = ((int64_t)(p + i - d + b0) * kvd + g * hd) * es;
+            const char *Kh = K + (int64_t)j0 * hd * es, *Vh = V + (int64_t)j0 * hd * es;
+            int64_t own = (int64_t)(p + i - d + b0) * hd * es;
             float *out = att + i * qd + (int64_t)h * hd;
             /* The cached rows, then the branch's own keys and values as the positions after them. */
-            sl_attn_scores(sc, q, Kh, kvd, kt, hd, m, denom);
-            sl_attn_scores(sc + m, q, K + own, kvd, kt, hd, own_n, denom);
+            sl_attn_scores(sc, q, Kh, hd, kt, hd, m, denom);
+            sl_attn_scores(sc + m, q, K + own, hd, kt, hd, own_n, denom);
             if (softcap > 0)
                 sl_attn_softcap(sc, m + own_n, softcap);
             sl_hooks_attn_ctx ctx;
@@ -167,22 +167,29 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
                 hook->scores(hook->user, 0, sc, m + own_n);
             sl_attn_softmax(sc, m + own_n);
             /* the own rows continue the same sum, as they would as the next cached rows */
-            sl_attn_values(out, sc, Vh, kvd, kt, hd, m, false);
-            sl_attn_values(out, sc + m, V + own, kvd, kt, hd, own_n, m > 0);
+            sl_attn_values(out, sc, Vh, hd, kt, hd, m, false);
+            sl_attn_values(out, sc + m, V + own, hd, kt, hd, own_n, m > 0);
         }
     }
 }
 
-/* Rows [p, p + count / kvd) of a cache in its stored type. */
-static void store_kv(void *cache, const float *src, int32_t p, int64_t count, int64_t kvd, sl_dtype kt)
+/* n rows of n_heads heads of hd values (src, row-major) into rows [p, p + n) of a head-major
+ * cache of cap rows per head, in its stored type. */
+static void store_kv(void *cache, const float *src, int32_t p, int32_t n, int32_t n_heads, int32_t hd, int32_t cap,
+                     sl_dtype kt)
 {
-    if (kt == SL_DTYPE_F16) {
-        uint16_t *dst = (uint16_t *)cache + (int64_t)p * kvd;
-        for (int64_t i = 0; i < count; i++)
-            dst[i] = sl_f32_to_f16(src[i]);
-    } else {
-        memcpy((float *)cache + (int64_t)p * kvd, src, (size_t)count * sizeof(float));
-    }
+    for (int32_t i = 0; i < n; i++)
+        for (int32_t g = 0; g < n_heads; g++) {
+            const float *from = src + ((int64_t)i * n_heads + g) * hd;
+            int64_t at = ((int64_t)g * cap + p + i) * hd;
+            if (kt == SL_DTYPE_F16) {
+                uint16_t *dst = (uint16_t *)cache + at;
+                for (int32_t c = 0; c < hd; c++)
+                    dst[c] = sl_f32_to_f16(from[c]);
+            } else {
+                memcpy((float *)cache + at, from, (size_t)hd * sizeof(float));
+            }
+        }
 }
 
 /* The hook point pt of block l on the rows of every active set that has work there; buf holds
@@ -271,8 +278,8 @@ static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_
                 sl_hooks_rows(s, l, SL_HOOK_V, v, n, p, kvd, s->branching);
         }
         if (!s->parent || l >= s->branch) {
-            store_kv(s->k_cache[l], k, p, n * kvd, kvd, s->params.kv_type);
-            store_kv(s->v_cache[l], v, p, n * kvd, kvd, s->params.kv_type);
+            store_kv(s->k_cache[l], k, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
+            store_kv(s->v_cache[l], v, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
         }
         row[a] = r;
         n_decode += n == 1 && !s->branching;

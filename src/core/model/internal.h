@@ -76,7 +76,9 @@ struct sl_session {
     int32_t pos;
     bool rope_long;   /* the cache was computed with longrope's long factors */
     sl_token *tokens; /* [cap] */
-    void **k_cache, **v_cache; /* [n_layer] -> [cap][n_head_kv * head_dim] of params.kv_type; NULL where not owned */
+    /* [n_layer] -> [n_head_kv][cap][head_dim] of params.kv_type, head-major so that attention reads
+     * each KV head's rows as one stream; NULL where not owned */
+    void **k_cache, **v_cache;
     uint8_t *skip;   /* [n_layer] */
     int32_t n_forks;
 
@@ -217,8 +219,9 @@ sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what,
 sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what, sl_error *err);
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
-/* K/V cache pointer for a layer: the session's own or, below a fork's branch, its parent's. */
-void *sl_session_kv(const sl_session *s, int32_t layer, bool value);
+/* Row 0 of KV head g's keys (value false) or values in a layer's cache, its rows head_dim values
+ * apart: the session's own cache or, below a fork's branch, its parent's. */
+const void *sl_session_kv_head(const sl_session *s, int32_t layer, bool value, int32_t g);
 /* Bytes per cached key or value element. */
 static inline int64_t sl_session_kv_size(const sl_session *s) { return s->params.kv_type == SL_DTYPE_F16 ? 2 : 4; }
 /* Hook points of the forward pass (hooks.c). Whether block l of s has work at point p. */

@@ -17,11 +17,12 @@ static int32_t kv_dim(const sl_model *m) { return m->cfg.n_head_kv * m->cfg.head
 
 static bool owns_layer(const sl_session *s, int32_t l) { return !s->parent || l >= s->branch; }
 
-void *sl_session_kv(const sl_session *s, int32_t layer, bool value)
+const void *sl_session_kv_head(const sl_session *s, int32_t layer, bool value, int32_t g)
 {
     while (!owns_layer(s, layer))
         s = s->parent;
-    return value ? s->v_cache[layer] : s->k_cache[layer];
+    const char *base = value ? s->v_cache[layer] : s->k_cache[layer];
+    return base + (int64_t)g * s->cap * s->model->cfg.head_dim * sl_session_kv_size(s);
 }
 
 sl_tap *sl_session_find_tap(const sl_session *s, int32_t layer)
@@ -40,6 +41,36 @@ static void *grow(void *p, size_t bytes, bool *ok)
         return p;
     }
     return q;
+}
+
+/* The head-major caches at cap rows per head: all new buffers first, so that running out of
+ * memory leaves every cache as it was; then each head's rows move to their new place. */
+static bool grow_caches(sl_session *s, int32_t cap)
+{
+    const sl_model_config *c = &s->model->cfg;
+    size_t head_row = (size_t)c->head_dim * (size_t)sl_session_kv_size(s);
+    size_t bytes = (size_t)cap * (size_t)c->n_head_kv * head_row, old = (size_t)s->cap * head_row;
+    void **fresh = calloc(2 * (size_t)c->n_layer, sizeof *fresh);
+    bool ok = fresh != NULL;
+    for (int32_t l = 0; l < c->n_layer && ok; l++)
+        if (s->k_cache[l])
+            ok = (fresh[2 * l] = malloc(bytes)) && (fresh[2 * l + 1] = malloc(bytes));
+    for (int32_t l = 0; l < c->n_layer && fresh; l++) {
+        void **cache[2] = {&s->k_cache[l], &s->v_cache[l]};
+        for (int kv = 0; kv < 2; kv++) {
+            char *to = fresh[2 * l + kv];
+            if (ok && *cache[kv]) {
+                for (int32_t g = 0; g < c->n_head_kv; g++)
+                    memcpy(to + (size_t)g * (size_t)cap * head_row, (char *)*cache[kv] + g * old, old);
+                free(*cache[kv]);
+                *cache[kv] = to;
+            } else {
+                free(to);
+            }
+        }
+    }
+    free(fresh);
+    return ok;
 }
 
 /* Allocate the caches this session needs (own, non-skipped layers) at the current capacity. */
@@ -77,14 +108,7 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
     if (cap < need)
         cap = need;
     bool ok = true;
-    size_t kv_bytes = (size_t)cap * (size_t)kv_dim(s->model) * (size_t)sl_session_kv_size(s);
     s->tokens = grow(s->tokens, (size_t)cap * sizeof *s->tokens, &ok);
-    for (int32_t l = 0; l < c->n_layer && ok; l++) {
-        if (!s->k_cache[l])
-            continue;
-        s->k_cache[l] = grow(s->k_cache[l], kv_bytes, &ok);
-        s->v_cache[l] = grow(s->v_cache[l], kv_bytes, &ok);
-    }
     if (s->keep_hidden && ok)
         s->final_hidden = grow(s->final_hidden, (size_t)cap * (size_t)c->n_embd * sizeof(float), &ok);
     for (int32_t i = 0; i < s->n_taps && ok; i++)
@@ -96,6 +120,8 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
         if (ok)
             s->scores_cap = (int32_t)(score_floats > INT32_MAX ? INT32_MAX : score_floats);
     }
+    if (ok && s->cap > 0) /* last: the caches' layout follows s->cap */
+        ok = grow_caches(s, cap);
     if (!ok)
         return sl_error_set(err, SL_STATUS_E_NOMEM, "%s: out of memory for a context of %d tokens",
                             s->model->path, need);

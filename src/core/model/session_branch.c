@@ -98,15 +98,17 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
         common++;
     dst->rope_long = src->rope_long;
     const sl_model_config *c = &src->model->cfg;
-    size_t kvd = (size_t)c->n_head_kv * (size_t)c->head_dim, rows = (size_t)(src->pos - common);
+    size_t rows = (size_t)(src->pos - common), es = (size_t)sl_session_kv_size(src);
+    size_t head_row = (size_t)c->head_dim * es;
     for (int32_t l = 0; l < c->n_layer && rows > 0; l++) {
         if (!src->k_cache[l])
             continue;
-        size_t es = (size_t)sl_session_kv_size(src);
-        memcpy((char *)dst->k_cache[l] + common * kvd * es, (char *)src->k_cache[l] + common * kvd * es,
-               rows * kvd * es);
-        memcpy((char *)dst->v_cache[l] + common * kvd * es, (char *)src->v_cache[l] + common * kvd * es,
-               rows * kvd * es);
+        for (int32_t g = 0; g < c->n_head_kv; g++) { /* head-major: each head's rows apart */
+            size_t to = ((size_t)g * (size_t)dst->cap + (size_t)common) * head_row;
+            size_t from = ((size_t)g * (size_t)src->cap + (size_t)common) * head_row;
+            memcpy((char *)dst->k_cache[l] + to, (char *)src->k_cache[l] + from, rows * head_row);
+            memcpy((char *)dst->v_cache[l] + to, (char *)src->v_cache[l] + from, rows * head_row);
+        }
     }
     if (src->keep_hidden && rows > 0)
         memcpy(dst->final_hidden + (size_t)common * (size_t)c->n_embd,
