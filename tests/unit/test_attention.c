@@ -44,6 +44,24 @@ static void *make_cache(float *ref, int64_t count, sl_dtype kt, float scale)
     return data;
 }
 
+/* One head's key blocks for n rows of hd values (attention.h), each value from ref (row-major). */
+static void *make_keys(const float *ref, int64_t ref_stride, int32_t n, int32_t hd, sl_dtype kt)
+{
+    int64_t rows = (n + SL_ATTN_KEY_BLOCK - 1) / SL_ATTN_KEY_BLOCK * SL_ATTN_KEY_BLOCK;
+    void *data = calloc((size_t)(rows * hd), kt == SL_DTYPE_F16 ? 2 : 4);
+    cr_assert_not_null(data);
+    for (int32_t j = 0; j < n; j++)
+        for (int32_t c = 0; c < hd; c++) {
+            int64_t i = sl_attn_key_index(j, c, hd);
+            float v = ref[j * ref_stride + c];
+            if (kt == SL_DTYPE_F16)
+                ((uint16_t *)data)[i] = sl_f32_to_f16(v); /* exact: ref holds the stored values */
+            else
+                ((float *)data)[i] = v;
+        }
+    return data;
+}
+
 /* A float32 result of `terms` summands against its float64 value, with abs_sum = sum |term|. */
 static void expect_close(double got, double want, double abs_sum, int terms, const char *what, int32_t hd, int32_t n,
                          int g, sl_dtype kt)
@@ -67,9 +85,10 @@ static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
         q[c] = uniform();
     float denom = sqrtf((float)hd);
     for (int g = 0; g < n_kv; g++) {
-        const char *Kg = (const char *)K + g * hd * es, *Vg = (const char *)V + g * hd * es;
+        void *Kg = make_keys(kref + g * hd, stride, n, hd, kt);
+        const char *Vg = (const char *)V + g * hd * es;
         /* Scores alone. */
-        sl_attn_scores(sc, q, Kg, stride, kt, hd, n, denom);
+        sl_attn_scores(sc, q, Kg, 0, kt, hd, n, denom);
         double m = -INFINITY;
         for (int32_t j = 0; j < n; j++) {
             double d = 0, a = 0;
@@ -103,7 +122,7 @@ static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
             expect_close(out[c], w, a, n, "value", hd, n, g, kt);
         }
         /* All three together. */
-        sl_attend(out, q, Kg, Vg, stride, kt, hd, n, sc);
+        sl_attend(out, q, Kg, Vg, 0, stride, kt, hd, n, sc);
         for (int32_t c = 0; c < hd; c++) {
             double w = 0;
             for (int32_t j = 0; j < n; j++)
@@ -111,6 +130,7 @@ static void check_shape(int32_t hd, int32_t n, int n_kv, sl_dtype kt)
             cr_assert(fabs(out[c] - w) <= 1e-5 * (1 + hd / 16.0), "attend: |%g - %g| (hd %d, n %d, dtype %d)", out[c],
                       w, hd, n, (int)kt);
         }
+        free(Kg);
     }
     free(K);
     free(V);
@@ -147,16 +167,19 @@ static void check_heads(int32_t hd, int32_t n, int32_t n_q, sl_dtype kt)
     void *K = make_cache(kref, n * stride, kt, 2.0f), *V = make_cache(vref, n * stride, kt, 1.0f);
     for (int32_t c = 0; c < n_q * hd; c++)
         q[c] = uniform();
-    const char *K1 = (const char *)K + hd * es, *V1 = (const char *)V + hd * es; /* KV head 1 */
-    sl_attend_heads(out, q, hd, n_q, K1, V1, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, n, NULL);
+    void *K1 = make_keys(kref + hd, stride, n, hd, kt); /* KV head 1 */
+    const char *V1 = (const char *)V + hd * es;
+    sl_attend_heads(out, q, hd, n_q, K1, V1, 0, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, n,
+                    NULL);
     for (int32_t h = 0; h < n_q; h++) {
         float *sc1 = malloc((size_t)n * sizeof(float));
-        sl_attend(one, q + h * hd, K1, V1, stride, kt, hd, n, sc1);
+        sl_attend(one, q + h * hd, K1, V1, 0, stride, kt, hd, n, sc1);
         for (int32_t c = 0; c < hd; c++)
             cr_assert_eq(out[h * hd + c], one[c], "head %d of %d, column %d: %g vs %g (hd %d, n %d, dtype %d)", h, n_q,
                          c, out[h * hd + c], one[c], hd, n, (int)kt);
         free(sc1);
     }
+    free(K1);
     free(K);
     free(V);
     free(kref);
@@ -178,8 +201,9 @@ static void check_all_heads(void)
                     check_heads(hds[a], ns[b], n_q, t ? SL_DTYPE_F16 : SL_DTYPE_F32);
 }
 
-/* Scores of rows [0, m) and [m, n) computed apart, and the weighted sum of [m, n) continuing
- * that of [0, m), equal those of all n rows at once, bit for bit. */
+/* Scores of rows [0, m) and [m, n) computed apart (the second run may start inside a key
+ * block), and the weighted sum of [m, n) continuing that of [0, m), equal those of all n rows
+ * at once, bit for bit. */
 static void check_split(int32_t hd, int32_t n, int32_t m, sl_dtype kt)
 {
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
@@ -188,12 +212,13 @@ static void check_split(int32_t hd, int32_t n, int32_t m, sl_dtype kt)
     float *parts = malloc((size_t)n * sizeof(float)), *out = malloc((size_t)hd * sizeof(float));
     float *out2 = malloc((size_t)hd * sizeof(float));
     cr_assert(kref && vref && q && all && parts && out && out2);
-    void *K = make_cache(kref, n * hd, kt, 2.0f), *V = make_cache(vref, n * hd, kt, 1.0f);
+    void *rows = make_cache(kref, n * hd, kt, 2.0f), *V = make_cache(vref, n * hd, kt, 1.0f);
+    void *K = make_keys(kref, hd, n, hd, kt);
     for (int32_t c = 0; c < hd; c++)
         q[c] = uniform();
-    sl_attn_scores(all, q, K, hd, kt, hd, n, 8.0f);
-    sl_attn_scores(parts, q, K, hd, kt, hd, m, 8.0f);
-    sl_attn_scores(parts + m, q, (const char *)K + m * hd * es, hd, kt, hd, n - m, 8.0f);
+    sl_attn_scores(all, q, K, 0, kt, hd, n, 8.0f);
+    sl_attn_scores(parts, q, K, 0, kt, hd, m, 8.0f);
+    sl_attn_scores(parts + m, q, K, m, kt, hd, n - m, 8.0f);
     for (int32_t j = 0; j < n; j++)
         cr_assert_eq(all[j], parts[j], "score %d: %g vs %g (hd %d, n %d, split %d, dtype %d)", j, all[j], parts[j], hd,
                      n, m, (int)kt);
@@ -204,6 +229,7 @@ static void check_split(int32_t hd, int32_t n, int32_t m, sl_dtype kt)
     for (int32_t c = 0; c < hd; c++)
         cr_assert_eq(out[c], out2[c], "column %d: %g vs %g (hd %d, n %d, split %d, dtype %d)", c, out[c], out2[c], hd,
                      n, m, (int)kt);
+    free(rows);
     free(K);
     free(V);
     free(kref);

@@ -24,15 +24,13 @@ static sl_isa simd_level(void)
 #endif
 }
 
-static void scores_generic(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd,
-                           int32_t n, float denom)
+static void scores_generic(float *sc, const float *q, const void *K, int64_t j0, sl_dtype kt, int32_t hd, int32_t n,
+                           float denom)
 {
-    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4;
     for (int32_t j = 0; j < n; j++) {
-        const void *kj = (const char *)K + (int64_t)j * stride * es;
         float d = 0.0f;
         for (int32_t c = 0; c < hd; c++)
-            d += q[c] * kv_value(kj, c, kt);
+            d += q[c] * kv_value(K, sl_attn_key_index(j0 + j, c, hd), kt);
         sc[j] = d / denom;
     }
 }
@@ -52,15 +50,15 @@ static void values_generic(float *out, const float *p, const void *V, int64_t st
 }
 
 void sl_attn_scores_heads(float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q, const void *K,
-                          int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom)
+                          int64_t j0, sl_dtype kt, int32_t hd, int32_t n, float denom)
 {
     sl_isa level = simd_level();
     if (level > SL_ISA_GENERIC) {
-        sl_attn_scores_simd(level, sc, sc_stride, q, q_stride, n_q, K, stride, kt, hd, n, denom);
+        sl_attn_scores_simd(level, sc, sc_stride, q, q_stride, n_q, K, j0, kt, hd, n, denom);
         return;
     }
     for (int32_t h = 0; h < n_q; h++)
-        scores_generic(sc + h * sc_stride, q + h * q_stride, K, stride, kt, hd, n, denom);
+        scores_generic(sc + h * sc_stride, q + h * q_stride, K, j0, kt, hd, n, denom);
 }
 
 void sl_attn_values_heads(float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q, const void *V,
@@ -80,10 +78,10 @@ void sl_attn_values_heads(float *out, int64_t out_stride, const float *p, int64_
         values_generic(out + h * out_stride, p + h * p_stride, V, stride, kt, hd, n, add);
 }
 
-void sl_attn_scores(float *sc, const float *q, const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
+void sl_attn_scores(float *sc, const float *q, const void *K, int64_t j0, sl_dtype kt, int32_t hd, int32_t n,
                     float denom)
 {
-    sl_attn_scores_heads(sc, 0, q, 0, 1, K, stride, kt, hd, n, denom);
+    sl_attn_scores_heads(sc, 0, q, 0, 1, K, j0, kt, hd, n, denom);
 }
 
 void sl_attn_values(float *out, const float *p, const void *V, int64_t stride, sl_dtype kt, int32_t hd, int32_t n,
@@ -131,35 +129,29 @@ static void normalise(float *sc, int32_t n, int32_t head, sl_attn_scaling scalin
         hook->pattern(hook->user, head, sc, n);
 }
 
-static void attend_one(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt,
-                       int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc, const sl_attn_hook *hook)
-{
-    sl_attn_scores(sc, q, K, stride, kt, hd, n, scaling.denom);
-    normalise(sc, n, 0, scaling, hook);
-    sl_attn_values(out, sc, V, stride, kt, hd, n, false);
-}
-
-void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t stride, sl_dtype kt, int32_t hd,
-               int32_t n, float *sc)
-{
-    attend_one(out, q, K, V, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, NULL);
-}
-
 void sl_attend_heads(float *out, const float *q, int64_t q_stride, int32_t n_q, const void *K, const void *V,
-                     int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling, float *sc,
-                     int64_t sc_stride, const sl_attn_hook *hook)
+                     int64_t j0, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, sl_attn_scaling scaling,
+                     float *sc, int64_t sc_stride, const sl_attn_hook *hook)
 {
-    sl_attn_scores_heads(sc, sc_stride, q, q_stride, n_q, K, stride, kt, hd, n, scaling.denom);
+    sl_attn_scores_heads(sc, sc_stride, q, q_stride, n_q, K, j0, kt, hd, n, scaling.denom);
     for (int32_t h = 0; h < n_q; h++)
         normalise(sc + h * sc_stride, n, h, scaling, hook);
-    sl_attn_values_heads(out, q_stride, sc, sc_stride, n_q, V, stride, kt, hd, n, false);
+    const char *Vj = (const char *)V + j0 * stride * (kt == SL_DTYPE_F16 ? 2 : 4);
+    sl_attn_values_heads(out, q_stride, sc, sc_stride, n_q, Vj, stride, kt, hd, n, false);
+}
+
+void sl_attend(float *out, const float *q, const void *K, const void *V, int64_t j0, int64_t stride, sl_dtype kt,
+               int32_t hd, int32_t n, float *sc)
+{
+    sl_attend_heads(out, q, hd, 1, K, V, j0, stride, kt, hd, n, (sl_attn_scaling){sqrtf((float)hd), 0.0f}, sc, n,
+                    NULL);
 }
 
 #ifndef SL_X86
 void sl_attn_scores_simd(sl_isa level, float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q,
-                         const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom)
+                         const void *K, int64_t j0, sl_dtype kt, int32_t hd, int32_t n, float denom)
 {
-    (void)level, (void)sc, (void)sc_stride, (void)q, (void)q_stride, (void)n_q, (void)K, (void)stride, (void)kt;
+    (void)level, (void)sc, (void)sc_stride, (void)q, (void)q_stride, (void)n_q, (void)K, (void)j0, (void)kt;
     (void)hd, (void)n, (void)denom;
 }
 void sl_attn_values_simd(sl_isa level, float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q,

@@ -2,12 +2,13 @@
  * function attributes; attention.c calls them only when the CPU has the instructions.
  *
  * Every kernel serves the query heads of a GQA group at once, so each cached key and value is
- * read once per group. Scores take a block of 16 (AVX-512) or 8 (AVX2) cached rows per head:
- * one vector accumulator per row, then one transposing reduction that sums each row's lanes in
- * the level's horizontal-sum order (reduce16 / reduce8), so a score does not depend on the
- * block, the row count or the other heads. The weighted sum keeps up to four heads' outputs
- * (64 or 32 columns each) in registers while it walks the rows once, each column summed over
- * the rows in order. */
+ * read once per group. Scores take the key blocks (attention.h) a column at a time: one vector
+ * of a block's column holds 16 rows (two vectors at AVX2), multiplied by the query's value of
+ * that column broadcast, so a score is one lane's chain of multiply-adds over the columns in
+ * order, whatever the rows, blocks or heads beside it; tiles of up to 4 heads x 4 blocks
+ * (AVX-512) or 2 x 2 (AVX2) keep enough chains in flight. The weighted sum keeps up to four
+ * heads' outputs (64 or 32 columns each) in registers while it walks the rows once, each column
+ * summed over the rows in order. */
 #include "attention.h"
 #include "simd_x86.h"
 
@@ -59,66 +60,81 @@ static SL_ALWAYS_INLINE int32_t prefetch_rows_ahead(int32_t bytes)
 
 /* ------------------------------------------------------------------ AVX2 */
 
-/* Lane r of the result is the sum of v[r]'s lanes in hsum8's order,
- * ((x0 + x4) + (x2 + x6)) + ((x1 + x5) + (x3 + x7)). */
-static SL_ALWAYS_INLINE SL_AVX2 __m256 reduce8(const __m256 v[8])
+/* The scores of rows [j0, j0 + n) that fall in the 16 (AVX-512) or 8 (AVX2) rows from row0,
+ * given as the vector v of those rows' scores in lane order. */
+static SL_ALWAYS_INLINE void store_scores(float *sc, const float *v, int width, int64_t row0, int64_t j0, int32_t n)
 {
-    __m256 a[4], b[2];
-    for (int i = 0; i < 4; i++) /* [x_k + x_k+4 of row i | of row i + 4] */
-        a[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20),
-                             _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
-    for (int i = 0; i < 2; i++) /* per half: (u0 + u2, u1 + u3) of two rows */
-        b[i] = _mm256_add_ps(_mm256_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm256_shuffle_ps(a[i], a[i + 2], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m256 d = _mm256_add_ps(_mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm256_shuffle_ps(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    return _mm256_permute_ps(d, _MM_SHUFFLE(3, 1, 2, 0)); /* rows 0 2 1 3 | 4 6 5 7 -> in order */
+    int64_t lo = j0 > row0 ? j0 - row0 : 0, hi = j0 + n - row0 < width ? j0 + n - row0 : width;
+    for (int64_t l = lo; l < hi; l++)
+        sc[row0 + l - j0] = v[l];
 }
 
-/* sc[r] = (q · K[r]) / denom for the rows r < rows (at most 8) of a block. */
-static SL_ALWAYS_INLINE SL_AVX2 void scores8_avx2(float *sc, const float *q, const void *K, int64_t stride, int32_t hd,
-                                                  int rows, float denom, sl_dtype kt)
+/* Rows of the key blocks [b0, b0 + nb) of nh heads (tile of at most 2 x 2): lane r of
+ * acc[h][b][half] sums row 16 (b0 + b) + 8 half + r over the columns in order. */
+static SL_ALWAYS_INLINE SL_AVX2 void scores_tile_avx2(float *sc, int64_t sc_stride, const float *q, int64_t q_stride,
+                                                      const char *K, int64_t b0, int nb, int nh, int32_t hd,
+                                                      int64_t j0, int32_t n, float denom, bool prefetch, sl_dtype kt)
 {
-    int32_t c8 = hd & ~7;
-    __m256 acc[8];
-    for (int r = 0; r < 8; r++)
-        acc[r] = _mm256_setzero_ps();
-    for (int32_t c = 0; c < c8; c += 8) {
-        __m256 qc = _mm256_loadu_ps(q + c);
-        for (int r = 0; r < 8; r++)
-            if (r < rows)
-                acc[r] = _mm256_fmadd_ps(load8_w(kv_row(K, r, stride, kt), c, kt), qc, acc[r]);
+    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4, block = (int64_t)hd * SL_ATTN_KEY_BLOCK * es;
+    const char *blk = K + b0 * block;
+    __m256 acc[2][2][2];
+    for (int h = 0; h < nh; h++)
+        for (int b = 0; b < nb; b++)
+            acc[h][b][0] = acc[h][b][1] = _mm256_setzero_ps();
+    for (int32_t c = 0; c < hd; c++) {
+        __m256 k[2][2];
+        for (int b = 0; b < nb; b++) {
+            const char *col = blk + b * block + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
+            if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
+                _mm_prefetch(col + KV_PREFETCH_BYTES, _MM_HINT_T1);
+            k[b][0] = load8_w(col, 0, kt);
+            k[b][1] = load8_w(col, 8, kt);
+        }
+        for (int h = 0; h < nh; h++) {
+            __m256 qc = _mm256_broadcast_ss(q + h * q_stride + c);
+            for (int b = 0; b < nb; b++) {
+                acc[h][b][0] = _mm256_fmadd_ps(k[b][0], qc, acc[h][b][0]);
+                acc[h][b][1] = _mm256_fmadd_ps(k[b][1], qc, acc[h][b][1]);
+            }
+        }
     }
-    __m256 s = reduce8(acc);
-    if (c8 == hd && rows == 8) {
-        _mm256_storeu_ps(sc, _mm256_div_ps(s, _mm256_set1_ps(denom)));
-        return;
-    }
-    float d[8];
-    _mm256_storeu_ps(d, s);
-    for (int r = 0; r < rows; r++) {
-        for (int32_t c = c8; c < hd; c++)
-            d[r] += q[c] * kv_scalar(kv_row(K, r, stride, kt), c, kt);
-        sc[r] = d[r] / denom;
-    }
+    __m256 dv = _mm256_set1_ps(denom);
+    for (int h = 0; h < nh; h++)
+        for (int b = 0; b < nb; b++)
+            for (int half = 0; half < 2; half++) {
+                int64_t row0 = (b0 + b) * SL_ATTN_KEY_BLOCK + 8 * half;
+                __m256 v = _mm256_div_ps(acc[h][b][half], dv);
+                if (row0 >= j0 && row0 + 8 <= j0 + n) {
+                    _mm256_storeu_ps(sc + h * sc_stride + row0 - j0, v);
+                } else {
+                    float t[8];
+                    _mm256_storeu_ps(t, v);
+                    store_scores(sc + h * sc_stride, t, 8, row0, j0, n);
+                }
+            }
 }
 
 static SL_ALWAYS_INLINE SL_AVX2 void scores_avx2(float *sc, int64_t sc_stride, const float *q, int64_t q_stride,
-                                                 int32_t n_q, const void *K, int64_t stride, int32_t hd, int32_t n,
+                                                 int32_t n_q, const void *K, int64_t j0, int32_t hd, int32_t n,
                                                  float denom, sl_dtype kt)
 {
-    int32_t bytes = hd * (kt == SL_DTYPE_F16 ? 2 : 4), ahead = prefetch_rows_ahead(bytes);
-    int32_t j = 0;
-    for (; j + 8 <= n; j += 8) {
-        if (j + ahead + 8 <= n)
-            prefetch_kv_rows(K, j + ahead, 8, stride, bytes, kt);
-        for (int32_t h = 0; h < n_q; h++)
-            scores8_avx2(sc + h * sc_stride + j, q + h * q_stride, kv_row(K, j, stride, kt), stride, hd, 8, denom, kt);
+    if (n <= 0)
+        return;
+    int64_t first = j0 / SL_ATTN_KEY_BLOCK, end = (j0 + n - 1) / SL_ATTN_KEY_BLOCK + 1;
+    for (int64_t b = first; b < end; b += 2) {
+        int nb = end - b < 2 ? 1 : 2;
+        for (int32_t h = 0; h < n_q; h += 2) {
+            float *s = sc + h * sc_stride;
+            const float *qh = q + h * q_stride;
+            bool pf = h == 0;
+            if (n_q - h >= 2)
+                nb == 2 ? scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 2, 2, hd, j0, n, denom, pf, kt)
+                        : scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 1, 2, hd, j0, n, denom, pf, kt);
+            else
+                nb == 2 ? scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 2, 1, hd, j0, n, denom, pf, kt)
+                        : scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 1, 1, hd, j0, n, denom, pf, kt);
+        }
     }
-    if (j < n)
-        for (int32_t h = 0; h < n_q; h++)
-            scores8_avx2(sc + h * sc_stride + j, q + h * q_stride, kv_row(K, j, stride, kt), stride, hd, n - j, denom,
-                         kt);
 }
 
 /* Columns [c0, c0 + 8 nv) of nh heads over rows [0, n), in registers, from out when add. */
@@ -259,68 +275,75 @@ static SL_AVX2 void scale_avx2(float *x, int32_t n, float s)
 
 /* ------------------------------------------------------------------ AVX-512 */
 
-/* Lane r of the result is the sum of v[r]'s lanes in hsum8(fold16(.))'s order (that of
- * _mm512_reduce_add_ps). */
-static SL_ALWAYS_INLINE SL_AVX512 __m512 reduce16(const __m512 v[16])
+/* Rows of the key blocks [b0, b0 + nb) of nh heads (tile of at most 4 x 4): lane r of
+ * acc[h][b] sums row 16 (b0 + b) + r over the columns in order. */
+static SL_ALWAYS_INLINE SL_AVX512 void scores_tile_avx512(float *sc, int64_t sc_stride, const float *q,
+                                                          int64_t q_stride, const char *K, int64_t b0, int nb, int nh,
+                                                          int32_t hd, int64_t j0, int32_t n, float denom,
+                                                          bool prefetch, sl_dtype kt)
 {
-    __m512 a[8], b[4], c[2];
-    for (int i = 0; i < 8; i++) /* quads [x_k + x_k+8 of row i (2) | of row i + 8 (2)] */
-        a[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(v[i], v[i + 8], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int i = 0; i < 4; i++) /* quads: rows i, i + 8, i + 4, i + 12, four sums each */
-        b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[i], a[i + 4], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(a[i], a[i + 4], _MM_SHUFFLE(3, 1, 3, 1)));
-    for (int i = 0; i < 2; i++) /* per quad: (u0 + u2, u1 + u3) of two rows */
-        c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(b[i], b[i + 2], _MM_SHUFFLE(3, 2, 3, 2)));
-    __m512 d = _mm512_add_ps(_mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    /* d holds rows 0 2 1 3 | 8 10 9 11 | 4 6 5 7 | 12 14 13 15 */
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), d);
-}
-
-/* sc[r] = (q · K[r]) / denom for the rows r < rows (at most 16) of a block. */
-static SL_ALWAYS_INLINE SL_AVX512 void scores16_avx512(float *sc, const float *q, const void *K, int64_t stride,
-                                                       int32_t hd, int rows, float denom, sl_dtype kt)
-{
-    int32_t c16 = hd & ~15;
-    __mmask16 tail = (__mmask16)((1u << (hd - c16)) - 1u);
-    __m512 acc[16];
-    for (int r = 0; r < 16; r++)
-        acc[r] = _mm512_setzero_ps();
-    for (int32_t c = 0; c < c16; c += 16) {
-        __m512 qc = _mm512_loadu_ps(q + c);
-        for (int r = 0; r < 16; r++)
-            if (r < rows)
-                acc[r] = _mm512_fmadd_ps(load16_w(kv_row(K, r, stride, kt), c, kt), qc, acc[r]);
+    int64_t es = kt == SL_DTYPE_F16 ? 2 : 4, block = (int64_t)hd * SL_ATTN_KEY_BLOCK * es;
+    const char *blk = K + b0 * block;
+    __m512 acc[4][4];
+    for (int h = 0; h < nh; h++)
+        for (int b = 0; b < nb; b++)
+            acc[h][b] = _mm512_setzero_ps();
+    for (int32_t c = 0; c < hd; c++) {
+        __m512 k[4];
+        for (int b = 0; b < nb; b++) {
+            const char *col = blk + b * block + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
+            if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
+                _mm_prefetch(col + KV_PREFETCH_BYTES, _MM_HINT_T1);
+            k[b] = load16_w(col, 0, kt);
+        }
+        for (int h = 0; h < nh; h++) {
+            __m512 qc = _mm512_set1_ps(q[h * q_stride + c]);
+            for (int b = 0; b < nb; b++)
+                acc[h][b] = _mm512_fmadd_ps(k[b], qc, acc[h][b]);
+        }
     }
-    if (tail) {
-        __m512 qt = _mm512_maskz_loadu_ps(tail, q + c16);
-        for (int r = 0; r < 16; r++)
-            if (r < rows)
-                acc[r] = _mm512_fmadd_ps(load16_w_part(kv_row(K, r, stride, kt), c16, tail, kt), qt, acc[r]);
-    }
-    __m512 s = _mm512_div_ps(reduce16(acc), _mm512_set1_ps(denom));
-    _mm512_mask_storeu_ps(sc, (__mmask16)((1u << rows) - 1u), s);
+    __m512 dv = _mm512_set1_ps(denom);
+    for (int h = 0; h < nh; h++)
+        for (int b = 0; b < nb; b++) {
+            int64_t row0 = (b0 + b) * SL_ATTN_KEY_BLOCK;
+            __m512 v = _mm512_div_ps(acc[h][b], dv);
+            if (row0 >= j0 && row0 + 16 <= j0 + n) {
+                _mm512_storeu_ps(sc + h * sc_stride + row0 - j0, v);
+            } else {
+                float t[16];
+                _mm512_storeu_ps(t, v);
+                store_scores(sc + h * sc_stride, t, 16, row0, j0, n);
+            }
+        }
 }
 
 static SL_ALWAYS_INLINE SL_AVX512 void scores_avx512(float *sc, int64_t sc_stride, const float *q, int64_t q_stride,
-                                                     int32_t n_q, const void *K, int64_t stride, int32_t hd,
-                                                     int32_t n, float denom, sl_dtype kt)
+                                                     int32_t n_q, const void *K, int64_t j0, int32_t hd, int32_t n,
+                                                     float denom, sl_dtype kt)
 {
-    int32_t bytes = hd * (kt == SL_DTYPE_F16 ? 2 : 4), ahead = prefetch_rows_ahead(bytes);
-    int32_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-        if (j + ahead + 16 <= n)
-            prefetch_kv_rows(K, j + ahead, 16, stride, bytes, kt);
-        for (int32_t h = 0; h < n_q; h++)
-            scores16_avx512(sc + h * sc_stride + j, q + h * q_stride, kv_row(K, j, stride, kt), stride, hd, 16, denom,
-                            kt);
+    if (n <= 0)
+        return;
+    int64_t first = j0 / SL_ATTN_KEY_BLOCK, end = (j0 + n - 1) / SL_ATTN_KEY_BLOCK + 1;
+    for (int64_t b = first; b < end; b += 4) {
+        int nb = end - b < 4 ? (int)(end - b) : 4;
+        for (int32_t h = 0; h < n_q; h += 4) {
+            float *s = sc + h * sc_stride;
+            const float *qh = q + h * q_stride;
+            bool pf = h == 0;
+            int nh = n_q - h < 4 ? n_q - h : 4;
+#define TILE(NH, NB) scores_tile_avx512(s, sc_stride, qh, q_stride, K, b, NB, NH, hd, j0, n, denom, pf, kt)
+#define TILES(NH) switch (nb) { case 4: TILE(NH, 4); break; case 3: TILE(NH, 3); break; \
+                                case 2: TILE(NH, 2); break; default: TILE(NH, 1); break; }
+            switch (nh) {
+            case 4: TILES(4); break;
+            case 3: TILES(3); break;
+            case 2: TILES(2); break;
+            default: TILES(1); break;
+            }
+#undef TILES
+#undef TILE
+        }
     }
-    if (j < n)
-        for (int32_t h = 0; h < n_q; h++)
-            scores16_avx512(sc + h * sc_stride + j, q + h * q_stride, kv_row(K, j, stride, kt), stride, hd, n - j,
-                            denom, kt);
 }
 
 /* Columns [c0, c0 + 64) of nh heads over rows [0, n), in registers, from out when add; mk
@@ -447,20 +470,20 @@ static SL_AVX512 void scale_avx512(float *x, int32_t n, float s)
 /* ------------------------------------------------------------------ entry points
  * The cache type is a constant at each call, so the loads fold to one form per variant. */
 
-#define SCORES_ARGS float *sc, int64_t scs, const float *q, int64_t qs, int32_t nq, const void *K, int64_t st, \
+#define SCORES_ARGS float *sc, int64_t scs, const float *q, int64_t qs, int32_t nq, const void *K, int64_t j0, \
                     int32_t hd, int32_t n, float d
 #define VALUES_ARGS float *o, int64_t os, const float *p, int64_t ps, int32_t nq, const void *V, int64_t st, \
                     int32_t hd, int32_t n, bool add
 
-static SL_AVX2 void scores_avx2_f32(SCORES_ARGS) { scores_avx2(sc, scs, q, qs, nq, K, st, hd, n, d, SL_DTYPE_F32); }
-static SL_AVX2 void scores_avx2_f16(SCORES_ARGS) { scores_avx2(sc, scs, q, qs, nq, K, st, hd, n, d, SL_DTYPE_F16); }
+static SL_AVX2 void scores_avx2_f32(SCORES_ARGS) { scores_avx2(sc, scs, q, qs, nq, K, j0, hd, n, d, SL_DTYPE_F32); }
+static SL_AVX2 void scores_avx2_f16(SCORES_ARGS) { scores_avx2(sc, scs, q, qs, nq, K, j0, hd, n, d, SL_DTYPE_F16); }
 static SL_AVX512 void scores_avx512_f32(SCORES_ARGS)
 {
-    scores_avx512(sc, scs, q, qs, nq, K, st, hd, n, d, SL_DTYPE_F32);
+    scores_avx512(sc, scs, q, qs, nq, K, j0, hd, n, d, SL_DTYPE_F32);
 }
 static SL_AVX512 void scores_avx512_f16(SCORES_ARGS)
 {
-    scores_avx512(sc, scs, q, qs, nq, K, st, hd, n, d, SL_DTYPE_F16);
+    scores_avx512(sc, scs, q, qs, nq, K, j0, hd, n, d, SL_DTYPE_F16);
 }
 static SL_AVX2 void values_avx2_f32(VALUES_ARGS) { values_avx2(o, os, p, ps, nq, V, st, hd, n, add, SL_DTYPE_F32); }
 static SL_AVX2 void values_avx2_f16(VALUES_ARGS) { values_avx2(o, os, p, ps, nq, V, st, hd, n, add, SL_DTYPE_F16); }
@@ -474,13 +497,13 @@ static SL_AVX512 void values_avx512_f16(VALUES_ARGS)
 }
 
 void sl_attn_scores_simd(sl_isa level, float *sc, int64_t sc_stride, const float *q, int64_t q_stride, int32_t n_q,
-                         const void *K, int64_t stride, sl_dtype kt, int32_t hd, int32_t n, float denom)
+                         const void *K, int64_t j0, sl_dtype kt, int32_t hd, int32_t n, float denom)
 {
     bool f16 = kt == SL_DTYPE_F16;
     if (level >= SL_ISA_AVX512)
-        (f16 ? scores_avx512_f16 : scores_avx512_f32)(sc, sc_stride, q, q_stride, n_q, K, stride, hd, n, denom);
+        (f16 ? scores_avx512_f16 : scores_avx512_f32)(sc, sc_stride, q, q_stride, n_q, K, j0, hd, n, denom);
     else
-        (f16 ? scores_avx2_f16 : scores_avx2_f32)(sc, sc_stride, q, q_stride, n_q, K, stride, hd, n, denom);
+        (f16 ? scores_avx2_f16 : scores_avx2_f32)(sc, sc_stride, q, q_stride, n_q, K, j0, hd, n, denom);
 }
 
 void sl_attn_values_simd(sl_isa level, float *out, int64_t out_stride, const float *p, int64_t p_stride, int32_t n_q,

@@ -63,15 +63,14 @@ static void attend_heads_at(sl_session *s, int32_t layer, int32_t qpos, int32_t 
     const sl_model_config *c = &m->cfg;
     int32_t hd = c->head_dim, g = h / (c->n_head / c->n_head_kv), window = m->blocks[layer].window;
     int32_t j1 = qpos + 1, j0 = window > 0 && j1 > window ? j1 - window : 0;
-    int64_t off = (int64_t)j0 * hd * sl_session_kv_size(s);
     const char *K = sl_session_kv_head(s, layer, false, g), *V = sl_session_kv_head(s, layer, true, g);
     sl_attn_scaling scaling = {m->arch.attn_denom, m->arch.attn_softcap};
     sl_hooks_attn_ctx ctx;
     const sl_attn_hook *hook = NULL;
     if (sl_hooks_at(s, layer, SL_HOOK_ATTN_SCORES) || sl_hooks_at(s, layer, SL_HOOK_PATTERN))
         hook = sl_hooks_attention(s, layer, qpos, j0, h, false, &ctx);
-    sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K + off, V + off, hd,
-                    s->params.kv_type, hd, j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap, hook);
+    sl_attend_heads(att_row + (int64_t)h * hd, q_row + (int64_t)h * hd, hd, count, K, V, j0, hd, s->params.kv_type, hd,
+                    j1 - j0, scaling, s->scores + (int64_t)h * s->cap, s->cap, hook);
 }
 
 /* Causal attention of n queries at positions [p, p+n) over cached keys [0, p+n). Each query goes
@@ -153,12 +152,12 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
             int32_t b0 = j0 > p ? j0 - p : 0;            /* first own key seen, as a depth */
             int32_t own_n = d - b0 + 1;
             const float *q = Q + i * qd + (int64_t)h * hd;
-            const char *Kh = K + (int64_t)j0 * hd * es, *Vh = V + (int64_t)j0 * hd * es;
-            int64_t own = (int64_t)(p + i - d + b0) * hd * es;
+            const char *Vh = V + (int64_t)j0 * hd * es;
+            int64_t own_row = p + i - d + b0, own = own_row * hd * es;
             float *out = att + i * qd + (int64_t)h * hd;
             /* The cached rows, then the branch's own keys and values as the positions after them. */
-            sl_attn_scores(sc, q, Kh, hd, kt, hd, m, denom);
-            sl_attn_scores(sc + m, q, K + own, hd, kt, hd, own_n, denom);
+            sl_attn_scores(sc, q, K, j0, kt, hd, m, denom);
+            sl_attn_scores(sc + m, q, K, own_row, kt, hd, own_n, denom);
             if (softcap > 0)
                 sl_attn_softcap(sc, m + own_n, softcap);
             sl_hooks_attn_ctx ctx;
@@ -173,22 +172,26 @@ static void attention_branches(sl_session *s, int32_t layer, int32_t n, int32_t 
     }
 }
 
+/* Element i of a cache in its stored type. */
+static inline void store_value(void *cache, int64_t i, float x, sl_dtype kt)
+{
+    if (kt == SL_DTYPE_F16)
+        ((uint16_t *)cache)[i] = sl_f32_to_f16(x);
+    else
+        ((float *)cache)[i] = x;
+}
+
 /* n rows of n_heads heads of hd values (src, row-major) into rows [p, p + n) of a head-major
- * cache of cap rows per head, in its stored type. */
-static void store_kv(void *cache, const float *src, int32_t p, int32_t n, int32_t n_heads, int32_t hd, int32_t cap,
-                     sl_dtype kt)
+ * cache of cap rows per head: as key blocks (kernels/attention.h) or value rows. */
+static void store_kv(void *cache, bool keys, const float *src, int32_t p, int32_t n, int32_t n_heads, int32_t hd,
+                     int32_t cap, sl_dtype kt)
 {
     for (int32_t i = 0; i < n; i++)
         for (int32_t g = 0; g < n_heads; g++) {
             const float *from = src + ((int64_t)i * n_heads + g) * hd;
-            int64_t at = ((int64_t)g * cap + p + i) * hd;
-            if (kt == SL_DTYPE_F16) {
-                uint16_t *dst = (uint16_t *)cache + at;
-                for (int32_t c = 0; c < hd; c++)
-                    dst[c] = sl_f32_to_f16(from[c]);
-            } else {
-                memcpy((float *)cache + at, from, (size_t)hd * sizeof(float));
-            }
+            int64_t head = (int64_t)g * cap * hd, row = (int64_t)p + i;
+            for (int32_t c = 0; c < hd; c++)
+                store_value(cache, head + (keys ? sl_attn_key_index(row, c, hd) : row * hd + c), from[c], kt);
         }
 }
 
@@ -278,8 +281,8 @@ static void attention_step(sl_fw_set *const *active, int32_t n_active, const sl_
                 sl_hooks_rows(s, l, SL_HOOK_V, v, n, p, kvd, s->branching);
         }
         if (!s->parent || l >= s->branch) {
-            store_kv(s->k_cache[l], k, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
-            store_kv(s->v_cache[l], v, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
+            store_kv(s->k_cache[l], true, k, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
+            store_kv(s->v_cache[l], false, v, p, n, c->n_head_kv, hd, s->cap, s->params.kv_type);
         }
         row[a] = r;
         n_decode += n == 1 && !s->branching;

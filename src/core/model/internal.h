@@ -77,7 +77,8 @@ struct sl_session {
     bool rope_long;   /* the cache was computed with longrope's long factors */
     sl_token *tokens; /* [cap] */
     /* [n_layer] -> [n_head_kv][cap][head_dim] of params.kv_type, head-major so that attention reads
-     * each KV head's rows as one stream; NULL where not owned */
+     * each KV head as one stream, keys in blocks of 16 rows stored column by column
+     * (kernels/attention.h); NULL where not owned. cap is a multiple of 16. */
     void **k_cache, **v_cache;
     uint8_t *skip;   /* [n_layer] */
     int32_t n_forks;
@@ -219,8 +220,8 @@ sl_status sl_session_grow_all_logits(sl_session *s, int32_t n, const char *what,
 sl_status sl_session_match_rope(sl_session *s, int32_t length, const char *what, sl_error *err);
 /* Make room for `need` positions in the KV caches, taps and token list. */
 sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err);
-/* Row 0 of KV head g's keys (value false) or values in a layer's cache, its rows head_dim values
- * apart: the session's own cache or, below a fork's branch, its parent's. */
+/* KV head g's keys (value false: its key blocks) or values (rows head_dim values apart) in a
+ * layer's cache: the session's own cache or, below a fork's branch, its parent's. */
 const void *sl_session_kv_head(const sl_session *s, int32_t layer, bool value, int32_t g);
 /* Bytes per cached key or value element. */
 static inline int64_t sl_session_kv_size(const sl_session *s) { return s->params.kv_type == SL_DTYPE_F16 ? 2 : 4; }

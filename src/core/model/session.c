@@ -4,6 +4,7 @@
 
 #include "util/error.h"
 #include "internal.h"
+#include "kernels/attention.h"
 
 #define DEFAULT_N_BATCH 256
 
@@ -54,7 +55,7 @@ static bool grow_caches(sl_session *s, int32_t cap)
     bool ok = fresh != NULL;
     for (int32_t l = 0; l < c->n_layer && ok; l++)
         if (s->k_cache[l])
-            ok = (fresh[2 * l] = malloc(bytes)) && (fresh[2 * l + 1] = malloc(bytes));
+            ok = (fresh[2 * l] = calloc(1, bytes)) && (fresh[2 * l + 1] = calloc(1, bytes));
     for (int32_t l = 0; l < c->n_layer && fresh; l++) {
         void **cache[2] = {&s->k_cache[l], &s->v_cache[l]};
         for (int kv = 0; kv < 2; kv++) {
@@ -86,8 +87,8 @@ static bool ensure_caches(sl_session *s)
             free(s->v_cache[l]);
             s->k_cache[l] = s->v_cache[l] = NULL;
         } else if (s->cap > 0 && !s->k_cache[l]) {
-            s->k_cache[l] = malloc(bytes);
-            s->v_cache[l] = malloc(bytes);
+            s->k_cache[l] = calloc(1, bytes); /* the rows of a key block past the last position are read */
+            s->v_cache[l] = calloc(1, bytes);
             ok &= s->k_cache[l] && s->v_cache[l];
         }
     }
@@ -107,6 +108,7 @@ sl_status sl_session_reserve(sl_session *s, int32_t need, sl_error *err)
         cap = cap > s->n_ctx / 2 ? s->n_ctx : cap * 2;
     if (cap < need)
         cap = need;
+    cap = (cap + SL_ATTN_KEY_BLOCK - 1) / SL_ATTN_KEY_BLOCK * SL_ATTN_KEY_BLOCK; /* whole key blocks */
     bool ok = true;
     s->tokens = grow(s->tokens, (size_t)cap * sizeof *s->tokens, &ok);
     if (s->keep_hidden && ok)

@@ -7,6 +7,7 @@
 
 #include "util/error.h"
 #include "internal.h"
+#include "kernels/attention.h"
 #include "slua/sl_ops.h"
 
 static bool same_request(const sl_session *a, const sl_session *b)
@@ -99,15 +100,18 @@ sl_status sl_session_copy(sl_session *dst, const sl_session *src, int32_t *n_cop
     dst->rope_long = src->rope_long;
     const sl_model_config *c = &src->model->cfg;
     size_t rows = (size_t)(src->pos - common), es = (size_t)sl_session_kv_size(src);
-    size_t head_row = (size_t)c->head_dim * es;
+    size_t head_row = (size_t)c->head_dim * es, B = SL_ATTN_KEY_BLOCK;
+    size_t key_from = (size_t)common / B * B, key_rows = ((size_t)src->pos + B - 1) / B * B - key_from;
     for (int32_t l = 0; l < c->n_layer && rows > 0; l++) {
         if (!src->k_cache[l])
             continue;
-        for (int32_t g = 0; g < c->n_head_kv; g++) { /* head-major: each head's rows apart */
-            size_t to = ((size_t)g * (size_t)dst->cap + (size_t)common) * head_row;
-            size_t from = ((size_t)g * (size_t)src->cap + (size_t)common) * head_row;
-            memcpy((char *)dst->k_cache[l] + to, (char *)src->k_cache[l] + from, rows * head_row);
-            memcpy((char *)dst->v_cache[l] + to, (char *)src->v_cache[l] + from, rows * head_row);
+        for (int32_t g = 0; g < c->n_head_kv; g++) { /* head-major; keys in whole blocks */
+            char *dk = (char *)dst->k_cache[l] + (size_t)g * (size_t)dst->cap * head_row;
+            char *dv = (char *)dst->v_cache[l] + (size_t)g * (size_t)dst->cap * head_row;
+            const char *sk = (const char *)src->k_cache[l] + (size_t)g * (size_t)src->cap * head_row;
+            const char *sv = (const char *)src->v_cache[l] + (size_t)g * (size_t)src->cap * head_row;
+            memcpy(dk + key_from * head_row, sk + key_from * head_row, key_rows * head_row);
+            memcpy(dv + common * head_row, sv + common * head_row, rows * head_row);
         }
     }
     if (src->keep_hidden && rows > 0)
