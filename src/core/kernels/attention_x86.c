@@ -6,7 +6,7 @@
  * of a block's column holds 16 rows (two vectors at AVX2), multiplied by the query's value of
  * that column broadcast, so a score is one lane's chain of multiply-adds over the columns in
  * order, whatever the rows, blocks or heads beside it; tiles of up to 4 heads x 4 blocks
- * (AVX-512) or 2 x 2 (AVX2) keep enough chains in flight. The weighted sum keeps up to four
+ * (AVX-512) or 4 head-blocks (AVX2) keep enough chains in flight. The weighted sum keeps up to four
  * heads' outputs (64 or 32 columns each) in registers while it walks the rows once, each column
  * summed over the rows in order. */
 #include "attention.h"
@@ -69,7 +69,7 @@ static SL_ALWAYS_INLINE void store_scores(float *sc, const float *v, int width, 
         sc[row0 + l - j0] = v[l];
 }
 
-/* Rows of the key blocks [b0, b0 + nb) of nh heads (tile of at most 2 x 2): lane r of
+/* Rows of the key blocks [b0, b0 + nb) of nh heads (nh x nb at most 4): lane r of
  * acc[h][b][half] sums row 16 (b0 + b) + 8 half + r over the columns in order. */
 static SL_ALWAYS_INLINE SL_AVX2 void scores_tile_avx2(float *sc, int64_t sc_stride, const float *q, int64_t q_stride,
                                                       const char *K, int64_t b0, int nb, int nh, int32_t hd,
@@ -77,24 +77,23 @@ static SL_ALWAYS_INLINE SL_AVX2 void scores_tile_avx2(float *sc, int64_t sc_stri
 {
     int64_t es = kt == SL_DTYPE_F16 ? 2 : 4, block = (int64_t)hd * SL_ATTN_KEY_BLOCK * es;
     const char *blk = K + b0 * block;
-    __m256 acc[2][2][2];
-    for (int h = 0; h < nh; h++)
-        for (int b = 0; b < nb; b++)
-            acc[h][b][0] = acc[h][b][1] = _mm256_setzero_ps();
+    __m256 acc[8]; /* [h][b][half] of nh x nb x 2 */
+    for (int i = 0; i < 2 * nh * nb; i++)
+        acc[i] = _mm256_setzero_ps();
     for (int32_t c = 0; c < hd; c++) {
-        __m256 k[2][2];
+        __m256 qc[4];
+        for (int h = 0; h < nh; h++)
+            qc[h] = _mm256_broadcast_ss(q + h * q_stride + c);
+        const char *cols = blk + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
+        if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
+            for (int b = 0; b < nb; b++)
+                _mm_prefetch(cols + b * block + KV_PREFETCH_BYTES, _MM_HINT_T1);
         for (int b = 0; b < nb; b++) {
-            const char *col = blk + b * block + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
-            if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
-                _mm_prefetch(col + KV_PREFETCH_BYTES, _MM_HINT_T1);
-            k[b][0] = load8_w(col, 0, kt);
-            k[b][1] = load8_w(col, 8, kt);
-        }
-        for (int h = 0; h < nh; h++) {
-            __m256 qc = _mm256_broadcast_ss(q + h * q_stride + c);
-            for (int b = 0; b < nb; b++) {
-                acc[h][b][0] = _mm256_fmadd_ps(k[b][0], qc, acc[h][b][0]);
-                acc[h][b][1] = _mm256_fmadd_ps(k[b][1], qc, acc[h][b][1]);
+            const char *col = cols + b * block;
+            __m256 k0 = load8_w(col, 0, kt), k1 = load8_w(col, 8, kt);
+            for (int h = 0; h < nh; h++) {
+                acc[(h * nb + b) * 2] = _mm256_fmadd_ps(k0, qc[h], acc[(h * nb + b) * 2]);
+                acc[(h * nb + b) * 2 + 1] = _mm256_fmadd_ps(k1, qc[h], acc[(h * nb + b) * 2 + 1]);
             }
         }
     }
@@ -103,7 +102,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void scores_tile_avx2(float *sc, int64_t sc_stri
         for (int b = 0; b < nb; b++)
             for (int half = 0; half < 2; half++) {
                 int64_t row0 = (b0 + b) * SL_ATTN_KEY_BLOCK + 8 * half;
-                __m256 v = _mm256_div_ps(acc[h][b][half], dv);
+                __m256 v = _mm256_div_ps(acc[(h * nb + b) * 2 + half], dv);
                 if (row0 >= j0 && row0 + 8 <= j0 + n) {
                     _mm256_storeu_ps(sc + h * sc_stride + row0 - j0, v);
                 } else {
@@ -114,6 +113,9 @@ static SL_ALWAYS_INLINE SL_AVX2 void scores_tile_avx2(float *sc, int64_t sc_stri
             }
 }
 
+/* Groups of 4 key blocks (in L1 while every head's tile reads them); within a group, tiles of up
+ * to 4 heads by as many blocks as keep 8 multiply-add chains in 16 registers, each key vector
+ * converted once per tile. */
 static SL_ALWAYS_INLINE SL_AVX2 void scores_avx2(float *sc, int64_t sc_stride, const float *q, int64_t q_stride,
                                                  int32_t n_q, const void *K, int64_t j0, int32_t hd, int32_t n,
                                                  float denom, sl_dtype kt)
@@ -121,18 +123,28 @@ static SL_ALWAYS_INLINE SL_AVX2 void scores_avx2(float *sc, int64_t sc_stride, c
     if (n <= 0)
         return;
     int64_t first = j0 / SL_ATTN_KEY_BLOCK, end = (j0 + n - 1) / SL_ATTN_KEY_BLOCK + 1;
-    for (int64_t b = first; b < end; b += 2) {
-        int nb = end - b < 2 ? 1 : 2;
-        for (int32_t h = 0; h < n_q; h += 2) {
+    for (int64_t g = first; g < end; g += 4) {
+        int64_t g_end = end - g < 4 ? end : g + 4;
+        for (int32_t h = 0; h < n_q; h += 4) {
             float *s = sc + h * sc_stride;
             const float *qh = q + h * q_stride;
-            bool pf = h == 0;
-            if (n_q - h >= 2)
-                nb == 2 ? scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 2, 2, hd, j0, n, denom, pf, kt)
-                        : scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 1, 2, hd, j0, n, denom, pf, kt);
-            else
-                nb == 2 ? scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 2, 1, hd, j0, n, denom, pf, kt)
-                        : scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, 1, 1, hd, j0, n, denom, pf, kt);
+            int nh = n_q - h < 4 ? n_q - h : 4, step = nh == 1 ? 4 : nh == 2 ? 2 : 1;
+            for (int64_t b = g; b < g_end; b += step) {
+                int nb = g_end - b < step ? (int)(g_end - b) : step;
+                bool pf = h == 0;
+#define TILE(NH, NB) scores_tile_avx2(s, sc_stride, qh, q_stride, K, b, NB, NH, hd, j0, n, denom, pf, kt)
+                switch (nh * 8 + nb) {
+                case 8 + 4: TILE(1, 4); break;
+                case 8 + 3: TILE(1, 3); break;
+                case 8 + 2: TILE(1, 2); break;
+                case 8 + 1: TILE(1, 1); break;
+                case 16 + 2: TILE(2, 2); break;
+                case 16 + 1: TILE(2, 1); break;
+                case 24 + 1: TILE(3, 1); break;
+                default: TILE(4, 1); break;
+                }
+#undef TILE
+            }
         }
     }
 }
@@ -289,13 +301,13 @@ static SL_ALWAYS_INLINE SL_AVX512 void scores_tile_avx512(float *sc, int64_t sc_
         for (int b = 0; b < nb; b++)
             acc[h][b] = _mm512_setzero_ps();
     for (int32_t c = 0; c < hd; c++) {
+        const char *cols = blk + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
+        if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
+            for (int b = 0; b < nb; b++)
+                _mm_prefetch(cols + b * block + KV_PREFETCH_BYTES, _MM_HINT_T1);
         __m512 k[4];
-        for (int b = 0; b < nb; b++) {
-            const char *col = blk + b * block + (int64_t)c * SL_ATTN_KEY_BLOCK * es;
-            if (prefetch && ((c * SL_ATTN_KEY_BLOCK * es) & 63) == 0)
-                _mm_prefetch(col + KV_PREFETCH_BYTES, _MM_HINT_T1);
-            k[b] = load16_w(col, 0, kt);
-        }
+        for (int b = 0; b < nb; b++)
+            k[b] = load16_w(cols + b * block, 0, kt);
         for (int h = 0; h < nh; h++) {
             __m512 qc = _mm512_set1_ps(q[h * q_stride + c]);
             for (int b = 0; b < nb; b++)
