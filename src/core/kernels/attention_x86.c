@@ -36,15 +36,12 @@ static SL_ALWAYS_INLINE const void *kv_row(const void *base, int64_t j, int64_t 
  * 2048 (one thread, Zen 4) went from 0.57 to 0.64 of depth 0's speed with the F32 cache. */
 #define KV_PREFETCH_BYTES (16 << 10)
 
-/* Prefetch rows [j, j + rows) of a head (bytes per row) into L2. */
-static SL_ALWAYS_INLINE void prefetch_kv_rows(const void *base, int64_t j, int rows, int64_t stride, int32_t bytes,
-                                              sl_dtype kt)
+/* Prefetch row j of a head's values (bytes per row) into L2. */
+static SL_ALWAYS_INLINE void prefetch_kv_row(const void *base, int64_t j, int64_t stride, int32_t bytes, sl_dtype kt)
 {
-    for (int r = 0; r < rows; r++) {
-        const char *row = kv_row(base, j + r, stride, kt);
-        for (int32_t b = 0; b < bytes; b += 64)
-            _mm_prefetch(row + b, _MM_HINT_T1);
-    }
+    const char *row = kv_row(base, j, stride, kt);
+    for (int32_t b = 0; b < bytes; b += 64)
+        _mm_prefetch(row + b, _MM_HINT_T1);
 }
 
 /* The rows a weighted sum prefetches: row j + ahead while it reads row j, if below rows. */
@@ -161,7 +158,7 @@ static SL_ALWAYS_INLINE SL_AVX2 void values_tile_avx2(float *out, int64_t out_st
     for (int32_t j = 0; j < n; j++) {
         const void *vj = kv_row(V, j, stride, kt);
         if (j + pf.ahead < pf.rows)
-            prefetch_kv_rows(V, j + pf.ahead, 1, stride, pf.bytes, kt);
+            prefetch_kv_row(V, j + pf.ahead, stride, pf.bytes, kt);
         __m256 x[4];
         for (int v = 0; v < nv; v++)
             x[v] = load8_w(vj, c0 + 8 * v, kt);
@@ -219,25 +216,18 @@ static SL_ALWAYS_INLINE SL_AVX2 void values_avx2(float *out, int64_t out_stride,
         }
 }
 
-/* e^x for x <= 0 (and NaN) within 2 ulp: x = n ln2 + r, |r| <= ln2 / 2, Cephes' polynomial for
- * e^r, times 2^n; below ln(FLT_MIN) the result is 0 (a subnormal where expf gives one). */
+/* e^x for x <= 0 by expf_poly, a NaN x staying NaN (as expf's); 0 below SL_EXP_LOWEST (a
+ * subnormal where expf gives one). */
 static SL_ALWAYS_INLINE SL_AVX2 __m256 exp8(__m256 x)
 {
-    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654f), _CMP_LT_OQ);
-    x = _mm256_max_ps(_mm256_set1_ps(-87.33654f), x); /* a NaN x stays NaN */
+    const __m256 lowest = _mm256_set1_ps(SL_EXP_LOWEST);
+    __m256 below = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+    x = _mm256_max_ps(lowest, x); /* max_ps returns its second operand, x, where x is NaN */
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(tiny, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), r;
+    __m256 p = expf_poly(x, n, &r);
+    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    return _mm256_andnot_ps(below, _mm256_mul_ps(y, pow2_int(n)));
 }
 
 static SL_AVX2 float max_avx2(const float *x, int32_t n)
@@ -372,7 +362,7 @@ static SL_ALWAYS_INLINE SL_AVX512 void values_tile_avx512(float *out, int64_t ou
     for (int32_t j = 0; j < n; j++) {
         const void *vj = kv_row(V, j, stride, kt);
         if (j + pf.ahead < pf.rows)
-            prefetch_kv_rows(V, j + pf.ahead, 1, stride, pf.bytes, kt);
+            prefetch_kv_row(V, j + pf.ahead, stride, pf.bytes, kt);
         __m512 x[4];
         for (int v = 0; v < 4; v++)
             x[v] = load16_w_part(vj, c0 + 16 * v, mk[v], kt);
@@ -419,24 +409,6 @@ static SL_ALWAYS_INLINE SL_AVX512 void values_avx512(float *out, int64_t out_str
     }
 }
 
-/* exp8's method with vscalefps for the 2^n, which also rounds subnormal results. */
-static SL_ALWAYS_INLINE SL_AVX512 __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* a NaN x stays NaN */
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(y, n);
-}
-
 static SL_AVX512 float max_avx512(const float *x, int32_t n)
 {
     __m512 m = _mm512_set1_ps(-INFINITY);
@@ -450,20 +422,19 @@ static SL_AVX512 float max_avx512(const float *x, int32_t n)
     return _mm512_reduce_max_ps(m);
 }
 
-/* x[j] = e^(x[j] - m); returns their sum, sixteen lanes summed apart, then reduced. */
+/* x[j] = e^(x[j] - m) (exp8 on each half); returns their sum, sixteen lanes summed apart, then
+ * reduced. */
 static SL_AVX512 float exp_sum_avx512(float *x, int32_t n, float m)
 {
     __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
-    int32_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + j), mv));
-        _mm512_storeu_ps(x + j, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    if (j < n) {
-        __mmask16 tail = (__mmask16)((1u << (n - j)) - 1u);
-        __m512 e = _mm512_maskz_mov_ps(tail, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + j), mv)));
-        _mm512_mask_storeu_ps(x + j, tail, e);
+    for (int32_t j = 0; j < n; j += 16) {
+        __mmask16 lanes = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1u);
+        __m512d d = _mm512_castps_pd(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, x + j), mv));
+        __m256 lo = exp8(_mm256_castpd_ps(_mm512_castpd512_pd256(d)));
+        __m256 hi = exp8(_mm256_castpd_ps(_mm512_extractf64x4_pd(d, 1)));
+        __m512d e2 = _mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1);
+        __m512 e = _mm512_maskz_mov_ps(lanes, _mm512_castpd_ps(e2));
+        _mm512_mask_storeu_ps(x + j, lanes, e);
         sum = _mm512_add_ps(sum, e);
     }
     return _mm512_reduce_add_ps(sum);

@@ -92,6 +92,31 @@ static SL_ALWAYS_INLINE SL_AVX2 __m128 hsum8x4(__m256 a, __m256 b, __m256 c, __m
     return _mm_add_ps(_mm_add_ps(t0, t2), _mm_add_ps(t1, t3));
 }
 
+/* log(FLT_MIN): below it e^x is subnormal, which the SIMD exps do not produce. */
+#define SL_EXP_LOWEST (-87.33654f)
+
+/* The parts of e^x (Cephes' expf, within 2 ulp) for x = n ln2 + r with n an integer near
+ * x / ln2: sets *r (exact: ln2 in two parts) and returns p with e^r = 1 + r + r^2 p. Callers
+ * pick n's rounding and how the terms are added, so each keeps its own float32 results. */
+static SL_ALWAYS_INLINE SL_AVX2 __m256 expf_poly(__m256 x, __m256 n, __m256 *r)
+{
+    __m256 t = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    t = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), t);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(1.6666665459e-1f));
+    *r = t;
+    return _mm256_fmadd_ps(y, t, _mm256_set1_ps(5.0000001201e-1f));
+}
+
+/* 2^n as float32 for integers n in [-126, 127]. */
+static SL_ALWAYS_INLINE SL_AVX2 __m256 pow2_int(__m256 n)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+
 /* Sixteen stored values from index c of w, as float32. */
 static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w(const void *w, int64_t c, sl_dtype dt)
 {

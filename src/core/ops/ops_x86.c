@@ -12,23 +12,13 @@
 /* exp(x) for x <= 0; 0 below the smallest normal result (and for NaN or -inf). */
 static SL_ALWAYS_INLINE SL_AVX2 __m256 exp_nonpositive(__m256 x)
 {
-    const __m256 lowest = _mm256_set1_ps(-87.33654f); /* log(FLT_MIN) */
+    const __m256 lowest = _mm256_set1_ps(SL_EXP_LOWEST);
     __m256 valid = _mm256_cmp_ps(x, lowest, _CMP_GE_OQ);
     x = _mm256_max_ps(x, lowest);
-    /* x = n ln2 + r, |r| <= ln2 / 2; ln2 in two parts keeps r exact. */
-    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    /* times 2^n, n in [-126, 0] */
-    __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(scale)), valid);
+    __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f))), r;
+    __m256 p = expf_poly(x, n, &r);
+    __m256 y = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    return _mm256_and_ps(_mm256_mul_ps(y, pow2_int(n)), valid); /* n in [-126, 0] */
 }
 
 /* log(x) for normal positive x. */
