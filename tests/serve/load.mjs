@@ -39,13 +39,17 @@ if (mode === "flood") {
   }
   console.log("flood: " + JSON.stringify(counts));
 } else if (mode === "drain") {
-  const running = Array.from({ length: 4 }, () => post({ prompt: [1, 403, 407], max_tokens: 48, temperature: 0 }));
-  // once the server has them (its metrics say so), stop it
+  let finished = 0;
+  const running = Array.from({ length: 4 }, () => post({ prompt: [1, 403, 407], max_tokens: 48, temperature: 0 })
+    .then((r) => { finished++; return r; }));
+  // once the server has had all of them (running, waiting for a slot or answered; its metrics
+  // say so), stop it: a request that reaches it after SIGTERM is refused with 503, as it should be
   for (;;) {
+    const done = finished; /* before the metrics: a request answered after them is still in them */
     const m = await new Promise((resolve) => http.get(base + "/metrics", { headers: { authorization: "Bearer " + key } },
       (res) => { let t = ""; res.on("data", (c) => (t += c)); res.on("end", () => resolve(t)); }));
-    const busy = +(m.match(/slua:requests_processing (\d+)/) || [0, 0])[1];
-    if (busy > 0) break;
+    const gauge = (name) => +(m.match(new RegExp("slua:" + name + " (\\d+)")) || [0, 0])[1];
+    if (done + gauge("requests_processing") + gauge("requests_deferred") >= running.length) break;
   }
   process.kill(+process.env.SLUA_PID, "SIGTERM");
   for (const r of await Promise.all(running)) check(r.status === 200 && JSON.parse(r.text).choices[0].finish_reason === "length", "finished: " + r.status);
