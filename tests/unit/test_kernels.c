@@ -92,7 +92,7 @@ static void check_all(void)
 {
     static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
     static const int32_t ns[] = {1, 2, 3, 4, 5, 6, 7, 9, 13, 16, 17, 40, 50};
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 16}};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 16}, {13, 61}, {11, 45}};
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
@@ -202,7 +202,7 @@ static void check_rows_alone(int64_t rows, int64_t cols, sl_dtype dt, int thread
 static void check_rows_alone_all(void)
 {
     static const sl_dtype dts[] = {SL_DTYPE_F32, SL_DTYPE_BF16, SL_DTYPE_F16};
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 576}, {9, 48}, {21, 2056}};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 576}, {9, 48}, {21, 2056}, {13, 61}, {11, 45}};
     for (int threads = 1; threads <= 2; threads++)
         for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++)
             for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)

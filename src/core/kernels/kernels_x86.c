@@ -18,7 +18,30 @@
  * accumulators per row keep the FMA chains from limiting it, and a prefetch into L2 ahead of the
  * stream keeps enough reads in flight (prefetch_stream). Each row sums the same way whatever
  * NX is, so a row's result does not depend on how many rows share the pass. NX is a constant at
- * every call. */
+ * every call.
+ *
+ * The whole 32-column blocks of weight row wr: acc[j][k] += columns [32b + 8k, 32b + 8k + 8) of
+ * every block b. Both levels run it with 8-lane vectors; at AVX-512 acc[j][2h + k] holds lanes
+ * 8k .. 8k + 7 of 16-lane accumulator h, the same sums in the same order. 512-bit conversions
+ * and multiply-adds read the stream slower on Zen 4 (exact Llama-3.2-1B decode, one thread:
+ * 8.3-8.9 against 9.5-10.3 tok/s). */
+static SL_ALWAYS_INLINE SL_AVX2 void stream_blocks_avx2(__m256 acc[][4], const float *x, int64_t cols, const void *wr,
+                                                        int64_t c32, sl_dtype dt, const int NX)
+{
+    for (int64_t c = 0; c < c32; c += 32) {
+        prefetch_stream(wr, c, dt);
+        __m256 w0 = load8_w(wr, c, dt), w1 = load8_w(wr, c + 8, dt);
+        __m256 w2 = load8_w(wr, c + 16, dt), w3 = load8_w(wr, c + 24, dt);
+        for (int j = 0; j < NX; j++) {
+            const float *xj = x + j * cols + c;
+            acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xj), acc[j][0]);
+            acc[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xj + 8), acc[j][1]);
+            acc[j][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xj + 16), acc[j][2]);
+            acc[j][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xj + 24), acc[j][3]);
+        }
+    }
+}
+
 static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const float *x, const sl_weight *w,
                                                int64_t r0, int64_t r1, sl_dtype dt, const int NX)
 {
@@ -28,19 +51,8 @@ static SL_ALWAYS_INLINE SL_AVX2 void vecn_avx2(float *out, int64_t ldo, const fl
         __m256 acc[4][4];
         for (int j = 0; j < NX; j++)
             acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm256_setzero_ps();
-        int64_t c = 0;
-        for (; c < c32; c += 32) {
-            prefetch_stream(wr, c, dt);
-            __m256 w0 = load8_w(wr, c, dt), w1 = load8_w(wr, c + 8, dt);
-            __m256 w2 = load8_w(wr, c + 16, dt), w3 = load8_w(wr, c + 24, dt);
-            for (int j = 0; j < NX; j++) {
-                const float *xj = x + j * cols + c;
-                acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(xj), acc[j][0]);
-                acc[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(xj + 8), acc[j][1]);
-                acc[j][2] = _mm256_fmadd_ps(w2, _mm256_loadu_ps(xj + 16), acc[j][2]);
-                acc[j][3] = _mm256_fmadd_ps(w3, _mm256_loadu_ps(xj + 24), acc[j][3]);
-            }
-        }
+        stream_blocks_avx2(acc, x, cols, wr, c32, dt, NX);
+        int64_t c = c32;
         for (; c < c8; c += 8) {
             __m256 w0 = load8_w(wr, c, dt);
             for (int j = 0; j < NX; j++)
@@ -202,45 +214,43 @@ static SL_ALWAYS_INLINE SL_AVX2 void rows_avx2(float *out, int64_t ldo, const fl
 
 /* ---------------------------------------------------------------- AVX-512 */
 
-/* vecn_avx2 at 16 lanes: NX activation rows (1 to SL_FEW_ROWS) against each weight row read
- * as one forward stream, two accumulators per row over 32 columns. Half the instructions per
- * weight byte of the 8-lane version, so one thread keeps closer to the read bandwidth. Each row
- * sums the same way whatever NX is. */
+/* The AVX-512 level's one-stream kernel: each output summed as the AVX-512 tiles sum it (two
+ * 16-lane accumulators a0, a1 over every 32-column block, a last 16-column block into a0, the
+ * masked tail into a1, then hsum8(fold16(a0 + a1))), in 8-lane halves (stream_blocks_avx2). */
 static SL_ALWAYS_INLINE SL_AVX512 void vecn_avx512(float *out, int64_t ldo, const float *x, const sl_weight *w,
                                                    int64_t r0, int64_t r1, sl_dtype dt, const int NX)
 {
     int64_t cols = w->cols, c32 = cols & ~(int64_t)31, c16 = cols & ~(int64_t)15;
-    __mmask16 tail = (__mmask16)((1u << (cols - c16)) - 1u);
+    unsigned tail = (1u << (cols - c16)) - 1u;
+    __mmask8 tail_lo = (__mmask8)(tail & 0xff), tail_hi = (__mmask8)(tail >> 8);
     /* Sums wait in a small buffer and go out 16 rows at a time: storing each row's NX sums at
      * once, ldo apart (often a multiple of 4 KiB), made the next weight loads wait on them. */
     float sums[4][16];
     for (int64_t r = r0; r < r1; r++) {
         const void *wr = sl_row_ptr(w, r);
-        __m512 acc[4][2];
+        __m256 acc[4][4]; /* acc[j][2h + k]: lanes 8k .. 8k + 7 of a_h */
         for (int j = 0; j < NX; j++)
-            acc[j][0] = acc[j][1] = _mm512_setzero_ps();
-        int64_t c = 0;
-        for (; c < c32; c += 32) {
-            prefetch_stream(wr, c, dt);
-            __m512 w0 = load16_w(wr, c, dt), w1 = load16_w(wr, c + 16, dt);
-            for (int j = 0; j < NX; j++) {
-                acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * cols + c), acc[j][0]);
-                acc[j][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + j * cols + c + 16), acc[j][1]);
-            }
-        }
+            acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm256_setzero_ps();
+        stream_blocks_avx2(acc, x, cols, wr, c32, dt, NX);
+        int64_t c = c32;
         if (c < c16) {
-            __m512 w0 = load16_w(wr, c, dt);
-            for (int j = 0; j < NX; j++)
-                acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x + j * cols + c), acc[j][0]);
+            __m256 w0 = load8_w(wr, c, dt), w1 = load8_w(wr, c + 8, dt);
+            for (int j = 0; j < NX; j++) {
+                acc[j][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + j * cols + c), acc[j][0]);
+                acc[j][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + j * cols + c + 8), acc[j][1]);
+            }
             c += 16;
         }
         if (tail) {
-            __m512 w0 = load16_w_part(wr, c, tail, dt);
-            for (int j = 0; j < NX; j++)
-                acc[j][1] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(tail, x + j * cols + c), acc[j][1]);
+            __m256 w0 = load8_w_part(wr, c, tail_lo, dt), w1 = load8_w_part(wr, c + 8, tail_hi, dt);
+            for (int j = 0; j < NX; j++) {
+                acc[j][2] = _mm256_fmadd_ps(w0, _mm256_maskz_loadu_ps(tail_lo, x + j * cols + c), acc[j][2]);
+                acc[j][3] = _mm256_fmadd_ps(w1, _mm256_maskz_loadu_ps(tail_hi, x + j * cols + c + 8), acc[j][3]);
+            }
         }
-        for (int j = 0; j < NX; j++)
-            sums[j][(r - r0) & 15] = hsum8(fold16(_mm512_add_ps(acc[j][0], acc[j][1])));
+        for (int j = 0; j < NX; j++) /* fold16(a0 + a1) */
+            sums[j][(r - r0) & 15] =
+                hsum8(_mm256_add_ps(_mm256_add_ps(acc[j][0], acc[j][2]), _mm256_add_ps(acc[j][1], acc[j][3])));
         if (((r - r0) & 15) == 15 || r + 1 == r1) {
             int64_t first = r - ((r - r0) & 15);
             for (int j = 0; j < NX; j++)

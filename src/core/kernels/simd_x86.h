@@ -145,6 +145,21 @@ static SL_ALWAYS_INLINE SL_AVX512 __m512 load16_w_part(const void *w, int64_t c,
     return _mm512_setzero_ps();
 }
 
+/* Eight stored values from index c of w, the lanes of m only (the others read nothing and
+ * are zero). */
+static SL_ALWAYS_INLINE SL_AVX512 __m256 load8_w_part(const void *w, int64_t c, __mmask8 m, sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DTYPE_F32: return _mm256_maskz_loadu_ps(m, (const float *)w + c);
+    case SL_DTYPE_BF16: {
+        __m128i h = _mm_maskz_loadu_epi16(m, (const uint16_t *)w + c);
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    case SL_DTYPE_F16: return _mm256_cvtph_ps(_mm_maskz_loadu_epi16(m, (const uint16_t *)w + c));
+    }
+    return _mm256_setzero_ps();
+}
+
 /* The two halves of v added: lanes k and k + 8. The AVX-512 level sums 16 lanes as
  * hsum8(fold16(v)). */
 static SL_ALWAYS_INLINE SL_AVX512 __m256 fold16(__m512 v)
