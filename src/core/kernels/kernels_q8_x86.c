@@ -220,6 +220,59 @@ static SL_ALWAYS_INLINE SL_AVX2 void half_avx2(float *out, int64_t ldo, const sl
         _mm256_maskstore_ps(out + (j0 + j) * ldo, mask, acc[j]);
 }
 
+/* Both halves of a group in one pass for one or two activation rows (registers allow it):
+ * each 64-byte vector of the stream is read whole, one broadcast of the activation's 4 bytes
+ * serves both halves, and every lane sums as half_avx2 sums it. */
+#define SL_Q8_AVX2_WHOLE_COLS 2
+
+static SL_ALWAYS_INLINE SL_AVX2 void group_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
+                                                const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
+                                                const int C)
+{
+    int64_t stride = blocks * SL_Q8_BLOCK;
+    const int8_t *xq = a->q + j0 * stride;
+    const float *xd = a->d + j0 * blocks;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[SL_Q8_AVX2_WHOLE_COLS][2];
+    for (int j = 0; j < C; j++)
+        acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < blocks; b++) {
+        const int8_t *wb = wp + b * 16 * SL_Q8_BLOCK;
+        __m256i s[SL_Q8_AVX2_WHOLE_COLS][2];
+        for (int j = 0; j < C; j++)
+            s[j][0] = s[j][1] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++)
+            _mm_prefetch((const char *)(wb + SL_Q8_AVX2_PREFETCH + 64 * k), _MM_HINT_T1);
+        for (int k = 0; k < 8; k++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * k));
+            __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * k + 32));
+            __m256i m0 = _mm256_sign_epi8(w0, w0), m1 = _mm256_sign_epi8(w1, w1);
+            for (int j = 0; j < C; j++) {
+                __m256i xv = _mm256_set1_epi32(load_i32(xq + j * stride + b * 32 + 4 * k));
+                __m256i p0 = _mm256_maddubs_epi16(m0, _mm256_sign_epi8(xv, w0));
+                __m256i p1 = _mm256_maddubs_epi16(m1, _mm256_sign_epi8(xv, w1));
+                s[j][0] = _mm256_add_epi32(s[j][0], _mm256_madd_epi16(p0, ones));
+                s[j][1] = _mm256_add_epi32(s[j][1], _mm256_madd_epi16(p1, ones));
+            }
+        }
+        __m256 sc0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16)));
+        __m256 sc1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16 + 8)));
+        for (int j = 0; j < C; j++) {
+            __m256 xs = _mm256_set1_ps(xd[j * blocks + b]);
+            acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j][0]), _mm256_mul_ps(sc0, xs), acc[j][0]);
+            acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j][1]), _mm256_mul_ps(sc1, xs), acc[j][1]);
+        }
+    }
+    for (int h = 0; h < 2; h++) {
+        int n = lanes - 8 * h;
+        if (n <= 0)
+            break;
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int j = 0; j < C; j++)
+            _mm256_maskstore_ps(out + (j0 + j) * ldo + 8 * h, mask, acc[j][h]);
+    }
+}
+
 #define HALF_AVX2(C) \
     half_avx2(out + r + 8 * h, ldo, a, j0, wp + 32 * h, ws + 8 * h, blocks, lanes, j0 == 0, C)
 
@@ -230,6 +283,14 @@ static SL_AVX2 void packed_rows_avx2(float *out, int64_t ldo, const sl_q8_act *a
     for (int64_t r = r0; r < r1; r += 16) {
         const int8_t *wp = (const int8_t *)w->data + (r / 16) * blocks * 16 * SL_Q8_BLOCK;
         const uint16_t *ws = (const uint16_t *)w->q8_scales + (r / 16) * blocks * 16;
+        if (nx <= SL_Q8_AVX2_WHOLE_COLS) {
+            int lanes = r1 - r >= 16 ? 16 : (int)(r1 - r);
+            if (nx == 1)
+                group_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, 1);
+            else
+                group_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, 2);
+            continue;
+        }
         for (int h = 0; h < 2 && r + 8 * h < r1; h++) {
             int lanes = r1 - r - 8 * h >= 8 ? 8 : (int)(r1 - r - 8 * h);
             for (int32_t j0 = 0; j0 < nx;) {
