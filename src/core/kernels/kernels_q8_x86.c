@@ -222,8 +222,13 @@ static SL_ALWAYS_INLINE SL_AVX2 void half_avx2(float *out, int64_t ldo, const sl
 
 /* Both halves of a group in one pass for one or two activation rows (registers allow it):
  * each 64-byte vector of the stream is read whole, one broadcast of the activation's 4 bytes
- * serves both halves, and every lane sums as half_avx2 sums it. */
+ * serves both halves, and every lane sums as half_avx2 sums it ... */
 #define SL_Q8_AVX2_WHOLE_COLS 2
+/* ... when a group's bytes exceed this: a smaller group stays in L1 for half_avx2's second pass,
+ * and there the two passes read faster (SmolLM2-135M's 576 columns, 9.8 KB a group: 155-167
+ * against 139-144 tok/s in one pass; Llama-3.2-1B's 2048 and 8192, 35 and 139 KB: 15.0-15.7
+ * against 12.0-12.3 in two). */
+#define SL_Q8_AVX2_WHOLE_BYTES (16 << 10)
 
 static SL_ALWAYS_INLINE SL_AVX2 void group_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
                                                 const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
@@ -283,7 +288,7 @@ static SL_AVX2 void packed_rows_avx2(float *out, int64_t ldo, const sl_q8_act *a
     for (int64_t r = r0; r < r1; r += 16) {
         const int8_t *wp = (const int8_t *)w->data + (r / 16) * blocks * 16 * SL_Q8_BLOCK;
         const uint16_t *ws = (const uint16_t *)w->q8_scales + (r / 16) * blocks * 16;
-        if (nx <= SL_Q8_AVX2_WHOLE_COLS) {
+        if (nx <= SL_Q8_AVX2_WHOLE_COLS && blocks * 16 * (SL_Q8_BLOCK + 2) > SL_Q8_AVX2_WHOLE_BYTES) {
             int lanes = r1 - r >= 16 ? 16 : (int)(r1 - r);
             if (nx == 1)
                 group_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, 1);
