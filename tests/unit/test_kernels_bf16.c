@@ -80,7 +80,7 @@ static void check_all(void)
 {
     static const int32_t ns[] = {1, 2, 3, 4, 5, 17, 33, 50};
     static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 64}, {70, 172}, {16, 96},
-                                        {9, 31}, {11, 33}, {6, 65}};
+                                        {9, 31}, {11, 33}, {6, 65}, {13, 1500}};
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
@@ -209,7 +209,7 @@ static void check_rows_alone(int64_t rows, int64_t cols, int threads)
 
 static void check_rows_alone_all(void)
 {
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}, {40, 2048}};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}, {40, 2048}, {13, 1500}};
     for (int threads = 1; threads <= 2; threads++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             check_rows_alone(shapes[s][0], shapes[s][1], threads);
