@@ -153,7 +153,8 @@ static void check_product(int64_t rows, int64_t cols, int32_t n, bool bias, bool
 static void check_all_of(bool packed)
 {
     static const int32_t ns[] = {1, 2, 3, 5, 9, 17, 33, 50};
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 64}, {70, 172}, {16, 96}};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {301, 257}, {8, 64}, {70, 172}, {16, 96},
+                                        {21, 2100}}; /* 66 blocks: the AVX2 one-pass kernel (groups over 16 KiB) */
     for (int threads = 1; threads <= 2; threads++) {
         sl_set_num_threads(threads);
         for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
@@ -265,7 +266,7 @@ static void check_rows_alone(int64_t rows, int64_t cols, int threads, bool packe
 
 static void check_rows_alone_all(void)
 {
-    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}};
+    static const int64_t shapes[][2] = {{37, 100}, {64, 1030}, {5, 7}, {70, 172}, {21, 2100}};
     bool packed = sl_q8_packed_native();
     for (int threads = 1; threads <= 2; threads++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -368,7 +369,7 @@ Test(kernels_q8, packed_layout_rows_and_kernels_agree)
 {
     if (!packed_runs())
         cr_skip_test("no packed layout on this machine");
-    static const int64_t shapes[][2] = {{37, 100}, {48, 576}, {5, 7}, {70, 172}};
+    static const int64_t shapes[][2] = {{37, 100}, {48, 576}, {5, 7}, {70, 172}, {21, 2100}};
     static const int32_t ns[] = {1, 2, 5, 8, 9, 17};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1];
