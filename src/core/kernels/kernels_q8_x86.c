@@ -172,114 +172,80 @@ static SL_AVX512_VNNI void packed_rows_vnni(float *out, int64_t ldo, const sl_q8
     }
 }
 
-/* AVX2: one half of a group (8 rows: the low or high 32 bytes of each vector) at a time; per
- * 4-byte step maddubs multiplies |w| by x carrying w's sign (|w| <= 127, so its pairs cannot
- * saturate) and madd adds the pairs into the lanes. With three times the instructions per byte
- * of the VNNI kernel, too few loads are in flight for the memory's latency: the first tile of
- * each half prefetches the stream 16 KiB ahead into L2 (decode of SmolLM2-135M's shape on one
- * thread 95-106 -> 146-162 tok/s on a Zen 4 at this level, against 102-106 when only the first
- * half prefetches; the VNNI kernel runs slower with any of it). */
+/* AVX2: H halves of a group at a time, a half being 8 rows (the low or high 32 bytes of each
+ * vector): per 4-byte step maddubs multiplies |w| by x carrying w's sign (|w| <= 127, so its
+ * pairs cannot saturate) and madd adds the pairs into the lanes; each lane sums the same way
+ * whatever H and the number of activation rows. With three times the instructions per byte of
+ * the VNNI kernel, too few loads are in flight for the memory's latency: the first tile of each
+ * pass prefetches the stream 16 KiB ahead into L2 (decode of SmolLM2-135M's shape on one thread
+ * 95-106 -> 146-162 tok/s on a Zen 4 at this level, against 102-106 when only the first half
+ * prefetches; the VNNI kernel runs slower with any of it). */
 #define SL_Q8_AVX2_COLS 4
 #define SL_Q8_AVX2_PREFETCH (16 << 10)
+/* Both halves in one pass (H = 2) for one or two activation rows, as registers allow: each
+ * 64-byte vector is read whole and one broadcast of the activation's 4 bytes serves both
+ * halves; where a group's bytes exceed SL_Q8_AVX2_WHOLE_BYTES. A smaller group stays in L1 for
+ * the second of two half passes, which read faster there (SmolLM2-135M's 576 columns, 9.8 KB a
+ * group: 155-167 against 139-144 tok/s in one pass; Llama-3.2-1B's 2048 and 8192, 35 and
+ * 139 KB: 15.0-15.7 against 12.0-12.3 in two). */
+#define SL_Q8_AVX2_WHOLE_COLS 2
+#define SL_Q8_AVX2_WHOLE_BYTES (16 << 10)
 
-static SL_ALWAYS_INLINE SL_AVX2 void half_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
-                                               const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
-                                               bool prefetch, const int C)
+/* H halves from wp (the caller offsets wp by 32 and ws by 8 for a high half alone) against C
+ * activation rows from j0; lanes: outputs to store (at most 8 H). */
+static SL_ALWAYS_INLINE SL_AVX2 void halves_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
+                                                 const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
+                                                 bool prefetch, const int H, const int C)
 {
     int64_t stride = blocks * SL_Q8_BLOCK;
     const int8_t *xq = a->q + j0 * stride;
     const float *xd = a->d + j0 * blocks;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[SL_Q8_AVX2_COLS];
+    __m256 acc[SL_Q8_AVX2_COLS][2];
     for (int j = 0; j < C; j++)
-        acc[j] = _mm256_setzero_ps();
+        for (int h = 0; h < H; h++)
+            acc[j][h] = _mm256_setzero_ps();
     for (int64_t b = 0; b < blocks; b++) {
         const int8_t *wb = wp + b * 16 * SL_Q8_BLOCK;
-        __m256i s[SL_Q8_AVX2_COLS];
+        __m256i s[SL_Q8_AVX2_COLS][2];
         for (int j = 0; j < C; j++)
-            s[j] = _mm256_setzero_si256();
+            for (int h = 0; h < H; h++)
+                s[j][h] = _mm256_setzero_si256();
         if (prefetch)
             for (int k = 0; k < 8; k++)
                 _mm_prefetch((const char *)(wb + SL_Q8_AVX2_PREFETCH + 64 * k), _MM_HINT_T1);
         for (int k = 0; k < 8; k++) {
-            __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 64 * k));
-            __m256i mag = _mm256_sign_epi8(wv, wv);
+            __m256i wv[2], mag[2];
+            for (int h = 0; h < H; h++) {
+                wv[h] = _mm256_loadu_si256((const __m256i *)(wb + 64 * k + 32 * h));
+                mag[h] = _mm256_sign_epi8(wv[h], wv[h]);
+            }
             for (int j = 0; j < C; j++) {
                 __m256i xv = _mm256_set1_epi32(load_i32(xq + j * stride + b * 32 + 4 * k));
-                __m256i pairs = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(xv, wv));
-                s[j] = _mm256_add_epi32(s[j], _mm256_madd_epi16(pairs, ones));
+                for (int h = 0; h < H; h++) {
+                    __m256i pairs = _mm256_maddubs_epi16(mag[h], _mm256_sign_epi8(xv, wv[h]));
+                    s[j][h] = _mm256_add_epi32(s[j][h], _mm256_madd_epi16(pairs, ones));
+                }
             }
         }
-        __m256 scale = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16)));
-        for (int j = 0; j < C; j++)
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j]), _mm256_mul_ps(scale, _mm256_set1_ps(xd[j * blocks + b])),
-                                     acc[j]);
-    }
-    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    for (int j = 0; j < C; j++)
-        _mm256_maskstore_ps(out + (j0 + j) * ldo, mask, acc[j]);
-}
-
-/* Both halves of a group in one pass for one or two activation rows (registers allow it):
- * each 64-byte vector of the stream is read whole, one broadcast of the activation's 4 bytes
- * serves both halves, and every lane sums as half_avx2 sums it ... */
-#define SL_Q8_AVX2_WHOLE_COLS 2
-/* ... when a group's bytes exceed this: a smaller group stays in L1 for half_avx2's second pass,
- * and there the two passes read faster (SmolLM2-135M's 576 columns, 9.8 KB a group: 155-167
- * against 139-144 tok/s in one pass; Llama-3.2-1B's 2048 and 8192, 35 and 139 KB: 15.0-15.7
- * against 12.0-12.3 in two). */
-#define SL_Q8_AVX2_WHOLE_BYTES (16 << 10)
-
-static SL_ALWAYS_INLINE SL_AVX2 void group_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t j0,
-                                                const int8_t *wp, const uint16_t *ws, int64_t blocks, int lanes,
-                                                const int C)
-{
-    int64_t stride = blocks * SL_Q8_BLOCK;
-    const int8_t *xq = a->q + j0 * stride;
-    const float *xd = a->d + j0 * blocks;
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[SL_Q8_AVX2_WHOLE_COLS][2];
-    for (int j = 0; j < C; j++)
-        acc[j][0] = acc[j][1] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < blocks; b++) {
-        const int8_t *wb = wp + b * 16 * SL_Q8_BLOCK;
-        __m256i s[SL_Q8_AVX2_WHOLE_COLS][2];
-        for (int j = 0; j < C; j++)
-            s[j][0] = s[j][1] = _mm256_setzero_si256();
-        for (int k = 0; k < 8; k++)
-            _mm_prefetch((const char *)(wb + SL_Q8_AVX2_PREFETCH + 64 * k), _MM_HINT_T1);
-        for (int k = 0; k < 8; k++) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(wb + 64 * k));
-            __m256i w1 = _mm256_loadu_si256((const __m256i *)(wb + 64 * k + 32));
-            __m256i m0 = _mm256_sign_epi8(w0, w0), m1 = _mm256_sign_epi8(w1, w1);
-            for (int j = 0; j < C; j++) {
-                __m256i xv = _mm256_set1_epi32(load_i32(xq + j * stride + b * 32 + 4 * k));
-                __m256i p0 = _mm256_maddubs_epi16(m0, _mm256_sign_epi8(xv, w0));
-                __m256i p1 = _mm256_maddubs_epi16(m1, _mm256_sign_epi8(xv, w1));
-                s[j][0] = _mm256_add_epi32(s[j][0], _mm256_madd_epi16(p0, ones));
-                s[j][1] = _mm256_add_epi32(s[j][1], _mm256_madd_epi16(p1, ones));
-            }
-        }
-        __m256 sc0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16)));
-        __m256 sc1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16 + 8)));
+        __m256 scale[2];
+        for (int h = 0; h < H; h++)
+            scale[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ws + b * 16 + 8 * h)));
         for (int j = 0; j < C; j++) {
             __m256 xs = _mm256_set1_ps(xd[j * blocks + b]);
-            acc[j][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j][0]), _mm256_mul_ps(sc0, xs), acc[j][0]);
-            acc[j][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j][1]), _mm256_mul_ps(sc1, xs), acc[j][1]);
+            for (int h = 0; h < H; h++)
+                acc[j][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[j][h]), _mm256_mul_ps(scale[h], xs), acc[j][h]);
         }
     }
-    for (int h = 0; h < 2; h++) {
-        int n = lanes - 8 * h;
-        if (n <= 0)
-            break;
-        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int h = 0; h < H && lanes > 8 * h; h++) {
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes - 8 * h), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         for (int j = 0; j < C; j++)
             _mm256_maskstore_ps(out + (j0 + j) * ldo + 8 * h, mask, acc[j][h]);
     }
 }
 
 #define HALF_AVX2(C) \
-    half_avx2(out + r + 8 * h, ldo, a, j0, wp + 32 * h, ws + 8 * h, blocks, lanes, j0 == 0, C)
+    halves_avx2(out + r + 8 * h, ldo, a, j0, wp + 32 * h, ws + 8 * h, blocks, lanes, j0 == 0, 1, C)
 
 static SL_AVX2 void packed_rows_avx2(float *out, int64_t ldo, const sl_q8_act *a, int32_t nx, const sl_weight *w,
                                      int64_t r0, int64_t r1)
@@ -291,9 +257,9 @@ static SL_AVX2 void packed_rows_avx2(float *out, int64_t ldo, const sl_q8_act *a
         if (nx <= SL_Q8_AVX2_WHOLE_COLS && blocks * 16 * (SL_Q8_BLOCK + 2) > SL_Q8_AVX2_WHOLE_BYTES) {
             int lanes = r1 - r >= 16 ? 16 : (int)(r1 - r);
             if (nx == 1)
-                group_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, 1);
+                halves_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, true, 2, 1);
             else
-                group_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, 2);
+                halves_avx2(out + r, ldo, a, 0, wp, ws, blocks, lanes, true, 2, 2);
             continue;
         }
         for (int h = 0; h < 2 && r + 8 * h < r1; h++) {
